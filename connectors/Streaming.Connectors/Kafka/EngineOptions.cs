@@ -1,0 +1,24 @@
+using Streaming.Engine.Runtime;
+
+namespace Streaming.Connectors.Kafka;
+
+/// <summary>Settings of the engine's Kafka runtime (configuration section <c>Streaming:Engine</c> and <c>Streaming:Kafka</c>).</summary>
+public sealed record EngineOptions
+{
+    public required string BootstrapServers { get; init; }
+
+    public string GroupId { get; init; } = "streaming-engine";
+
+    /// <summary>Checkpoint at least this often while there are changes.</summary>
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Checkpoint early once this many records were processed since the last one.</summary>
+    public int CheckpointEveryEvents { get; init; } = 100_000;
+
+    /// <summary>Customers kept in memory across all partitions; idle ones beyond this are passivated.</summary>
+    public int MaxCachedCustomers { get; init; } = 250_000;
+
+    public int SessionTimeoutMs { get; init; } = 6000;
+
+    public PartitionHostOptions Host { get; init; } = new();
+}

@@ -1,0 +1,571 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using Streaming.Engine.Events;
+using Streaming.Engine.Model;
+using Streaming.Engine.Runtime;
+
+namespace Streaming.Connectors.Kafka;
+
+/// <summary>
+/// The engine's runtime: a consumer-group member on its own thread, with one <see cref="PartitionHost"/> per assigned
+/// partition number. Every record is applied on that thread; every checkpoint interval the changed customers and the
+/// offsets they reflect are written in one store transaction, and only then committed to Kafka. On assignment the
+/// consumer seeks to the store's offsets (the store is the truth); on revoke it checkpoints first.
+/// </summary>
+public sealed partial class KafkaEngine : IDisposable
+{
+    private readonly EngineOptions _options;
+    private readonly IStateStore _store;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Dictionary<int, PartitionHost> _hosts = [];
+    private readonly HashSet<TopicPartition> _assigned = [];
+    private readonly ConcurrentQueue<Action> _queries = new();
+    private readonly CheckpointBatch _batch = new();
+    private readonly List<double> _checkpointMs = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IProducer<byte[]?, byte[]?>? _deadLetterProducer;
+    private Thread? _thread;
+    private long _sinceCheckpoint;
+    private long _lastCheckpointAt;
+    private long _lastStatusAt;
+    private int _pendingDeadLetters;
+    private string? _deadLetterFailure;
+    private volatile EngineStatus _status = EngineStatus.Empty;
+
+    public KafkaEngine(EngineOptions options, IStateStore store, TimeProvider time, ILogger logger)
+    {
+        _options = options;
+        _store = store;
+        _time = time;
+        _logger = logger;
+    }
+
+    public long EventsProcessed => Interlocked.Read(ref _eventsProcessed);
+
+    public long DeadLetters => Interlocked.Read(ref _deadLetters);
+
+    public long Duplicates => Interlocked.Read(ref _duplicates);
+
+    public long Checkpoints => Interlocked.Read(ref _checkpoints);
+
+    /// <summary>True once partitions are assigned and the engine is consuming.</summary>
+    public bool Ready => _status.Partitions.Count > 0;
+
+    /// <summary>A snapshot refreshed by the engine thread about twice a second.</summary>
+    public EngineStatus Status => _status;
+
+    /// <summary>Completes when the engine thread has ended (cleanly or by a fatal error).</summary>
+    public Task Stopped => _stopped.Task;
+
+    private long _eventsProcessed;
+    private long _deadLetters;
+    private long _duplicates;
+    private long _checkpoints;
+
+    public void Start()
+    {
+        KafkaNative.EnsureLoaded();
+        _thread = new Thread(Run) { Name = "streaming-engine", IsBackground = true };
+        _thread.Start();
+    }
+
+    /// <summary>Checkpoints, commits and leaves the group; waits at most <paramref name="timeout"/>.</summary>
+    public async Task StopAsync(TimeSpan timeout)
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _stopped.Task.WaitAsync(timeout).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs <paramref name="query"/> on the engine thread, which owns all customer state.</summary>
+    public Task<T> QueryAsync<T>(Func<EngineView, T> query, CancellationToken cancellationToken)
+    {
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_stopped.Task.IsCompleted)
+        {
+            tcs.SetException(new InvalidOperationException("the engine is not running"));
+            return tcs.Task;
+        }
+
+        _queries.Enqueue(() =>
+        {
+            try
+            {
+                tcs.TrySetResult(query(new EngineView(this)));
+            }
+            catch (Exception ex)
+            {
+                tcs.TrySetException(ex);
+            }
+        });
+        return tcs.Task.WaitAsync(cancellationToken);
+    }
+
+    /// <summary>Checkpoint durations so far, in milliseconds (for the benchmark).</summary>
+    public double[] CheckpointDurationsMs()
+    {
+        lock (_checkpointMs)
+        {
+            return [.. _checkpointMs];
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _thread?.Join(TimeSpan.FromSeconds(15));
+        _stop.Dispose();
+    }
+
+    private void Run()
+    {
+        try
+        {
+            _deadLetterProducer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig
+            {
+                BootstrapServers = _options.BootstrapServers,
+                EnableIdempotence = true,
+                Acks = Acks.All,
+                LingerMs = 5,
+                CompressionType = CompressionType.Lz4,
+                ClientId = "streaming-engine-dlq",
+            }).SetLogHandler((_, m) => LogKafka(m)).Build();
+
+            using var consumer = BuildConsumer();
+            consumer.Subscribe(Topics.Inputs);
+            _lastCheckpointAt = _time.GetTimestamp();
+            while (!_stop.IsCancellationRequested)
+            {
+                ConsumeResult<byte[]?, byte[]?>? result;
+                try
+                {
+                    result = consumer.Consume(50);
+                }
+                catch (ConsumeException ex) when (!ex.Error.IsFatal)
+                {
+                    LogConsumeError(ex.Error.Reason);
+                    continue;
+                }
+
+                if (result is { IsPartitionEOF: false, Message: not null })
+                {
+                    Handle(result);
+                }
+
+                DrainQueries();
+                var now = _time.GetTimestamp();
+                if (_sinceCheckpoint >= _options.CheckpointEveryEvents || _time.GetElapsedTime(_lastCheckpointAt, now) >= _options.CheckpointInterval)
+                {
+                    Checkpoint(consumer);
+                }
+
+                if (_time.GetElapsedTime(_lastStatusAt, now) >= TimeSpan.FromMilliseconds(500))
+                {
+                    RefreshStatus(consumer);
+                }
+            }
+
+            Checkpoint(consumer);
+            LogStopping(_store.LastCheckpointSeq);
+            consumer.Close();
+            DrainQueries();
+            _stopped.TrySetResult();
+        }
+        catch (Exception ex)
+        {
+            LogFatal(ex);
+            _stopped.TrySetException(ex);
+        }
+        finally
+        {
+            _deadLetterProducer?.Flush(TimeSpan.FromSeconds(5));
+            _deadLetterProducer?.Dispose();
+            FailPendingQueries();
+        }
+    }
+
+    private IConsumer<byte[]?, byte[]?> BuildConsumer() =>
+        new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+        {
+            BootstrapServers = _options.BootstrapServers,
+            GroupId = _options.GroupId,
+            ClientId = "streaming-engine",
+            EnableAutoCommit = false,
+            EnableAutoOffsetStore = false,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+            SessionTimeoutMs = _options.SessionTimeoutMs,
+            HeartbeatIntervalMs = Math.Max(500, _options.SessionTimeoutMs / 4),
+            EnablePartitionEof = false,
+            QueuedMinMessages = 20_000,
+        })
+        .SetLogHandler((_, m) => LogKafka(m))
+        .SetErrorHandler((_, e) =>
+        {
+            if (e.IsFatal)
+            {
+                throw new KafkaException(e);
+            }
+
+            LogConsumeError(e.Reason);
+        })
+        .SetPartitionsAssignedHandler(OnAssigned)
+        .SetPartitionsRevokedHandler(OnRevoked)
+        .SetPartitionsLostHandler(OnLost)
+        .Build();
+
+    private void Handle(ConsumeResult<byte[]?, byte[]?> result)
+    {
+        if (!Topics.TryParseInput(result.Topic, out var topic))
+        {
+            return;
+        }
+
+        var partition = result.Partition.Value;
+        if (!_hosts.TryGetValue(partition, out var host))
+        {
+            // A record of a partition we no longer own (revoked between fetch and delivery): the new owner reads it.
+            return;
+        }
+
+        var message = result.Message;
+        var outcome = host.Process(topic, result.Offset.Value, message.Key, message.Value, out var error);
+        _sinceCheckpoint++;
+        Interlocked.Increment(ref _eventsProcessed);
+        switch (outcome)
+        {
+            case RecordOutcome.Duplicate:
+                Interlocked.Increment(ref _duplicates);
+                break;
+            case RecordOutcome.DeadLetter:
+                DeadLetter(result, error);
+                break;
+        }
+    }
+
+    private void DeadLetter(ConsumeResult<byte[]?, byte[]?> result, DecodeError error)
+    {
+        Interlocked.Increment(ref _deadLetters);
+        LogDeadLetter(result.Topic, result.Partition.Value, result.Offset.Value, error.Code, error.Detail);
+        var headers = new Headers
+        {
+            { "error", Encoding.UTF8.GetBytes(error.ToString()) },
+            { "source-topic", Encoding.UTF8.GetBytes(result.Topic) },
+            { "source-partition", Encoding.UTF8.GetBytes(result.Partition.Value.ToString(CultureInfo.InvariantCulture)) },
+            { "source-offset", Encoding.UTF8.GetBytes(result.Offset.Value.ToString(CultureInfo.InvariantCulture)) },
+        };
+        Interlocked.Increment(ref _pendingDeadLetters);
+        _deadLetterProducer!.Produce(
+            Topics.DeadLetters,
+            new Message<byte[]?, byte[]?> { Key = result.Message.Key, Value = result.Message.Value, Headers = headers },
+            report =>
+            {
+                if (report.Error.IsError)
+                {
+                    _deadLetterFailure = report.Error.Reason;
+                }
+
+                Interlocked.Decrement(ref _pendingDeadLetters);
+            });
+    }
+
+    private void Checkpoint(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        _lastCheckpointAt = _time.GetTimestamp();
+        _batch.Clear();
+        foreach (var host in _hosts.Values)
+        {
+            host.CollectCheckpoint(_batch);
+        }
+
+        if (_batch.States.Count == 0 && _batch.Offsets.Count == 0)
+        {
+            return;
+        }
+
+        // Dead letters of the records this checkpoint covers must be on the broker before their offsets are stored.
+        if (Volatile.Read(ref _pendingDeadLetters) > 0)
+        {
+            _deadLetterProducer!.Flush(TimeSpan.FromSeconds(30));
+        }
+
+        var failure = _deadLetterFailure;
+        if (failure is not null || Volatile.Read(ref _pendingDeadLetters) > 0)
+        {
+            _deadLetterFailure = null;
+            LogCheckpointDeferred(failure ?? "dead letters still in flight");
+            return;
+        }
+
+        var started = _time.GetTimestamp();
+        _store.Commit(_batch);
+        var elapsed = _time.GetElapsedTime(started).TotalMilliseconds;
+        foreach (var host in _hosts.Values)
+        {
+            host.MarkClean();
+        }
+
+        _sinceCheckpoint = 0;
+        Interlocked.Increment(ref _checkpoints);
+        lock (_checkpointMs)
+        {
+            _checkpointMs.Add(elapsed);
+        }
+
+        CommitToKafka(consumer);
+        Passivate();
+    }
+
+    private void CommitToKafka(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        var offsets = new List<TopicPartitionOffset>(_batch.Offsets.Count);
+        foreach (var row in _batch.Offsets)
+        {
+            var tp = new TopicPartition(row.Topic, row.Partition);
+            if (_assigned.Contains(tp))
+            {
+                offsets.Add(new TopicPartitionOffset(tp, row.NextOffset));
+            }
+        }
+
+        if (offsets.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            // Kafka's committed offsets only inform lag monitoring and producer pacing; the store stays the truth.
+            consumer.Commit(offsets);
+        }
+        catch (KafkaException ex)
+        {
+            LogCommitFailed(ex.Error.Reason);
+        }
+    }
+
+    private void Passivate()
+    {
+        long total = 0;
+        foreach (var host in _hosts.Values)
+        {
+            total += host.CachedCustomers;
+        }
+
+        if (total <= _options.MaxCachedCustomers)
+        {
+            return;
+        }
+
+        var keepShare = _options.MaxCachedCustomers * 0.9 / total;
+        var touches = new List<long>();
+        var evicted = 0;
+        foreach (var host in _hosts.Values)
+        {
+            var evict = host.CachedCustomers - (int)(host.CachedCustomers * keepShare);
+            if (evict <= 0)
+            {
+                continue;
+            }
+
+            touches.Clear();
+            host.CollectCleanTouches(touches);
+            if (touches.Count == 0)
+            {
+                continue;
+            }
+
+            touches.Sort();
+            var cut = touches[Math.Min(evict, touches.Count) - 1] + 1;
+            evicted += host.Passivate(cut);
+        }
+
+        Interlocked.Add(ref _passivations, evicted);
+        LogPassivated(evicted, total);
+    }
+
+    private long _passivations;
+
+    public long Passivations => Interlocked.Read(ref _passivations);
+
+    private IEnumerable<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> partitions)
+    {
+        var stored = _store.LoadOffsets();
+        var result = new List<TopicPartitionOffset>(partitions.Count);
+        foreach (var tp in partitions)
+        {
+            if (!_hosts.TryGetValue(tp.Partition.Value, out var host))
+            {
+                host = new PartitionHost(tp.Partition.Value, _store, _options.Host);
+                _hosts.Add(tp.Partition.Value, host);
+            }
+
+            _assigned.Add(tp);
+            if (stored.TryGetValue(new TopicPartitionKey(tp.Topic, tp.Partition.Value), out var next))
+            {
+                host.SetNextOffset(tp.Topic, next);
+                result.Add(new TopicPartitionOffset(tp, next));
+            }
+            else
+            {
+                result.Add(new TopicPartitionOffset(tp, Offset.Beginning));
+            }
+        }
+
+        LogAssigned(partitions.Count, _assigned.Count);
+        RefreshStatus(consumer);
+        return result;
+    }
+
+    private void OnRevoked(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartitionOffset> partitions)
+    {
+        Checkpoint(consumer);
+        Release(partitions);
+        LogRevoked(partitions.Count, _assigned.Count);
+        RefreshStatus(consumer);
+    }
+
+    private void OnLost(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartitionOffset> partitions)
+    {
+        // Another member may already own them: whatever was not checkpointed is re-read by the new owner.
+        Release(partitions);
+        LogLost(partitions.Count);
+        RefreshStatus(consumer);
+    }
+
+    private void Release(List<TopicPartitionOffset> partitions)
+    {
+        foreach (var tpo in partitions)
+        {
+            _assigned.Remove(tpo.TopicPartition);
+            if (_hosts.TryGetValue(tpo.Partition.Value, out var host))
+            {
+                host.ForgetTopic(tpo.Topic);
+                if (host.NextOffsets.Count == 0 && !HasAnyTopic(tpo.Partition.Value))
+                {
+                    _hosts.Remove(tpo.Partition.Value);
+                }
+            }
+        }
+    }
+
+    private bool HasAnyTopic(int partition)
+    {
+        foreach (var tp in _assigned)
+        {
+            if (tp.Partition.Value == partition)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void RefreshStatus(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        _lastStatusAt = _time.GetTimestamp();
+        var rows = new List<PartitionStatus>(_assigned.Count);
+        long totalLag = 0;
+        long cached = 0;
+        foreach (var host in _hosts.Values)
+        {
+            cached += host.CachedCustomers;
+        }
+
+        foreach (var tp in _assigned)
+        {
+            var host = _hosts[tp.Partition.Value];
+            var next = host.NextOffsets.TryGetValue(tp.Topic, out var n) ? n : 0;
+            var watermarks = consumer.GetWatermarkOffsets(tp);
+            var high = watermarks.High.Value;
+            if (high < 0)
+            {
+                try
+                {
+                    high = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromMilliseconds(200)).High.Value;
+                }
+                catch (KafkaException)
+                {
+                    high = -1;
+                }
+            }
+
+            var lag = high < 0 ? 0 : Math.Max(0, high - next);
+            totalLag += lag;
+            rows.Add(new PartitionStatus(tp.Topic, tp.Partition.Value, next, lag, host.WatermarkTicks == 0 ? null : new DateTimeOffset(host.WatermarkTicks, TimeSpan.Zero)));
+        }
+
+        rows.Sort(static (a, b) => a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic));
+        _status = new EngineStatus(rows, totalLag, cached, _store.LastCheckpointSeq);
+    }
+
+    private void DrainQueries()
+    {
+        while (_queries.TryDequeue(out var query))
+        {
+            query();
+        }
+    }
+
+    private void FailPendingQueries()
+    {
+        // Queries arriving after the loop ended: answer them so no HTTP request hangs.
+        while (_queries.TryDequeue(out var query))
+        {
+            query();
+        }
+    }
+
+    private void LogKafka(LogMessage m)
+    {
+        if (m.Level <= SyslogLevel.Warning)
+        {
+            LogKafkaClient(m.Name, m.Facility, m.Message);
+        }
+    }
+
+    /// <summary>Read access to the engine's state, valid only inside <see cref="QueryAsync{T}"/>.</summary>
+    public readonly struct EngineView
+    {
+        private readonly KafkaEngine _engine;
+
+        internal EngineView(KafkaEngine engine)
+        {
+            _engine = engine;
+        }
+
+        /// <summary>The customer's live profile, or null if no owned partition knows it.</summary>
+        public CustomerProfile? FindCustomer(string customerId)
+        {
+            foreach (var host in _engine._hosts.Values)
+            {
+                if (host.TryGetCached(customerId) is { } cached)
+                {
+                    return CustomerProfile.From(cached, host.Partition, host.WatermarkTicks);
+                }
+            }
+
+            var partition = _engine._store.FindPartition(customerId);
+            if (partition is { } p && _engine._hosts.TryGetValue(p, out var owner) && owner.Find(customerId) is { } loaded)
+            {
+                return CustomerProfile.From(loaded, p, owner.WatermarkTicks);
+            }
+
+            return null;
+        }
+    }
+}
+
+/// <summary>A point-in-time view of the engine for /v1/status.</summary>
+public sealed record EngineStatus(IReadOnlyList<PartitionStatus> Partitions, long ConsumerLag, long CachedCustomers, long CheckpointSeq)
+{
+    public static readonly EngineStatus Empty = new([], 0, 0, 0);
+}
+
+/// <summary>One assigned input partition: next offset to process, lag behind the log end, event-time watermark.</summary>
+public sealed record PartitionStatus(string Topic, int Partition, long Offset, long Lag, DateTimeOffset? Watermark);

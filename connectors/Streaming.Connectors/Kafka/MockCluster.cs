@@ -1,0 +1,125 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Streaming.Connectors.Kafka;
+
+/// <summary>
+/// An in-process Kafka-protocol broker: librdkafka's mock cluster, reached over P/Invoke. Real clients (Confluent.Kafka,
+/// kcat) talk to it over loopback TCP. It keeps everything in memory and, per partition, only the newest ~5 MiB of
+/// produce batches: producers must be paced by consumer lag (see <see cref="ReplayPacer"/>).
+/// </summary>
+public sealed partial class MockCluster : IDisposable
+{
+    private const int ProducerType = 0;
+
+    private IntPtr _client;
+    private IntPtr _cluster;
+
+    private MockCluster(IntPtr client, IntPtr cluster, string bootstrapServers)
+    {
+        _client = client;
+        _cluster = cluster;
+        BootstrapServers = bootstrapServers;
+    }
+
+    /// <summary>Comma-separated host:port list of the mock brokers.</summary>
+    public string BootstrapServers { get; }
+
+    /// <summary>Starts a cluster of <paramref name="brokers"/> brokers on loopback.</summary>
+    public static MockCluster Start(int brokers = 1)
+    {
+        KafkaNative.EnsureLoaded();
+        var conf = rd_kafka_conf_new();
+        var err = new byte[512];
+        // The mock cluster needs a client instance to own its threads; a quiet producer handle serves.
+        Set(conf, "log_level", "3", err);
+        var client = rd_kafka_new(ProducerType, conf, err, (nuint)err.Length);
+        if (client == IntPtr.Zero)
+        {
+            throw new InvalidOperationException("librdkafka could not create a client for the mock cluster: " + Message(err));
+        }
+
+        var cluster = rd_kafka_mock_cluster_new(client, brokers);
+        if (cluster == IntPtr.Zero)
+        {
+            rd_kafka_destroy(client);
+            throw new InvalidOperationException("librdkafka could not start its mock cluster");
+        }
+
+        var bootstraps = Marshal.PtrToStringUTF8(rd_kafka_mock_cluster_bootstraps(cluster))
+            ?? throw new InvalidOperationException("the mock cluster reported no bootstrap address");
+        return new MockCluster(client, cluster, bootstraps);
+    }
+
+    /// <summary>Creates a topic (the mock broker has no admin API of its own).</summary>
+    public void CreateTopic(string topic, int partitions, int replicationFactor = 1)
+    {
+        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        var code = rd_kafka_mock_topic_create(_cluster, topic, partitions, replicationFactor);
+        if (code != 0)
+        {
+            throw new InvalidOperationException($"creating topic '{topic}' on the mock cluster failed: error {code}");
+        }
+    }
+
+    public void CreateTopics(IEnumerable<string> topics, int partitions)
+    {
+        foreach (var topic in topics)
+        {
+            CreateTopic(topic, partitions);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_cluster != IntPtr.Zero)
+        {
+            rd_kafka_mock_cluster_destroy(_cluster);
+            _cluster = IntPtr.Zero;
+        }
+
+        if (_client != IntPtr.Zero)
+        {
+            rd_kafka_destroy(_client);
+            _client = IntPtr.Zero;
+        }
+    }
+
+    private static void Set(IntPtr conf, string name, string value, byte[] err)
+    {
+        if (rd_kafka_conf_set(conf, name, value, err, (nuint)err.Length) != 0)
+        {
+            throw new InvalidOperationException($"librdkafka rejected {name}={value}: {Message(err)}");
+        }
+    }
+
+    private static string Message(byte[] err)
+    {
+        var n = Array.IndexOf(err, (byte)0);
+        return Encoding.UTF8.GetString(err, 0, n < 0 ? err.Length : n);
+    }
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial IntPtr rd_kafka_conf_new();
+
+    [LibraryImport(KafkaNative.LibraryName, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int rd_kafka_conf_set(IntPtr conf, string name, string value, byte[] errstr, nuint errstrSize);
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial IntPtr rd_kafka_new(int type, IntPtr conf, byte[] errstr, nuint errstrSize);
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial void rd_kafka_destroy(IntPtr rk);
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial IntPtr rd_kafka_mock_cluster_new(IntPtr rk, int brokerCount);
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial void rd_kafka_mock_cluster_destroy(IntPtr cluster);
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial IntPtr rd_kafka_mock_cluster_bootstraps(IntPtr cluster);
+
+    [LibraryImport(KafkaNative.LibraryName, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int rd_kafka_mock_topic_create(IntPtr cluster, string topic, int partitionCount, int replicationFactor);
+}

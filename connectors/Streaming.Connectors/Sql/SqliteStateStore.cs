@@ -1,0 +1,276 @@
+using Microsoft.Data.Sqlite;
+using Streaming.Engine.Model;
+using Streaming.Engine.Runtime;
+
+namespace Streaming.Connectors.Sql;
+
+/// <summary>
+/// The embedded, single-node state store: one SQLite database in WAL mode. Each checkpoint is one transaction holding
+/// the changed customers, the input offsets they reflect and per-partition progress. Schema changes are migrations
+/// keyed by <c>PRAGMA user_version</c>; a database written by a newer build is refused, never reset.
+/// </summary>
+public sealed class SqliteStateStore : IStateStore
+{
+    /// <summary>The schema version this build writes.</summary>
+    public const int SchemaVersion = 1;
+
+    private readonly SqliteConnection _connection;
+    private readonly SqliteCommand _loadCustomer;
+    private readonly SqliteCommand _findPartition;
+    private readonly Lock _gate = new();
+
+    public SqliteStateStore(string path)
+    {
+        var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+
+        Path = path;
+        _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        _connection.Open();
+        Execute("PRAGMA journal_mode=WAL;");
+        // NORMAL in WAL mode survives a process crash (kill -9); a power cut may lose the newest checkpoints, never
+        // consistency, since state and offsets live in the same transaction.
+        Execute("PRAGMA synchronous=NORMAL;");
+        Execute("PRAGMA busy_timeout=5000;");
+        Migrate();
+        _loadCustomer = Prepare("SELECT state FROM customers WHERE customer_id = $id");
+        _findPartition = Prepare("SELECT partition FROM customers WHERE customer_id = $id");
+        LastCheckpointSeq = ReadLong("SELECT COALESCE(MAX(seq), 0) FROM checkpoints");
+    }
+
+    public string Path { get; }
+
+    public long LastCheckpointSeq { get; private set; }
+
+    /// <summary>Opens the store in <paramref name="dataDir"/> (file <c>state.db</c>).</summary>
+    public static SqliteStateStore OpenDirectory(string dataDir) => new(System.IO.Path.Combine(dataDir, "state.db"));
+
+    public CustomerState? LoadCustomer(string customerId)
+    {
+        lock (_gate)
+        {
+            _loadCustomer.Parameters[0].Value = customerId;
+            using var reader = _loadCustomer.ExecuteReader();
+            if (!reader.Read())
+            {
+                return null;
+            }
+
+            var bytes = (byte[])reader.GetValue(0);
+            return CustomerStateCodec.Decode(customerId, bytes);
+        }
+    }
+
+    public int? FindPartition(string customerId)
+    {
+        lock (_gate)
+        {
+            _findPartition.Parameters[0].Value = customerId;
+            var result = _findPartition.ExecuteScalar();
+            return result is long p ? (int)p : null;
+        }
+    }
+
+    public IReadOnlyDictionary<TopicPartitionKey, long> LoadOffsets()
+    {
+        lock (_gate)
+        {
+            var result = new Dictionary<TopicPartitionKey, long>();
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT topic, partition, next_offset FROM offsets";
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                result[new TopicPartitionKey(reader.GetString(0), reader.GetInt32(1))] = reader.GetInt64(2);
+            }
+
+            return result;
+        }
+    }
+
+    public long LoadMaxEventTicks(int partition)
+    {
+        lock (_gate)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT max_event_ticks FROM partitions WHERE partition = $p";
+            cmd.Parameters.AddWithValue("$p", partition);
+            return cmd.ExecuteScalar() is long v ? v : 0;
+        }
+    }
+
+    public long CountCustomers()
+    {
+        lock (_gate)
+        {
+            return ReadLong("SELECT COUNT(*) FROM customers");
+        }
+    }
+
+    /// <summary>Every stored customer id with its partition (for tools and tests; not used on the hot path).</summary>
+    public IEnumerable<(string CustomerId, int Partition)> ListCustomers()
+    {
+        lock (_gate)
+        {
+            var list = new List<(string, int)>();
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = "SELECT customer_id, partition FROM customers ORDER BY customer_id";
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                list.Add((reader.GetString(0), reader.GetInt32(1)));
+            }
+
+            return list;
+        }
+    }
+
+    public void Commit(CheckpointBatch batch)
+    {
+        lock (_gate)
+        {
+            using var tx = _connection.BeginTransaction();
+            using (var upsert = _connection.CreateCommand())
+            {
+                upsert.Transaction = tx;
+                upsert.CommandText =
+                    "INSERT INTO customers(customer_id, partition, state) VALUES($id, $p, $s) " +
+                    "ON CONFLICT(customer_id) DO UPDATE SET partition = excluded.partition, state = excluded.state";
+                var id = upsert.Parameters.Add("$id", SqliteType.Text);
+                var partition = upsert.Parameters.Add("$p", SqliteType.Integer);
+                var state = upsert.Parameters.Add("$s", SqliteType.Blob);
+                upsert.Prepare();
+                foreach (var row in batch.States)
+                {
+                    id.Value = row.CustomerId;
+                    partition.Value = row.Partition;
+                    state.Value = row.State;
+                    upsert.ExecuteNonQuery();
+                }
+            }
+
+            using (var offsets = _connection.CreateCommand())
+            {
+                offsets.Transaction = tx;
+                offsets.CommandText =
+                    "INSERT INTO offsets(topic, partition, next_offset) VALUES($t, $p, $o) " +
+                    "ON CONFLICT(topic, partition) DO UPDATE SET next_offset = excluded.next_offset";
+                var topic = offsets.Parameters.Add("$t", SqliteType.Text);
+                var partition = offsets.Parameters.Add("$p", SqliteType.Integer);
+                var next = offsets.Parameters.Add("$o", SqliteType.Integer);
+                offsets.Prepare();
+                foreach (var row in batch.Offsets)
+                {
+                    topic.Value = row.Topic;
+                    partition.Value = row.Partition;
+                    next.Value = row.NextOffset;
+                    offsets.ExecuteNonQuery();
+                }
+            }
+
+            using (var partitions = _connection.CreateCommand())
+            {
+                partitions.Transaction = tx;
+                partitions.CommandText =
+                    "INSERT INTO partitions(partition, max_event_ticks) VALUES($p, $m) " +
+                    "ON CONFLICT(partition) DO UPDATE SET max_event_ticks = excluded.max_event_ticks";
+                var partition = partitions.Parameters.Add("$p", SqliteType.Integer);
+                var max = partitions.Parameters.Add("$m", SqliteType.Integer);
+                foreach (var row in batch.Partitions)
+                {
+                    partition.Value = row.Partition;
+                    max.Value = row.MaxEventTicks;
+                    partitions.ExecuteNonQuery();
+                }
+            }
+
+            using (var log = _connection.CreateCommand())
+            {
+                log.Transaction = tx;
+                log.CommandText = "INSERT INTO checkpoints(seq, customers, offsets) VALUES($seq, $c, $o)";
+                log.Parameters.AddWithValue("$seq", LastCheckpointSeq + 1);
+                log.Parameters.AddWithValue("$c", batch.States.Count);
+                log.Parameters.AddWithValue("$o", batch.Offsets.Count);
+                log.ExecuteNonQuery();
+                log.CommandText = "DELETE FROM checkpoints WHERE seq <= $seq - 1000";
+                log.ExecuteNonQuery();
+            }
+
+            tx.Commit();
+            LastCheckpointSeq++;
+        }
+    }
+
+    public void Dispose()
+    {
+        _loadCustomer.Dispose();
+        _findPartition.Dispose();
+        _connection.Dispose();
+    }
+
+    private void Migrate()
+    {
+        var version = (int)ReadLong("PRAGMA user_version");
+        if (version > SchemaVersion)
+        {
+            throw new InvalidOperationException(
+                $"the state store {Path} has schema version {version}, newer than this build supports ({SchemaVersion}); run a newer engine or point --data-dir elsewhere");
+        }
+
+        using var tx = _connection.BeginTransaction();
+        if (version < 1)
+        {
+            Execute(
+                """
+                CREATE TABLE customers(
+                    customer_id TEXT PRIMARY KEY,
+                    partition INTEGER NOT NULL,
+                    state BLOB NOT NULL) WITHOUT ROWID;
+                CREATE TABLE offsets(
+                    topic TEXT NOT NULL,
+                    partition INTEGER NOT NULL,
+                    next_offset INTEGER NOT NULL,
+                    PRIMARY KEY(topic, partition)) WITHOUT ROWID;
+                CREATE TABLE partitions(
+                    partition INTEGER PRIMARY KEY,
+                    max_event_ticks INTEGER NOT NULL);
+                CREATE TABLE checkpoints(
+                    seq INTEGER PRIMARY KEY,
+                    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+                    customers INTEGER NOT NULL,
+                    offsets INTEGER NOT NULL);
+                """, tx);
+        }
+
+        // Future migrations: if (version < 2) { ... } — each step runs in this transaction.
+        Execute($"PRAGMA user_version = {SchemaVersion};", tx);
+        tx.Commit();
+    }
+
+    private SqliteCommand Prepare(string sql)
+    {
+        var cmd = _connection.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Parameters.Add("$id", SqliteType.Text);
+        cmd.Prepare();
+        return cmd;
+    }
+
+    private void Execute(string sql, SqliteTransaction? tx = null)
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private long ReadLong(string sql)
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = sql;
+        return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}

@@ -1,0 +1,790 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Streaming.Engine.Events;
+
+/// <summary>Why an input record was rejected: a stable code (a metric label) and a human-readable detail.</summary>
+public readonly record struct DecodeError(string Code, string Detail)
+{
+    public override string ToString() => Code + ": " + Detail;
+}
+
+/// <summary>Limits applied while decoding input records.</summary>
+public sealed record DecoderOptions
+{
+    /// <summary>Records larger than this are rejected unread.</summary>
+    public int MaxRecordBytes { get; init; } = 256 * 1024;
+
+    public int MaxIdLength { get; init; } = 256;
+
+    public int MaxDepth { get; init; } = 16;
+
+    /// <summary>Events before this instant are rejected (corrupt clocks, epoch zero).</summary>
+    public DateTimeOffset MinOccurredAt { get; init; } = new(1970, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>Events at or after this instant are rejected.</summary>
+    public DateTimeOffset MaxOccurredAt { get; init; } = new(2100, 1, 1, 0, 0, 0, TimeSpan.Zero);
+}
+
+/// <summary>
+/// Reads and validates one input record (UTF-8 JSON) against CONTRACTS.md §2. Allocation is limited to the strings
+/// the event keeps; unknown properties are skipped so producers can add fields.
+/// </summary>
+public sealed class EventDecoder(DecoderOptions options)
+{
+    public DecoderOptions Options { get; } = options;
+
+    public EventDecoder()
+        : this(new DecoderOptions())
+    {
+    }
+
+    /// <summary>Decodes <paramref name="value"/> read from <paramref name="topic"/> with record key <paramref name="key"/>.</summary>
+    public bool TryDecode(InputTopic topic, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, out CustomerEvent? evt, out DecodeError error)
+    {
+        evt = null;
+        if (value.Length > Options.MaxRecordBytes)
+        {
+            error = new("oversized", $"record of {value.Length} bytes exceeds the limit of {Options.MaxRecordBytes}");
+            return false;
+        }
+
+        if (value.IsEmpty)
+        {
+            error = new("empty", "record has no value");
+            return false;
+        }
+
+        var fields = new Fields();
+        try
+        {
+            var reader = new Utf8JsonReader(value, new JsonReaderOptions { MaxDepth = Options.MaxDepth, CommentHandling = JsonCommentHandling.Disallow });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                error = new("not-an-object", "the value must be a JSON object");
+                return false;
+            }
+
+            if (!ReadTop(ref reader, ref fields, out error))
+            {
+                return false;
+            }
+
+            if (reader.Read())
+            {
+                error = new("invalid-json", "trailing content after the JSON object");
+                return false;
+            }
+        }
+        catch (JsonException ex)
+        {
+            error = new("invalid-json", Truncate(ex.Message, 200));
+            return false;
+        }
+
+        return Build(topic, key, ref fields, out evt, out error);
+    }
+
+    private bool ReadTop(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)
+    {
+        while (reader.Read())
+        {
+            if (reader.TokenType == JsonTokenType.EndObject)
+            {
+                error = default;
+                return true;
+            }
+
+            // Property name, then its value.
+            if (reader.ValueTextEquals("eventId"u8))
+            {
+                if (!ReadString(ref reader, "eventId", out f.EventId, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("customerId"u8))
+            {
+                if (!ReadString(ref reader, "customerId", out f.CustomerId, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("occurredAt"u8))
+            {
+                if (!ReadTime(ref reader, out f.OccurredAt, out f.HasOccurredAt, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("type"u8))
+            {
+                if (!ReadString(ref reader, "type", out f.Type, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("orderId"u8))
+            {
+                if (!ReadId(ref reader, "orderId", out f.OrderId, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("amount"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDecimal(out f.Amount))
+                {
+                    error = new("wrong-type", "amount must be a JSON number within decimal range");
+                    return false;
+                }
+
+                f.HasAmount = true;
+            }
+            else if (reader.ValueTextEquals("currency"u8))
+            {
+                if (!ReadString(ref reader, "currency", out f.Currency, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("channel"u8))
+            {
+                if (!ReadString(ref reader, "channel", out f.Channel, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("country"u8))
+            {
+                if (!ReadString(ref reader, "country", out f.Country, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("items"u8))
+            {
+                if (!ReadItems(ref reader, ref f, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("sessionId"u8))
+            {
+                if (!ReadId(ref reader, "sessionId", out f.SessionId, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("productId"u8))
+            {
+                if (!ReadId(ref reader, "productId", out f.ProductId, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("categoryId"u8))
+            {
+                if (!ReadId(ref reader, "categoryId", out f.CategoryId, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("callId"u8))
+            {
+                if (!ReadId(ref reader, "callId", out f.CallId, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("queue"u8))
+            {
+                if (!ReadId(ref reader, "queue", out f.Queue, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("waitSeconds"u8))
+            {
+                if (!ReadSeconds(ref reader, "waitSeconds", out f.WaitSeconds, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("talkSeconds"u8))
+            {
+                if (!ReadSeconds(ref reader, "talkSeconds", out f.TalkSeconds, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("attributes"u8))
+            {
+                if (!ReadAttributes(ref reader, ref f, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("consent"u8))
+            {
+                if (!ReadConsent(ref reader, ref f, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("outreachId"u8))
+            {
+                if (!ReadId(ref reader, "outreachId", out f.OutreachId, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("outcome"u8))
+            {
+                if (!ReadString(ref reader, "outcome", out f.Outcome, out error))
+                {
+                    return false;
+                }
+            }
+            else
+            {
+                // Unknown property (including page, priority, agent, which the model does not keep yet): skip its value.
+                reader.Read();
+                reader.Skip();
+            }
+        }
+
+        error = new("invalid-json", "unterminated object");
+        return false;
+    }
+
+    private bool Build(InputTopic topic, ReadOnlySpan<byte> key, ref Fields f, out CustomerEvent? evt, out DecodeError error)
+    {
+        evt = null;
+        if (string.IsNullOrEmpty(f.EventId))
+        {
+            error = new("missing-field", "eventId is required");
+            return false;
+        }
+
+        if (string.IsNullOrEmpty(f.CustomerId))
+        {
+            error = new("missing-field", "customerId is required");
+            return false;
+        }
+
+        if (!f.HasOccurredAt)
+        {
+            error = new("missing-field", "occurredAt is required");
+            return false;
+        }
+
+        if (string.IsNullOrEmpty(f.Type))
+        {
+            error = new("missing-field", "type is required");
+            return false;
+        }
+
+        if (f.EventId.Length > Options.MaxIdLength || f.CustomerId.Length > Options.MaxIdLength)
+        {
+            error = new("invalid-field", $"eventId and customerId are limited to {Options.MaxIdLength} characters");
+            return false;
+        }
+
+        if (f.OccurredAt < Options.MinOccurredAt || f.OccurredAt >= Options.MaxOccurredAt)
+        {
+            error = new("time-out-of-range", $"occurredAt {f.OccurredAt:O} is outside [{Options.MinOccurredAt:O}, {Options.MaxOccurredAt:O})");
+            return false;
+        }
+
+        if (key.IsEmpty)
+        {
+            error = new("missing-key", "the record key must be the customerId");
+            return false;
+        }
+
+        if (!KeyMatches(key, f.CustomerId))
+        {
+            error = new("key-mismatch", "the record key differs from customerId");
+            return false;
+        }
+
+        if (!TryParseType(topic, f.Type, out var type))
+        {
+            error = new("unknown-type", $"type '{Truncate(f.Type, 64)}' is not valid on topic {topic.Name()}");
+            return false;
+        }
+
+        switch (topic)
+        {
+            case InputTopic.Orders:
+                if (string.IsNullOrEmpty(f.OrderId))
+                {
+                    error = new("missing-field", "orderId is required");
+                    return false;
+                }
+
+                if (!f.HasAmount)
+                {
+                    error = new("missing-field", "amount is required");
+                    return false;
+                }
+
+                if (f.Amount < 0)
+                {
+                    error = new("invalid-field", "amount must not be negative");
+                    return false;
+                }
+
+                if (f.Channel is not (null or "online" or "store"))
+                {
+                    error = new("invalid-field", "channel must be 'online' or 'store'");
+                    return false;
+                }
+
+                evt = new OrderEvent
+                {
+                    EventId = f.EventId,
+                    CustomerId = f.CustomerId,
+                    OccurredAt = f.OccurredAt,
+                    Type = type,
+                    OrderId = f.OrderId,
+                    Amount = f.Amount,
+                    Currency = f.Currency,
+                    Channel = f.Channel,
+                    Country = f.Country,
+                    ItemCount = f.ItemCount,
+                };
+                break;
+            case InputTopic.Clickstream:
+                if (f.Channel is not (null or "web" or "app"))
+                {
+                    error = new("invalid-field", "channel must be 'web' or 'app'");
+                    return false;
+                }
+
+                evt = new ClickEvent
+                {
+                    EventId = f.EventId,
+                    CustomerId = f.CustomerId,
+                    OccurredAt = f.OccurredAt,
+                    Type = type,
+                    SessionId = f.SessionId,
+                    ProductId = f.ProductId,
+                    CategoryId = f.CategoryId,
+                    Channel = f.Channel,
+                };
+                break;
+            case InputTopic.Callcenter:
+                evt = new CallEvent
+                {
+                    EventId = f.EventId,
+                    CustomerId = f.CustomerId,
+                    OccurredAt = f.OccurredAt,
+                    Type = type,
+                    CallId = f.CallId,
+                    Queue = f.Queue,
+                    WaitSeconds = f.WaitSeconds,
+                    TalkSeconds = f.TalkSeconds,
+                };
+                break;
+            case InputTopic.CustomerUpdates:
+                if (type == EventType.Attributes && f.Birthday is not null && !DateOnly.TryParseExact(f.Birthday, "yyyy-MM-dd", out _))
+                {
+                    error = new("invalid-field", "attributes.birthday must be YYYY-MM-DD");
+                    return false;
+                }
+
+                if (type == EventType.Attributes && f.TimeZone is not null && !TimeZoneInfo.TryFindSystemTimeZoneById(f.TimeZone, out _))
+                {
+                    error = new("invalid-field", $"attributes.timeZone '{Truncate(f.TimeZone, 64)}' is not a known IANA time zone");
+                    return false;
+                }
+
+                evt = new UpdateEvent
+                {
+                    EventId = f.EventId,
+                    CustomerId = f.CustomerId,
+                    OccurredAt = f.OccurredAt,
+                    Type = type,
+                    Birthday = f.Birthday,
+                    TimeZone = f.TimeZone,
+                    Country = f.AttrCountry,
+                    ConsentVoice = f.ConsentVoice,
+                    ConsentSms = f.ConsentSms,
+                    ConsentEmail = f.ConsentEmail,
+                };
+                break;
+            case InputTopic.OutreachOutcomes:
+                if (string.IsNullOrEmpty(f.OutreachId))
+                {
+                    error = new("missing-field", "outreachId is required");
+                    return false;
+                }
+
+                if (f.Outcome is not ("answered" or "no_answer" or "converted" or "opted_out" or "failed"))
+                {
+                    error = new("invalid-field", "outcome must be one of answered, no_answer, converted, opted_out, failed");
+                    return false;
+                }
+
+                evt = new OutcomeEvent
+                {
+                    EventId = f.EventId,
+                    CustomerId = f.CustomerId,
+                    OccurredAt = f.OccurredAt,
+                    Type = type,
+                    OutreachId = f.OutreachId,
+                    Channel = f.Channel,
+                    Outcome = f.Outcome,
+                };
+                break;
+            default:
+                error = new("unknown-topic", $"topic {topic} is not an input topic");
+                return false;
+        }
+
+        error = default;
+        return true;
+    }
+
+    internal static bool TryParseType(InputTopic topic, string type, out EventType result)
+    {
+        result = (topic, type) switch
+        {
+            (InputTopic.Orders, "order_placed") => EventType.OrderPlaced,
+            (InputTopic.Orders, "order_cancelled") => EventType.OrderCancelled,
+            (InputTopic.Clickstream, "page_view") => EventType.PageView,
+            (InputTopic.Clickstream, "product_view") => EventType.ProductView,
+            (InputTopic.Clickstream, "add_to_cart") => EventType.AddToCart,
+            (InputTopic.Clickstream, "favorite") => EventType.Favorite,
+            (InputTopic.Clickstream, "search") => EventType.Search,
+            (InputTopic.Clickstream, "login") => EventType.Login,
+            (InputTopic.Callcenter, "call_completed") => EventType.CallCompleted,
+            (InputTopic.Callcenter, "call_abandoned") => EventType.CallAbandoned,
+            (InputTopic.CustomerUpdates, "attributes") => EventType.Attributes,
+            (InputTopic.CustomerUpdates, "consent") => EventType.Consent,
+            (InputTopic.OutreachOutcomes, "outreach_outcome") => EventType.OutreachOutcome,
+            _ => 0,
+        };
+        return result != 0;
+    }
+
+    private static bool KeyMatches(ReadOnlySpan<byte> key, string customerId)
+    {
+        Span<byte> buffer = stackalloc byte[512];
+        var max = Encoding.UTF8.GetMaxByteCount(customerId.Length);
+        if (max > buffer.Length)
+        {
+            return key.SequenceEqual(Encoding.UTF8.GetBytes(customerId));
+        }
+
+        var n = Encoding.UTF8.GetBytes(customerId, buffer);
+        return key.SequenceEqual(buffer[..n]);
+    }
+
+    private bool ReadString(ref Utf8JsonReader reader, string name, out string? value, out DecodeError error)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            value = null;
+            error = default;
+            return true;
+        }
+
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            value = null;
+            error = new("wrong-type", $"{name} must be a string");
+            return false;
+        }
+
+        value = reader.GetString();
+        if (value!.Length > Options.MaxIdLength * 4)
+        {
+            error = new("invalid-field", $"{name} is longer than {Options.MaxIdLength * 4} characters");
+            return false;
+        }
+
+        error = default;
+        return true;
+    }
+
+    /// <summary>Identifiers may arrive as strings or integers (datasets often use numeric ids).</summary>
+    private bool ReadId(ref Utf8JsonReader reader, string name, out string? value, out DecodeError error)
+    {
+        reader.Read();
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.Null:
+                value = null;
+                break;
+            case JsonTokenType.String:
+                value = reader.GetString();
+                break;
+            case JsonTokenType.Number when reader.TryGetInt64(out var n):
+                value = n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                break;
+            default:
+                value = null;
+                error = new("wrong-type", $"{name} must be a string or an integer");
+                return false;
+        }
+
+        if (value is not null && value.Length > Options.MaxIdLength)
+        {
+            error = new("invalid-field", $"{name} is longer than {Options.MaxIdLength} characters");
+            return false;
+        }
+
+        error = default;
+        return true;
+    }
+
+    private static bool ReadSeconds(ref Utf8JsonReader reader, string name, out int value, out DecodeError error)
+    {
+        reader.Read();
+        value = 0;
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            error = default;
+            return true;
+        }
+
+        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDecimal(out var d) || d < 0 || d > int.MaxValue)
+        {
+            error = new("wrong-type", $"{name} must be a non-negative number of seconds");
+            return false;
+        }
+
+        value = (int)decimal.Truncate(d);
+        error = default;
+        return true;
+    }
+
+    private static bool ReadTime(ref Utf8JsonReader reader, out DateTimeOffset value, out bool has, out DecodeError error)
+    {
+        reader.Read();
+        value = default;
+        has = false;
+        if (reader.TokenType != JsonTokenType.String)
+        {
+            error = new("wrong-type", "occurredAt must be an RFC 3339 string");
+            return false;
+        }
+
+        // RFC 3339 requires an explicit offset: 'Z' or ±hh:mm at the end. Escaped text (\u002B for '+') is unescaped first.
+        Span<byte> scratch = stackalloc byte[64];
+        scoped ReadOnlySpan<byte> raw;
+        if (reader.HasValueSequence || reader.ValueIsEscaped)
+        {
+            var length = reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
+            if (length > scratch.Length)
+            {
+                error = new("invalid-field", "occurredAt is too long for an RFC 3339 time");
+                return false;
+            }
+
+            raw = scratch[..reader.CopyString(scratch)];
+        }
+        else
+        {
+            raw = reader.ValueSpan;
+        }
+
+        var hasOffset = raw.Length >= 20
+            && (raw[^1] is (byte)'Z' or (byte)'z' || (raw.Length >= 25 && raw[^3] == (byte)':' && (raw[^6] == (byte)'+' || raw[^6] == (byte)'-')));
+        if (!hasOffset || !reader.TryGetDateTimeOffset(out value))
+        {
+            error = new("invalid-field", "occurredAt must be RFC 3339 with an offset, e.g. 2011-12-09T12:50:00Z");
+            return false;
+        }
+
+        has = true;
+        error = default;
+        return true;
+    }
+
+    private bool ReadItems(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.Null)
+        {
+            error = default;
+            return true;
+        }
+
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            error = new("wrong-type", "items must be an array");
+            return false;
+        }
+
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                error = new("wrong-type", "each item must be an object");
+                return false;
+            }
+
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+            {
+                if (reader.ValueTextEquals("quantity"u8) || reader.ValueTextEquals("unitPrice"u8))
+                {
+                    var isQuantity = reader.ValueTextEquals("quantity"u8);
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDecimal(out _))
+                    {
+                        error = new("wrong-type", isQuantity ? "items[].quantity must be a number" : "items[].unitPrice must be a number");
+                        return false;
+                    }
+                }
+                else if (reader.ValueTextEquals("sku"u8))
+                {
+                    if (!ReadId(ref reader, "items[].sku", out _, out error))
+                    {
+                        return false;
+                    }
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+
+            f.ItemCount++;
+        }
+
+        error = default;
+        return true;
+    }
+
+    private bool ReadAttributes(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            error = new("wrong-type", "attributes must be an object");
+            return false;
+        }
+
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            if (reader.ValueTextEquals("birthday"u8))
+            {
+                if (!ReadString(ref reader, "attributes.birthday", out f.Birthday, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("timeZone"u8))
+            {
+                if (!ReadString(ref reader, "attributes.timeZone", out f.TimeZone, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("country"u8))
+            {
+                if (!ReadString(ref reader, "attributes.country", out f.AttrCountry, out error))
+                {
+                    return false;
+                }
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+
+        error = default;
+        return true;
+    }
+
+    private static bool ReadConsent(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            error = new("wrong-type", "consent must be an object");
+            return false;
+        }
+
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            ref bool? target = ref f.ConsentEmail;
+            string name;
+            if (reader.ValueTextEquals("voice"u8))
+            {
+                target = ref f.ConsentVoice;
+                name = "voice";
+            }
+            else if (reader.ValueTextEquals("sms"u8))
+            {
+                target = ref f.ConsentSms;
+                name = "sms";
+            }
+            else if (reader.ValueTextEquals("email"u8))
+            {
+                name = "email";
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+                continue;
+            }
+
+            reader.Read();
+            if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False))
+            {
+                error = new("wrong-type", $"consent.{name} must be a boolean");
+                return false;
+            }
+
+            target = reader.GetBoolean();
+        }
+
+        error = default;
+        return true;
+    }
+
+    private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max] + "…";
+
+    /// <summary>The fields seen while reading; validated together once the object is complete.</summary>
+    private struct Fields
+    {
+        public string? EventId;
+        public string? CustomerId;
+        public DateTimeOffset OccurredAt;
+        public bool HasOccurredAt;
+        public string? Type;
+        public string? OrderId;
+        public decimal Amount;
+        public bool HasAmount;
+        public string? Currency;
+        public string? Channel;
+        public string? Country;
+        public int ItemCount;
+        public string? SessionId;
+        public string? ProductId;
+        public string? CategoryId;
+        public string? CallId;
+        public string? Queue;
+        public int WaitSeconds;
+        public int TalkSeconds;
+        public string? Birthday;
+        public string? TimeZone;
+        public string? AttrCountry;
+        public bool? ConsentVoice;
+        public bool? ConsentSms;
+        public bool? ConsentEmail;
+        public string? OutreachId;
+        public string? Outcome;
+    }
+}

@@ -1,0 +1,130 @@
+namespace Streaming.Engine.Model;
+
+/// <summary>
+/// Everything the engine keeps about one customer. Owned by exactly one partition host; mutated only by
+/// <see cref="CustomerActor"/>. Times are UTC ticks (0 = never).
+/// </summary>
+public sealed class CustomerState
+{
+    public CustomerState(string customerId)
+    {
+        CustomerId = customerId;
+    }
+
+    public string CustomerId { get; }
+
+    public long FirstSeenTicks { get; set; }
+    public long LastSeenTicks { get; set; }
+    public long EventsApplied { get; set; }
+
+    // Orders (CONTRACTS.md §5 "orders" block). firstAt/lastAt are those of order_placed events.
+    public int OrderCount { get; set; }
+    public int CancelledCount { get; set; }
+    public decimal GrossAmount { get; set; }
+    public decimal RefundAmount { get; set; }
+    public long FirstOrderTicks { get; set; }
+    public long LastOrderTicks { get; set; }
+    public int ItemsBought { get; set; }
+
+    // Clickstream counters.
+    public int PageViews { get; set; }
+    public int ProductViews { get; set; }
+    public int CartAdds { get; set; }
+    public int Favorites { get; set; }
+    public int Searches { get; set; }
+    public int Logins { get; set; }
+
+    /// <summary>Sessions started: a click whose sessionId differs from the previous click's.</summary>
+    public int Sessions { get; set; }
+    public string? LastSessionId { get; set; }
+
+    // Call centre.
+    public int CallsCompleted { get; set; }
+    public int CallsAbandoned { get; set; }
+    public long WaitSecondsTotal { get; set; }
+    public long TalkSecondsTotal { get; set; }
+
+    // Attributes and consent.
+    public string? Country { get; set; }
+    public string? Birthday { get; set; }
+    public string? TimeZone { get; set; }
+    public bool? ConsentVoice { get; set; }
+    public bool? ConsentSms { get; set; }
+    public bool? ConsentEmail { get; set; }
+
+    // Outreach outcomes received.
+    public int OutcomesReceived { get; set; }
+
+    /// <summary>Bounded memory of recent event ids (64-bit hashes), oldest overwritten first.</summary>
+    public RecentIds RecentEventIds { get; set; } = new();
+
+    public decimal NetAmount => GrossAmount - RefundAmount;
+
+    public int CallCount => CallsCompleted + CallsAbandoned;
+
+    public int ClickCount => PageViews + ProductViews + CartAdds + Favorites + Searches + Logins;
+}
+
+/// <summary>A fixed-capacity ring of 64-bit id hashes used to ignore redelivered events.</summary>
+public sealed class RecentIds
+{
+    private ulong[] _ring;
+    private int _count;
+    private int _next;
+
+    public RecentIds()
+    {
+        _ring = [];
+    }
+
+    internal RecentIds(ulong[] ring, int count, int next)
+    {
+        _ring = ring;
+        _count = count;
+        _next = next;
+    }
+
+    public int Count => _count;
+
+    internal ReadOnlySpan<ulong> Raw => _ring.AsSpan(0, _count);
+
+    internal int Next => _next;
+
+    public bool Contains(ulong hash)
+    {
+        var span = _ring.AsSpan(0, _count);
+        return span.Contains(hash);
+    }
+
+    /// <summary>Remembers <paramref name="hash"/>, forgetting the oldest when <paramref name="capacity"/> is reached.</summary>
+    public void Add(ulong hash, int capacity)
+    {
+        if (capacity <= 0)
+        {
+            return;
+        }
+
+        if (_count < capacity)
+        {
+            if (_count == _ring.Length)
+            {
+                var grown = new ulong[Math.Min(capacity, Math.Max(4, _ring.Length * 2))];
+                _ring.AsSpan(0, _count).CopyTo(grown);
+                _ring = grown;
+            }
+
+            _ring[_count++] = hash;
+            _next = _count % capacity;
+            return;
+        }
+
+        // Full: capacity may have shrunk since the state was written; clamp.
+        if (_next >= _count)
+        {
+            _next = 0;
+        }
+
+        _ring[_next] = hash;
+        _next = (_next + 1) % _count;
+    }
+}

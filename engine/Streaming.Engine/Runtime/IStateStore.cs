@@ -1,0 +1,54 @@
+using Streaming.Engine.Model;
+
+namespace Streaming.Engine.Runtime;
+
+/// <summary>
+/// Durable home of customer state and input offsets. <see cref="Commit"/> writes a whole checkpoint atomically: a
+/// crash leaves either all of it or none of it.
+/// </summary>
+public interface IStateStore : IDisposable
+{
+    /// <summary>The customer's last checkpointed state, or null if the store has never seen it.</summary>
+    CustomerState? LoadCustomer(string customerId);
+
+    /// <summary>The partition a stored customer belongs to, or null if the store has never seen it.</summary>
+    int? FindPartition(string customerId);
+
+    /// <summary>The next offset to read for each input (topic, partition) the store has checkpointed.</summary>
+    IReadOnlyDictionary<TopicPartitionKey, long> LoadOffsets();
+
+    /// <summary>The highest event time (UTC ticks) checkpointed for a partition, 0 if none.</summary>
+    long LoadMaxEventTicks(int partition);
+
+    /// <summary>Number of customers stored.</summary>
+    long CountCustomers();
+
+    /// <summary>The sequence number of the last committed checkpoint (0 when none).</summary>
+    long LastCheckpointSeq { get; }
+
+    void Commit(CheckpointBatch batch);
+}
+
+/// <summary>An input topic partition.</summary>
+public readonly record struct TopicPartitionKey(string Topic, int Partition);
+
+/// <summary>One checkpoint: changed customers, the offsets they reflect, and per-partition event-time progress.</summary>
+public sealed class CheckpointBatch
+{
+    public List<StateRow> States { get; } = [];
+    public List<OffsetRow> Offsets { get; } = [];
+    public List<PartitionRow> Partitions { get; } = [];
+
+    public void Clear()
+    {
+        States.Clear();
+        Offsets.Clear();
+        Partitions.Clear();
+    }
+}
+
+public readonly record struct StateRow(string CustomerId, int Partition, byte[] State);
+
+public readonly record struct OffsetRow(string Topic, int Partition, long NextOffset);
+
+public readonly record struct PartitionRow(int Partition, long MaxEventTicks);

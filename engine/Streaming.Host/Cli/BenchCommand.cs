@@ -1,0 +1,254 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging.Abstractions;
+using Streaming.Connectors.Datasets;
+using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Sql;
+using Streaming.Engine.Events;
+using Streaming.Engine.Runtime;
+
+namespace Streaming.Host.Cli;
+
+/// <summary>
+/// <c>streaming bench</c>: in one process and one run, on the same embedded broker and the same events, a consume-only
+/// loop (the baseline) and the engine end to end (decode, actors, SQLite checkpoints). Reports the ratio.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var events = new Option<int>("--events") { Description = "Number of events", DefaultValueFactory = _ => 300_000 };
+        var output = new Option<string?>("--out") { Description = "Also write the JSON result to this file" };
+        var partitions = new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 16 };
+        var data = new Option<string?>("--data") { Description = "Directory of the datasets (default ../shared/data)" };
+        var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data") { events, output, partitions, data };
+        command.SetAction(async (parse, ct) =>
+        {
+            var n = parse.GetValue(events);
+            if (n < 1000)
+            {
+                await Console.Error.WriteLineAsync("--events must be at least 1000").ConfigureAwait(false);
+                return 2;
+            }
+
+            string dataDir;
+            try
+            {
+                dataDir = DataDirectory.Resolve(parse.GetValue(data));
+            }
+            catch (DirectoryNotFoundException ex)
+            {
+                await Console.Error.WriteLineAsync("streaming bench: " + ex.Message).ConfigureAwait(false);
+                return 2;
+            }
+
+            var result = await RunAsync(n, parse.GetValue(partitions), dataDir, ct).ConfigureAwait(false);
+            var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
+            Console.Out.WriteLine(json);
+            if (parse.GetValue(output) is { } file)
+            {
+                await File.WriteAllTextAsync(file, json + "\n", ct).ConfigureAwait(false);
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, CancellationToken ct)
+    {
+        KafkaNative.EnsureLoaded();
+        using var cluster = MockCluster.Start();
+        cluster.CreateTopics(Topics.All, partitions);
+
+        Progress($"preparing {n:N0} events from the real datasets");
+        var records = BuildEvents(n, dataDir);
+        Progress($"producing {n:N0} events to the embedded broker ({partitions} partitions per topic)");
+        var produceWatch = Stopwatch.StartNew();
+        var produced = new ReplayProducer(new ReplayOptions { BootstrapServers = cluster.BootstrapServers, PaceGroup = null }, TimeProvider.System)
+            .Run(records, () => 1, null, null, ct);
+        produceWatch.Stop();
+        EnsureNothingDropped(cluster.BootstrapServers, partitions);
+
+        Progress("consume-only baseline");
+        var consumeOnly = ConsumeOnly(cluster.BootstrapServers, produced, ct);
+        Progress("engine end to end");
+        var stateDir = Path.Combine(Path.GetTempPath(), "streaming-bench-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (engineSeconds, checkpoints, customers) = await EngineAsync(cluster.BootstrapServers, stateDir, produced, ct).ConfigureAwait(false);
+            Array.Sort(checkpoints);
+            var consumeRate = produced / consumeOnly;
+            var engineRate = produced / engineSeconds;
+            return new BenchResult
+            {
+                Events = produced,
+                Partitions = partitions,
+                ProduceEventsPerSec = Math.Round(produced / produceWatch.Elapsed.TotalSeconds),
+                ConsumeOnlyEventsPerSec = Math.Round(consumeRate),
+                EngineEventsPerSec = Math.Round(engineRate),
+                Ratio = Math.Round(engineRate / consumeRate, 3),
+                Checkpoints = checkpoints.Length,
+                CheckpointP50Ms = Math.Round(Percentile(checkpoints, 0.50), 2),
+                CheckpointP99Ms = Math.Round(Percentile(checkpoints, 0.99), 2),
+                PeakWorkingSetMB = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
+                Customers = customers,
+            };
+        }
+        finally
+        {
+            if (Directory.Exists(stateDir))
+            {
+                Directory.Delete(stateDir, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Cycles through the three datasets until <paramref name="n"/> events; from the second cycle on, customer and event
+    /// ids get a "~k" suffix so each cycle is a new population with the same shape.
+    /// </summary>
+    private static List<ReplayRecord> BuildEvents(int n, string dataDir)
+    {
+        var result = new List<ReplayRecord>(n);
+        for (var cycle = 0; result.Count < n; cycle++)
+        {
+            foreach (var name in Datasets.Names)
+            {
+                using var file = new DatasetFile(Path.Combine(dataDir, Datasets.DefaultFile(name)));
+                foreach (var record in Datasets.Read(name, file))
+                {
+                    if (result.Count == n)
+                    {
+                        return result;
+                    }
+
+                    result.Add(cycle == 0 ? record : Remap(record, "~" + cycle.ToString(CultureInfo.InvariantCulture)));
+                }
+            }
+        }
+
+        return result;
+    }
+
+    private static ReplayRecord Remap(ReplayRecord record, string suffix)
+    {
+        var node = JsonNode.Parse(record.Value)!.AsObject();
+        var customerId = node["customerId"]!.GetValue<string>() + suffix;
+        node["customerId"] = customerId;
+        node["eventId"] = node["eventId"]!.GetValue<string>() + suffix;
+        return new ReplayRecord(record.Topic, customerId, Encoding.UTF8.GetBytes(node.ToJsonString()));
+    }
+
+    private static void EnsureNothingDropped(string bootstrap, int partitions)
+    {
+        using var consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = bootstrap, GroupId = "bench-check" }).Build();
+        foreach (var topic in Topics.Inputs)
+        {
+            for (var p = 0; p < partitions; p++)
+            {
+                var w = consumer.QueryWatermarkOffsets(new TopicPartition(topic, p), TimeSpan.FromSeconds(10));
+                if (w.Low.Value > 0)
+                {
+                    throw new InvalidOperationException(
+                        $"the embedded broker dropped the oldest records of {topic}[{p}] (low watermark {w.Low.Value}); use more --partitions or fewer --events");
+                }
+            }
+        }
+    }
+
+    /// <summary>Reads and discards every record; seconds from the first record to the last.</summary>
+    private static double ConsumeOnly(string bootstrap, long expected, CancellationToken ct)
+    {
+        using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+        {
+            BootstrapServers = bootstrap,
+            GroupId = "bench-consume-only",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = false,
+            PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+            QueuedMinMessages = 20_000,
+        }).Build();
+        consumer.Subscribe(Topics.Inputs);
+        long count = 0;
+        long bytes = 0;
+        var first = 0L;
+        while (count < expected)
+        {
+            ct.ThrowIfCancellationRequested();
+            var result = consumer.Consume(100);
+            if (result is null || result.IsPartitionEOF)
+            {
+                continue;
+            }
+
+            if (count == 0)
+            {
+                first = Stopwatch.GetTimestamp();
+            }
+
+            bytes += result.Message.Value?.Length ?? 0;
+            count++;
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(first).TotalSeconds;
+        consumer.Close();
+        return seconds;
+    }
+
+    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers)> EngineAsync(string bootstrap, string stateDir, long expected, CancellationToken ct)
+    {
+        using var store = SqliteStateStore.OpenDirectory(stateDir);
+        using var engine = new KafkaEngine(
+            new EngineOptions { BootstrapServers = bootstrap, GroupId = "bench-engine", Host = new PartitionHostOptions() },
+            store,
+            TimeProvider.System,
+            NullLogger.Instance);
+        engine.Start();
+        var first = 0L;
+        while (engine.EventsProcessed < expected)
+        {
+            if (engine.Stopped.IsCompleted)
+            {
+                await engine.Stopped.ConfigureAwait(false);
+            }
+
+            if (first == 0 && engine.EventsProcessed > 0)
+            {
+                first = Stopwatch.GetTimestamp();
+            }
+
+            // Sampling every 2 ms bounds the timing error well below the run's length.
+            await Task.Delay(2, ct).ConfigureAwait(false);
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(first).TotalSeconds;
+        await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        return (seconds, engine.CheckpointDurationsMs(), store.CountCustomers());
+    }
+
+    private static double Percentile(double[] sorted, double q) =>
+        sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
+
+    private static void Progress(string message) => Console.Error.WriteLine("bench: " + message);
+
+    private sealed record BenchResult
+    {
+        public long Events { get; init; }
+        public int Partitions { get; init; }
+        public double ProduceEventsPerSec { get; init; }
+        public double ConsumeOnlyEventsPerSec { get; init; }
+        public double EngineEventsPerSec { get; init; }
+        public double Ratio { get; init; }
+        public int Checkpoints { get; init; }
+        public double CheckpointP50Ms { get; init; }
+        public double CheckpointP99Ms { get; init; }
+        public double PeakWorkingSetMB { get; init; }
+        public long Customers { get; init; }
+    }
+}

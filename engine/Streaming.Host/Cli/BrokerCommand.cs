@@ -1,0 +1,74 @@
+using System.CommandLine;
+using Streaming.Connectors.Kafka;
+using Streaming.Engine.Events;
+
+namespace Streaming.Host.Cli;
+
+/// <summary><c>streaming broker</c>: a standalone embedded Kafka-protocol broker (in memory) for development and tests.</summary>
+public static class BrokerCommand
+{
+    public static Command Create()
+    {
+        var partitions = new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 16 };
+        var bootstrapFile = new Option<string?>("--bootstrap-file") { Description = "Write the bootstrap address to this file once the broker accepts connections" };
+        var command = new Command("broker", "Run an embedded Kafka-protocol broker (librdkafka mock cluster) until SIGTERM/SIGINT") { partitions, bootstrapFile };
+        command.SetAction(async (parse, ct) =>
+        {
+            var count = parse.GetValue(partitions);
+            if (count is < 1 or > 1024)
+            {
+                await Console.Error.WriteLineAsync("--partitions must be between 1 and 1024").ConfigureAwait(false);
+                return 2;
+            }
+
+            using var signals = new Signals(ct);
+            using var cluster = MockCluster.Start();
+            cluster.CreateTopics(Topics.All, count);
+            await WaitUntilAcceptingAsync(cluster.BootstrapServers, signals.Token).ConfigureAwait(false);
+            Console.Out.WriteLine("bootstrap=" + cluster.BootstrapServers);
+            await Console.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            if (parse.GetValue(bootstrapFile) is { } file)
+            {
+                // Write then rename, so a reader never sees a half-written address.
+                var tmp = file + ".tmp";
+                await File.WriteAllTextAsync(tmp, cluster.BootstrapServers + Environment.NewLine, CancellationToken.None).ConfigureAwait(false);
+                File.Move(tmp, file, overwrite: true);
+            }
+
+            try
+            {
+                await Task.Delay(Timeout.Infinite, signals.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stop requested.
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>Connects to the first bootstrap address until it accepts a TCP connection.</summary>
+    private static async Task WaitUntilAcceptingAsync(string bootstrap, CancellationToken ct)
+    {
+        var first = bootstrap.Split(',')[0];
+        var colon = first.LastIndexOf(':');
+        var host = first[..colon];
+        var port = int.Parse(first[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            try
+            {
+                using var client = new System.Net.Sockets.TcpClient();
+                await client.ConnectAsync(host, port, ct).ConfigureAwait(false);
+                return;
+            }
+            catch (System.Net.Sockets.SocketException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50, ct).ConfigureAwait(false);
+            }
+        }
+    }
+}

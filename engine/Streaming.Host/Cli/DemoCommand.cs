@@ -1,0 +1,145 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using Streaming.Connectors.Datasets;
+using Streaming.Connectors.Kafka;
+using Streaming.Host.Hosting;
+
+namespace Streaming.Host.Cli;
+
+/// <summary>
+/// <c>streaming demo</c>: embedded broker, engine and HTTP API in one process, with the three real datasets replayed side
+/// by side (each keeps its own customer ids: "17850", "tb-…", "bank-…") and a live display.
+/// </summary>
+public static class DemoCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string?>("--data") { Description = "Directory of the datasets (default ../shared/data)" };
+        var urls = new Option<string?>("--urls") { Description = "HTTP listen URL (default http://127.0.0.1:8080)" };
+        var rate = new Option<int>("--rate") { Description = "Events per second per dataset", DefaultValueFactory = _ => 2000 };
+        var duration = new Option<int?>("--duration") { Description = "Stop by itself after this many seconds (default: run until Ctrl-C)" };
+        var command = new Command("demo", "Broker, engine and real datasets in one process, with a live display") { data, urls, rate, duration };
+        command.SetAction(async (parse, ct) =>
+        {
+            string dataDir;
+            StreamingSettings settings;
+            try
+            {
+                dataDir = DataDirectory.Resolve(parse.GetValue(data));
+                settings = StreamingSettings.From(StreamingSettings.LoadConfiguration(null));
+            }
+            catch (Exception ex) when (ex is DirectoryNotFoundException or InvalidOperationException)
+            {
+                await Console.Error.WriteLineAsync("streaming demo: " + ex.Message).ConfigureAwait(false);
+                return 2;
+            }
+
+            // The embedded broker starts empty, so the demo's state starts empty too.
+            var stateDir = Path.Combine(settings.DataDir, "demo");
+            if (Directory.Exists(stateDir))
+            {
+                Directory.Delete(stateDir, recursive: true);
+            }
+
+            settings = settings with { BootstrapServers = null, DataDir = stateDir, Urls = parse.GetValue(urls) ?? settings.Urls };
+            using var signals = new Signals(ct);
+            using var timeout = parse.GetValue(duration) is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds)) : new CancellationTokenSource();
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(signals.Token, timeout.Token);
+            await using var host = await EngineHost.StartAsync(settings, LogLevel.Warning, stop.Token).ConfigureAwait(false);
+            var baseUrl = settings.Urls.Split(';')[0].TrimEnd('/');
+            AnsiConsole.MarkupLine($"[bold]Streaming demo[/]: broker {host.BootstrapServers}, state {Markup.Escape(host.Store.Path)}");
+            AnsiConsole.MarkupLine("Try:");
+            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/tb-1000", "/v1/customers/bank-9664491", "/v1/status", "/readyz" })
+            {
+                AnsiConsole.MarkupLine($"  curl {baseUrl}{path}");
+            }
+
+            AnsiConsole.MarkupLine("Ctrl-C stops.");
+            var feeds = Datasets.Names.Select(name => new Feed(name, Path.Combine(dataDir, Datasets.DefaultFile(name)))).ToList();
+            var replays = feeds.Select(feed => Task.Run(() => feed.Run(host.BootstrapServers, settings.GroupId, parse.GetValue(rate), stop.Token))).ToList();
+            await ShowAsync(host, feeds, stop.Token).ConfigureAwait(false);
+            await Task.WhenAll(replays.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+            AnsiConsole.MarkupLine($"Stopping: {host.Engine.EventsProcessed:N0} events processed, checkpointing.");
+            return 0;
+        });
+        return command;
+    }
+
+    private static async Task ShowAsync(EngineHost host, List<Feed> feeds, CancellationToken ct)
+    {
+        var last = host.Engine.EventsProcessed;
+        var lastAt = DateTime.UtcNow;
+        var interactive = !Console.IsOutputRedirected;
+        while (!ct.IsCancellationRequested && !host.Engine.Stopped.IsCompleted)
+        {
+            try
+            {
+                await Task.Delay(interactive ? 1000 : 5000, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+
+            var now = DateTime.UtcNow;
+            var processed = host.Engine.EventsProcessed;
+            var perSecond = (processed - last) / Math.Max(0.001, (now - lastAt).TotalSeconds);
+            last = processed;
+            lastAt = now;
+            var status = host.Engine.Status;
+            var line = string.Create(CultureInfo.InvariantCulture,
+                $"events {processed,10:N0} | {perSecond,8:N0}/s | customers cached {status.CachedCustomers,8:N0} | lag {status.ConsumerLag,7:N0} | checkpoints {host.Engine.Checkpoints,5:N0} | dead letters {host.Engine.DeadLetters:N0} | ")
+                + string.Join("  ", feeds.Select(f => f.Describe()));
+            if (interactive)
+            {
+                AnsiConsole.Markup("\r" + Markup.Escape(line).PadRight(Math.Min(Console.WindowWidth > 0 ? Console.WindowWidth - 1 : 200, 240)));
+            }
+            else
+            {
+                Console.Out.WriteLine(line);
+            }
+        }
+
+        Console.Out.WriteLine();
+    }
+
+    private sealed class Feed(string name, string path)
+    {
+        private long _produced;
+        private double _share;
+        private string _state = "starting";
+
+        public string Describe() => string.Create(CultureInfo.InvariantCulture, $"{name} {_share:P0} {_state}");
+
+        public void Run(string bootstrap, string group, int rate, CancellationToken ct)
+        {
+            try
+            {
+                using var file = new DatasetFile(path);
+                _state = "running";
+                var options = new ReplayOptions { BootstrapServers = bootstrap, Rate = rate, PaceGroup = group };
+                _produced = new ReplayProducer(options, TimeProvider.System).Run(
+                    Datasets.Read(name, file),
+                    () => file.Progress,
+                    p =>
+                    {
+                        _produced = p.Produced;
+                        _share = p.FileShare;
+                    },
+                    null,
+                    ct);
+                _share = 1;
+                _state = "done";
+            }
+            catch (OperationCanceledException)
+            {
+                _state = "stopped";
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException or Confluent.Kafka.KafkaException)
+            {
+                _state = "failed: " + ex.Message;
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using System.CommandLine;
+using Streaming.Host.Hosting;
+
+namespace Streaming.Host.Cli;
+
+/// <summary><c>streaming run</c>: the engine.</summary>
+public static class RunCommand
+{
+    public static Command Create()
+    {
+        var bootstrap = new Option<string?>("--bootstrap") { Description = "Kafka bootstrap servers; none configured = embedded broker in-process" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "Directory of the embedded SQLite state (default ./.streaming)" };
+        var urls = new Option<string?>("--urls") { Description = "HTTP listen URL (default http://127.0.0.1:8080)" };
+        var config = new Option<string?>("--config") { Description = "A JSON configuration file (same keys as appsettings.json)" };
+        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config };
+        command.SetAction(async (parse, ct) =>
+        {
+            StreamingSettings settings;
+            try
+            {
+                settings = StreamingSettings.From(StreamingSettings.LoadConfiguration(parse.GetValue(config)));
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or FileNotFoundException or InvalidDataException)
+            {
+                await Console.Error.WriteLineAsync("streaming run: " + ex.Message).ConfigureAwait(false);
+                return 2;
+            }
+
+            settings = settings with
+            {
+                BootstrapServers = parse.GetValue(bootstrap) ?? settings.BootstrapServers,
+                DataDir = parse.GetValue(dataDir) ?? settings.DataDir,
+                Urls = parse.GetValue(urls) ?? settings.Urls,
+            };
+            await using var host = await EngineHost.StartAsync(settings, LogLevel.Information, ct).ConfigureAwait(false);
+            return await host.WaitAsync(ct).ConfigureAwait(false);
+        });
+        return command;
+    }
+}

@@ -1,0 +1,116 @@
+using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Sql;
+using Streaming.Engine.Events;
+using Streaming.Host.Http;
+
+namespace Streaming.Host.Hosting;
+
+/// <summary>
+/// One running engine: the (optional) embedded broker, the state store, the Kafka runtime and the HTTP API. Used by the
+/// <c>run</c> and <c>demo</c> verbs.
+/// </summary>
+public sealed partial class EngineHost : IAsyncDisposable
+{
+    private readonly ILogger _logger;
+
+    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, ILogger logger)
+    {
+        Web = web;
+        Broker = broker;
+        BootstrapServers = bootstrap;
+        Store = store;
+        Engine = engine;
+        _logger = logger;
+    }
+
+    public WebApplication Web { get; }
+    public MockCluster? Broker { get; }
+    public string BootstrapServers { get; }
+    public bool Embedded => Broker is not null;
+    public SqliteStateStore Store { get; }
+    public KafkaEngine Engine { get; }
+
+    /// <summary>Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.</summary>
+    public static async Task<EngineHost> StartAsync(StreamingSettings settings, LogLevel minimumLevel, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        builder.Logging.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Logging.SetMinimumLevel(minimumLevel);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        builder.WebHost.UseUrls(settings.Urls);
+        ApiRoutes.AddServices(builder.Services);
+        var web = builder.Build();
+        var logger = web.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Streaming.Engine");
+
+        MockCluster? broker = null;
+        var bootstrap = settings.BootstrapServers;
+        if (bootstrap is null)
+        {
+            broker = MockCluster.Start();
+            broker.CreateTopics(Topics.All, settings.Partitions);
+            bootstrap = broker.BootstrapServers;
+            LogEmbeddedBroker(logger, bootstrap, settings.Partitions);
+        }
+
+        var store = SqliteStateStore.OpenDirectory(settings.DataDir);
+        if (broker is not null && store.LastCheckpointSeq > 0)
+        {
+            LogEmbeddedWithOldState(logger, store.Path);
+        }
+
+        var engine = new KafkaEngine(settings.ToEngineOptions(bootstrap), store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>());
+        var host = new EngineHost(web, broker, bootstrap, store, engine, logger);
+        ApiRoutes.Map(web, host);
+        engine.Start();
+        await web.StartAsync(cancellationToken).ConfigureAwait(false);
+        LogStarted(logger, settings.Urls, bootstrap, store.Path);
+        return host;
+    }
+
+    /// <summary>Waits for a stop request (SIGTERM/SIGINT or <paramref name="cancellationToken"/>) or an engine failure.</summary>
+    public async Task<int> WaitAsync(CancellationToken cancellationToken)
+    {
+        var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var a = Web.Lifetime.ApplicationStopping.Register(() => stopping.TrySetResult());
+        using var b = cancellationToken.Register(() => stopping.TrySetResult());
+        await Task.WhenAny(stopping.Task, Engine.Stopped).ConfigureAwait(false);
+        return Engine.Stopped.IsFaulted ? 1 : 0;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await Engine.StopAsync(TimeSpan.FromSeconds(8)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or Confluent.Kafka.KafkaException)
+        {
+            LogStopFailed(_logger, ex);
+        }
+
+        await Web.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await Web.DisposeAsync().ConfigureAwait(false);
+        Engine.Dispose();
+        Store.Dispose();
+        Broker?.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Embedded broker at {Bootstrap} with {Partitions} partitions per topic (in memory, not durable)")]
+    private static partial void LogEmbeddedBroker(ILogger logger, string bootstrap, int partitions);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The state store {Path} holds checkpoints from an earlier run, but the embedded broker starts empty: its offsets refer to a log that no longer exists. Use a fresh --data-dir with the embedded broker.")]
+    private static partial void LogEmbeddedWithOldState(ILogger logger, string path);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Engine listening on {Urls}; Kafka {Bootstrap}; state {Path}")]
+    private static partial void LogStarted(ILogger logger, string urls, string bootstrap, string path);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The engine did not stop cleanly")]
+    private static partial void LogStopFailed(ILogger logger, Exception ex);
+}
