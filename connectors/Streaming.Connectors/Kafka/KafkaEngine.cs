@@ -143,7 +143,8 @@ public sealed partial class KafkaEngine : IDisposable
                 ConsumeResult<byte[]?, byte[]?>? result;
                 try
                 {
-                    result = consumer.Consume(50);
+                    // A short timeout bounds how long an HTTP query waits for this thread when no records flow.
+                    result = consumer.Consume(5);
                 }
                 catch (ConsumeException ex) when (!ex.Error.IsFatal)
                 {

@@ -81,6 +81,12 @@ public sealed class EventDecoder(DecoderOptions options)
             error = new("invalid-json", Truncate(ex.Message, 200));
             return false;
         }
+        catch (InvalidOperationException ex)
+        {
+            // Strings that cannot be transcoded: invalid UTF-8 bytes or lone surrogate escapes (\ud800).
+            error = new("invalid-json", Truncate(ex.Message, 200));
+            return false;
+        }
 
         return Build(topic, key, ref fields, out evt, out error);
     }
@@ -741,6 +747,12 @@ public sealed class EventDecoder(DecoderOptions options)
             }
 
             reader.Read();
+            if (reader.TokenType == JsonTokenType.Null)
+            {
+                // Like other optional fields, null means "not given": the previous consent stays.
+                continue;
+            }
+
             if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False))
             {
                 error = new("wrong-type", $"consent.{name} must be a boolean");

@@ -232,7 +232,7 @@ public static class CustomerStateCodec
 
         private ReadOnlySpan<byte> Take(int n)
         {
-            if (_pos + n > _data.Length)
+            if (n > _data.Length - _pos)
             {
                 throw new InvalidDataException("state record is truncated");
             }

@@ -1,0 +1,85 @@
+# Shared helpers of deploy/local scripts. Sourced, not executed.
+# Installs only what is missing, quietly; fails with a clear message when something cannot be had.
+
+repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
+
+say() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+_apt_updated=0
+# ensure_packages PKG... : installs the Debian packages that are not installed yet.
+ensure_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "missing Debian packages: ${missing[*]}; run as root or install them: apt-get install -y ${missing[*]}"
+    sudo="sudo -n"
+  fi
+  say "installing ${missing[*]} ..."
+  export DEBIAN_FRONTEND=noninteractive
+  if [ $_apt_updated -eq 0 ]; then
+    $sudo apt-get update -qq >/dev/null || die "apt-get update failed; cannot install ${missing[*]}"
+    _apt_updated=1
+  fi
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "could not install ${missing[*]} with apt-get"
+}
+
+ensure_dotnet() {
+  command -v dotnet >/dev/null 2>&1 || die "the .NET SDK 10 is required (dotnet not on PATH); see https://learn.microsoft.com/dotnet/core/install/linux-debian"
+  export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+}
+
+# The CLI assembly built by build_cli.
+cli_dll() { printf '%s/engine/Streaming.Host/bin/Release/net10.0/Streaming.dll' "$(repo_root)"; }
+
+# build_cli: builds the CLI (Release) when any source is newer than the last build.
+build_cli() {
+  local root dll stamp
+  root=$(repo_root)
+  dll=$(cli_dll)
+  if [ -f "$dll" ] && [ -z "$(find "$root/engine" "$root/connectors" "$root"/Directory.*.props "$root/global.json" \
+        \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.json' -o -name '*.yaml' \) \
+        -not -path '*/bin/*' -not -path '*/obj/*' -newer "$dll" -print -quit 2>/dev/null)" ]; then
+    return 0
+  fi
+  say "building streaming (Release) ..."
+  dotnet build "$root/engine/Streaming.Host/Streaming.Host.csproj" -c Release -nologo -v q -clp:ErrorsOnly >&2 \
+    || die "build failed"
+  touch "$dll"
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  local port i
+  for i in $(seq 1 200); do
+    port=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      printf '%s' "$port"
+      return 0
+    fi
+  done
+  die "no free loopback port found"
+}
+
+# wait_for_port PORT SECONDS NAME
+wait_for_port() {
+  local port=$1 seconds=$2 name=$3 deadline=$((SECONDS + $2))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || die "$name did not listen on 127.0.0.1:$port within ${seconds}s"
+    sleep 0.2
+  done
+}
+
+default_data_dir() {
+  local root
+  root=$(repo_root)
+  if [ -z "${STREAMING_DATA_DIR:-}" ] && [ -f "$root/../shared/data/online_retail_2010_2011.csv.gz" ]; then
+    STREAMING_DATA_DIR=$(cd "$root/../shared/data" && pwd)
+    export STREAMING_DATA_DIR
+  fi
+}

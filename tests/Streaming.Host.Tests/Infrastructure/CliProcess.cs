@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Streaming.Host.Tests.Infrastructure;
+
+/// <summary>The <c>streaming</c> CLI run as a separate process, as a user would, with its output captured.</summary>
+public sealed partial class CliProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stdout = new();
+    private readonly StringBuilder _stderr = new();
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private CliProcess(Process process, string description)
+    {
+        _process = process;
+        Description = description;
+    }
+
+    public string Description { get; }
+
+    public int Pid => _process.Id;
+
+    public bool HasExited => _exited.Task.IsCompleted;
+
+    public int ExitCode => _process.ExitCode;
+
+    public string StandardOutput
+    {
+        get
+        {
+            lock (_stdout)
+            {
+                return _stdout.ToString();
+            }
+        }
+    }
+
+    public string StandardError
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    public static CliProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null, string? workingDirectory = null)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Path.GetTempPath(),
+        };
+        info.ArgumentList.Add(TestEnvironment.CliDll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        info.Environment["STREAMING_DATA_DIR"] = TestEnvironment.DataDir;
+        if (environment is not null)
+        {
+            foreach (var (key, value) in environment)
+            {
+                info.Environment[key] = value;
+            }
+        }
+
+        var process = new Process { StartInfo = info, EnableRaisingEvents = true };
+        var cli = new CliProcess(process, string.Join(' ', info.ArgumentList.Skip(1)));
+        process.OutputDataReceived += (_, e) => cli.Append(cli._stdout, e.Data);
+        process.ErrorDataReceived += (_, e) => cli.Append(cli._stderr, e.Data);
+        process.Exited += (_, _) => cli._exited.TrySetResult();
+        if (!process.Start())
+        {
+            throw new InvalidOperationException("could not start " + cli.Description);
+        }
+
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        process.StandardInput.Close();
+        return cli;
+    }
+
+    /// <summary>Runs to completion within <paramref name="timeout"/>; returns the exit code.</summary>
+    public static async Task<CliProcess> RunAsync(IEnumerable<string> args, TimeSpan timeout)
+    {
+        var cli = Start(args);
+        await cli.WaitForExitAsync(timeout);
+        return cli;
+    }
+
+    public async Task WaitForExitAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await _exited.Task.WaitAsync(timeout);
+            await _process.WaitForExitAsync();
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"'{Description}' did not exit within {timeout.TotalSeconds:0}s. stderr:\n{Tail(StandardError)}");
+        }
+    }
+
+    /// <summary>kill -9: no chance to checkpoint.</summary>
+    public async Task KillAsync()
+    {
+        if (!HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        await WaitForExitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    public void Terminate()
+    {
+        if (!HasExited && Kill(_process.Id, 15) != 0)
+        {
+            throw new InvalidOperationException($"kill -TERM {_process.Id} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!HasExited)
+        {
+            Terminate();
+            try
+            {
+                await WaitForExitAsync(TimeSpan.FromSeconds(15));
+            }
+            catch (TimeoutException)
+            {
+                await KillAsync();
+            }
+        }
+
+        _process.Dispose();
+    }
+
+    public static string Tail(string text, int lines = 40)
+    {
+        var all = text.Split('\n');
+        return string.Join('\n', all.Skip(Math.Max(0, all.Length - lines)));
+    }
+
+    private void Append(StringBuilder sb, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (sb)
+        {
+            sb.AppendLine(line);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}

@@ -1,0 +1,118 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Streaming.Host.Tests.Infrastructure;
+
+/// <summary>A standalone <c>streaming broker</c> process.</summary>
+public sealed class BrokerProcess : IAsyncDisposable
+{
+    private readonly CliProcess _process;
+    private readonly string _dir;
+
+    private BrokerProcess(CliProcess process, string bootstrap, string dir)
+    {
+        _process = process;
+        BootstrapServers = bootstrap;
+        _dir = dir;
+    }
+
+    public string BootstrapServers { get; }
+
+    public static async Task<BrokerProcess> StartAsync(int partitions)
+    {
+        var dir = TestEnvironment.NewTempDir("streaming-broker");
+        var file = Path.Combine(dir, "bootstrap");
+        var process = CliProcess.Start(["broker", "--partitions", partitions.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bootstrap-file", file]);
+        await Eventually.WaitAsync(
+            () => Task.FromResult(File.Exists(file) || process.HasExited),
+            TimeSpan.FromSeconds(60),
+            () => "broker bootstrap file; stderr: " + process.StandardError);
+        if (process.HasExited)
+        {
+            throw new InvalidOperationException("broker exited: " + process.StandardError);
+        }
+
+        var bootstrap = (await File.ReadAllTextAsync(file)).Trim();
+        Assert.Contains("bootstrap=" + bootstrap, process.StandardOutput, StringComparison.Ordinal);
+        return new BrokerProcess(process, bootstrap, dir);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _process.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+}
+
+/// <summary>A <c>streaming run</c> process against a given broker and data directory, with an HTTP client.</summary>
+public sealed class EngineProcess : IAsyncDisposable
+{
+    private EngineProcess(CliProcess process, Uri baseUri)
+    {
+        Process = process;
+        Http = new HttpClient { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public CliProcess Process { get; }
+
+    public HttpClient Http { get; }
+
+    public static async Task<EngineProcess> StartAsync(string bootstrap, string dataDir, IDictionary<string, string>? environment = null)
+    {
+        var port = TestEnvironment.FreePort();
+        var uri = new Uri($"http://127.0.0.1:{port}");
+        var process = CliProcess.Start(["run", "--bootstrap", bootstrap, "--data-dir", dataDir, "--urls", uri.ToString().TrimEnd('/')], environment);
+        var engine = new EngineProcess(process, uri);
+        await Eventually.WaitAsync(
+            async () =>
+            {
+                if (process.HasExited)
+                {
+                    throw new InvalidOperationException($"engine exited with {process.ExitCode}: {CliProcess.Tail(process.StandardError)}");
+                }
+
+                try
+                {
+                    using var response = await engine.Http.GetAsync("/readyz");
+                    return response.IsSuccessStatusCode;
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(90),
+            () => "engine ready; stderr: " + CliProcess.Tail(process.StandardError));
+        return engine;
+    }
+
+    public async Task<JsonElement> StatusAsync() => await Http.GetFromJsonAsync<JsonElement>("/v1/status");
+
+    /// <summary>Sum of the next offsets of <paramref name="topic"/>'s partitions: records processed since the log began.</summary>
+    public async Task<long> ProcessedOffsetsAsync(string topic)
+    {
+        var status = await StatusAsync();
+        long sum = 0;
+        foreach (var p in status.GetProperty("partitions").EnumerateArray())
+        {
+            if (p.GetProperty("topic").GetString() == topic)
+            {
+                sum += p.GetProperty("offset").GetInt64();
+            }
+        }
+
+        return sum;
+    }
+
+    public async Task WaitProcessedAsync(string topic, long count, TimeSpan timeout) =>
+        await Eventually.WaitAsync(
+            async () => await ProcessedOffsetsAsync(topic) >= count,
+            timeout,
+            () => $"{count} records of {topic} processed; stderr: {CliProcess.Tail(Process.StandardError)}");
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await Process.DisposeAsync();
+    }
+}

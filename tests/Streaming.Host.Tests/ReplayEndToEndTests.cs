@@ -1,0 +1,100 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Streaming.Host.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Streaming.Host.Tests;
+
+/// <summary>
+/// The whole Online Retail dataset through separate <c>streaming broker</c>, <c>streaming replay</c> and
+/// <c>streaming run</c> processes; every customer's orders block must equal the batch computation.
+/// </summary>
+[Collection(EndToEnd.Name)]
+public sealed partial class ReplayEndToEndTests(ITestOutputHelper output)
+{
+    private const string RetailFile = "online_retail_2010_2011.csv.gz";
+    private static readonly Lazy<OnlineRetailBatch.Result> s_expected = new(() => OnlineRetailBatch.Compute(TestEnvironment.DataFile(RetailFile)));
+
+    [Fact]
+    public async Task Full_replay_matches_batch_computation()
+    {
+        var expected = s_expected.Value;
+        await using var broker = await BrokerProcess.StartAsync(partitions: 16);
+        var dataDir = TestEnvironment.NewTempDir("streaming-state");
+        await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir);
+
+        var replay = await CliProcess.RunAsync(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers], TimeSpan.FromMinutes(5));
+        Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
+        var produced = Produced(replay);
+        Assert.Equal(expected.Invoices, produced);
+
+        await engine.WaitProcessedAsync("orders", produced, TimeSpan.FromMinutes(3));
+        await ProfileAssert.OrdersMatchAsync(engine.Http, expected, "straight replay");
+        var status = await engine.StatusAsync();
+        Assert.Equal(0, status.GetProperty("deadLetters").GetInt64());
+        Assert.Equal(0, status.GetProperty("duplicates").GetInt64());
+
+        // SIGTERM: checkpoint and exit 0; the restarted engine serves the same profiles from the store.
+        engine.Process.Terminate();
+        await engine.Process.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal(0, engine.Process.ExitCode);
+        await using var restarted = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir);
+        await ProfileAssert.OrdersMatchAsync(restarted.Http, expected, "after SIGTERM and restart");
+    }
+
+    [Fact]
+    public async Task Replay_with_engine_killed_twice_counts_everything_exactly_once()
+    {
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        output.WriteLine($"seed {seed}");
+        var expected = s_expected.Value;
+        await using var broker = await BrokerProcess.StartAsync(partitions: 16);
+        var dataDir = TestEnvironment.NewTempDir("streaming-state");
+        // Frequent checkpoints, so kills land between and during them.
+        var env = new Dictionary<string, string> { ["Streaming__Engine__CheckpointIntervalMs"] = "250" };
+        var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
+        try
+        {
+            var replay = CliProcess.Start(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers, "--rate", "2500"]);
+            double[] killAt = [0.1 + (random.NextDouble() * 0.25), 0.5 + (random.NextDouble() * 0.25)];
+            foreach (var share in killAt)
+            {
+                var target = (long)(expected.Invoices * share);
+                await engine.WaitProcessedAsync("orders", target, TimeSpan.FromMinutes(3));
+                output.WriteLine($"SIGKILL at >= {target} processed (seed {seed})");
+                await engine.Process.KillAsync();
+                await engine.DisposeAsync();
+                engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
+            }
+
+            await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
+            Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
+            var produced = Produced(replay);
+            Assert.Equal(expected.Invoices, produced);
+            await engine.WaitProcessedAsync("orders", produced, TimeSpan.FromMinutes(3));
+            await ProfileAssert.OrdersMatchAsync(engine.Http, expected, $"after two SIGKILLs (seed {seed})");
+        }
+        finally
+        {
+            await engine.DisposeAsync();
+        }
+    }
+
+    private static long Produced(CliProcess replay)
+    {
+        var match = ProducedLine().Match(replay.StandardOutput);
+        Assert.True(match.Success, "no produced=N line in: " + replay.StandardOutput);
+        return long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
+    [GeneratedRegex(@"^produced=(\d+)$", RegexOptions.Multiline)]
+    private static partial Regex ProducedLine();
+}
+
+/// <summary>End-to-end tests start processes and load both cores: they run one at a time.</summary>
+[CollectionDefinition(Name)]
+public sealed class EndToEnd
+{
+    public const string Name = "end-to-end";
+}
