@@ -48,7 +48,7 @@ build_cli() {
     return 0
   fi
   say "building streaming (Release) ..."
-  dotnet build "$root/engine/Streaming.Host/Streaming.Host.csproj" -c Release -nologo -v q -clp:ErrorsOnly >&2 \
+  dotnet build "$root/engine/Streaming.Host/Streaming.Host.csproj" -c Release -nologo -v q -clp:ErrorsOnly -clp:NoSummary >&2 \
     || die "build failed"
   touch "$dll"
 }

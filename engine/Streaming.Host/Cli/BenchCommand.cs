@@ -48,7 +48,7 @@ public static class BenchCommand
             }
 
             var result = await RunAsync(n, parse.GetValue(partitions), dataDir, ct).ConfigureAwait(false);
-            var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
+            var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
             Console.Out.WriteLine(json);
             if (parse.GetValue(output) is { } file)
             {
