@@ -50,7 +50,7 @@ public static class DemoCommand
             var baseUrl = settings.Urls.Split(';')[0].TrimEnd('/');
             AnsiConsole.MarkupLine($"[bold]Streaming demo[/]: broker {host.BootstrapServers}, state {Markup.Escape(host.Store.Path)}");
             AnsiConsole.MarkupLine("Try:");
-            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/tb-1000", "/v1/customers/bank-9664491", "/v1/status", "/readyz" })
+            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/tb-258029", "/v1/customers/bank-9664491", "/v1/status", "/readyz" })
             {
                 AnsiConsole.MarkupLine($"  curl {baseUrl}{path}");
             }
