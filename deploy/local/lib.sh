@@ -48,8 +48,14 @@ build_cli() {
     return 0
   fi
   say "building streaming (Release) ..."
-  dotnet build "$root/engine/Streaming.Host/Streaming.Host.csproj" -c Release -nologo -v q -clp:ErrorsOnly -clp:NoSummary >&2 \
-    || die "build failed"
+  local log
+  log=$(mktemp)
+  if ! dotnet build "$root/engine/Streaming.Host/Streaming.Host.csproj" -c Release -nologo -v q >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    die "build failed"
+  fi
+  rm -f "$log"
   touch "$dll"
 }
 

@@ -72,7 +72,7 @@ public sealed class BankCallcenterFixture
 public sealed class BankCallcenterReaderTests(BankCallcenterFixture data) : IClassFixture<BankCallcenterFixture>
 {
     /// <summary>Israel kept standard time (UTC+2) in January and February 1999; summer time began on 2 April.</summary>
-    private static readonly TimeSpan s_israelWinter = TimeSpan.FromHours(2);
+    private static readonly TimeSpan IsraelWinter = TimeSpan.FromHours(2);
 
     private static JsonElement Json(ReplayRecord r) => JsonSerializer.Deserialize<JsonElement>(r.Value);
 
@@ -109,7 +109,7 @@ public sealed class BankCallcenterReaderTests(BankCallcenterFixture data) : ICla
         }
 
         var earliest = data.Identified.Values.Min(c => c.LocalTime);
-        Assert.Equal(new DateTimeOffset(earliest, s_israelWinter), Json(data.Records[0]).GetProperty("occurredAt").GetDateTimeOffset());
+        Assert.Equal(new DateTimeOffset(earliest, IsraelWinter), Json(data.Records[0]).GetProperty("occurredAt").GetDateTimeOffset());
     }
 
     [Fact]
@@ -136,7 +136,7 @@ public sealed class BankCallcenterReaderTests(BankCallcenterFixture data) : ICla
 
             var occurredAt = json.GetProperty("occurredAt").GetString()!;
             Assert.EndsWith("+02:00", occurredAt, StringComparison.Ordinal);
-            Assert.Equal(new DateTimeOffset(raw.LocalTime, s_israelWinter), json.GetProperty("occurredAt").GetDateTimeOffset());
+            Assert.Equal(new DateTimeOffset(raw.LocalTime, IsraelWinter), json.GetProperty("occurredAt").GetDateTimeOffset());
         }
 
         Assert.Equal(data.Identified.Count, seen.Count);

@@ -153,10 +153,13 @@ public sealed class PartitionHostTests
         host.CollectCheckpoint(batch);
         Assert.Single(batch.States);
 
-        // Collecting is not committing: until MarkClean the changes are still pending.
-        Assert.Equal(1, host.DirtyCustomers);
+        // Collecting is not committing: until MarkClean the collected customers are in flight (and pinned in memory).
+        Assert.Equal(0, host.DirtyCustomers);
+        Assert.Equal(1, host.InFlightCustomers);
+        Assert.Equal(0, host.Passivate(long.MaxValue));
         host.MarkClean();
         Assert.Equal(0, host.DirtyCustomers);
+        Assert.Equal(0, host.InFlightCustomers);
 
         var next = new CheckpointBatch();
         host.CollectCheckpoint(next);

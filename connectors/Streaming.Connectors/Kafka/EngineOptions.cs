@@ -20,5 +20,8 @@ public sealed record EngineOptions
 
     public int SessionTimeoutMs { get; init; } = 6000;
 
+    /// <summary>Upper bound of records prefetched from the brokers and not yet processed, in KiB.</summary>
+    public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
+
     public PartitionHostOptions Host { get; init; } = new();
 }

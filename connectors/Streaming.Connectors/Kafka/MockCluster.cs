@@ -55,6 +55,11 @@ public sealed partial class MockCluster : IDisposable
     public void CreateTopic(string topic, int partitions, int replicationFactor = 1)
     {
         ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        if (partitions < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(partitions), partitions, $"topic '{topic}' needs at least one partition");
+        }
+
         var code = rd_kafka_mock_topic_create(_cluster, topic, partitions, replicationFactor);
         if (code != 0)
         {

@@ -8,6 +8,9 @@ namespace Streaming.Connectors.Sql;
 /// The embedded, single-node state store: one SQLite database in WAL mode. Each checkpoint is one transaction holding
 /// the changed customers, the input offsets they reflect and per-partition progress. Schema changes are migrations
 /// keyed by <c>PRAGMA user_version</c>; a database written by a newer build is refused, never reset.
+/// Reads and the checkpoint write use separate connections, so lookups proceed while a checkpoint is being written
+/// (WAL readers see the last committed checkpoint). A Bloom filter of stored ids answers most lookups of customers
+/// the store has never seen without touching SQLite.
 /// </summary>
 public sealed class SqliteStateStore : IStateStore
 {
@@ -15,9 +18,13 @@ public sealed class SqliteStateStore : IStateStore
     public const int SchemaVersion = 1;
 
     private readonly SqliteConnection _connection;
+    private readonly SqliteConnection _reader;
     private readonly SqliteCommand _loadCustomer;
     private readonly SqliteCommand _findPartition;
     private readonly Lock _gate = new();
+    private readonly Lock _readGate = new();
+    private volatile CustomerIdFilter _filter;
+    private long _lastCheckpointSeq;
 
     public SqliteStateStore(string path)
     {
@@ -29,28 +36,52 @@ public sealed class SqliteStateStore : IStateStore
 
         Path = path;
         _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
-        _connection.Open();
-        Execute("PRAGMA journal_mode=WAL;");
-        // NORMAL in WAL mode survives a process crash (kill -9); a power cut may lose the newest checkpoints, never
-        // consistency, since state and offsets live in the same transaction.
-        Execute("PRAGMA synchronous=NORMAL;");
-        Execute("PRAGMA busy_timeout=5000;");
-        Migrate();
-        _loadCustomer = Prepare("SELECT state FROM customers WHERE customer_id = $id");
-        _findPartition = Prepare("SELECT partition FROM customers WHERE customer_id = $id");
-        LastCheckpointSeq = ReadLong("SELECT COALESCE(MAX(seq), 0) FROM checkpoints");
+        _reader = new SqliteConnection(_connection.ConnectionString);
+        try
+        {
+            _connection.Open();
+            Execute("PRAGMA journal_mode=WAL;");
+            // NORMAL in WAL mode survives a process crash (kill -9); a power cut may lose the newest checkpoints, never
+            // consistency, since state and offsets live in the same transaction.
+            Execute("PRAGMA synchronous=NORMAL;");
+            Execute("PRAGMA busy_timeout=5000;");
+            Migrate();
+            _lastCheckpointSeq = ReadLong("SELECT COALESCE(MAX(seq), 0) FROM checkpoints");
+            _filter = BuildFilter();
+            _reader.Open();
+            using (var pragma = _reader.CreateCommand())
+            {
+                pragma.CommandText = "PRAGMA busy_timeout=5000; PRAGMA query_only=1;";
+                pragma.ExecuteNonQuery();
+            }
+
+            _loadCustomer = Prepare("SELECT state FROM customers WHERE customer_id = $id");
+            _findPartition = Prepare("SELECT partition FROM customers WHERE customer_id = $id");
+        }
+        catch
+        {
+            // The caller gets no instance to dispose: release the file here.
+            _reader.Dispose();
+            _connection.Dispose();
+            throw;
+        }
     }
 
     public string Path { get; }
 
-    public long LastCheckpointSeq { get; private set; }
+    public long LastCheckpointSeq => Interlocked.Read(ref _lastCheckpointSeq);
 
     /// <summary>Opens the store in <paramref name="dataDir"/> (file <c>state.db</c>).</summary>
     public static SqliteStateStore OpenDirectory(string dataDir) => new(System.IO.Path.Combine(dataDir, "state.db"));
 
     public CustomerState? LoadCustomer(string customerId)
     {
-        lock (_gate)
+        if (!_filter.MayContain(customerId))
+        {
+            return null;
+        }
+
+        lock (_readGate)
         {
             _loadCustomer.Parameters[0].Value = customerId;
             using var reader = _loadCustomer.ExecuteReader();
@@ -66,7 +97,12 @@ public sealed class SqliteStateStore : IStateStore
 
     public int? FindPartition(string customerId)
     {
-        lock (_gate)
+        if (!_filter.MayContain(customerId))
+        {
+            return null;
+        }
+
+        lock (_readGate)
         {
             _findPartition.Parameters[0].Value = customerId;
             var result = _findPartition.ExecuteScalar();
@@ -76,10 +112,10 @@ public sealed class SqliteStateStore : IStateStore
 
     public IReadOnlyDictionary<TopicPartitionKey, long> LoadOffsets()
     {
-        lock (_gate)
+        lock (_readGate)
         {
             var result = new Dictionary<TopicPartitionKey, long>();
-            using var cmd = _connection.CreateCommand();
+            using var cmd = _reader.CreateCommand();
             cmd.CommandText = "SELECT topic, partition, next_offset FROM offsets";
             using var reader = cmd.ExecuteReader();
             while (reader.Read())
@@ -93,9 +129,9 @@ public sealed class SqliteStateStore : IStateStore
 
     public long LoadMaxEventTicks(int partition)
     {
-        lock (_gate)
+        lock (_readGate)
         {
-            using var cmd = _connection.CreateCommand();
+            using var cmd = _reader.CreateCommand();
             cmd.CommandText = "SELECT max_event_ticks FROM partitions WHERE partition = $p";
             cmd.Parameters.AddWithValue("$p", partition);
             return cmd.ExecuteScalar() is long v ? v : 0;
@@ -104,19 +140,21 @@ public sealed class SqliteStateStore : IStateStore
 
     public long CountCustomers()
     {
-        lock (_gate)
+        lock (_readGate)
         {
-            return ReadLong("SELECT COUNT(*) FROM customers");
+            using var cmd = _reader.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM customers";
+            return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
         }
     }
 
     /// <summary>Every stored customer id with its partition (for tools and tests; not used on the hot path).</summary>
     public IEnumerable<(string CustomerId, int Partition)> ListCustomers()
     {
-        lock (_gate)
+        lock (_readGate)
         {
             var list = new List<(string, int)>();
-            using var cmd = _connection.CreateCommand();
+            using var cmd = _reader.CreateCommand();
             cmd.CommandText = "SELECT customer_id, partition FROM customers ORDER BY customer_id";
             using var reader = cmd.ExecuteReader();
             while (reader.Read())
@@ -191,7 +229,7 @@ public sealed class SqliteStateStore : IStateStore
             {
                 log.Transaction = tx;
                 log.CommandText = "INSERT INTO checkpoints(seq, customers, offsets) VALUES($seq, $c, $o)";
-                log.Parameters.AddWithValue("$seq", LastCheckpointSeq + 1);
+                log.Parameters.AddWithValue("$seq", _lastCheckpointSeq + 1);
                 log.Parameters.AddWithValue("$c", batch.States.Count);
                 log.Parameters.AddWithValue("$o", batch.Offsets.Count);
                 log.ExecuteNonQuery();
@@ -200,7 +238,22 @@ public sealed class SqliteStateStore : IStateStore
             }
 
             tx.Commit();
-            LastCheckpointSeq++;
+            Interlocked.Increment(ref _lastCheckpointSeq);
+
+            // Ids become visible to the filter only after the commit; until then their owner holds them in memory.
+            var filter = _filter;
+            foreach (var row in batch.States)
+            {
+                if (row.IsNew)
+                {
+                    filter.Add(row.CustomerId);
+                }
+            }
+
+            if (filter.Count > filter.Capacity)
+            {
+                _filter = BuildFilter();
+            }
         }
     }
 
@@ -208,7 +261,24 @@ public sealed class SqliteStateStore : IStateStore
     {
         _loadCustomer.Dispose();
         _findPartition.Dispose();
+        _reader.Dispose();
         _connection.Dispose();
+    }
+
+    /// <summary>A filter over every stored id, sized for twice their number (so it is rebuilt rarely).</summary>
+    private CustomerIdFilter BuildFilter()
+    {
+        var count = ReadLong("SELECT COUNT(*) FROM customers");
+        var filter = new CustomerIdFilter(Math.Max(1 << 20, count * 2));
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = "SELECT customer_id FROM customers";
+        using var reader = cmd.ExecuteReader();
+        while (reader.Read())
+        {
+            filter.Add(reader.GetString(0));
+        }
+
+        return filter;
     }
 
     private void Migrate()
@@ -252,7 +322,7 @@ public sealed class SqliteStateStore : IStateStore
 
     private SqliteCommand Prepare(string sql)
     {
-        var cmd = _connection.CreateCommand();
+        var cmd = _reader.CreateCommand();
         cmd.CommandText = sql;
         cmd.Parameters.Add("$id", SqliteType.Text);
         cmd.Prepare();

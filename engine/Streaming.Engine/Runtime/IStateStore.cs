@@ -47,7 +47,8 @@ public sealed class CheckpointBatch
     }
 }
 
-public readonly record struct StateRow(string CustomerId, int Partition, byte[] State);
+/// <summary>A customer's encoded state; <paramref name="IsNew"/> is false when the store is known to hold an older version.</summary>
+public readonly record struct StateRow(string CustomerId, int Partition, byte[] State, bool IsNew = true);
 
 public readonly record struct OffsetRow(string Topic, int Partition, long NextOffset);
 

@@ -31,6 +31,7 @@ public sealed class PartitionHost
 {
     private readonly Dictionary<string, Entry> _customers = new(StringComparer.Ordinal);
     private readonly List<Entry> _dirty = [];
+    private readonly List<Entry> _inFlight = [];
     private readonly Dictionary<string, long> _nextOffsets = new(StringComparer.Ordinal);
     private readonly IStateStore _store;
     private readonly PartitionHostOptions _options;
@@ -59,6 +60,9 @@ public sealed class PartitionHost
     public int CachedCustomers => _customers.Count;
 
     public int DirtyCustomers => _dirty.Count;
+
+    /// <summary>Customers in the batch collected last and not yet marked durable.</summary>
+    public int InFlightCustomers => _inFlight.Count;
 
     public long CustomerLoads { get; private set; }
 
@@ -114,16 +118,24 @@ public sealed class PartitionHost
     public CustomerState? TryGetCached(string customerId) =>
         _customers.TryGetValue(customerId, out var entry) ? entry.State : null;
 
-    /// <summary>Adds this host's changes to <paramref name="batch"/>. Call <see cref="MarkClean"/> once it is durable.</summary>
+    /// <summary>
+    /// Snapshots this host's changes into <paramref name="batch"/> (encoded now, so processing may go on while the batch
+    /// is written). The snapshotted customers stay in memory until <see cref="MarkClean"/> says the batch is durable;
+    /// one changed again meanwhile is simply part of the next batch. At most one batch may be in flight.
+    /// </summary>
     public void CollectCheckpoint(CheckpointBatch batch)
     {
         foreach (var entry in _dirty)
         {
             _encodeBuffer.Clear();
             CustomerStateCodec.Encode(entry.State, _encodeBuffer);
-            batch.States.Add(new StateRow(entry.State.CustomerId, Partition, _encodeBuffer.WrittenSpan.ToArray()));
+            batch.States.Add(new StateRow(entry.State.CustomerId, Partition, _encodeBuffer.WrittenSpan.ToArray(), !entry.Stored));
+            entry.Dirty = false;
+            entry.InFlight = true;
+            _inFlight.Add(entry);
         }
 
+        _dirty.Clear();
         if (_partitionDirty)
         {
             foreach (var (topic, next) in _nextOffsets)
@@ -132,18 +144,20 @@ public sealed class PartitionHost
             }
 
             batch.Partitions.Add(new PartitionRow(Partition, MaxEventTicks));
+            _partitionDirty = false;
         }
     }
 
+    /// <summary>The batch collected last is durable: its customers may be passivated.</summary>
     public void MarkClean()
     {
-        foreach (var entry in _dirty)
+        foreach (var entry in _inFlight)
         {
-            entry.Dirty = false;
+            entry.InFlight = false;
+            entry.Stored = true;
         }
 
-        _dirty.Clear();
-        _partitionDirty = false;
+        _inFlight.Clear();
     }
 
     /// <summary>Drops clean customers not touched since <paramref name="touchedBefore"/>; returns how many.</summary>
@@ -152,7 +166,7 @@ public sealed class PartitionHost
         List<string>? victims = null;
         foreach (var (id, entry) in _customers)
         {
-            if (!entry.Dirty && entry.LastTouch < touchedBefore)
+            if (!entry.Dirty && !entry.InFlight && entry.LastTouch < touchedBefore)
             {
                 (victims ??= []).Add(id);
             }
@@ -176,7 +190,7 @@ public sealed class PartitionHost
     {
         foreach (var entry in _customers.Values)
         {
-            if (!entry.Dirty)
+            if (!entry.Dirty && !entry.InFlight)
             {
                 sink.Add(entry.LastTouch);
             }
@@ -200,7 +214,7 @@ public sealed class PartitionHost
                 return null;
             }
 
-            entry = new Entry(state ?? new CustomerState(customerId));
+            entry = new Entry(state ?? new CustomerState(customerId)) { Stored = state is not null };
             _customers.Add(customerId, entry);
         }
 
@@ -212,6 +226,12 @@ public sealed class PartitionHost
     {
         public CustomerState State { get; } = state;
         public bool Dirty { get; set; }
+
+        /// <summary>Part of a checkpoint batch not yet durable: must not be passivated.</summary>
+        public bool InFlight { get; set; }
+
+        /// <summary>The store holds a version of this customer.</summary>
+        public bool Stored { get; set; }
         public long LastTouch { get; set; }
     }
 }

@@ -172,7 +172,9 @@ public static class BenchCommand
             AutoOffsetReset = AutoOffsetReset.Earliest,
             EnableAutoCommit = false,
             PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
-            QueuedMinMessages = 20_000,
+            // The engine's prefetch settings, so both loops are fed alike.
+            QueuedMinMessages = 1_000_000,
+            QueuedMaxMessagesKbytes = new EngineOptions { BootstrapServers = bootstrap }.PrefetchMaxKbytes,
         }).Build();
         consumer.Subscribe(Topics.Inputs);
         long count = 0;

@@ -23,6 +23,7 @@ public sealed record StreamingSettings
     public int RecentEventIds { get; init; } = 32;
     public int AllowedLatenessSeconds { get; init; } = 300;
     public int MaxRecordBytes { get; init; } = 256 * 1024;
+    public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
 
     public static IConfiguration LoadConfiguration(string? configFile)
     {
@@ -59,6 +60,7 @@ public sealed record StreamingSettings
             RecentEventIds = Int(s, "Engine:RecentEventIds", defaults.RecentEventIds, 0, 4096),
             AllowedLatenessSeconds = Int(s, "Engine:AllowedLatenessSeconds", defaults.AllowedLatenessSeconds, 0, 86_400 * 30),
             MaxRecordBytes = Int(s, "Engine:MaxRecordBytes", defaults.MaxRecordBytes, 1024, 64 * 1024 * 1024),
+            PrefetchMaxKbytes = Int(s, "Kafka:PrefetchMaxKbytes", defaults.PrefetchMaxKbytes, 1024, 2_097_151),
         };
     }
 
@@ -69,6 +71,7 @@ public sealed record StreamingSettings
         CheckpointInterval = TimeSpan.FromMilliseconds(CheckpointIntervalMs),
         CheckpointEveryEvents = CheckpointEveryEvents,
         MaxCachedCustomers = MaxCachedCustomers,
+        PrefetchMaxKbytes = PrefetchMaxKbytes,
         Host = new PartitionHostOptions
         {
             Actor = new ActorOptions { RecentIdCapacity = RecentEventIds },
