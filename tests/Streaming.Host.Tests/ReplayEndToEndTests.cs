@@ -21,7 +21,9 @@ public sealed partial class ReplayEndToEndTests(ITestOutputHelper output)
         var expected = s_expected.Value;
         await using var broker = await BrokerProcess.StartAsync(partitions: 16);
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
-        await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir);
+        // A cache bound below the 4,372 customers: idle ones are passivated and reloaded from the store when asked for.
+        var env = new Dictionary<string, string> { ["Streaming__Engine__MaxCachedCustomers"] = "1000" };
+        await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
 
         var replay = await CliProcess.RunAsync(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers], TimeSpan.FromMinutes(5));
         Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
@@ -33,12 +35,13 @@ public sealed partial class ReplayEndToEndTests(ITestOutputHelper output)
         var status = await engine.StatusAsync();
         Assert.Equal(0, status.GetProperty("deadLetters").GetInt64());
         Assert.Equal(0, status.GetProperty("duplicates").GetInt64());
+        Assert.True(status.GetProperty("passivations").GetInt64() > 0, "expected idle customers to be passivated: " + status);
 
         // SIGTERM: checkpoint and exit 0; the restarted engine serves the same profiles from the store.
         engine.Process.Terminate();
         await engine.Process.WaitForExitAsync(TimeSpan.FromSeconds(15));
         Assert.Equal(0, engine.Process.ExitCode);
-        await using var restarted = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir);
+        await using var restarted = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
         await ProfileAssert.OrdersMatchAsync(restarted.Http, expected, "after SIGTERM and restart");
     }
 

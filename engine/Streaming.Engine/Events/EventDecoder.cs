@@ -93,6 +93,7 @@ public sealed class EventDecoder(DecoderOptions options)
 
     private bool ReadTop(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)
     {
+        error = default;
         while (reader.Read())
         {
             if (reader.TokenType == JsonTokenType.EndObject)
@@ -102,167 +103,121 @@ public sealed class EventDecoder(DecoderOptions options)
             }
 
             // Property name, then its value.
+            var ok = true;
             if (reader.ValueTextEquals("eventId"u8))
             {
-                if (!ReadString(ref reader, "eventId", out f.EventId, out error))
-                {
-                    return false;
-                }
+                ok = ReadString(ref reader, "eventId", out f.EventId, out error);
             }
             else if (reader.ValueTextEquals("customerId"u8))
             {
-                if (!ReadString(ref reader, "customerId", out f.CustomerId, out error))
-                {
-                    return false;
-                }
+                ok = ReadString(ref reader, "customerId", out f.CustomerId, out error);
             }
             else if (reader.ValueTextEquals("occurredAt"u8))
             {
-                if (!ReadTime(ref reader, out f.OccurredAt, out f.HasOccurredAt, out error))
-                {
-                    return false;
-                }
+                ok = ReadTime(ref reader, out f.OccurredAt, out f.HasOccurredAt, out error);
             }
             else if (reader.ValueTextEquals("type"u8))
             {
-                if (!ReadString(ref reader, "type", out f.Type, out error))
-                {
-                    return false;
-                }
+                ok = ReadString(ref reader, "type", out f.Type, out error);
             }
             else if (reader.ValueTextEquals("orderId"u8))
             {
-                if (!ReadId(ref reader, "orderId", out f.OrderId, out error))
-                {
-                    return false;
-                }
+                ok = ReadId(ref reader, "orderId", out f.OrderId, out error);
             }
             else if (reader.ValueTextEquals("amount"u8))
             {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDecimal(out f.Amount))
-                {
-                    error = new("wrong-type", "amount must be a JSON number within decimal range");
-                    return false;
-                }
-
-                f.HasAmount = true;
+                ok = ReadAmount(ref reader, ref f, out error);
             }
             else if (reader.ValueTextEquals("currency"u8))
             {
-                if (!ReadString(ref reader, "currency", out f.Currency, out error))
-                {
-                    return false;
-                }
+                ok = ReadString(ref reader, "currency", out f.Currency, out error);
             }
             else if (reader.ValueTextEquals("channel"u8))
             {
-                if (!ReadString(ref reader, "channel", out f.Channel, out error))
-                {
-                    return false;
-                }
+                ok = ReadString(ref reader, "channel", out f.Channel, out error);
             }
             else if (reader.ValueTextEquals("country"u8))
             {
-                if (!ReadString(ref reader, "country", out f.Country, out error))
-                {
-                    return false;
-                }
+                ok = ReadString(ref reader, "country", out f.Country, out error);
             }
             else if (reader.ValueTextEquals("items"u8))
             {
-                if (!ReadItems(ref reader, ref f, out error))
-                {
-                    return false;
-                }
+                ok = ReadItems(ref reader, ref f, out error);
             }
             else if (reader.ValueTextEquals("sessionId"u8))
             {
-                if (!ReadId(ref reader, "sessionId", out f.SessionId, out error))
-                {
-                    return false;
-                }
+                ok = ReadId(ref reader, "sessionId", out f.SessionId, out error);
             }
             else if (reader.ValueTextEquals("productId"u8))
             {
-                if (!ReadId(ref reader, "productId", out f.ProductId, out error))
-                {
-                    return false;
-                }
+                ok = ReadId(ref reader, "productId", out f.ProductId, out error);
             }
             else if (reader.ValueTextEquals("categoryId"u8))
             {
-                if (!ReadId(ref reader, "categoryId", out f.CategoryId, out error))
-                {
-                    return false;
-                }
+                ok = ReadId(ref reader, "categoryId", out f.CategoryId, out error);
             }
             else if (reader.ValueTextEquals("callId"u8))
             {
-                if (!ReadId(ref reader, "callId", out f.CallId, out error))
-                {
-                    return false;
-                }
+                ok = ReadId(ref reader, "callId", out f.CallId, out error);
             }
             else if (reader.ValueTextEquals("queue"u8))
             {
-                if (!ReadId(ref reader, "queue", out f.Queue, out error))
-                {
-                    return false;
-                }
+                ok = ReadId(ref reader, "queue", out f.Queue, out error);
             }
             else if (reader.ValueTextEquals("waitSeconds"u8))
             {
-                if (!ReadSeconds(ref reader, "waitSeconds", out f.WaitSeconds, out error))
-                {
-                    return false;
-                }
+                ok = ReadSeconds(ref reader, "waitSeconds", out f.WaitSeconds, out error);
             }
             else if (reader.ValueTextEquals("talkSeconds"u8))
             {
-                if (!ReadSeconds(ref reader, "talkSeconds", out f.TalkSeconds, out error))
-                {
-                    return false;
-                }
+                ok = ReadSeconds(ref reader, "talkSeconds", out f.TalkSeconds, out error);
             }
             else if (reader.ValueTextEquals("attributes"u8))
             {
-                if (!ReadAttributes(ref reader, ref f, out error))
-                {
-                    return false;
-                }
+                ok = ReadAttributes(ref reader, ref f, out error);
             }
             else if (reader.ValueTextEquals("consent"u8))
             {
-                if (!ReadConsent(ref reader, ref f, out error))
-                {
-                    return false;
-                }
+                ok = ReadConsent(ref reader, ref f, out error);
             }
             else if (reader.ValueTextEquals("outreachId"u8))
             {
-                if (!ReadId(ref reader, "outreachId", out f.OutreachId, out error))
-                {
-                    return false;
-                }
+                ok = ReadId(ref reader, "outreachId", out f.OutreachId, out error);
             }
             else if (reader.ValueTextEquals("outcome"u8))
             {
-                if (!ReadString(ref reader, "outcome", out f.Outcome, out error))
-                {
-                    return false;
-                }
+                ok = ReadString(ref reader, "outcome", out f.Outcome, out error);
             }
             else
             {
                 // Unknown property (including page, priority, agent, which the model does not keep yet): skip its value.
                 reader.Read();
                 reader.Skip();
+                error = default;
+            }
+
+            if (!ok)
+            {
+                return false;
             }
         }
 
         error = new("invalid-json", "unterminated object");
         return false;
+    }
+
+    private static bool ReadAmount(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDecimal(out f.Amount))
+        {
+            error = new("wrong-type", "amount must be a JSON number within decimal range");
+            return false;
+        }
+
+        f.HasAmount = true;
+        error = default;
+        return true;
     }
 
     private bool Build(InputTopic topic, ReadOnlySpan<byte> key, ref Fields f, out CustomerEvent? evt, out DecodeError error)
