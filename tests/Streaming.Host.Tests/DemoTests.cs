@@ -30,15 +30,19 @@ public sealed class DemoTests
                     }
 
                     profile = await response.Content.ReadFromJsonAsync<JsonElement>();
-                    return profile.GetProperty("orders").GetProperty("count").GetInt32() > 0;
+
+                    // One population: the retail customer also receives joined bank calls and synthetic attributes.
+                    return profile.GetProperty("orders").GetProperty("count").GetInt32() > 0
+                        && profile.GetProperty("calls").GetProperty("total").GetInt32() > 0
+                        && profile.GetProperty("attributes").GetProperty("birthday").ValueKind == JsonValueKind.String;
                 }
                 catch (HttpRequestException)
                 {
                     return false;
                 }
             },
-            TimeSpan.FromSeconds(60),
-            () => "customer 17850 with orders; stderr: " + CliProcess.Tail(demo.StandardError));
+            TimeSpan.FromSeconds(90),
+            () => $"customer 17850 with orders, calls and a birthday; last profile {profile}; stderr: {CliProcess.Tail(demo.StandardError)}");
 
         Assert.Equal("17850", profile.GetProperty("customerId").GetString());
         Assert.Contains("/v1/customers/17850", demo.StandardOutput, StringComparison.Ordinal);

@@ -1,9 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streaming.Connectors.Datasets;
@@ -128,21 +126,13 @@ public static class BenchCommand
                         return result;
                     }
 
-                    result.Add(cycle == 0 ? record : Remap(record, "~" + cycle.ToString(CultureInfo.InvariantCulture)));
+                    var suffix = "~" + cycle.ToString(CultureInfo.InvariantCulture);
+                    result.Add(cycle == 0 ? record : RecordRewriter.Rewrite(record, record.Key + suffix, suffix, addYears: 0).Record);
                 }
             }
         }
 
         return result;
-    }
-
-    private static ReplayRecord Remap(ReplayRecord record, string suffix)
-    {
-        var node = JsonNode.Parse(record.Value)!.AsObject();
-        var customerId = node["customerId"]!.GetValue<string>() + suffix;
-        node["customerId"] = customerId;
-        node["eventId"] = node["eventId"]!.GetValue<string>() + suffix;
-        return new ReplayRecord(record.Topic, customerId, Encoding.UTF8.GetBytes(node.ToJsonString()));
     }
 
     private static void EnsureNothingDropped(string bootstrap, int partitions)

@@ -8,8 +8,8 @@ using Streaming.Host.Hosting;
 namespace Streaming.Host.Cli;
 
 /// <summary>
-/// <c>streaming demo</c>: embedded broker, engine and HTTP API in one process, with the three real datasets replayed side
-/// by side (each keeps its own customer ids: "17850", "tb-…", "bank-…") and a live display.
+/// <c>streaming demo</c>: embedded broker, engine and HTTP API in one process, with the three real datasets joined into
+/// one population (<see cref="DemoPopulation"/>) replayed in event-time order, and a live display.
 /// </summary>
 public static class DemoCommand
 {
@@ -17,7 +17,7 @@ public static class DemoCommand
     {
         var data = new Option<string?>("--data") { Description = "Directory of the datasets (default ../shared/data)" };
         var urls = new Option<string?>("--urls") { Description = "HTTP listen URL (default http://127.0.0.1:8080)" };
-        var rate = new Option<int>("--rate") { Description = "Events per second per dataset", DefaultValueFactory = _ => 2000 };
+        var rate = new Option<int>("--rate") { Description = "Events per second", DefaultValueFactory = _ => 5000 };
         var duration = new Option<int?>("--duration") { Description = "Stop by itself after this many seconds (default: run until Ctrl-C)" };
         var command = new Command("demo", "Broker, engine and real datasets in one process, with a live display") { data, urls, rate, duration };
         command.SetAction(async (parse, ct) =>
@@ -50,23 +50,23 @@ public static class DemoCommand
             var baseUrl = settings.Urls.Split(';')[0].TrimEnd('/');
             AnsiConsole.MarkupLine($"[bold]Streaming demo[/]: broker {host.BootstrapServers}, state {Markup.Escape(host.Store.Path)}");
             AnsiConsole.MarkupLine("Try:");
-            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/tb-258029", "/v1/customers/bank-9664491", "/v1/status", "/readyz" })
+            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/12347", "/v1/customers/tb-258029", "/v1/status", "/readyz" })
             {
                 AnsiConsole.MarkupLine($"  curl {baseUrl}{path}");
             }
 
             AnsiConsole.MarkupLine("Ctrl-C stops.");
-            var feeds = Datasets.Names.Select(name => new Feed(name, Path.Combine(dataDir, Datasets.DefaultFile(name)))).ToList();
-            var replays = feeds.Select(feed => Task.Run(() => feed.Run(host.BootstrapServers, settings.GroupId, parse.GetValue(rate), stop.Token))).ToList();
-            await ShowAsync(host, feeds, stop.Token).ConfigureAwait(false);
-            await Task.WhenAll(replays.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false);
+            var feed = new Feed();
+            var replay = Task.Run(() => feed.Run(dataDir, host.BootstrapServers, settings.GroupId, parse.GetValue(rate), stop.Token));
+            await ShowAsync(host, feed, stop.Token).ConfigureAwait(false);
+            await replay.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
             AnsiConsole.MarkupLine($"Stopping: {host.Engine.EventsProcessed:N0} events processed, checkpointing.");
             return 0;
         });
         return command;
     }
 
-    private static async Task ShowAsync(EngineHost host, List<Feed> feeds, CancellationToken ct)
+    private static async Task ShowAsync(EngineHost host, Feed feed, CancellationToken ct)
     {
         var last = host.Engine.EventsProcessed;
         var lastAt = DateTime.UtcNow;
@@ -90,7 +90,7 @@ public static class DemoCommand
             var status = host.Engine.Status;
             var line = string.Create(CultureInfo.InvariantCulture,
                 $"events {processed,10:N0} | {perSecond,8:N0}/s | customers cached {status.CachedCustomers,8:N0} | lag {status.ConsumerLag,7:N0} | checkpoints {host.Engine.Checkpoints,5:N0} | dead letters {host.Engine.DeadLetters:N0} | ")
-                + string.Join("  ", feeds.Select(f => f.Describe()));
+                + feed.Describe();
             if (interactive)
             {
                 AnsiConsole.Markup("\r" + Markup.Escape(line).PadRight(Math.Min(Console.WindowWidth > 0 ? Console.WindowWidth - 1 : 200, 240)));
@@ -104,32 +104,27 @@ public static class DemoCommand
         Console.Out.WriteLine();
     }
 
-    private sealed class Feed(string name, string path)
+    /// <summary>The replay of the joined population, run on its own thread.</summary>
+    private sealed class Feed
     {
         private long _produced;
-        private double _share;
         private string _state = "starting";
 
-        public string Describe() => string.Create(CultureInfo.InvariantCulture, $"{name} {_share:P0} {_state}");
+        public string Describe() => string.Create(CultureInfo.InvariantCulture, $"replayed {Interlocked.Read(ref _produced):N0} ({_state})");
 
-        public void Run(string bootstrap, string group, int rate, CancellationToken ct)
+        public void Run(string dataDir, string bootstrap, string group, int rate, CancellationToken ct)
         {
             try
             {
-                using var file = new DatasetFile(path);
                 _state = "running";
                 var options = new ReplayOptions { BootstrapServers = bootstrap, Rate = rate, PaceGroup = group };
-                _produced = new ReplayProducer(options, TimeProvider.System).Run(
-                    Datasets.Read(name, file),
-                    () => file.Progress,
-                    p =>
-                    {
-                        _produced = p.Produced;
-                        _share = p.FileShare;
-                    },
+                var produced = new ReplayProducer(options, TimeProvider.System).Run(
+                    DemoPopulation.Read(dataDir),
+                    () => 0,
+                    p => Interlocked.Exchange(ref _produced, p.Produced),
                     null,
                     ct);
-                _share = 1;
+                Interlocked.Exchange(ref _produced, produced);
                 _state = "done";
             }
             catch (OperationCanceledException)
