@@ -24,6 +24,7 @@ public sealed partial class KafkaEngine : IDisposable
     private readonly Dictionary<int, PartitionHost> _hosts = [];
     private readonly HashSet<TopicPartition> _assigned = [];
     private readonly ConcurrentQueue<Action> _queries = new();
+    private readonly Dictionary<TopicPartition, (long At, long High)> _queriedWatermarks = [];
     private readonly List<double> _checkpointMs = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -187,7 +188,6 @@ public sealed partial class KafkaEngine : IDisposable
             Checkpoint(consumer);
             LogStopping(_store.LastCheckpointSeq);
             consumer.Close();
-            DrainQueries();
             _stopped.TrySetResult();
         }
         catch (Exception ex)
@@ -199,7 +199,9 @@ public sealed partial class KafkaEngine : IDisposable
         {
             _deadLetterProducer?.Flush(TimeSpan.FromSeconds(5));
             _deadLetterProducer?.Dispose();
-            FailPendingQueries();
+
+            // Answer queries that arrived while stopping, so no HTTP request waits for a thread that is gone.
+            DrainQueries();
         }
     }
 
@@ -285,7 +287,7 @@ public sealed partial class KafkaEngine : IDisposable
             {
                 if (report.Error.IsError)
                 {
-                    _deadLetterFailure = report.Error.Reason;
+                    Volatile.Write(ref _deadLetterFailure, report.Error.Reason);
                 }
 
                 Interlocked.Decrement(ref _pendingDeadLetters);
@@ -314,10 +316,9 @@ public sealed partial class KafkaEngine : IDisposable
             _deadLetterProducer!.Flush(TimeSpan.FromSeconds(30));
         }
 
-        var failure = _deadLetterFailure;
+        var failure = Interlocked.Exchange(ref _deadLetterFailure, null);
         if (failure is not null || Volatile.Read(ref _pendingDeadLetters) > 0)
         {
-            _deadLetterFailure = null;
             LogCheckpointDeferred(failure ?? "dead letters still in flight");
             return;
         }
@@ -540,14 +541,7 @@ public sealed partial class KafkaEngine : IDisposable
             var high = watermarks.High.Value;
             if (high < 0)
             {
-                try
-                {
-                    high = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromMilliseconds(200)).High.Value;
-                }
-                catch (KafkaException)
-                {
-                    high = -1;
-                }
+                high = QueriedHighWatermark(consumer, tp);
             }
 
             var lag = high < 0 ? 0 : Math.Max(0, high - next);
@@ -559,17 +553,34 @@ public sealed partial class KafkaEngine : IDisposable
         _status = new EngineStatus(rows, totalLag, cached, _store.LastCheckpointSeq);
     }
 
-    private void DrainQueries()
+    /// <summary>
+    /// The log end of a partition the consumer has no fetch data for yet (e.g. an empty topic), asked of the broker at
+    /// most every 10 s per partition, since the call blocks this thread.
+    /// </summary>
+    private long QueriedHighWatermark(IConsumer<byte[]?, byte[]?> consumer, TopicPartition tp)
     {
-        while (_queries.TryDequeue(out var query))
+        var now = _time.GetTimestamp();
+        if (_queriedWatermarks.TryGetValue(tp, out var known) && _time.GetElapsedTime(known.At, now) < TimeSpan.FromSeconds(10))
         {
-            query();
+            return known.High;
         }
+
+        long high;
+        try
+        {
+            high = consumer.QueryWatermarkOffsets(tp, TimeSpan.FromMilliseconds(200)).High.Value;
+        }
+        catch (KafkaException)
+        {
+            high = -1;
+        }
+
+        _queriedWatermarks[tp] = (now, high);
+        return high;
     }
 
-    private void FailPendingQueries()
+    private void DrainQueries()
     {
-        // Queries arriving after the loop ended: answer them so no HTTP request hangs.
         while (_queries.TryDequeue(out var query))
         {
             query();

@@ -48,19 +48,19 @@ public static class DemoCommand
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(signals.Token, timeout.Token);
             await using var host = await EngineHost.StartAsync(settings, LogLevel.Warning, stop.Token).ConfigureAwait(false);
             var baseUrl = settings.Urls.Split(';')[0].TrimEnd('/');
-            AnsiConsole.MarkupLine($"[bold]Streaming demo[/]: broker {host.BootstrapServers}, state {Markup.Escape(host.Store.Path)}");
-            AnsiConsole.MarkupLine("Try:");
+            Console.Out.WriteLine($"Streaming demo: broker {host.BootstrapServers}, state {host.Store.Path}");
+            Console.Out.WriteLine("Try:");
             foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/12347", "/v1/customers/tb-258029", "/v1/status", "/readyz" })
             {
-                AnsiConsole.MarkupLine($"  curl {baseUrl}{path}");
+                Console.Out.WriteLine($"  curl {baseUrl}{path}");
             }
 
-            AnsiConsole.MarkupLine("Ctrl-C stops.");
+            Console.Out.WriteLine("Ctrl-C stops.");
             var feed = new Feed();
             var replay = Task.Run(() => feed.Run(dataDir, host.BootstrapServers, settings.GroupId, parse.GetValue(rate), stop.Token));
             await ShowAsync(host, feed, stop.Token).ConfigureAwait(false);
             await replay.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
-            AnsiConsole.MarkupLine($"Stopping: {host.Engine.EventsProcessed:N0} events processed, checkpointing.");
+            Console.Out.WriteLine($"Stopping: {host.Engine.EventsProcessed:N0} events processed, checkpointing.");
             return 0;
         });
         return command;
