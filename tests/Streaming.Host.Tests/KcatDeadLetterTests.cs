@@ -27,6 +27,8 @@ public sealed class KcatDeadLetterTests
         ("kc-2", """{"eventId":"k-5","customerId":"kc-2","occurredAt":"2024-03-01T10:00:00Z","type":"teleport","orderId":"o","amount":1}""", "unknown-type"),
         ("kc-9", """{"eventId":"k-6","customerId":"kc-2","occurredAt":"2024-03-01T10:00:00Z","type":"order_placed","orderId":"o","amount":1}""", "key-mismatch"),
         ("kc-2", """{"eventId":"k-7","customerId":"kc-2","occurredAt":"1901-03-01T10:00:00Z","type":"order_placed","orderId":"o","amount":1}""", "time-out-of-range"),
+        // Above the default 256 KiB record limit: rejected unread.
+        ("kc-2", "{\"eventId\":\"k-8\",\"customerId\":\"kc-2\",\"occurredAt\":\"2024-03-01T10:00:00Z\",\"type\":\"order_placed\",\"orderId\":\"o\",\"amount\":1,\"note\":\"" + new string('x', 300 * 1024) + "\"}", "oversized"),
     ];
 
     [Fact]
