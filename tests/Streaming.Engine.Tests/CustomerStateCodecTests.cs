@@ -49,7 +49,60 @@ public sealed class CustomerStateCodecTests
             s.RecentEventIds.Add(IdHash.Fnv1a64("id-" + i), 32);
         }
 
+        // Version 2: the customer model.
+        s.LastCallTicks = 11;
+        s.LastCartAddTicks = 12;
+        s.ChannelsUsed = Channels.Online | Channels.Voice;
+        foreach (var key in new[] { "a", "b", "a", "c", "d", "e", "f", "a" })
+        {
+            s.TopCategories.Add(key);
+        }
+
+        s.TopProducts.Add("p1");
+        s.Days.At(739_000).Orders = 2;
+        s.Days.At(739_000).Net = -1.50m;
+        s.Days.At(738_990).Points = long.MaxValue;
+        s.Days.At(739_001).Abandoned = 3;
+        s.Frequency = 4;
+        s.Monetary = 99.99m;
+        (s.RScore, s.FScore, s.MScore) = (5, 1, 3);
+        s.RfmSegment = "loyal";
+        s.ChurnRisk = 42;
+        s.Stages["lifecycle"] = new StageValue("won_back", 123);
+        s.Stages["aarrr"] = new StageValue("revenue", 456);
+        s.TierName = "gold";
+        s.TierPoints = 2500;
+        s.TierProjected = "silver";
+        s.TierReviewTicks = 789;
+        s.Tags = ["lapsed", "vip"];
+        s.RuleVersion = "default@0123456789ab";
+        s.EvaluatedAtTicks = 1011;
+        s.WakeTicks = 1213;
         return s;
+    }
+
+    private static void AssertSameModel(CustomerState expected, CustomerState actual)
+    {
+        Assert.Equal(expected.LastCallTicks, actual.LastCallTicks);
+        Assert.Equal(expected.LastCartAddTicks, actual.LastCartAddTicks);
+        Assert.Equal(expected.ChannelsUsed, actual.ChannelsUsed);
+        Assert.Equal(expected.TopCategories.Items, actual.TopCategories.Items);
+        Assert.Equal(expected.TopProducts.Items, actual.TopProducts.Items);
+        Assert.Equal(expected.Days.Items.ToArray(), actual.Days.Items.ToArray());
+        Assert.Equal(expected.Frequency, actual.Frequency);
+        Assert.Equal(expected.Monetary, actual.Monetary);
+        Assert.Equal((expected.RScore, expected.FScore, expected.MScore), (actual.RScore, actual.FScore, actual.MScore));
+        Assert.Equal(expected.RfmSegment, actual.RfmSegment);
+        Assert.Equal(expected.ChurnRisk, actual.ChurnRisk);
+        Assert.Equal(expected.Stages.OrderBy(p => p.Key, StringComparer.Ordinal), actual.Stages.OrderBy(p => p.Key, StringComparer.Ordinal));
+        Assert.Equal(expected.TierName, actual.TierName);
+        Assert.Equal(expected.TierPoints, actual.TierPoints);
+        Assert.Equal(expected.TierProjected, actual.TierProjected);
+        Assert.Equal(expected.TierReviewTicks, actual.TierReviewTicks);
+        Assert.Equal(expected.Tags, actual.Tags);
+        Assert.Equal(expected.RuleVersion, actual.RuleVersion);
+        Assert.Equal(expected.EvaluatedAtTicks, actual.EvaluatedAtTicks);
+        Assert.Equal(expected.WakeTicks, actual.WakeTicks);
     }
 
     private static void AssertSameState(CustomerState expected, CustomerState actual)
@@ -216,33 +269,75 @@ public sealed class CustomerStateCodecTests
         }
 
         public byte[] ToArray() => [.. _bytes];
+
+        /// <summary>The version-2 part of a state that has none of the customer model yet.</summary>
+        public V1Writer EmptyModel() =>
+            Long(0).Long(0)                      // last call, last cart add
+            .Byte(0)                             // channels
+            .Int(0).Int(0)                       // top categories, top products
+            .Int(0)                              // day buckets
+            .Int(0).Decimal(0, 0, 0, false, 0)   // frequency, monetary
+            .Byte(0).Byte(0).Byte(0)             // r, f, m
+            .String(null).Int(0)                 // segment, churn risk
+            .Int(0)                              // stages
+            .String(null).Long(0).String(null).Long(0) // tier name, points, projected, review
+            .Int(0)                              // tags
+            .String(null).Long(0).Long(0);       // rule version, evaluated at, wake
     }
 
-    [Fact]
-    public void Fresh_state_encodes_to_the_frozen_version_1_layout()
-    {
-        var expected = new V1Writer()
-            .Byte(1)
-            .Long(0).Long(0).Long(0)
-            .Int(0).Int(0)
-            .Decimal(0, 0, 0, false, 0).Decimal(0, 0, 0, false, 0)
-            .Long(0).Long(0)
-            .Int(0).Int(0).Int(0).Int(0).Int(0).Int(0).Int(0).Int(0)
-            .String(null)
-            .Int(0).Int(0)
-            .Long(0).Long(0)
-            .String(null).String(null).String(null)
-            .Byte(0).Byte(0).Byte(0)
-            .Int(0)
-            .Int(0).Int(0)
-            .ToArray();
+    /// <summary>Version 1 of a fresh state (what builds before the customer model wrote).</summary>
+    private static V1Writer FreshV1(byte version) => new V1Writer()
+        .Byte(version)
+        .Long(0).Long(0).Long(0)
+        .Int(0).Int(0)
+        .Decimal(0, 0, 0, false, 0).Decimal(0, 0, 0, false, 0)
+        .Long(0).Long(0)
+        .Int(0).Int(0).Int(0).Int(0).Int(0).Int(0).Int(0).Int(0)
+        .String(null)
+        .Int(0).Int(0)
+        .Long(0).Long(0)
+        .String(null).String(null).String(null)
+        .Byte(0).Byte(0).Byte(0)
+        .Int(0)
+        .Int(0).Int(0);
 
-        Assert.Equal(168, expected.Length);
+    [Fact]
+    public void Fresh_state_encodes_to_the_frozen_version_2_layout()
+    {
+        var expected = FreshV1(version: 2).EmptyModel().ToArray();
+
+        Assert.Equal(168 + 112, expected.Length);
         Assert.Equal(expected, CustomerStateCodec.Encode(new CustomerState("anyone")));
     }
 
     [Fact]
-    public void Hand_written_version_1_record_decodes_and_re_encodes_identically()
+    public void Fresh_version_1_record_decodes_without_a_model_and_is_re_evaluated_later()
+    {
+        var v1 = FreshV1(version: 1).ToArray();
+        Assert.Equal(168, v1.Length);
+
+        var s = CustomerStateCodec.Decode("old", v1);
+
+        Assert.Null(s.RuleVersion); // a null version makes the next touch re-derive everything
+        Assert.Equal(0, s.Days.Count);
+        Assert.Equal(FreshV1(version: 2).EmptyModel().ToArray(), CustomerStateCodec.Encode(s));
+    }
+
+    [Fact]
+    public void Customer_model_round_trips_exactly()
+    {
+        var state = Rich("s", "DE", null, null, true, null, false);
+
+        var decoded = CustomerStateCodec.Decode(Id, CustomerStateCodec.Encode(state));
+
+        AssertSameState(state, decoded);
+        AssertSameModel(state, decoded);
+        // Space-saving: f found five keys held, replaced b (the first of the smallest counts) and inherited its 1.
+        Assert.Equal(new[] { "a", "f", "c", "d", "e" }, decoded.TopCategories.Ranked());
+    }
+
+    [Fact]
+    public void Hand_written_version_1_record_decodes_and_re_encodes_as_version_2()
     {
         var bytes = new V1Writer()
             .Byte(1)
@@ -303,7 +398,10 @@ public sealed class CustomerStateCodecTests
         Assert.True(s.RecentEventIds.Contains(42));
         Assert.True(s.RecentEventIds.Contains(ulong.MaxValue));
 
-        Assert.Equal(bytes, CustomerStateCodec.Encode(s));
+        var upgraded = (byte[])bytes.Clone();
+        upgraded[0] = 2;
+        var tail = new V1Writer().EmptyModel().ToArray();
+        Assert.Equal([.. upgraded, .. tail], CustomerStateCodec.Encode(s));
     }
 
     [Fact]
@@ -331,12 +429,12 @@ public sealed class CustomerStateCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(2)]
+    [InlineData(3)]
     [InlineData(255)]
     public void Unknown_version_throws_invalid_data_naming_the_version(byte version)
     {
         var bytes = CustomerStateCodec.Encode(Rich("s", "DE", null, null, null, null, null));
-        Assert.Equal(1, bytes[0]);
+        Assert.Equal(2, bytes[0]);
         bytes[0] = version;
 
         var ex = Assert.Throws<InvalidDataException>(() => CustomerStateCodec.Decode(Id, bytes));
@@ -364,8 +462,8 @@ public sealed class CustomerStateCodecTests
     [Fact]
     public void Corrupt_boolean_and_recent_id_header_throw_invalid_data()
     {
-        var state = new CustomerState(Id);
-        var bytes = CustomerStateCodec.Encode(state);
+        // A version-1 record ends with the recent-id memory, which makes the offsets below easy to name.
+        var bytes = FreshV1(version: 1).ToArray();
 
         // In a fresh state the three consent bytes sit right before the outcome count and the two recent-id ints.
         var voiceOffset = bytes.Length - 3 - 4 - 8;

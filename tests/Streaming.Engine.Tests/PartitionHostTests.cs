@@ -11,9 +11,11 @@ namespace Streaming.Engine.Tests;
 /// </summary>
 internal sealed class InMemoryStateStore : IStateStore
 {
-    private readonly Dictionary<string, (int Partition, byte[] State)> _customers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Partition, byte[] State, long Wake)> _customers = new(StringComparer.Ordinal);
     private readonly Dictionary<TopicPartitionKey, long> _offsets = [];
     private readonly Dictionary<int, long> _maxEventTicks = [];
+    private readonly Dictionary<int, byte[]> _population = [];
+    private readonly Dictionary<string, string> _settings = new(StringComparer.Ordinal);
 
     public int LoadCalls { get; private set; }
 
@@ -33,11 +35,24 @@ internal sealed class InMemoryStateStore : IStateStore
 
     public long CountCustomers() => _customers.Count;
 
+    public byte[]? LoadPopulation(int partition) => _population.GetValueOrDefault(partition);
+
+    public IReadOnlyList<(string CustomerId, long WakeTicks)> LoadTimers(int partition, long after, long until, int limit) =>
+        _customers.Where(c => c.Value.Partition == partition && c.Value.Wake > 0 && c.Value.Wake > after && c.Value.Wake <= until)
+            .OrderBy(c => c.Value.Wake).ThenBy(c => c.Key, StringComparer.Ordinal)
+            .Take(limit).Select(c => (c.Key, c.Value.Wake)).ToList();
+
+    public IReadOnlyList<string> ListCustomerIds(int partition, string afterId, int limit) =>
+        _customers.Where(c => c.Value.Partition == partition && string.CompareOrdinal(c.Key, afterId) > 0)
+            .Select(c => c.Key).Order(StringComparer.Ordinal).Take(limit).ToList();
+
+    public string? LoadSetting(string key) => _settings.GetValueOrDefault(key);
+
     public void Commit(CheckpointBatch batch)
     {
         foreach (var row in batch.States)
         {
-            _customers[row.CustomerId] = (row.Partition, row.State.ToArray());
+            _customers[row.CustomerId] = (row.Partition, row.State.ToArray(), row.WakeTicks);
         }
 
         foreach (var row in batch.Offsets)
@@ -48,6 +63,15 @@ internal sealed class InMemoryStateStore : IStateStore
         foreach (var row in batch.Partitions)
         {
             _maxEventTicks[row.Partition] = row.MaxEventTicks;
+            if (row.Population is not null)
+            {
+                _population[row.Partition] = row.Population;
+            }
+        }
+
+        foreach (var (key, value) in batch.Settings)
+        {
+            _settings[key] = value;
         }
 
         LastCheckpointSeq++;
@@ -140,7 +164,9 @@ public sealed class PartitionHostTests
         Assert.Contains(new OffsetRow("clickstream", PartitionNo, 101), batch.Offsets);
 
         var partition = Assert.Single(batch.Partitions);
-        Assert.Equal(new PartitionRow(PartitionNo, Ticks("2024-01-02T03:10:00Z")), partition);
+        Assert.Equal(PartitionNo, partition.Partition);
+        Assert.Equal(Ticks("2024-01-02T03:10:00Z"), partition.MaxEventTicks);
+        Assert.NotNull(partition.Population); // two new customers were counted
     }
 
     [Fact]

@@ -15,7 +15,7 @@ namespace Streaming.Connectors.Sql;
 public sealed class SqliteStateStore : IStateStore
 {
     /// <summary>The schema version this build writes.</summary>
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2;
 
     private readonly SqliteConnection _connection;
     private readonly SqliteConnection _reader;
@@ -138,6 +138,71 @@ public sealed class SqliteStateStore : IStateStore
         }
     }
 
+    public byte[]? LoadPopulation(int partition)
+    {
+        lock (_readGate)
+        {
+            using var cmd = _reader.CreateCommand();
+            cmd.CommandText = "SELECT population FROM partitions WHERE partition = $p";
+            cmd.Parameters.AddWithValue("$p", partition);
+            return cmd.ExecuteScalar() as byte[];
+        }
+    }
+
+    public IReadOnlyList<(string CustomerId, long WakeTicks)> LoadTimers(int partition, long after, long until, int limit)
+    {
+        lock (_readGate)
+        {
+            using var cmd = _reader.CreateCommand();
+            cmd.CommandText =
+                "SELECT customer_id, wake FROM customers WHERE partition = $p AND wake > $a AND wake <= $u AND wake > 0 " +
+                "ORDER BY wake, customer_id LIMIT $l";
+            cmd.Parameters.AddWithValue("$p", partition);
+            cmd.Parameters.AddWithValue("$a", after);
+            cmd.Parameters.AddWithValue("$u", until);
+            cmd.Parameters.AddWithValue("$l", limit);
+            var list = new List<(string, long)>();
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                list.Add((reader.GetString(0), reader.GetInt64(1)));
+            }
+
+            return list;
+        }
+    }
+
+    public IReadOnlyList<string> ListCustomerIds(int partition, string afterId, int limit)
+    {
+        lock (_readGate)
+        {
+            using var cmd = _reader.CreateCommand();
+            cmd.CommandText = "SELECT customer_id FROM customers WHERE partition = $p AND customer_id > $a ORDER BY customer_id LIMIT $l";
+            cmd.Parameters.AddWithValue("$p", partition);
+            cmd.Parameters.AddWithValue("$a", afterId);
+            cmd.Parameters.AddWithValue("$l", limit);
+            var list = new List<string>();
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                list.Add(reader.GetString(0));
+            }
+
+            return list;
+        }
+    }
+
+    public string? LoadSetting(string key)
+    {
+        lock (_readGate)
+        {
+            using var cmd = _reader.CreateCommand();
+            cmd.CommandText = "SELECT value FROM settings WHERE key = $k";
+            cmd.Parameters.AddWithValue("$k", key);
+            return cmd.ExecuteScalar() as string;
+        }
+    }
+
     public long CountCustomers()
     {
         lock (_readGate)
@@ -175,17 +240,19 @@ public sealed class SqliteStateStore : IStateStore
             {
                 upsert.Transaction = tx;
                 upsert.CommandText =
-                    "INSERT INTO customers(customer_id, partition, state) VALUES($id, $p, $s) " +
-                    "ON CONFLICT(customer_id) DO UPDATE SET partition = excluded.partition, state = excluded.state";
+                    "INSERT INTO customers(customer_id, partition, state, wake) VALUES($id, $p, $s, $w) " +
+                    "ON CONFLICT(customer_id) DO UPDATE SET partition = excluded.partition, state = excluded.state, wake = excluded.wake";
                 var id = upsert.Parameters.Add("$id", SqliteType.Text);
                 var partition = upsert.Parameters.Add("$p", SqliteType.Integer);
                 var state = upsert.Parameters.Add("$s", SqliteType.Blob);
+                var wake = upsert.Parameters.Add("$w", SqliteType.Integer);
                 upsert.Prepare();
                 foreach (var row in batch.States)
                 {
                     id.Value = row.CustomerId;
                     partition.Value = row.Partition;
                     state.Value = row.State;
+                    wake.Value = row.WakeTicks;
                     upsert.ExecuteNonQuery();
                 }
             }
@@ -213,15 +280,33 @@ public sealed class SqliteStateStore : IStateStore
             {
                 partitions.Transaction = tx;
                 partitions.CommandText =
-                    "INSERT INTO partitions(partition, max_event_ticks) VALUES($p, $m) " +
-                    "ON CONFLICT(partition) DO UPDATE SET max_event_ticks = excluded.max_event_ticks";
+                    "INSERT INTO partitions(partition, max_event_ticks, population) VALUES($p, $m, $pop) " +
+                    "ON CONFLICT(partition) DO UPDATE SET max_event_ticks = excluded.max_event_ticks, " +
+                    "population = COALESCE(excluded.population, partitions.population)";
                 var partition = partitions.Parameters.Add("$p", SqliteType.Integer);
                 var max = partitions.Parameters.Add("$m", SqliteType.Integer);
+                var population = partitions.Parameters.Add("$pop", SqliteType.Blob);
                 foreach (var row in batch.Partitions)
                 {
                     partition.Value = row.Partition;
                     max.Value = row.MaxEventTicks;
+                    population.Value = row.Population is null ? DBNull.Value : row.Population;
                     partitions.ExecuteNonQuery();
+                }
+            }
+
+            if (batch.Settings.Count > 0)
+            {
+                using var settings = _connection.CreateCommand();
+                settings.Transaction = tx;
+                settings.CommandText = "INSERT INTO settings(key, value) VALUES($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+                var key = settings.Parameters.Add("$k", SqliteType.Text);
+                var value = settings.Parameters.Add("$v", SqliteType.Text);
+                foreach (var (k, v) in batch.Settings)
+                {
+                    key.Value = k;
+                    value.Value = v;
+                    settings.ExecuteNonQuery();
                 }
             }
 
@@ -315,7 +400,20 @@ public sealed class SqliteStateStore : IStateStore
                 """, tx);
         }
 
-        // Future migrations: if (version < 2) { ... } — each step runs in this transaction.
+        if (version < 2)
+        {
+            // The customer model: each customer's next timer, indexed for paging by due time; population counters;
+            // settings such as the active rule set.
+            Execute(
+                """
+                ALTER TABLE customers ADD COLUMN wake INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX customers_wake ON customers(partition, wake) WHERE wake > 0;
+                ALTER TABLE partitions ADD COLUMN population BLOB;
+                CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                """, tx);
+        }
+
+        // Each step runs in this transaction.
         Execute($"PRAGMA user_version = {SchemaVersion};", tx);
         tx.Commit();
     }

@@ -76,3 +76,15 @@ public sealed record OutcomeEvent : CustomerEvent
     public string? Channel { get; init; }
     public required string Outcome { get; init; }
 }
+
+/// <summary>Wire names of <see cref="EventType"/> (CONTRACTS.md §2).</summary>
+public static class EventTypes
+{
+    private static readonly string[] Names =
+    [
+        "", "order_placed", "order_cancelled", "page_view", "product_view", "add_to_cart", "favorite", "search", "login",
+        "call_completed", "call_abandoned", "attributes", "consent", "outreach_outcome",
+    ];
+
+    public static string Name(EventType type) => Names[(int)type];
+}

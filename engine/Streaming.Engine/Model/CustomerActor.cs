@@ -1,4 +1,5 @@
 using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
 
 namespace Streaming.Engine.Model;
 
@@ -17,12 +18,24 @@ public sealed record ActorOptions
 }
 
 /// <summary>
-/// The customer actor's behaviour: a pure function of (state, event) that updates the state in place. It does no I/O
-/// and reads no clock; everything it needs arrives as arguments, so replays are deterministic.
+/// The customer actor's behaviour: a pure function of (state, event or elapsed time, rule set) that updates the state
+/// in place. It does no I/O and reads no clock; everything it needs arrives as arguments, so replays are
+/// deterministic.
 /// </summary>
 public static class CustomerActor
 {
-    public static ApplyResult Apply(CustomerState state, CustomerEvent evt, ActorOptions options)
+    /// <summary>Days of per-day activity kept at least, whatever the rule set reads.</summary>
+    public const int MinRetentionDays = 400;
+
+    /// <summary>Applies an event with the default rule set (tests and tools).</summary>
+    public static ApplyResult Apply(CustomerState state, CustomerEvent evt, ActorOptions options) =>
+        Apply(state, evt, options, RuleSetLoader.Default, new EvalContext(), sink: null);
+
+    /// <summary>
+    /// Applies one event: first lets time run to the event (timers due before it fire, in order), then records the
+    /// event, then re-derives what the event may have changed at the event's time.
+    /// </summary>
+    public static ApplyResult Apply(CustomerState state, CustomerEvent evt, ActorOptions options, RuleSet rules, EvalContext ctx, IPopulationSink? sink)
     {
         var idHash = IdHash.Fnv1a64(evt.EventId);
         if (state.RecentEventIds.Contains(idHash))
@@ -30,6 +43,8 @@ public static class CustomerActor
             return ApplyResult.Duplicate;
         }
 
+        var now = Math.Max(evt.OccurredAt.UtcTicks, state.EvaluatedAtTicks);
+        AdvanceTo(state, now, rules, ctx, sink);
         state.RecentEventIds.Add(idHash, options.RecentIdCapacity);
         state.EventsApplied++;
         var ticks = evt.OccurredAt.UtcTicks;
@@ -46,39 +61,103 @@ public static class CustomerActor
         switch (evt)
         {
             case OrderEvent order:
-                ApplyOrder(state, order, ticks);
+                ApplyOrder(state, order, ticks, rules.Tiers.PointsPerUnit);
                 break;
             case ClickEvent click:
-                ApplyClick(state, click);
+                ApplyClick(state, click, ticks);
                 break;
             case CallEvent call:
-                ApplyCall(state, call);
+                ApplyCall(state, call, ticks);
                 break;
             case UpdateEvent update:
                 ApplyUpdate(state, update);
                 break;
-            case OutcomeEvent:
+            case OutcomeEvent outcome:
                 state.OutcomesReceived++;
+                state.ChannelsUsed |= ChannelOf(outcome.Channel);
                 break;
         }
 
+        ctx.Reset(state, evt, now);
+        state.Days.DropBefore(ctx.Today - Math.Max(rules.RetentionDays, MinRetentionDays));
+        RuleEvaluator.Evaluate(rules, ctx, Changes(evt.Type), sink);
         return ApplyResult.Applied;
     }
 
-    private static void ApplyOrder(CustomerState state, OrderEvent order, long ticks)
+    /// <summary>
+    /// Lets time run to <paramref name="now"/>: each wake-up due by then is evaluated at its own instant, in order.
+    /// Returns how many fired.
+    /// </summary>
+    public static int AdvanceTo(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink)
+    {
+        var fired = 0;
+        while (state.WakeTicks != 0 && state.WakeTicks <= now)
+        {
+            var at = Math.Max(state.WakeTicks, state.EvaluatedAtTicks);
+            ctx.Reset(state, null, at);
+            RuleEvaluator.Evaluate(rules, ctx, Inputs.Time, sink);
+            fired++;
+            if (state.WakeTicks != 0 && state.WakeTicks <= at)
+            {
+                // Cannot happen (wake-ups lie strictly after "now"); guards against a loop all the same.
+                state.WakeTicks = 0;
+            }
+        }
+
+        return fired;
+    }
+
+    /// <summary>Re-derives everything (a new rule set, or a customer never evaluated).</summary>
+    public static void Reevaluate(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink)
+    {
+        ctx.Reset(state, null, Math.Max(now, state.EvaluatedAtTicks));
+        RuleEvaluator.Evaluate(rules, ctx, Inputs.All, sink);
+    }
+
+    private static Inputs Changes(EventType type) => Inputs.Event | type switch
+    {
+        EventType.OrderPlaced or EventType.OrderCancelled => Inputs.Orders,
+        EventType.CallCompleted or EventType.CallAbandoned => Inputs.Calls,
+        EventType.Attributes => Inputs.Attributes,
+        EventType.Consent => Inputs.Consent,
+        EventType.OutreachOutcome => Inputs.Outcomes,
+        _ => Inputs.Clicks,
+    };
+
+    private static Channels ChannelOf(string? channel) => channel switch
+    {
+        "online" => Channels.Online,
+        "store" => Channels.Store,
+        "web" => Channels.Web,
+        "app" => Channels.App,
+        "voice" => Channels.Voice,
+        "sms" => Channels.Sms,
+        "email" => Channels.Email,
+        _ => Channels.None,
+    };
+
+    private static void ApplyOrder(CustomerState state, OrderEvent order, long ticks, decimal pointsPerUnit)
     {
         if (order.Country is not null)
         {
             state.Country = order.Country;
         }
 
+        state.ChannelsUsed |= ChannelOf(order.Channel);
+        ref var day = ref state.Days.At(DayOf(ticks));
+        var points = (long)Math.Min(Math.Floor(order.Amount * pointsPerUnit), long.MaxValue / 4);
         if (order.Type == EventType.OrderCancelled)
         {
             state.CancelledCount++;
             state.RefundAmount += order.Amount;
+            day.Net -= order.Amount;
+            day.Points -= points;
             return;
         }
 
+        day.Orders++;
+        day.Net += order.Amount;
+        day.Points += points;
         state.OrderCount++;
         state.GrossAmount += order.Amount;
         state.ItemsBought += order.ItemCount;
@@ -93,8 +172,19 @@ public static class CustomerActor
         }
     }
 
-    private static void ApplyClick(CustomerState state, ClickEvent click)
+    private static void ApplyClick(CustomerState state, ClickEvent click, long ticks)
     {
+        state.ChannelsUsed |= ChannelOf(click.Channel);
+        if (click.CategoryId is not null)
+        {
+            state.TopCategories.Add(click.CategoryId);
+        }
+
+        if (click.ProductId is not null && click.Type is EventType.ProductView or EventType.AddToCart)
+        {
+            state.TopProducts.Add(click.ProductId);
+        }
+
         switch (click.Type)
         {
             case EventType.PageView:
@@ -105,6 +195,8 @@ public static class CustomerActor
                 break;
             case EventType.AddToCart:
                 state.CartAdds++;
+                state.Days.At(DayOf(ticks)).CartAdds++;
+                state.LastCartAddTicks = Math.Max(state.LastCartAddTicks, ticks);
                 break;
             case EventType.Favorite:
                 state.Favorites++;
@@ -124,8 +216,11 @@ public static class CustomerActor
         }
     }
 
-    private static void ApplyCall(CustomerState state, CallEvent call)
+    private static void ApplyCall(CustomerState state, CallEvent call, long ticks)
     {
+        ref var day = ref state.Days.At(DayOf(ticks));
+        day.Calls++;
+        state.LastCallTicks = Math.Max(state.LastCallTicks, ticks);
         if (call.Type == EventType.CallCompleted)
         {
             state.CallsCompleted++;
@@ -133,11 +228,14 @@ public static class CustomerActor
         else
         {
             state.CallsAbandoned++;
+            day.Abandoned++;
         }
 
         state.WaitSecondsTotal += call.WaitSeconds;
         state.TalkSecondsTotal += call.TalkSeconds;
     }
+
+    private static int DayOf(long ticks) => (int)(ticks / TimeSpan.TicksPerDay);
 
     private static void ApplyUpdate(CustomerState state, UpdateEvent update)
     {

@@ -55,6 +55,51 @@ public sealed class CustomerState
     // Outreach outcomes received.
     public int OutcomesReceived { get; set; }
 
+    // Recent activity, for rules.
+    public long LastCallTicks { get; set; }
+    public long LastCartAddTicks { get; set; }
+
+    /// <summary>Channels seen (<see cref="Channels"/> flags).</summary>
+    public Channels ChannelsUsed { get; set; }
+
+    /// <summary>Most frequent categories and products viewed or bought (bounded).</summary>
+    public TopCounts TopCategories { get; set; } = new();
+    public TopCounts TopProducts { get; set; } = new();
+
+    /// <summary>Per-day activity for trailing-window values (RFM, points, call pressure), pruned by age.</summary>
+    public DayBuckets Days { get; set; } = new();
+
+    // Values derived by the rule set (see Rules.RuleSet); persisted so population counts and transitions are exact.
+    public int Frequency { get; set; }
+    public decimal Monetary { get; set; }
+    public byte RScore { get; set; }
+    public byte FScore { get; set; }
+    public byte MScore { get; set; }
+    public string? RfmSegment { get; set; }
+    public int ChurnRisk { get; set; }
+
+    /// <summary>Current stage of each ladder of the rule set, by ladder name (e.g. lifecycle, aarrr, ladder).</summary>
+    public Dictionary<string, StageValue> Stages { get; set; } = new(StringComparer.Ordinal);
+
+    public string? TierName { get; set; }
+    public long TierPoints { get; set; }
+    public string? TierProjected { get; set; }
+
+    /// <summary>Next tier review (UTC ticks, 0 until the first order).</summary>
+    public long TierReviewTicks { get; set; }
+
+    /// <summary>Tags currently true, sorted ordinally.</summary>
+    public string[] Tags { get; set; } = [];
+
+    /// <summary>The rule-set version the derived values were last evaluated with.</summary>
+    public string? RuleVersion { get; set; }
+
+    /// <summary>The latest instant the derived values were evaluated at (UTC ticks).</summary>
+    public long EvaluatedAtTicks { get; set; }
+
+    /// <summary>The earliest instant (UTC ticks) at which a derived value may change by time alone; 0 = none.</summary>
+    public long WakeTicks { get; set; }
+
     /// <summary>Bounded memory of recent event ids (64-bit hashes), oldest overwritten first.</summary>
     public RecentIds RecentEventIds { get; set; } = new();
 
@@ -63,6 +108,23 @@ public sealed class CustomerState
     public int CallCount => CallsCompleted + CallsAbandoned;
 
     public int ClickCount => PageViews + ProductViews + CartAdds + Favorites + Searches + Logins;
+}
+
+/// <summary>A ladder stage and the instant it was entered.</summary>
+public readonly record struct StageValue(string Name, long SinceTicks);
+
+/// <summary>Sales and contact channels, as flags.</summary>
+[Flags]
+public enum Channels : byte
+{
+    None = 0,
+    Online = 1,
+    Store = 2,
+    Web = 4,
+    App = 8,
+    Voice = 16,
+    Sms = 32,
+    Email = 64,
 }
 
 /// <summary>A fixed-capacity ring of 64-bit id hashes used to ignore redelivered events.</summary>

@@ -11,7 +11,7 @@ namespace Streaming.Engine.Model;
 public static class CustomerStateCodec
 {
     /// <summary>The version written by this build.</summary>
-    public const byte CurrentVersion = 1;
+    public const byte CurrentVersion = 2;
 
     public static byte[] Encode(CustomerState s)
     {
@@ -60,6 +60,129 @@ public static class CustomerStateCodec
         {
             b.ULong(id);
         }
+
+        // Version 2: the customer model (activity, per-day buckets, derived values, timers).
+        b.Long(s.LastCallTicks);
+        b.Long(s.LastCartAddTicks);
+        b.Byte((byte)s.ChannelsUsed);
+        WriteTop(ref b, s.TopCategories);
+        WriteTop(ref b, s.TopProducts);
+        var days = s.Days.Items;
+        b.Int(days.Length);
+        foreach (ref readonly var d in days)
+        {
+            b.Int(d.Day);
+            b.Int(d.Orders);
+            b.Decimal(d.Net);
+            b.Long(d.Points);
+            b.Int(d.Calls);
+            b.Int(d.Abandoned);
+            b.Int(d.CartAdds);
+        }
+
+        b.Int(s.Frequency);
+        b.Decimal(s.Monetary);
+        b.Byte(s.RScore);
+        b.Byte(s.FScore);
+        b.Byte(s.MScore);
+        b.String(s.RfmSegment);
+        b.Int(s.ChurnRisk);
+        b.Int(s.Stages.Count);
+        foreach (var (ladder, stage) in s.Stages)
+        {
+            b.String(ladder);
+            b.String(stage.Name);
+            b.Long(stage.SinceTicks);
+        }
+
+        b.String(s.TierName);
+        b.Long(s.TierPoints);
+        b.String(s.TierProjected);
+        b.Long(s.TierReviewTicks);
+        b.Int(s.Tags.Length);
+        foreach (var tag in s.Tags)
+        {
+            b.String(tag);
+        }
+
+        b.String(s.RuleVersion);
+        b.Long(s.EvaluatedAtTicks);
+        b.Long(s.WakeTicks);
+    }
+
+    private static void WriteTop(ref Writer b, TopCounts top)
+    {
+        b.Int(top.Items.Count);
+        foreach (var (key, count) in top.Items)
+        {
+            b.String(key);
+            b.Int(count);
+        }
+    }
+
+    private static TopCounts ReadTop(ref Reader r)
+    {
+        var top = new TopCounts();
+        var n = r.Count(TopCounts.Capacity);
+        for (var i = 0; i < n; i++)
+        {
+            top.Set(r.String() ?? "", r.Int());
+        }
+
+        return top;
+    }
+
+    private static void ReadModel(ref Reader r, CustomerState s)
+    {
+        s.LastCallTicks = r.Long();
+        s.LastCartAddTicks = r.Long();
+        s.ChannelsUsed = (Channels)r.Byte();
+        s.TopCategories = ReadTop(ref r);
+        s.TopProducts = ReadTop(ref r);
+        var days = new DayBucket[r.Count(1 << 16)];
+        for (var i = 0; i < days.Length; i++)
+        {
+            days[i] = new DayBucket
+            {
+                Day = r.Int(),
+                Orders = r.Int(),
+                Net = r.Decimal(),
+                Points = r.Long(),
+                Calls = r.Int(),
+                Abandoned = r.Int(),
+                CartAdds = r.Int(),
+            };
+        }
+
+        s.Days.Load(days);
+        s.Frequency = r.Int();
+        s.Monetary = r.Decimal();
+        s.RScore = r.Byte();
+        s.FScore = r.Byte();
+        s.MScore = r.Byte();
+        s.RfmSegment = r.String();
+        s.ChurnRisk = r.Int();
+        var stages = r.Count(1 << 10);
+        for (var i = 0; i < stages; i++)
+        {
+            var ladder = r.String() ?? "";
+            s.Stages[ladder] = new StageValue(r.String() ?? "", r.Long());
+        }
+
+        s.TierName = r.String();
+        s.TierPoints = r.Long();
+        s.TierProjected = r.String();
+        s.TierReviewTicks = r.Long();
+        var tags = new string[r.Count(1 << 12)];
+        for (var i = 0; i < tags.Length; i++)
+        {
+            tags[i] = r.String() ?? "";
+        }
+
+        s.Tags = tags;
+        s.RuleVersion = r.String();
+        s.EvaluatedAtTicks = r.Long();
+        s.WakeTicks = r.Long();
     }
 
     /// <exception cref="InvalidDataException">The bytes are truncated or of an unknown version.</exception>
@@ -67,7 +190,7 @@ public static class CustomerStateCodec
     {
         var r = new Reader(data);
         var version = r.Byte();
-        if (version != 1)
+        if (version is < 1 or > CurrentVersion)
         {
             throw new InvalidDataException($"customer {customerId}: state format version {version} is not supported by this build (max {CurrentVersion})");
         }
@@ -118,6 +241,12 @@ public static class CustomerStateCodec
         }
 
         s.RecentEventIds = new RecentIds(ring, count, next);
+        if (version >= 2)
+        {
+            ReadModel(ref r, s);
+        }
+
+        // A version-1 state has no derived values: its null rule version makes the next touch re-derive them.
         r.End(customerId);
         return s;
     }
@@ -185,6 +314,18 @@ public static class CustomerStateCodec
         private int _pos;
 
         public byte Byte() => Take(1)[0];
+
+        /// <summary>A collection length, checked against a sanity bound.</summary>
+        public int Count(int max)
+        {
+            var n = Int();
+            if (n < 0 || n > max)
+            {
+                throw new InvalidDataException($"corrupt collection length {n}");
+            }
+
+            return n;
+        }
 
         public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
 

@@ -20,6 +20,21 @@ public interface IStateStore : IDisposable
     /// <summary>The highest event time (UTC ticks) checkpointed for a partition, 0 if none.</summary>
     long LoadMaxEventTicks(int partition);
 
+    /// <summary>The population counters checkpointed for a partition (see <see cref="Population"/>), null if none.</summary>
+    byte[]? LoadPopulation(int partition);
+
+    /// <summary>
+    /// Stored customers of a partition whose next wake-up lies in (<paramref name="after"/>, <paramref name="until"/>],
+    /// earliest first, at most <paramref name="limit"/>.
+    /// </summary>
+    IReadOnlyList<(string CustomerId, long WakeTicks)> LoadTimers(int partition, long after, long until, int limit);
+
+    /// <summary>Stored customer ids of a partition after <paramref name="afterId"/> in ordinal order, at most <paramref name="limit"/>.</summary>
+    IReadOnlyList<string> ListCustomerIds(int partition, string afterId, int limit);
+
+    /// <summary>A setting written by a checkpoint (such as the active rule set), null if never written.</summary>
+    string? LoadSetting(string key);
+
     /// <summary>Number of customers stored.</summary>
     long CountCustomers();
 
@@ -39,17 +54,25 @@ public sealed class CheckpointBatch
     public List<OffsetRow> Offsets { get; } = [];
     public List<PartitionRow> Partitions { get; } = [];
 
+    /// <summary>Settings to store with this checkpoint (key → value).</summary>
+    public Dictionary<string, string> Settings { get; } = new(StringComparer.Ordinal);
+
     public void Clear()
     {
         States.Clear();
         Offsets.Clear();
         Partitions.Clear();
+        Settings.Clear();
     }
 }
 
-/// <summary>A customer's encoded state; <paramref name="IsNew"/> is false when the store is known to hold an older version.</summary>
-public readonly record struct StateRow(string CustomerId, int Partition, byte[] State, bool IsNew = true);
+/// <summary>
+/// A customer's encoded state; <paramref name="IsNew"/> is false when the store is known to hold an older version;
+/// <paramref name="WakeTicks"/> is its next timer (0: none), indexed so timers can be paged in by due time.
+/// </summary>
+public readonly record struct StateRow(string CustomerId, int Partition, byte[] State, bool IsNew = true, long WakeTicks = 0);
 
 public readonly record struct OffsetRow(string Topic, int Partition, long NextOffset);
 
-public readonly record struct PartitionRow(int Partition, long MaxEventTicks);
+/// <summary>Per-partition progress: event time, and the population counters (null: unchanged).</summary>
+public readonly record struct PartitionRow(int Partition, long MaxEventTicks, byte[]? Population = null);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
+using Streaming.Engine.Rules;
 
 namespace Streaming.Engine.Runtime;
 
@@ -21,12 +22,27 @@ public sealed record PartitionHostOptions
 
     /// <summary>Allowed lateness: a partition's watermark is its latest event time minus this.</summary>
     public TimeSpan AllowedLateness { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>A timer firing this long after its due time (after an outage, say) is counted as late.</summary>
+    public TimeSpan LateTimerAfter { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>How far beyond the watermark timers are paged into memory from the store.</summary>
+    public TimeSpan TimerPageSpan { get; init; } = TimeSpan.FromDays(1);
+
+    /// <summary>Most timers paged in at once.</summary>
+    public int TimerPageLimit { get; init; } = 20_000;
 }
 
 /// <summary>
-/// Owns the customers of one partition number (the same number across all co-partitioned input topics). Used by one
-/// thread at a time; it holds no locks.
+/// Owns the customers of one partition number (the same number across all co-partitioned input topics): their state,
+/// their timers and the partition's population counts. Used by one thread at a time; it holds no locks.
 /// </summary>
+/// <remarks>
+/// Timers: each customer has one next wake-up (<see cref="CustomerState.WakeTicks"/>), stored with its state. Only
+/// wake-ups up to a horizon a little beyond the watermark are held in memory, in a priority queue; the rest are paged
+/// in from the store as the watermark advances, so memory does not grow with far-future timers. Queue entries can be
+/// stale (the customer's wake-up moved); a popped entry only fires if it still matches.
+/// </remarks>
 public sealed class PartitionHost
 {
     private readonly Dictionary<string, Entry> _customers = new(StringComparer.Ordinal);
@@ -37,25 +53,53 @@ public sealed class PartitionHost
     private readonly PartitionHostOptions _options;
     private readonly EventDecoder _decoder;
     private readonly ArrayBufferWriter<byte> _encodeBuffer = new(256);
+    private readonly PriorityQueue<string, long> _timers = new();
+    private readonly EvalContext _ctx = new();
     private long _touch;
     private bool _partitionDirty;
+    private long _timerHorizon;
+    private long _wallFloorTicks;
+    private string? _sweepAfter;
 
-    public PartitionHost(int partition, IStateStore store, PartitionHostOptions options)
+    public PartitionHost(int partition, IStateStore store, PartitionHostOptions options, RuleSet? rules = null)
     {
         Partition = partition;
         _store = store;
         _options = options;
         _decoder = new EventDecoder(options.Decoder);
+        Rules = rules ?? RuleSetLoader.Default;
         MaxEventTicks = store.LoadMaxEventTicks(partition);
+        Population = Population.Deserialize(store.LoadPopulation(partition));
     }
 
     public int Partition { get; }
 
+    /// <summary>The rule set customers are evaluated with.</summary>
+    public RuleSet Rules { get; private set; }
+
+    /// <summary>Customers per stage, tier and segment, and transitions, for this partition.</summary>
+    public Population Population { get; }
+
     /// <summary>Latest event time seen on this partition (UTC ticks, 0 if none).</summary>
     public long MaxEventTicks { get; private set; }
 
-    /// <summary>The partition's event-time watermark: latest event time minus the allowed lateness (0 if none).</summary>
-    public long WatermarkTicks => MaxEventTicks == 0 ? 0 : Math.Max(1, MaxEventTicks - _options.AllowedLateness.Ticks);
+    /// <summary>
+    /// The partition's event-time watermark: latest event time minus the allowed lateness (0 if none), or the wall-clock
+    /// floor set by <see cref="AdvanceIdle"/> in hybrid mode, whichever is later.
+    /// </summary>
+    public long WatermarkTicks => Math.Max(MaxEventTicks == 0 ? 0 : Math.Max(1, MaxEventTicks - _options.AllowedLateness.Ticks), _wallFloorTicks);
+
+    /// <summary>Timer wake-ups evaluated (customers moved by time alone).</summary>
+    public long TimersFired { get; private set; }
+
+    /// <summary>Of those, fired more than <see cref="PartitionHostOptions.LateTimerAfter"/> after they were due.</summary>
+    public long LateTimersFired { get; private set; }
+
+    /// <summary>Timer entries held in memory.</summary>
+    public int TimersInMemory => _timers.Count;
+
+    /// <summary>Customers still to re-evaluate after a rule-set switch (true while a sweep is under way).</summary>
+    public bool Sweeping => _sweepAfter is not null;
 
     public int CachedCustomers => _customers.Count;
 
@@ -86,33 +130,135 @@ public sealed class PartitionHost
         return Apply(evt!);
     }
 
-    /// <summary>Applies an already decoded event (used by the core benchmark and tests).</summary>
+    /// <summary>Applies an already decoded event (used by the core benchmark and tests), then fires due timers.</summary>
     public RecordOutcome Apply(CustomerEvent evt)
     {
         var entry = GetOrLoad(evt.CustomerId, create: true)!;
-        if (CustomerActor.Apply(entry.State, evt, _options.Actor) == ApplyResult.Duplicate)
+        var wake = entry.State.WakeTicks;
+        if (CustomerActor.Apply(entry.State, evt, _options.Actor, Rules, _ctx, Population) == ApplyResult.Duplicate)
         {
             return RecordOutcome.Duplicate;
         }
 
+        MarkDirty(entry);
+        Schedule(entry, wake);
         var ticks = evt.OccurredAt.UtcTicks;
         if (ticks > MaxEventTicks)
         {
             MaxEventTicks = ticks;
             _partitionDirty = true;
-        }
-
-        if (!entry.Dirty)
-        {
-            entry.Dirty = true;
-            _dirty.Add(entry);
+            FireDueTimers();
         }
 
         return RecordOutcome.Applied;
     }
 
+    /// <summary>
+    /// Hybrid time: when the partition has been quiet, its watermark follows the wall clock (minus the allowed
+    /// lateness) so timers still fire. Never moves the watermark back.
+    /// </summary>
+    public void AdvanceIdle(long wallTicks)
+    {
+        var floor = wallTicks - _options.AllowedLateness.Ticks;
+        if (floor > _wallFloorTicks)
+        {
+            _wallFloorTicks = floor;
+            FireDueTimers();
+        }
+    }
+
+    /// <summary>Fires every timer due at or before the watermark, earliest first; returns how many fired.</summary>
+    public int FireDueTimers()
+    {
+        var watermark = WatermarkTicks;
+        if (watermark == 0)
+        {
+            return 0;
+        }
+
+        if (watermark >= _timerHorizon)
+        {
+            PageTimers(watermark);
+        }
+
+        var fired = 0;
+        while (_timers.TryPeek(out var customerId, out var due) && due <= watermark)
+        {
+            _timers.Dequeue();
+            var entry = GetOrLoad(customerId, create: false);
+            if (entry is null || entry.State.WakeTicks != due)
+            {
+                continue; // Stale: the customer's wake-up moved since this entry was queued.
+            }
+
+            if (watermark - due > _options.LateTimerAfter.Ticks)
+            {
+                LateTimersFired++;
+            }
+
+            var count = CustomerActor.AdvanceTo(entry.State, watermark, Rules, _ctx, Population);
+            TimersFired += count;
+            fired += count;
+            MarkDirty(entry);
+            Schedule(entry, due);
+        }
+
+        return fired;
+    }
+
+    /// <summary>
+    /// Switches to another rule set at a checkpoint boundary. Cached customers are re-derived at once; stored ones by
+    /// <see cref="SweepStep"/>, a slice at a time, or when next touched, whichever comes first.
+    /// </summary>
+    public void SwitchRules(RuleSet rules)
+    {
+        if (ReferenceEquals(rules, Rules) || rules.Version == Rules.Version)
+        {
+            Rules = rules;
+            return;
+        }
+
+        Rules = rules;
+        foreach (var entry in _customers.Values)
+        {
+            Reevaluate(entry);
+        }
+
+        _sweepAfter = "";
+    }
+
+    /// <summary>Re-derives up to <paramref name="max"/> stored customers under the current rules; false when done.</summary>
+    public bool SweepStep(int max)
+    {
+        if (_sweepAfter is null)
+        {
+            return false;
+        }
+
+        var ids = _store.ListCustomerIds(Partition, _sweepAfter, max);
+        foreach (var id in ids)
+        {
+            if (GetOrLoad(id, create: false) is { } entry && entry.State.RuleVersion != Rules.Version)
+            {
+                Reevaluate(entry);
+            }
+        }
+
+        _sweepAfter = ids.Count < max ? null : ids[^1];
+        return _sweepAfter is not null;
+    }
+
     /// <summary>The customer's live state if this host owns it (loading it from the store if passivated).</summary>
-    public CustomerState? Find(string customerId) => GetOrLoad(customerId, create: false)?.State;
+    public CustomerState? Find(string customerId)
+    {
+        var entry = GetOrLoad(customerId, create: false);
+        if (entry is not null && entry.State.RuleVersion != Rules.Version)
+        {
+            Reevaluate(entry);
+        }
+
+        return entry?.State;
+    }
 
     /// <summary>The customer's state if it is in memory; never touches the store.</summary>
     public CustomerState? TryGetCached(string customerId) =>
@@ -129,21 +275,21 @@ public sealed class PartitionHost
         {
             _encodeBuffer.Clear();
             CustomerStateCodec.Encode(entry.State, _encodeBuffer);
-            batch.States.Add(new StateRow(entry.State.CustomerId, Partition, _encodeBuffer.WrittenSpan.ToArray(), !entry.Stored));
+            batch.States.Add(new StateRow(entry.State.CustomerId, Partition, _encodeBuffer.WrittenSpan.ToArray(), !entry.Stored, entry.State.WakeTicks));
             entry.Dirty = false;
             entry.InFlight = true;
             _inFlight.Add(entry);
         }
 
         _dirty.Clear();
-        if (_partitionDirty)
+        if (_partitionDirty || Population.Dirty)
         {
             foreach (var (topic, next) in _nextOffsets)
             {
                 batch.Offsets.Add(new OffsetRow(topic, Partition, next));
             }
 
-            batch.Partitions.Add(new PartitionRow(Partition, MaxEventTicks));
+            batch.Partitions.Add(new PartitionRow(Partition, MaxEventTicks, Population.Dirty ? Population.Serialize() : null));
             _partitionDirty = false;
         }
     }
@@ -199,6 +345,99 @@ public sealed class PartitionHost
 
     /// <summary>Monotonic counter of customer accesses on this host.</summary>
     public long TouchClock => _touch;
+
+    private void Reevaluate(Entry entry)
+    {
+        var wake = entry.State.WakeTicks;
+        Population.Recounting = true;
+        try
+        {
+            CustomerActor.Reevaluate(entry.State, WatermarkTicks, Rules, _ctx, Population);
+        }
+        finally
+        {
+            Population.Recounting = false;
+        }
+
+        MarkDirty(entry);
+        Schedule(entry, wake);
+    }
+
+    private void MarkDirty(Entry entry)
+    {
+        if (!entry.Dirty)
+        {
+            entry.Dirty = true;
+            _dirty.Add(entry);
+        }
+    }
+
+    /// <summary>Queues the customer's wake-up if it moved and falls within the paged-in horizon.</summary>
+    private void Schedule(Entry entry, long previousWake)
+    {
+        var wake = entry.State.WakeTicks;
+        if (wake != 0 && wake != previousWake && wake <= _timerHorizon)
+        {
+            _timers.Enqueue(entry.State.CustomerId, wake);
+        }
+    }
+
+    /// <summary>
+    /// Moves the in-memory horizon past <paramref name="watermark"/>: loads stored wake-ups up to the new horizon, and
+    /// those of customers whose newest state is not yet in the store (changed, or in a checkpoint being written).
+    /// </summary>
+    private void PageTimers(long watermark)
+    {
+        var from = _timerHorizon;
+        var until = Math.Max(watermark, watermark + _options.TimerPageSpan.Ticks);
+        var rows = _store.LoadTimers(Partition, from, until, _options.TimerPageLimit);
+        if (rows.Count == _options.TimerPageLimit && rows[^1].WakeTicks > watermark)
+        {
+            // Page full: stop just before the last due time, then take every timer at exactly that time.
+            until = rows[^1].WakeTicks;
+            var boundary = _store.LoadTimers(Partition, until - 1, until, int.MaxValue);
+            foreach (var (id, wake) in rows)
+            {
+                if (wake < until)
+                {
+                    _timers.Enqueue(id, wake);
+                }
+            }
+
+            foreach (var (id, wake) in boundary)
+            {
+                _timers.Enqueue(id, wake);
+            }
+        }
+        else
+        {
+            foreach (var (id, wake) in rows)
+            {
+                _timers.Enqueue(id, wake);
+            }
+        }
+
+        foreach (var entry in _dirty)
+        {
+            EnqueueIfIn(entry, from, until);
+        }
+
+        foreach (var entry in _inFlight)
+        {
+            EnqueueIfIn(entry, from, until);
+        }
+
+        _timerHorizon = until;
+    }
+
+    private void EnqueueIfIn(Entry entry, long after, long until)
+    {
+        var wake = entry.State.WakeTicks;
+        if (wake > after && wake <= until)
+        {
+            _timers.Enqueue(entry.State.CustomerId, wake);
+        }
+    }
 
     private Entry? GetOrLoad(string customerId, bool create)
     {
