@@ -52,6 +52,7 @@ public sealed class CustomerStateCodecTests
         // Version 2: the customer model.
         s.LastCallTicks = 11;
         s.LastCartAddTicks = 12;
+        s.CartAddsSinceOrder = 13;
         s.ChannelsUsed = Channels.Online | Channels.Voice;
         foreach (var key in new[] { "a", "b", "a", "c", "d", "e", "f", "a" })
         {
@@ -85,6 +86,7 @@ public sealed class CustomerStateCodecTests
     {
         Assert.Equal(expected.LastCallTicks, actual.LastCallTicks);
         Assert.Equal(expected.LastCartAddTicks, actual.LastCartAddTicks);
+        Assert.Equal(expected.CartAddsSinceOrder, actual.CartAddsSinceOrder);
         Assert.Equal(expected.ChannelsUsed, actual.ChannelsUsed);
         Assert.Equal(expected.TopCategories.Items, actual.TopCategories.Items);
         Assert.Equal(expected.TopProducts.Items, actual.TopProducts.Items);
@@ -273,6 +275,7 @@ public sealed class CustomerStateCodecTests
         /// <summary>The version-2 part of a state that has none of the customer model yet.</summary>
         public V1Writer EmptyModel() =>
             Long(0).Long(0)                      // last call, last cart add
+            .Int(0)                              // cart adds since the last order
             .Byte(0)                             // channels
             .Int(0).Int(0)                       // top categories, top products
             .Int(0)                              // day buckets
@@ -306,7 +309,7 @@ public sealed class CustomerStateCodecTests
     {
         var expected = FreshV1(version: 2).EmptyModel().ToArray();
 
-        Assert.Equal(168 + 112, expected.Length);
+        Assert.Equal(168 + 116, expected.Length);
         Assert.Equal(expected, CustomerStateCodec.Encode(new CustomerState("anyone")));
     }
 

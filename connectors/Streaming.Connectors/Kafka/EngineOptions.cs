@@ -24,4 +24,20 @@ public sealed record EngineOptions
     public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
 
     public PartitionHostOptions Host { get; init; } = new();
+
+    /// <summary>Event time only (default, exact replays), or hybrid: quiet partitions follow the wall clock.</summary>
+    public TimeMode TimeMode { get; init; } = TimeMode.Event;
+
+    /// <summary>In hybrid mode, a partition without records for this long follows the wall clock.</summary>
+    public TimeSpan IdleAfter { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>How partition watermarks advance.</summary>
+public enum TimeMode
+{
+    /// <summary>Only with event times: a replay gives exactly the states of the live run.</summary>
+    Event,
+
+    /// <summary>Also with the wall clock when a partition is quiet, so timers fire in live operation.</summary>
+    Hybrid,
 }

@@ -34,6 +34,9 @@ public sealed partial class KafkaEngine
     [LoggerMessage(Level = LogLevel.Information, Message = "Engine stopping after checkpoint {Seq}")]
     private partial void LogStopping(long seq);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rules switched from {From} to {To} at checkpoint {Seq}")]
+    private partial void LogRulesSwitched(string from, string to, long seq);
+
     [LoggerMessage(Level = LogLevel.Critical, Message = "Engine thread failed; the process must stop")]
     private partial void LogFatal(Exception ex);
 }

@@ -5,6 +5,7 @@ using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
+using Streaming.Engine.Rules;
 using Streaming.Engine.Runtime;
 
 namespace Streaming.Connectors.Kafka;
@@ -38,14 +39,34 @@ public sealed partial class KafkaEngine : IDisposable
     private int _pendingDeadLetters;
     private string? _deadLetterFailure;
     private volatile EngineStatus _status = EngineStatus.Empty;
+    private readonly Dictionary<int, long> _lastRecordAt = [];
+    private volatile RuleSet _rules;
+    private volatile RuleSet? _pendingRules;
+    private long _lastIdleCheckAt;
 
-    public KafkaEngine(EngineOptions options, IStateStore store, TimeProvider time, ILogger logger)
+    /// <summary>The key under which the active rule set is stored with the checkpoints.</summary>
+    public const string RulesSettingKey = "rules";
+
+    public KafkaEngine(EngineOptions options, IStateStore store, TimeProvider time, ILogger logger, RuleSet? rules = null)
     {
         _options = options;
         _store = store;
         _time = time;
         _logger = logger;
+        _rules = rules ?? RuleSetLoader.Default;
     }
+
+    /// <summary>The rule set every partition evaluates with.</summary>
+    public RuleSet ActiveRules => _rules;
+
+    /// <summary>A rule set waiting for the next checkpoint boundary, or null.</summary>
+    public RuleSet? PendingRules => _pendingRules;
+
+    /// <summary>
+    /// Asks for <paramref name="rules"/> to replace the active set. All partitions switch together at the next
+    /// checkpoint boundary (within the checkpoint interval), and the switch is stored with that checkpoint.
+    /// </summary>
+    public void SwitchRules(RuleSet rules) => _pendingRules = rules;
 
     public long EventsProcessed => Interlocked.Read(ref _eventsProcessed);
 
@@ -183,6 +204,19 @@ public sealed partial class KafkaEngine : IDisposable
                 {
                     RefreshStatus(consumer);
                 }
+
+                foreach (var host in _hosts.Values)
+                {
+                    if (host.Sweeping)
+                    {
+                        host.SweepStep(256);
+                    }
+                }
+
+                if (_options.TimeMode == TimeMode.Hybrid && _time.GetElapsedTime(_lastIdleCheckAt, now) >= TimeSpan.FromSeconds(1))
+                {
+                    AdvanceIdlePartitions(now);
+                }
             }
 
             Checkpoint(consumer);
@@ -251,6 +285,11 @@ public sealed partial class KafkaEngine : IDisposable
         {
             // A record of a partition we no longer own (revoked between fetch and delivery): the new owner reads it.
             return;
+        }
+
+        if (_options.TimeMode == TimeMode.Hybrid)
+        {
+            _lastRecordAt[partition] = _time.GetTimestamp();
         }
 
         var message = result.Message;
@@ -329,8 +368,22 @@ public sealed partial class KafkaEngine : IDisposable
             host.CollectCheckpoint(batch);
         }
 
+        // The boundary: everything collected above was evaluated with the old rules; all partitions switch now.
+        if (Interlocked.Exchange(ref _pendingRules, null) is { } rules)
+        {
+            var previous = _rules;
+            _rules = rules;
+            foreach (var host in _hosts.Values)
+            {
+                host.SwitchRules(rules);
+            }
+
+            batch.Settings[RulesSettingKey] = RuleSetStorage.Serialize(rules);
+            LogRulesSwitched(previous.Version, rules.Version, _store.LastCheckpointSeq + 1);
+        }
+
         _sinceCheckpoint = 0;
-        if (batch.States.Count == 0 && batch.Offsets.Count == 0)
+        if (batch.States.Count == 0 && batch.Offsets.Count == 0 && batch.Settings.Count == 0)
         {
             return;
         }
@@ -402,6 +455,20 @@ public sealed partial class KafkaEngine : IDisposable
         }
     }
 
+    /// <summary>Hybrid time: partitions without records for a while follow the wall clock so their timers fire.</summary>
+    private void AdvanceIdlePartitions(long now)
+    {
+        _lastIdleCheckAt = now;
+        var wall = _time.GetUtcNow().UtcTicks;
+        foreach (var host in _hosts.Values)
+        {
+            if (!_lastRecordAt.TryGetValue(host.Partition, out var last) || _time.GetElapsedTime(last, now) >= _options.IdleAfter)
+            {
+                host.AdvanceIdle(wall);
+            }
+        }
+    }
+
     private void Passivate()
     {
         long total = 0;
@@ -454,8 +521,11 @@ public sealed partial class KafkaEngine : IDisposable
         {
             if (!_hosts.TryGetValue(tp.Partition.Value, out var host))
             {
-                host = new PartitionHost(tp.Partition.Value, _store, _options.Host);
+                host = new PartitionHost(tp.Partition.Value, _store, _options.Host, _rules);
                 _hosts.Add(tp.Partition.Value, host);
+
+                // Timers that fell due while nobody owned the partition (an outage) fire now, in due order.
+                host.FireDueTimers();
             }
 
             _assigned.Add(tp);
@@ -610,22 +680,55 @@ public sealed partial class KafkaEngine : IDisposable
         {
             foreach (var host in _engine._hosts.Values)
             {
-                if (host.TryGetCached(customerId) is { } cached)
+                if (host.TryGetCached(customerId) is not null && host.Find(customerId) is { } cached)
                 {
-                    return CustomerProfile.From(cached, host.Partition, host.WatermarkTicks);
+                    return CustomerProfile.From(cached, host.Partition, host.WatermarkTicks, host.Rules);
                 }
             }
 
             var partition = _engine._store.FindPartition(customerId);
             if (partition is { } p && _engine._hosts.TryGetValue(p, out var owner) && owner.Find(customerId) is { } loaded)
             {
-                return CustomerProfile.From(loaded, p, owner.WatermarkTicks);
+                return CustomerProfile.From(loaded, p, owner.WatermarkTicks, owner.Rules);
             }
 
             return null;
         }
+
+        /// <summary>The population of the partitions this node owns, summed.</summary>
+        public PopulationView Population()
+        {
+            var counts = new Dictionary<(string Dimension, string Value), long>();
+            var transitions = new Dictionary<(string Dimension, string From, string To), long>();
+            long timers = 0, late = 0;
+            foreach (var host in _engine._hosts.Values)
+            {
+                foreach (var (key, n) in host.Population.Counts)
+                {
+                    counts[key] = counts.GetValueOrDefault(key) + n;
+                }
+
+                foreach (var (key, n) in host.Population.Transitions)
+                {
+                    transitions[key] = transitions.GetValueOrDefault(key) + n;
+                }
+
+                timers += host.TimersFired;
+                late += host.LateTimersFired;
+            }
+
+            return new PopulationView(counts, transitions, _engine._rules.Version, timers, late);
+        }
     }
 }
+
+/// <summary>Population counts summed over the owned partitions.</summary>
+public sealed record PopulationView(
+    IReadOnlyDictionary<(string Dimension, string Value), long> Counts,
+    IReadOnlyDictionary<(string Dimension, string From, string To), long> Transitions,
+    string RuleVersion,
+    long TimersFired,
+    long LateTimersFired);
 
 /// <summary>A point-in-time view of the engine for /v1/status.</summary>
 public sealed record EngineStatus(IReadOnlyList<PartitionStatus> Partitions, long ConsumerLag, long CachedCustomers, long CheckpointSeq)

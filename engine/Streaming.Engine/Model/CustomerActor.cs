@@ -156,6 +156,7 @@ public static class CustomerActor
         }
 
         day.Orders++;
+        state.CartAddsSinceOrder = 0;
         day.Net += order.Amount;
         day.Points += points;
         state.OrderCount++;
@@ -197,6 +198,7 @@ public static class CustomerActor
                 state.CartAdds++;
                 state.Days.At(DayOf(ticks)).CartAdds++;
                 state.LastCartAddTicks = Math.Max(state.LastCartAddTicks, ticks);
+                state.CartAddsSinceOrder++;
                 break;
             case EventType.Favorite:
                 state.Favorites++;

@@ -1,3 +1,5 @@
+using Streaming.Engine.Rules;
+
 namespace Streaming.Engine.Model;
 
 /// <summary>The public view of a customer (GET /v1/customers/{id}). Field names are part of the contract.</summary>
@@ -13,7 +15,50 @@ public sealed record CustomerProfile
     public required ClicksView Clicks { get; init; }
     public required CallsView Calls { get; init; }
     public required AttributesView Attributes { get; init; }
+    public required RfmView Rfm { get; init; }
+    public required StageView? Lifecycle { get; init; }
+    public required StageView? Aarrr { get; init; }
+    public required StageView? Ladder { get; init; }
 
+    /// <summary>Every ladder's stage by ladder name (lifecycle, aarrr and ladder included).</summary>
+    public required IReadOnlyDictionary<string, StageView> Stages { get; init; }
+    public required TierView Tier { get; init; }
+    public required IReadOnlyList<string> Tags { get; init; }
+    public required int ChurnRisk { get; init; }
+    public required string? RuleVersion { get; init; }
+    public required IReadOnlyList<string> Channels { get; init; }
+    public required IReadOnlyList<string> TopCategories { get; init; }
+    public required IReadOnlyList<string> TopProducts { get; init; }
+
+    /// <summary>
+    /// The profile as of the partition's watermark. Values that depend on "now" are computed at it: recency here,
+    /// the windowed RFM values from the per-day buckets with the rule set's window.
+    /// </summary>
+    public static CustomerProfile From(CustomerState s, int partition, long watermarkTicks, RuleSet rules)
+    {
+        var today = (int)(watermarkTicks / TimeSpan.TicksPerDay);
+        var window = rules.Rfm.WindowDays;
+        return From(s, partition, watermarkTicks) with
+        {
+            Rfm = new RfmView
+            {
+                RecencyDays = s.LastOrderTicks == 0 ? null : (int)Math.Max(0, (watermarkTicks - s.LastOrderTicks) / TimeSpan.TicksPerDay),
+                Frequency = (int)s.Days.Sum(DaySeries.Orders, today, window, out _),
+                Monetary = s.Days.Sum(DaySeries.Net, today, window, out _),
+                R = Score(s.RScore),
+                F = Score(s.FScore),
+                M = Score(s.MScore),
+                Segment = s.RfmSegment,
+            },
+        };
+    }
+
+    private static int? Score(byte score) => score == 0 ? null : score;
+
+    private static StageView? StageOf(CustomerState s, string ladder) =>
+        s.Stages.TryGetValue(ladder, out var v) ? new StageView { Stage = v.Name, Since = Time(v.SinceTicks) } : null;
+
+    /// <summary>The profile with the derived values as last evaluated (no rule set at hand).</summary>
     public static CustomerProfile From(CustomerState s, int partition, long watermarkTicks) => new()
     {
         CustomerId = s.CustomerId,
@@ -44,6 +89,7 @@ public sealed record CustomerProfile
             Searches = s.Searches,
             Logins = s.Logins,
             Sessions = s.Sessions,
+            CartAddsWithoutPurchase = s.CartAddsSinceOrder,
         },
         Calls = new CallsView
         {
@@ -60,7 +106,48 @@ public sealed record CustomerProfile
             TimeZone = s.TimeZone,
             Consent = new ConsentView { Voice = s.ConsentVoice, Sms = s.ConsentSms, Email = s.ConsentEmail },
         },
+        Rfm = new RfmView
+        {
+            RecencyDays = s.LastOrderTicks == 0 ? null : (int)Math.Max(0, (watermarkTicks - s.LastOrderTicks) / TimeSpan.TicksPerDay),
+            Frequency = s.Frequency,
+            Monetary = s.Monetary,
+            R = Score(s.RScore),
+            F = Score(s.FScore),
+            M = Score(s.MScore),
+            Segment = s.RfmSegment,
+        },
+        Lifecycle = StageOf(s, "lifecycle"),
+        Aarrr = StageOf(s, "aarrr"),
+        Ladder = StageOf(s, "ladder"),
+        Stages = s.Stages.ToDictionary(p => p.Key, p => new StageView { Stage = p.Value.Name, Since = Time(p.Value.SinceTicks) }, StringComparer.Ordinal),
+        Tier = new TierView
+        {
+            Name = s.TierName,
+            Points = s.TierPoints,
+            ReviewAt = Time(s.TierReviewTicks),
+            Projected = s.TierProjected,
+        },
+        Tags = s.Tags,
+        ChurnRisk = s.ChurnRisk,
+        RuleVersion = s.RuleVersion,
+        Channels = ChannelNames(s.ChannelsUsed),
+        TopCategories = s.TopCategories.Ranked(),
+        TopProducts = s.TopProducts.Ranked(),
     };
+
+    private static List<string> ChannelNames(Channels channels)
+    {
+        var names = new List<string>();
+        foreach (var flag in Enum.GetValues<Channels>())
+        {
+            if (flag != Model.Channels.None && channels.HasFlag(flag))
+            {
+                names.Add(flag.ToString().ToLowerInvariant());
+            }
+        }
+
+        return names;
+    }
 
     private static DateTimeOffset? Time(long ticks) => ticks == 0 ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
 }
@@ -78,6 +165,36 @@ public sealed record OrdersView
     public required DateTimeOffset? LastAt { get; init; }
 }
 
+public sealed record RfmView
+{
+    /// <summary>Whole days from the last order to <c>asOf</c>; null without orders.</summary>
+    public required int? RecencyDays { get; init; }
+
+    /// <summary>Orders placed on the UTC days of the trailing window ending with <c>asOf</c>'s day.</summary>
+    public required int Frequency { get; init; }
+
+    /// <summary>Placed minus refunded amounts over the same days.</summary>
+    public required decimal Monetary { get; init; }
+    public required int? R { get; init; }
+    public required int? F { get; init; }
+    public required int? M { get; init; }
+    public required string? Segment { get; init; }
+}
+
+public sealed record StageView
+{
+    public required string Stage { get; init; }
+    public required DateTimeOffset? Since { get; init; }
+}
+
+public sealed record TierView
+{
+    public required string? Name { get; init; }
+    public required long Points { get; init; }
+    public required DateTimeOffset? ReviewAt { get; init; }
+    public required string? Projected { get; init; }
+}
+
 public sealed record ClicksView
 {
     public required int Total { get; init; }
@@ -88,6 +205,7 @@ public sealed record ClicksView
     public required int Searches { get; init; }
     public required int Logins { get; init; }
     public required int Sessions { get; init; }
+    public required int CartAddsWithoutPurchase { get; init; }
 }
 
 public sealed record CallsView

@@ -59,6 +59,9 @@ public sealed class CustomerState
     public long LastCallTicks { get; set; }
     public long LastCartAddTicks { get; set; }
 
+    /// <summary>Cart adds since the last order (cart adds without a purchase).</summary>
+    public int CartAddsSinceOrder { get; set; }
+
     /// <summary>Channels seen (<see cref="Channels"/> flags).</summary>
     public Channels ChannelsUsed { get; set; }
 

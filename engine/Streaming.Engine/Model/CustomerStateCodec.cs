@@ -64,6 +64,7 @@ public static class CustomerStateCodec
         // Version 2: the customer model (activity, per-day buckets, derived values, timers).
         b.Long(s.LastCallTicks);
         b.Long(s.LastCartAddTicks);
+        b.Int(s.CartAddsSinceOrder);
         b.Byte((byte)s.ChannelsUsed);
         WriteTop(ref b, s.TopCategories);
         WriteTop(ref b, s.TopProducts);
@@ -136,6 +137,7 @@ public static class CustomerStateCodec
     {
         s.LastCallTicks = r.Long();
         s.LastCartAddTicks = r.Long();
+        s.CartAddsSinceOrder = r.Int();
         s.ChannelsUsed = (Channels)r.Byte();
         s.TopCategories = ReadTop(ref r);
         s.TopProducts = ReadTop(ref r);

@@ -98,6 +98,7 @@ public sealed class FieldCatalog
         Number("clicks.logins", Inputs.Clicks, c => c.State.Logins);
         Number("clicks.sessions", Inputs.Clicks, c => c.State.Sessions);
         Instant("clicks.lastCartAddAt", Inputs.Clicks, s => s.LastCartAddTicks);
+        Number("clicks.cartAddsSinceOrder", Inputs.Clicks | Inputs.Orders, c => c.State.CartAddsSinceOrder);
 
         Number("calls.total", Inputs.Calls, c => c.State.CallCount);
         Number("calls.completed", Inputs.Calls, c => c.State.CallsCompleted);

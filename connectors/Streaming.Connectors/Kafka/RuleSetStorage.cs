@@ -1,0 +1,24 @@
+using System.Text.Json;
+using Streaming.Engine.Rules;
+
+namespace Streaming.Connectors.Kafka;
+
+/// <summary>How the active rule set is kept in the store: its source files as JSON, compiled again on load.</summary>
+public static class RuleSetStorage
+{
+    public static string Serialize(RuleSet rules) =>
+        JsonSerializer.Serialize(rules.Sources.Select(s => new StoredSource(s.FileName, s.Text)).ToList(), RuleSetStorageJson.Default.ListStoredSource);
+
+    /// <exception cref="RuleSetException">The stored files no longer compile (for example after an upgrade).</exception>
+    /// <exception cref="JsonException">The stored value is not a rule set.</exception>
+    public static RuleSet Deserialize(string json)
+    {
+        var sources = JsonSerializer.Deserialize(json, RuleSetStorageJson.Default.ListStoredSource) ?? [];
+        return RuleSetLoader.Load(sources.Select(s => new RuleSource(s.File, s.Text)).ToList());
+    }
+
+    internal sealed record StoredSource(string File, string Text);
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(List<RuleSetStorage.StoredSource>))]
+internal sealed partial class RuleSetStorageJson : System.Text.Json.Serialization.JsonSerializerContext;
