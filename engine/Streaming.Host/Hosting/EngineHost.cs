@@ -2,6 +2,7 @@ using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Events;
 using Streaming.Host.Http;
+using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Hosting;
 
@@ -45,7 +46,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.WebHost.UseUrls(settings.Urls);
-        ApiRoutes.AddServices(builder.Services);
+        ApiRoutes.AddServices(builder.Services, new PrometheusCollectorOptions { MeterPrefixes = settings.MetricsMeterPrefixes });
         var web = builder.Build();
         var logger = web.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Streaming.Engine");
 

@@ -3,6 +3,7 @@ using Streaming.Connectors.Kafka;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Runtime;
+using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Hosting;
 
@@ -24,6 +25,9 @@ public sealed record StreamingSettings
     public int AllowedLatenessSeconds { get; init; } = 300;
     public int MaxRecordBytes { get; init; } = 256 * 1024;
     public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
+
+    /// <summary>Meters exported on <c>/metrics</c>: those whose names start with one of these.</summary>
+    public IReadOnlyList<string> MetricsMeterPrefixes { get; init; } = PrometheusCollectorOptions.DefaultMeterPrefixes;
 
     public static IConfiguration LoadConfiguration(string? configFile)
     {
@@ -61,6 +65,7 @@ public sealed record StreamingSettings
             AllowedLatenessSeconds = Int(s, "Engine:AllowedLatenessSeconds", defaults.AllowedLatenessSeconds, 0, 86_400 * 30),
             MaxRecordBytes = Int(s, "Engine:MaxRecordBytes", defaults.MaxRecordBytes, 1024, 64 * 1024 * 1024),
             PrefetchMaxKbytes = Int(s, "Kafka:PrefetchMaxKbytes", defaults.PrefetchMaxKbytes, 1024, 2_097_151),
+            MetricsMeterPrefixes = List(s["Metrics:MeterPrefixes"]) ?? defaults.MetricsMeterPrefixes,
         };
     }
 
@@ -81,6 +86,9 @@ public sealed record StreamingSettings
     };
 
     private static string? Blank(string? v) => string.IsNullOrWhiteSpace(v) ? null : v;
+
+    /// <summary>A comma-separated list; null when the key is absent.</summary>
+    private static string[]? List(string? v) => v?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     private static int Int(IConfiguration s, string key, int fallback, int min, int max)
     {

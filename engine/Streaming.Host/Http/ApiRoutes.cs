@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Streaming.Host.Hosting;
+using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Http;
 
@@ -7,16 +9,30 @@ public static class ApiRoutes
 {
     private const int MaxCustomerIdLength = 256;
 
-    public static void AddServices(IServiceCollection services)
+    public static void AddServices(IServiceCollection services, PrometheusCollectorOptions metrics)
     {
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.WriteIndented = false);
+        services.AddSingleton(metrics);
+        services.AddSingleton<PrometheusCollector>();
+        services.AddSingleton<MetricsInstruments>();
     }
 
     public static void Map(WebApplication app, EngineHost host)
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+
+        // Resolved now, before the engine starts: a listener only sees measurements made after it subscribed.
+        var collector = app.Services.GetRequiredService<PrometheusCollector>();
+        var instruments = app.Services.GetRequiredService<MetricsInstruments>();
+        app.MapGet("/metrics", async (HttpContext context) =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            context.Response.ContentType = PrometheusCollector.ContentType;
+            await collector.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+            instruments.ScrapeDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        });
 
         app.MapGet("/healthz", () => host.Engine.Stopped.IsCompleted
             ? Results.Problem(statusCode: 503, title: "engine stopped", detail: "the engine thread has ended")
