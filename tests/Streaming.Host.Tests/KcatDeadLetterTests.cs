@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -42,7 +41,7 @@ public sealed class KcatDeadLetterTests
         lines.AddRange(s_bad.Select(b => b.Key + "\t" + b.Value));
         var input = Path.Combine(dataDir, "events.txt");
         await File.WriteAllLinesAsync(input, lines);
-        var (code, _, err) = await KcatAsync(["-P", "-b", broker.BootstrapServers, "-t", "orders", "-K", "\t", "-l", input]);
+        var (code, _, err) = await Kcat.RunAsync(["-P", "-b", broker.BootstrapServers, "-t", "orders", "-K", "\t", "-l", input]);
         Assert.True(code == 0, "kcat produce failed: " + err);
 
         // The good customer: one order of 12.50 and one refund of 2.25; the duplicate changed nothing.
@@ -64,7 +63,7 @@ public sealed class KcatDeadLetterTests
         await Eventually.WaitAsync(
             async () =>
             {
-                var (c, output, _) = await KcatAsync(["-C", "-b", broker.BootstrapServers, "-t", "dead-letters", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n"]);
+                var (c, output, _) = await Kcat.RunAsync(["-C", "-b", broker.BootstrapServers, "-t", "dead-letters", "-o", "beginning", "-e", "-q", "-f", "%h\t%s\n"]);
                 records = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t', 2)).ToList();
                 return c == 0 && records.Count >= s_bad.Length;
             },
@@ -104,20 +103,5 @@ public sealed class KcatDeadLetterTests
         }
 
         return result;
-    }
-
-    private static async Task<(int Code, string Stdout, string Stderr)> KcatAsync(IEnumerable<string> args)
-    {
-        var info = new ProcessStartInfo("kcat") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("kcat did not start (apt-get install kcat)");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        return (process.ExitCode, await stdout, await stderr);
     }
 }

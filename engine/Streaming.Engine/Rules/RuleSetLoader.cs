@@ -352,8 +352,7 @@ public static class RuleSetLoader
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var source in sources)
         {
-            sha.AppendData(Encoding.UTF8.GetBytes(source.FileName));
-            sha.AppendData([0]);
+            // Contents only, in order: the same rules under another file name are the same version.
             sha.AppendData(Encoding.UTF8.GetBytes(source.Text.Replace("\r\n", "\n", StringComparison.Ordinal)));
             sha.AppendData([0]);
         }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Streaming.Engine.Rules;
 using Streaming.Host.Hosting;
 
 namespace Streaming.Host.Cli;
@@ -12,7 +13,8 @@ public static class RunCommand
         var dataDir = new Option<string?>("--data-dir") { Description = "Directory of the embedded SQLite state (default ./.streaming)" };
         var urls = new Option<string?>("--urls") { Description = "HTTP listen URL (default http://127.0.0.1:8080)" };
         var config = new Option<string?>("--config") { Description = "A JSON configuration file (same keys as appsettings.json)" };
-        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config };
+        var rules = new Option<string?>("--rules") { Description = "A directory of rule files (*.yaml), watched for changes (default: the stored or the built-in rule set)" };
+        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules };
         command.SetAction(async (parse, ct) =>
         {
             StreamingSettings settings;
@@ -31,9 +33,23 @@ public static class RunCommand
                 BootstrapServers = parse.GetValue(bootstrap) ?? settings.BootstrapServers,
                 DataDir = parse.GetValue(dataDir) ?? settings.DataDir,
                 Urls = parse.GetValue(urls) ?? settings.Urls,
+                RulesDirectory = parse.GetValue(rules) ?? settings.RulesDirectory,
             };
-            await using var host = await EngineHost.StartAsync(settings, LogLevel.Information, ct).ConfigureAwait(false);
-            return await host.WaitAsync(ct).ConfigureAwait(false);
+            EngineHost host;
+            try
+            {
+                host = await EngineHost.StartAsync(settings, LogLevel.Information, ct).ConfigureAwait(false);
+            }
+            catch (RuleSetException ex)
+            {
+                await Console.Error.WriteLineAsync("streaming run: the rule set is invalid:" + Environment.NewLine + ex.Message).ConfigureAwait(false);
+                return 2;
+            }
+
+            await using (host.ConfigureAwait(false))
+            {
+                return await host.WaitAsync(ct).ConfigureAwait(false);
+            }
         });
         return command;
     }

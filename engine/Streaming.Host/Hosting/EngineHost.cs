@@ -14,8 +14,10 @@ public sealed partial class EngineHost : IAsyncDisposable
 {
     private readonly ILogger _logger;
 
-    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, ILogger logger)
+    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, RulesManager rules, StreamingSettings settings, ILogger logger)
     {
+        Rules = rules;
+        Settings = settings;
         Web = web;
         Broker = broker;
         BootstrapServers = bootstrap;
@@ -30,6 +32,8 @@ public sealed partial class EngineHost : IAsyncDisposable
     public bool Embedded => Broker is not null;
     public SqliteStateStore Store { get; }
     public KafkaEngine Engine { get; }
+    public RulesManager Rules { get; }
+    public StreamingSettings Settings { get; }
 
     /// <summary>Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.</summary>
     public static async Task<EngineHost> StartAsync(StreamingSettings settings, LogLevel minimumLevel, CancellationToken cancellationToken)
@@ -66,10 +70,28 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogEmbeddedWithOldState(logger, store.Path);
         }
 
-        var engine = new KafkaEngine(settings.ToEngineOptions(bootstrap), store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>());
-        var host = new EngineHost(web, broker, bootstrap, store, engine, logger);
+        RulesManager rules;
+        try
+        {
+            rules = RulesManager.Create(settings, store, TimeProvider.System, logger);
+        }
+        catch
+        {
+            store.Dispose();
+            broker?.Dispose();
+            throw;
+        }
+
+        var engine = new KafkaEngine(settings.ToEngineOptions(bootstrap), store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(), rules.Initial);
+        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, logger);
         ApiRoutes.Map(web, host);
+        if (settings.AuthTokens.Count == 0)
+        {
+            LogNoTokens(logger);
+        }
+
         engine.Start();
+        rules.Start(engine);
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
         LogStarted(logger, settings.Urls, bootstrap, store.Path);
         return host;
@@ -96,6 +118,7 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogStopFailed(_logger, ex);
         }
 
+        await Rules.DisposeAsync().ConfigureAwait(false);
         await Web.StopAsync(CancellationToken.None).ConfigureAwait(false);
         await Web.DisposeAsync().ConfigureAwait(false);
         Engine.Dispose();
@@ -111,6 +134,9 @@ public sealed partial class EngineHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Engine listening on {Urls}; Kafka {Bootstrap}; state {Path}")]
     private static partial void LogStarted(ILogger logger, string urls, string bootstrap, string path);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "No access tokens configured (Streaming:Auth:Tokens): routes that change the configuration (PUT /v1/rules) are closed")]
+    private static partial void LogNoTokens(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The engine did not stop cleanly")]
     private static partial void LogStopFailed(ILogger logger, Exception ex);

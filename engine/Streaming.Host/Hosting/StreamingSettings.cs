@@ -7,6 +7,17 @@ using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Hosting;
 
+/// <summary>A bearer token and the scopes it grants.</summary>
+public sealed record AccessToken(string Token, IReadOnlyList<string> Scopes)
+{
+    public const string Admin = "admin";
+    public const string Dialer = "dialer";
+    public static readonly IReadOnlyList<string> KnownScopes = [Admin, Dialer];
+
+    /// <summary>Never print the secret.</summary>
+    public override string ToString() => $"AccessToken {{ Scopes = {string.Join(",", Scopes)} }}";
+}
+
 /// <summary>
 /// The engine's settings, read from appsettings.json (working directory), an optional --config file and environment
 /// variables (<c>Streaming__Kafka__BootstrapServers</c>, …), in that order; command-line options win over all.
@@ -25,6 +36,21 @@ public sealed record StreamingSettings
     public int AllowedLatenessSeconds { get; init; } = 300;
     public int MaxRecordBytes { get; init; } = 256 * 1024;
     public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
+
+    /// <summary>A directory of rule files (*.yaml), watched for changes; null = the stored or the default rule set.</summary>
+    public string? RulesDirectory { get; init; }
+
+    /// <summary>How often the rules directory is checked for changes.</summary>
+    public int RulesPollIntervalMs { get; init; } = 2000;
+
+    /// <summary><c>event</c> (default) or <c>hybrid</c> (quiet partitions follow the wall clock).</summary>
+    public TimeMode TimeMode { get; init; } = TimeMode.Event;
+
+    /// <summary>Hybrid mode: seconds without records after which a partition follows the wall clock.</summary>
+    public int IdleAfterSeconds { get; init; } = 30;
+
+    /// <summary>Bearer tokens and their scopes (<c>admin</c>, <c>dialer</c>); none = the guarded routes are closed.</summary>
+    public IReadOnlyList<AccessToken> AuthTokens { get; init; } = [];
 
     /// <summary>Meters exported on <c>/metrics</c>: those whose names start with one of these.</summary>
     public IReadOnlyList<string> MetricsMeterPrefixes { get; init; } = PrometheusCollectorOptions.DefaultMeterPrefixes;
@@ -66,7 +92,48 @@ public sealed record StreamingSettings
             MaxRecordBytes = Int(s, "Engine:MaxRecordBytes", defaults.MaxRecordBytes, 1024, 64 * 1024 * 1024),
             PrefetchMaxKbytes = Int(s, "Kafka:PrefetchMaxKbytes", defaults.PrefetchMaxKbytes, 1024, 2_097_151),
             MetricsMeterPrefixes = List(s["Metrics:MeterPrefixes"]) ?? defaults.MetricsMeterPrefixes,
+            RulesDirectory = Blank(s["Rules:Directory"]),
+            RulesPollIntervalMs = Int(s, "Rules:PollIntervalMs", defaults.RulesPollIntervalMs, 100, 3_600_000),
+            TimeMode = (s["Engine:TimeMode"] ?? "event").ToLowerInvariant() switch
+            {
+                "event" => TimeMode.Event,
+                "hybrid" => TimeMode.Hybrid,
+                var other => throw new InvalidOperationException($"configuration Streaming:Engine:TimeMode = '{other}' must be 'event' or 'hybrid'"),
+            },
+            IdleAfterSeconds = Int(s, "Engine:IdleAfterSeconds", defaults.IdleAfterSeconds, 1, 86_400),
+            AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
         };
+    }
+
+    private static List<AccessToken> Tokens(IConfigurationSection section)
+    {
+        var tokens = new List<AccessToken>();
+        foreach (var entry in section.GetChildren())
+        {
+            var token = entry["Token"];
+            if (string.IsNullOrWhiteSpace(token))
+            {
+                throw new InvalidOperationException($"configuration Streaming:Auth:Tokens:{entry.Key}:Token is missing");
+            }
+
+            if (token.Length < 16)
+            {
+                throw new InvalidOperationException($"configuration Streaming:Auth:Tokens:{entry.Key}:Token is too short: use at least 16 random characters");
+            }
+
+            var scopes = entry.GetSection("Scopes").GetChildren().Select(c => c.Value ?? "").Where(v => v.Length > 0).ToList();
+            foreach (var scope in scopes)
+            {
+                if (!AccessToken.KnownScopes.Contains(scope))
+                {
+                    throw new InvalidOperationException($"configuration Streaming:Auth:Tokens:{entry.Key}: unknown scope '{scope}' (known: {string.Join(", ", AccessToken.KnownScopes)})");
+                }
+            }
+
+            tokens.Add(new AccessToken(token, scopes));
+        }
+
+        return tokens;
     }
 
     public EngineOptions ToEngineOptions(string bootstrapServers) => new()
@@ -77,6 +144,8 @@ public sealed record StreamingSettings
         CheckpointEveryEvents = CheckpointEveryEvents,
         MaxCachedCustomers = MaxCachedCustomers,
         PrefetchMaxKbytes = PrefetchMaxKbytes,
+        TimeMode = TimeMode,
+        IdleAfter = TimeSpan.FromSeconds(IdleAfterSeconds),
         Host = new PartitionHostOptions
         {
             Actor = new ActorOptions { RecentIdCapacity = RecentEventIds },
@@ -84,6 +153,9 @@ public sealed record StreamingSettings
             AllowedLateness = TimeSpan.FromSeconds(AllowedLatenessSeconds),
         },
     };
+
+    /// <summary>Settings as the log shows them at start: tokens by count only.</summary>
+    public override string ToString() => $"StreamingSettings {{ DataDir = {DataDir}, Urls = {Urls}, Tokens = {AuthTokens.Count} }}";
 
     private static string? Blank(string? v) => string.IsNullOrWhiteSpace(v) ? null : v;
 

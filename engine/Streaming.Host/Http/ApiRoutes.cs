@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using System.Text;
+using Streaming.Connectors.Kafka;
+using Streaming.Engine.Rules;
 using Streaming.Host.Hosting;
 using Streaming.Host.Metrics;
 
@@ -8,6 +11,9 @@ namespace Streaming.Host.Http;
 public static class ApiRoutes
 {
     private const int MaxCustomerIdLength = 256;
+
+    /// <summary>Largest rule file accepted by <c>PUT /v1/rules</c>.</summary>
+    private const int MaxRulesBytes = 1 << 20;
 
     public static void AddServices(IServiceCollection services, PrometheusCollectorOptions metrics)
     {
@@ -73,5 +79,119 @@ public static class ApiRoutes
                 ? Results.Problem(statusCode: 404, title: "customer not found", detail: $"no customer '{customerId}' on this node")
                 : Results.Ok(profile);
         });
+
+        app.MapGet("/v1/population", async (CancellationToken ct) =>
+        {
+            var population = await host.Engine.QueryAsync(view => view.Population(), ct).ConfigureAwait(false);
+            return Results.Ok(PopulationBody(population));
+        });
+
+        app.MapGet("/v1/rules", () => Results.Ok(RulesBody(host)));
+
+        app.MapPut("/v1/rules", async (HttpContext context) =>
+        {
+            if (Access.Check(context, host.Settings.AuthTokens, AccessToken.Admin) is { } denied)
+            {
+                return denied;
+            }
+
+            if (host.Rules.Directory is not null)
+            {
+                return Results.Problem(statusCode: 409, title: "rules come from a directory", detail: $"this engine watches {host.Rules.Directory}; edit the files there");
+            }
+
+            var text = await ReadLimitedAsync(context.Request, MaxRulesBytes, context.RequestAborted).ConfigureAwait(false);
+            if (text is null)
+            {
+                return Results.Problem(statusCode: 413, title: "rule file too large", detail: $"at most {MaxRulesBytes} bytes");
+            }
+
+            try
+            {
+                var rules = host.Rules.Submit(text, "rules.yaml");
+                return Results.Accepted("/v1/rules", new { version = rules.Version, status = "pending", active = host.Engine.ActiveRules.Version });
+            }
+            catch (RuleSetException ex)
+            {
+                return Results.Problem(
+                    statusCode: 400,
+                    title: "invalid rule set",
+                    detail: $"{ex.Errors.Count} error(s); the running rule set {host.Engine.ActiveRules.Version} stays in force",
+                    extensions: new Dictionary<string, object?> { ["errors"] = ErrorsBody(ex.Errors) });
+            }
+        });
+    }
+
+    private static object PopulationBody(PopulationView p)
+    {
+        Dictionary<string, long> Dimension(string name) => p.Counts
+            .Where(c => c.Key.Dimension == name)
+            .OrderBy(c => c.Key.Value, StringComparer.Ordinal)
+            .ToDictionary(c => c.Key.Value, c => c.Value, StringComparer.Ordinal);
+
+        var dimensions = p.Counts.Keys.Select(k => k.Dimension).Distinct().Order(StringComparer.Ordinal).ToList();
+        return new
+        {
+            ruleVersion = p.RuleVersion,
+            customers = Dimension("lifecycle").Values.Sum(),
+            lifecycle = Dimension("lifecycle"),
+            aarrr = Dimension("aarrr"),
+            ladder = Dimension("ladder"),
+            tier = Dimension(RuleEvaluator.TierDimension),
+            rfmSegment = Dimension(RuleEvaluator.SegmentDimension),
+            dimensions = dimensions.ToDictionary(d => d, Dimension, StringComparer.Ordinal),
+            transitions = p.Transitions
+                .OrderBy(t => t.Key.Dimension, StringComparer.Ordinal).ThenBy(t => t.Key.From, StringComparer.Ordinal).ThenBy(t => t.Key.To, StringComparer.Ordinal)
+                .Select(t => new { dimension = t.Key.Dimension, from = t.Key.From, to = t.Key.To, count = t.Value }),
+            timers = new { fired = p.TimersFired, late = p.LateTimersFired },
+        };
+    }
+
+    private static object RulesBody(EngineHost host)
+    {
+        var active = host.Engine.ActiveRules;
+        var error = host.Rules.LastError;
+        return new
+        {
+            name = active.Name,
+            version = active.Version,
+            pending = host.Engine.PendingRules?.Version,
+            origin = host.Rules.Origin,
+            directory = host.Rules.Directory,
+            files = active.Sources.Select(s => new { file = s.FileName, text = s.Text }),
+            ladders = active.Ladders.Select(l => new { name = l.Name, stages = l.Stages.Select(s => new { stage = s.Name, when = s.When.Text }) }),
+            rfmSegments = active.Rfm.Segments.Select(s => new { name = s.Name, when = s.When.Text }),
+            tiers = active.Tiers.Levels.Select(l => new { name = l.Name, points = l.Points }),
+            tags = active.Tags.Select(t => new { name = t.Name, when = t.When.Text }),
+            churnRisk = active.ChurnRisk.Text,
+            lastError = error is null ? null : new { at = error.At, origin = error.Origin, errors = ErrorsBody(error.Errors) },
+        };
+    }
+
+    private static IEnumerable<object> ErrorsBody(IReadOnlyList<RuleError> errors) =>
+        errors.Select(e => new { file = e.File, line = e.Line, column = e.Column, message = e.Message, text = e.ToString() });
+
+    /// <summary>The body as UTF-8 text, or null if it is longer than <paramref name="limit"/> bytes.</summary>
+    private static async Task<string?> ReadLimitedAsync(HttpRequest request, int limit, CancellationToken ct)
+    {
+        if (request.ContentLength > limit)
+        {
+            return null;
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, ct).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + read > limit)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 }

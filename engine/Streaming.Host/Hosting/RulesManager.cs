@@ -1,0 +1,237 @@
+using System.Text.Json;
+using Streaming.Connectors.Kafka;
+using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
+
+namespace Streaming.Host.Hosting;
+
+/// <summary>
+/// Where the engine's rule set comes from and how it changes without a restart: a watched directory (the source of
+/// truth when configured), else <c>PUT /v1/rules</c>. The set in force is stored with the checkpoint at which all
+/// partitions switched to it, so a restart without a directory resumes with it. A rejected set leaves the running
+/// one in force and is reported in <see cref="LastError"/>.
+/// </summary>
+public sealed partial class RulesManager : IAsyncDisposable
+{
+    private readonly string? _directory;
+    private readonly TimeSpan _pollInterval;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _stop = new();
+    private KafkaEngine? _engine;
+    private Task? _watcher;
+    private string? _fingerprint;
+
+    private RulesManager(string? directory, TimeSpan pollInterval, RuleSet initial, string origin, TimeProvider time, ILogger logger)
+    {
+        _time = time;
+        _directory = directory;
+        _pollInterval = pollInterval;
+        _logger = logger;
+        Initial = initial;
+        Origin = origin;
+    }
+
+    /// <summary>The rule set the engine starts with.</summary>
+    public RuleSet Initial { get; }
+
+    /// <summary>Where the latest accepted rule set came from: <c>default</c>, <c>stored</c>, <c>directory</c> or <c>api</c>.</summary>
+    public string Origin { get; private set; }
+
+    public string? Directory => _directory;
+
+    /// <summary>The last rejected rule set's problems, or null if the last attempt succeeded.</summary>
+    public RulesRejection? LastError { get; private set; }
+
+    /// <summary>
+    /// Chooses the starting rule set: the directory if configured (its errors stop the start), else the one stored by
+    /// the last run, else the default pack.
+    /// </summary>
+    /// <exception cref="RuleSetException">The configured directory holds an invalid rule set.</exception>
+    public static RulesManager Create(StreamingSettings settings, IStateStore store, TimeProvider time, ILogger logger)
+    {
+        var poll = TimeSpan.FromMilliseconds(settings.RulesPollIntervalMs);
+        if (settings.RulesDirectory is { } directory)
+        {
+            if (!System.IO.Directory.Exists(directory))
+            {
+                throw new RuleSetException([new RuleError(directory, 0, 0, "the rules directory does not exist")]);
+            }
+
+            var manager = new RulesManager(directory, poll, RuleSetLoader.LoadDirectory(directory), "directory", time, logger);
+            manager._fingerprint = Fingerprint(directory);
+            return manager;
+        }
+
+        if (store.LoadSetting(KafkaEngine.RulesSettingKey) is { } stored)
+        {
+            try
+            {
+                return new RulesManager(null, poll, RuleSetStorage.Deserialize(stored), "stored", time, logger);
+            }
+            catch (Exception ex) when (ex is RuleSetException or JsonException)
+            {
+                LogStoredRulesUnusable(logger, ex.Message);
+            }
+        }
+
+        return new RulesManager(null, poll, RuleSetLoader.Default, "default", time, logger);
+    }
+
+    /// <summary>Starts watching the directory (if any) and hands accepted rule sets to <paramref name="engine"/>.</summary>
+    public void Start(KafkaEngine engine)
+    {
+        _engine = engine;
+        LogRulesInForce(_logger, Initial.Version, Origin);
+        if (_directory is not null)
+        {
+            _watcher = Task.Run(() => WatchAsync(_stop.Token));
+        }
+    }
+
+    /// <summary>Validates and, if valid, schedules a rule set sent over HTTP.</summary>
+    /// <exception cref="RuleSetException">The text has errors; the running set stays.</exception>
+    /// <exception cref="InvalidOperationException">A rules directory is configured: it is the source of truth.</exception>
+    public RuleSet Submit(string text, string fileName)
+    {
+        if (_directory is not null)
+        {
+            throw new InvalidOperationException($"rules come from the directory {_directory}; edit the files there");
+        }
+
+        RuleSet rules;
+        try
+        {
+            rules = RuleSetLoader.Load([new RuleSource(fileName, text)]);
+        }
+        catch (RuleSetException ex)
+        {
+            Reject(ex, "api");
+            throw;
+        }
+
+        Accept(rules, "api");
+        return rules;
+    }
+
+    /// <summary>Checks the directory once (the watcher does this every poll interval).</summary>
+    public void PollDirectory()
+    {
+        if (_directory is null)
+        {
+            return;
+        }
+
+        var fingerprint = Fingerprint(_directory);
+        if (fingerprint == _fingerprint)
+        {
+            return;
+        }
+
+        _fingerprint = fingerprint;
+        RuleSet rules;
+        try
+        {
+            rules = RuleSetLoader.LoadDirectory(_directory);
+        }
+        catch (Exception ex) when (ex is RuleSetException or IOException or UnauthorizedAccessException)
+        {
+            Reject(ex as RuleSetException ?? new RuleSetException([new RuleError(_directory, 0, 0, ex.Message)]), "directory");
+            return;
+        }
+
+        var current = _engine?.PendingRules ?? _engine?.ActiveRules;
+        if (current is not null && current.Version == rules.Version)
+        {
+            LastError = null;
+            return;
+        }
+
+        Accept(rules, "directory");
+    }
+
+    private void Accept(RuleSet rules, string origin)
+    {
+        LastError = null;
+        Origin = origin;
+        _engine?.SwitchRules(rules);
+        LogRulesAccepted(_logger, rules.Version, origin);
+    }
+
+    private void Reject(RuleSetException ex, string origin)
+    {
+        LastError = new RulesRejection(_time.GetUtcNow(), origin, ex.Errors);
+        foreach (var error in ex.Errors)
+        {
+            LogRuleError(_logger, error.ToString());
+        }
+
+        LogRulesRejected(_logger, ex.Errors.Count, origin, _engine?.ActiveRules.Version ?? Initial.Version);
+    }
+
+    private async Task WatchAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(_pollInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+            {
+                try
+                {
+                    PollDirectory();
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    LogWatchFailed(_logger, ex.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>Names, sizes and modification times of the rule files: cheap to compute, changes with any edit.</summary>
+    private static string Fingerprint(string directory)
+    {
+        var files = System.IO.Directory.EnumerateFiles(directory)
+            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal)
+            .Select(f => new FileInfo(f))
+            .Select(f => $"{f.Name}:{f.Length}:{f.LastWriteTimeUtc.Ticks}");
+        return string.Join("|", files);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_watcher is not null)
+        {
+            await _watcher.ConfigureAwait(false);
+        }
+
+        _stop.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rules {Version} in force (from {Origin})")]
+    private static partial void LogRulesInForce(ILogger logger, string version, string origin);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rules {Version} accepted (from {Origin}); partitions switch at the next checkpoint")]
+    private static partial void LogRulesAccepted(ILogger logger, string version, string origin);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Rule error: {Error}")]
+    private static partial void LogRuleError(ILogger logger, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rules from {Origin} rejected with {Count} errors; {Version} stays in force")]
+    private static partial void LogRulesRejected(ILogger logger, int count, string origin, string version);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The stored rule set cannot be used ({Reason}); starting with the default pack")]
+    private static partial void LogStoredRulesUnusable(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Watching the rules directory failed: {Reason}")]
+    private static partial void LogWatchFailed(ILogger logger, string reason);
+}
+
+/// <summary>A rejected rule set: when, from where, and why.</summary>
+public sealed record RulesRejection(DateTimeOffset At, string Origin, IReadOnlyList<RuleError> Errors);
