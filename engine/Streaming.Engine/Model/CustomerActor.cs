@@ -88,11 +88,21 @@ public static class CustomerActor
     /// Lets time run to <paramref name="now"/>: each wake-up due by then is evaluated at its own instant, in order.
     /// Returns how many fired.
     /// </summary>
-    public static int AdvanceTo(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink)
+    public static int AdvanceTo(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink) =>
+        AdvanceTo(state, now, rules, ctx, sink, lateBefore: long.MinValue, out _);
+
+    /// <summary>As above; <paramref name="late"/> counts the wake-ups that were due before <paramref name="lateBefore"/>.</summary>
+    public static int AdvanceTo(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink, long lateBefore, out int late)
     {
         var fired = 0;
+        late = 0;
         while (state.WakeTicks != 0 && state.WakeTicks <= now)
         {
+            if (state.WakeTicks < lateBefore)
+            {
+                late++;
+            }
+
             var at = Math.Max(state.WakeTicks, state.EvaluatedAtTicks);
             ctx.Reset(state, null, at);
             RuleEvaluator.Evaluate(rules, ctx, Inputs.Time, sink);

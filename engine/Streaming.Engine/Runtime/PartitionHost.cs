@@ -176,32 +176,34 @@ public sealed class PartitionHost
             return 0;
         }
 
-        if (watermark >= _timerHorizon)
-        {
-            PageTimers(watermark);
-        }
-
         var fired = 0;
-        while (_timers.TryPeek(out var customerId, out var due) && due <= watermark)
+        var lateBefore = watermark - _options.LateTimerAfter.Ticks;
+        do
         {
-            _timers.Dequeue();
-            var entry = GetOrLoad(customerId, create: false);
-            if (entry is null || entry.State.WakeTicks != due)
+            // A full page may end before the watermark: fire it, then page again until the horizon passes it.
+            if (watermark >= _timerHorizon)
             {
-                continue; // Stale: the customer's wake-up moved since this entry was queued.
+                PageTimers(watermark);
             }
 
-            if (watermark - due > _options.LateTimerAfter.Ticks)
+            while (_timers.TryPeek(out var customerId, out var due) && due <= watermark)
             {
-                LateTimersFired++;
-            }
+                _timers.Dequeue();
+                var entry = GetOrLoad(customerId, create: false);
+                if (entry is null || entry.State.WakeTicks != due)
+                {
+                    continue; // Stale: the customer's wake-up moved since this entry was queued.
+                }
 
-            var count = CustomerActor.AdvanceTo(entry.State, watermark, Rules, _ctx, Population);
-            TimersFired += count;
-            fired += count;
-            MarkDirty(entry);
-            Schedule(entry, due);
+                var count = CustomerActor.AdvanceTo(entry.State, watermark, Rules, _ctx, Population, lateBefore, out var late);
+                TimersFired += count;
+                LateTimersFired += late;
+                fired += count;
+                MarkDirty(entry);
+                Schedule(entry, due);
+            }
         }
+        while (watermark >= _timerHorizon);
 
         return fired;
     }
@@ -391,7 +393,7 @@ public sealed class PartitionHost
         var from = _timerHorizon;
         var until = Math.Max(watermark, watermark + _options.TimerPageSpan.Ticks);
         var rows = _store.LoadTimers(Partition, from, until, _options.TimerPageLimit);
-        if (rows.Count == _options.TimerPageLimit && rows[^1].WakeTicks > watermark)
+        if (rows.Count == _options.TimerPageLimit)
         {
             // Page full: stop just before the last due time, then take every timer at exactly that time.
             until = rows[^1].WakeTicks;
