@@ -50,7 +50,7 @@ public static class DemoCommand
             var baseUrl = settings.Urls.Split(';')[0].TrimEnd('/');
             Console.Out.WriteLine($"Streaming demo: broker {host.BootstrapServers}, state {host.Store.Path}");
             Console.Out.WriteLine("Try:");
-            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/12347", "/v1/customers/tb-258029", "/v1/status", "/readyz" })
+            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/12347", "/v1/customers/tb-258029", "/v1/population", "/v1/rules", "/v1/status" })
             {
                 Console.Out.WriteLine($"  curl {baseUrl}{path}");
             }

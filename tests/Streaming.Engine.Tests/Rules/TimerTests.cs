@@ -103,4 +103,23 @@ public sealed class TimerTests
 
         Assert.Equal("active", host.Find("a")!.Stages["lifecycle"].Name);
     }
+
+    [Fact]
+    public void In_hybrid_time_a_quiet_partition_follows_the_wall_clock()
+    {
+        var host = NewHost();
+        host.Apply(Placed("a", T0, 10m, customerId: "a"));
+        var before = host.WatermarkTicks;
+
+        host.AdvanceIdle(T0.AddDays(31).UtcTicks);
+
+        // The wall clock minus the allowed lateness (5 minutes) passed the 30-day threshold.
+        Assert.Equal(T0.AddDays(31).AddMinutes(-5).UtcTicks, host.WatermarkTicks);
+        Assert.Equal(new StageValue("active", T0.AddDays(30).UtcTicks), host.Find("a")!.Stages["lifecycle"]);
+
+        // An earlier wall clock never moves the watermark back.
+        host.AdvanceIdle(T0.UtcTicks);
+        Assert.True(host.WatermarkTicks > before);
+        Assert.Equal(T0.AddDays(31).AddMinutes(-5).UtcTicks, host.WatermarkTicks);
+    }
 }
