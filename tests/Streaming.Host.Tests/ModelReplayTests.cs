@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -79,6 +80,13 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
                 output.WriteLine($"{dataset}: batch coverage: {string.Join(", ", result.Coverage.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Key}={c.Value}"))}");
                 output.WriteLine($"{dataset}: {result.Mismatches.Count} mismatches" + ByField(result.Mismatches));
                 Assert.True(result.Mismatches.IsEmpty, Report(dataset, histories.Count, result.Mismatches));
+
+                // The population counts, kept incrementally by the engine, equal the batch's stage counts.
+                var population = await engine.Http.GetFromJsonAsync<JsonElement>("/v1/population");
+                var counted = population.GetProperty("lifecycle").EnumerateObject().ToDictionary(p => "stage " + p.Name, p => p.Value.GetInt64());
+                var expectedStages = result.Coverage.Where(c => c.Key.StartsWith("stage ", StringComparison.Ordinal)).ToDictionary(c => c.Key, c => (long)c.Value);
+                Assert.Equal(expectedStages.OrderBy(c => c.Key, StringComparer.Ordinal), counted.OrderBy(c => c.Key, StringComparer.Ordinal));
+                Assert.Equal(histories.Count, population.GetProperty("customers").GetInt64());
 
                 // No customer beyond the batch's: with the default cache bound (250,000) nobody is passivated, so the cache
                 // holds every customer the engine created.
