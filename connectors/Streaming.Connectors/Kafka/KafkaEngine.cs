@@ -47,9 +47,12 @@ public sealed partial class KafkaEngine : IDisposable
     /// <summary>The key under which the active rule set is stored with the checkpoints.</summary>
     public const string RulesSettingKey = "rules";
 
-    public KafkaEngine(EngineOptions options, IStateStore store, TimeProvider time, ILogger logger, RuleSet? rules = null)
+    private readonly IStateMirror? _mirror;
+
+    public KafkaEngine(EngineOptions options, IStateStore store, TimeProvider time, ILogger logger, RuleSet? rules = null, IStateMirror? mirror = null)
     {
-        _options = options;
+        _mirror = mirror;
+        _options = mirror is null || options.Host.CollectProjections ? options : options with { Host = options.Host with { CollectProjections = true } };
         _store = store;
         _time = time;
         _logger = logger;
@@ -421,6 +424,12 @@ public sealed partial class KafkaEngine : IDisposable
         lock (_checkpointMs)
         {
             _checkpointMs.Add(elapsed);
+        }
+
+        // Durable now: the mirror may show it (never earlier, so it never shows a state a crash could take back).
+        if (batch.Projections.Count > 0)
+        {
+            _mirror?.Publish(_store.LastCheckpointSeq, batch.Projections);
         }
 
         CommitToKafka(consumer, batch);

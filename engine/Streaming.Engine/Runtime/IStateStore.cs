@@ -54,6 +54,9 @@ public sealed class CheckpointBatch
     public List<OffsetRow> Offsets { get; } = [];
     public List<PartitionRow> Partitions { get; } = [];
 
+    /// <summary>Projections of the changed customers, for a state mirror (filled only when one is configured).</summary>
+    public List<CustomerProjection> Projections { get; } = [];
+
     /// <summary>Settings to store with this checkpoint (key → value).</summary>
     public Dictionary<string, string> Settings { get; } = new(StringComparer.Ordinal);
 
@@ -63,6 +66,7 @@ public sealed class CheckpointBatch
         Offsets.Clear();
         Partitions.Clear();
         Settings.Clear();
+        Projections.Clear();
     }
 }
 

@@ -31,6 +31,9 @@ public sealed record PartitionHostOptions
 
     /// <summary>Most timers paged in at once.</summary>
     public int TimerPageLimit { get; init; } = 20_000;
+
+    /// <summary>Add each changed customer's <see cref="CustomerProjection"/> to checkpoints (for a state mirror).</summary>
+    public bool CollectProjections { get; init; }
 }
 
 /// <summary>
@@ -278,6 +281,11 @@ public sealed class PartitionHost
             _encodeBuffer.Clear();
             CustomerStateCodec.Encode(entry.State, _encodeBuffer);
             batch.States.Add(new StateRow(entry.State.CustomerId, Partition, _encodeBuffer.WrittenSpan.ToArray(), !entry.Stored, entry.State.WakeTicks));
+            if (_options.CollectProjections)
+            {
+                batch.Projections.Add(CustomerProjection.From(entry.State, Partition));
+            }
+
             entry.Dirty = false;
             entry.InFlight = true;
             _inFlight.Add(entry);
