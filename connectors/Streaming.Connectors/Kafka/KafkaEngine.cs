@@ -7,6 +7,7 @@ using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
 using Streaming.Engine.Runtime;
+using Streaming.Connectors.Telemetry;
 
 namespace Streaming.Connectors.Kafka;
 
@@ -48,10 +49,21 @@ public sealed partial class KafkaEngine : IDisposable
     public const string RulesSettingKey = "rules";
 
     private readonly IStateMirror? _mirror;
+    private readonly EngineInstruments? _instruments;
 
-    public KafkaEngine(EngineOptions options, IStateStore store, TimeProvider time, ILogger logger, RuleSet? rules = null, IStateMirror? mirror = null)
+    // Records processed by input topic and event type (type 0: dead letter), on the engine thread only.
+    private readonly long[,] _eventCounts = new long[Topics.Inputs.Count, 16];
+    private long _retiredLoads;
+    private long _retiredTimers;
+    private long _retiredLate;
+    private long _lastCommitAt;
+    private volatile EngineMetricsSnapshot _metrics = EngineMetricsSnapshot.Empty;
+
+    public KafkaEngine(EngineOptions options, IStateStore store, TimeProvider time, ILogger logger, RuleSet? rules = null, IStateMirror? mirror = null, EngineInstruments? instruments = null)
     {
         _mirror = mirror;
+        _instruments = instruments;
+        instruments?.Observe(() => _metrics);
         _options = mirror is null || options.Host.CollectProjections ? options : options with { Host = options.Host with { CollectProjections = true } };
         _store = store;
         _time = time;
@@ -93,8 +105,11 @@ public sealed partial class KafkaEngine : IDisposable
     private long _duplicates;
     private long _checkpoints;
 
+    private long _startedAt;
+
     public void Start()
     {
+        _startedAt = _time.GetTimestamp();
         KafkaNative.EnsureLoaded();
         _thread = new Thread(Run) { Name = "streaming-engine", IsBackground = true };
         _thread.Start();
@@ -297,6 +312,12 @@ public sealed partial class KafkaEngine : IDisposable
 
         var message = result.Message;
         var outcome = host.Process(topic, result.Offset.Value, message.Key, message.Value, out var error);
+        _eventCounts[(int)topic, outcome == RecordOutcome.DeadLetter ? 0 : (int)host.LastEventType]++;
+        if (_instruments is { } instruments && message.Timestamp.Type != TimestampType.NotAvailable)
+        {
+            instruments.ProcessingLatency.Record((_time.GetUtcNow() - message.Timestamp.UtcDateTime).TotalSeconds);
+        }
+
         _sinceCheckpoint++;
         Interlocked.Increment(ref _eventsProcessed);
         switch (outcome)
@@ -313,6 +334,7 @@ public sealed partial class KafkaEngine : IDisposable
     private void DeadLetter(ConsumeResult<byte[]?, byte[]?> result, DecodeError error)
     {
         Interlocked.Increment(ref _deadLetters);
+        _instruments?.DeadLetters.Add(1, new KeyValuePair<string, object?>("reason", error.Code));
         LogDeadLetter(result.Topic, result.Partition.Value, result.Offset.Value, error.Code, error.Detail);
         var headers = new Headers
         {
@@ -362,6 +384,7 @@ public sealed partial class KafkaEngine : IDisposable
         if (failure is not null || Volatile.Read(ref _pendingDeadLetters) > 0)
         {
             LogCheckpointDeferred(failure ?? "dead letters still in flight");
+            _instruments?.CheckpointsDeferred.Add(1);
             return;
         }
 
@@ -421,6 +444,9 @@ public sealed partial class KafkaEngine : IDisposable
         }
 
         Interlocked.Increment(ref _checkpoints);
+        _lastCommitAt = _time.GetTimestamp();
+        _instruments?.CheckpointDuration.Record(elapsed / 1000);
+        _instruments?.CheckpointCustomers.Record(batch.States.Count);
         lock (_checkpointMs)
         {
             _checkpointMs.Add(elapsed);
@@ -582,6 +608,10 @@ public sealed partial class KafkaEngine : IDisposable
                 host.ForgetTopic(tpo.Topic);
                 if (host.NextOffsets.Count == 0 && !HasAnyTopic(tpo.Partition.Value))
                 {
+                    // Keep the counters' totals monotonic when a host goes.
+                    _retiredLoads += host.CustomerLoads;
+                    _retiredTimers += host.TimersFired;
+                    _retiredLate += host.LateTimersFired;
                     _hosts.Remove(tpo.Partition.Value);
                 }
             }
@@ -630,6 +660,72 @@ public sealed partial class KafkaEngine : IDisposable
 
         rows.Sort(static (a, b) => a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic));
         _status = new EngineStatus(rows, totalLag, cached, _store.LastCheckpointSeq);
+        if (_instruments is not null)
+        {
+            _metrics = MetricsSnapshot(rows, cached);
+        }
+    }
+
+    private EngineMetricsSnapshot MetricsSnapshot(List<PartitionStatus> rows, long cached)
+    {
+        var events = new Dictionary<(string, string), long>();
+        for (var t = 0; t < _eventCounts.GetLength(0); t++)
+        {
+            for (var e = 0; e < _eventCounts.GetLength(1); e++)
+            {
+                if (_eventCounts[t, e] > 0)
+                {
+                    events[(Topics.Inputs[t], e == 0 ? "invalid" : EventTypes.Name((EventType)e))] = _eventCounts[t, e];
+                }
+            }
+        }
+
+        var population = new Dictionary<(string, string), long>();
+        var transitions = new Dictionary<(string, string, string), long>();
+        var watermarks = new Dictionary<int, DateTimeOffset>();
+        long loads = _retiredLoads, timers = _retiredTimers, late = _retiredLate, inMemory = 0;
+        foreach (var host in _hosts.Values)
+        {
+            foreach (var (key, n) in host.Population.Counts)
+            {
+                population[key] = population.GetValueOrDefault(key) + n;
+            }
+
+            foreach (var (key, n) in host.Population.Transitions)
+            {
+                transitions[key] = transitions.GetValueOrDefault(key) + n;
+            }
+
+            if (host.WatermarkTicks > 0)
+            {
+                watermarks[host.Partition] = new DateTimeOffset(host.WatermarkTicks, TimeSpan.Zero);
+            }
+
+            loads += host.CustomerLoads;
+            timers += host.TimersFired;
+            late += host.LateTimersFired;
+            inMemory += host.TimersInMemory;
+        }
+
+        return new EngineMetricsSnapshot
+        {
+            Events = events,
+            Duplicates = Duplicates,
+            Partitions = rows,
+            Watermarks = watermarks,
+            WallClock = _time.GetUtcNow(),
+            CachedCustomers = cached,
+            CustomerLoads = loads,
+            Passivations = Passivations,
+            Checkpoints = Checkpoints,
+            SecondsSinceCheckpoint = _time.GetElapsedTime(_lastCommitAt == 0 ? _startedAt : _lastCommitAt).TotalSeconds,
+            TimersFired = timers,
+            TimersLate = late,
+            TimersInMemory = inMemory,
+            RuleVersion = _rules.Version,
+            Population = population,
+            Transitions = transitions,
+        };
     }
 
     /// <summary>

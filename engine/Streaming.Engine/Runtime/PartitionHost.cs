@@ -120,6 +120,9 @@ public sealed class PartitionHost
 
     public void ForgetTopic(string topic) => _nextOffsets.Remove(topic);
 
+    /// <summary>The type of the event <see cref="Process"/> decoded last.</summary>
+    public EventType LastEventType { get; private set; }
+
     /// <summary>Decodes, validates and applies one record; reports a dead letter through <paramref name="error"/>.</summary>
     public RecordOutcome Process(InputTopic topic, long offset, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, out DecodeError error)
     {
@@ -130,7 +133,8 @@ public sealed class PartitionHost
             return RecordOutcome.DeadLetter;
         }
 
-        return Apply(evt!);
+        LastEventType = evt!.Type;
+        return Apply(evt);
     }
 
     /// <summary>Applies an already decoded event (used by the core benchmark and tests), then fires due timers.</summary>

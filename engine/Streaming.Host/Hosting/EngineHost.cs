@@ -1,5 +1,7 @@
 using Streaming.Connectors.Kafka;
+using System.Diagnostics.Metrics;
 using Streaming.Connectors.Sql;
+using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
 using Streaming.Host.Http;
 using Streaming.Host.Metrics;
@@ -82,7 +84,15 @@ public sealed partial class EngineHost : IAsyncDisposable
             throw;
         }
 
-        var engine = new KafkaEngine(settings.ToEngineOptions(bootstrap), store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(), rules.Initial);
+        var instruments = new EngineInstruments(web.Services.GetRequiredService<IMeterFactory>());
+        var engine = new KafkaEngine(
+            settings.ToEngineOptions(bootstrap),
+            store,
+            TimeProvider.System,
+            web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(),
+            rules.Initial,
+            mirror: null,
+            instruments);
         var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, logger);
         ApiRoutes.Map(web, host);
         if (settings.AuthTokens.Count == 0)
@@ -91,7 +101,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         }
 
         engine.Start();
-        rules.Start(engine);
+        rules.Start(engine, instruments);
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
         LogStarted(logger, settings.Urls, bootstrap, store.Path);
         return host;

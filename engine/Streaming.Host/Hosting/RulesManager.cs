@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Rules;
 using Streaming.Engine.Runtime;
 
@@ -19,6 +20,7 @@ public sealed partial class RulesManager : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stop = new();
     private KafkaEngine? _engine;
+    private EngineInstruments? _instruments;
     private Task? _watcher;
     private string? _fingerprint;
 
@@ -79,9 +81,10 @@ public sealed partial class RulesManager : IAsyncDisposable
     }
 
     /// <summary>Starts watching the directory (if any) and hands accepted rule sets to <paramref name="engine"/>.</summary>
-    public void Start(KafkaEngine engine)
+    public void Start(KafkaEngine engine, EngineInstruments? instruments = null)
     {
         _engine = engine;
+        _instruments = instruments;
         LogRulesInForce(_logger, Initial.Version, Origin);
         if (_directory is not null)
         {
@@ -155,12 +158,14 @@ public sealed partial class RulesManager : IAsyncDisposable
         LastError = null;
         Origin = origin;
         _engine?.SwitchRules(rules);
+        _instruments?.RulesReloads.Add(1, new KeyValuePair<string, object?>("result", "accepted"));
         LogRulesAccepted(_logger, rules.Version, origin);
     }
 
     private void Reject(RuleSetException ex, string origin)
     {
         LastError = new RulesRejection(_time.GetUtcNow(), origin, ex.Errors);
+        _instruments?.RulesReloads.Add(1, new KeyValuePair<string, object?>("result", "rejected"));
         foreach (var error in ex.Errors)
         {
             LogRuleError(_logger, error.ToString());

@@ -1,0 +1,166 @@
+using System.Diagnostics.Metrics;
+using Streaming.Connectors.Kafka;
+
+namespace Streaming.Connectors.Telemetry;
+
+/// <summary>Metric names of the engine (meter <see cref="MeterName"/>); the README lists them with their meaning.</summary>
+public static class InstrumentNames
+{
+    public const string MeterName = "Streaming";
+
+    public const string EventsConsumed = "streaming.events.consumed";
+    public const string EventsDuplicate = "streaming.events.duplicate";
+    public const string DeadLetters = "streaming.dead_letters";
+    public const string ProcessingLatency = "streaming.processing.latency";
+    public const string ConsumerLag = "streaming.consumer.lag";
+    public const string WatermarkDelay = "streaming.watermark.delay";
+    public const string CustomersCached = "streaming.customers.cached";
+    public const string CustomerLoads = "streaming.customers.loads";
+    public const string Passivations = "streaming.customers.passivations";
+    public const string Checkpoints = "streaming.checkpoints";
+    public const string CheckpointDuration = "streaming.checkpoint.duration";
+    public const string CheckpointCustomers = "streaming.checkpoint.customers";
+    public const string CheckpointsDeferred = "streaming.checkpoints.deferred";
+    public const string LastCheckpointAge = "streaming.checkpoint.age";
+    public const string TimersFired = "streaming.timers.fired";
+    public const string TimersLate = "streaming.timers.late";
+    public const string TimersInMemory = "streaming.timers.in_memory";
+    public const string RulesReloads = "streaming.rules.reloads";
+    public const string RulesActive = "streaming.rules.active";
+    public const string PopulationCustomers = "streaming.population.customers";
+    public const string PopulationTransitions = "streaming.population.transitions";
+}
+
+/// <summary>
+/// The engine's instruments, on one meter from <see cref="IMeterFactory"/>. Hot-path values (latency, dead letters)
+/// are recorded directly; everything else is observed at scrape time from a snapshot the engine thread refreshes every
+/// half second, so scrapes never touch the engine's structures. Labels are low-cardinality: topic, type, partition,
+/// reason, stage names; never customer ids.
+/// </summary>
+public sealed class EngineInstruments
+{
+    private static readonly double[] LatencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+    private static readonly double[] DurationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+    private static readonly long[] SizeBuckets = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+
+    private Func<EngineMetricsSnapshot> _snapshot = () => EngineMetricsSnapshot.Empty;
+
+    public EngineInstruments(IMeterFactory meterFactory)
+    {
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        var meter = meterFactory.Create(InstrumentNames.MeterName);
+
+        DeadLetters = meter.CreateCounter<long>(InstrumentNames.DeadLetters, description: "Input records sent to the dead-letters topic, by reason.");
+        ProcessingLatency = meter.CreateHistogram<double>(
+            InstrumentNames.ProcessingLatency, unit: "s", description: "From the record's broker timestamp to its state being applied.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        CheckpointDuration = meter.CreateHistogram<double>(
+            InstrumentNames.CheckpointDuration, unit: "s", description: "Time to write one checkpoint transaction.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        CheckpointCustomers = meter.CreateHistogram<long>(
+            InstrumentNames.CheckpointCustomers, description: "Customers written by one checkpoint.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = SizeBuckets });
+        CheckpointsDeferred = meter.CreateCounter<long>(InstrumentNames.CheckpointsDeferred, description: "Checkpoints put off because dead letters were not acknowledged by the broker.");
+        RulesReloads = meter.CreateCounter<long>(InstrumentNames.RulesReloads, description: "Rule sets offered to the engine, by result (accepted, rejected).");
+
+        meter.CreateObservableCounter(InstrumentNames.EventsConsumed, ObserveEvents, description: "Input records processed, by topic and event type (type 'invalid' for dead letters).");
+        meter.CreateObservableCounter(InstrumentNames.EventsDuplicate, () => _snapshot().Duplicates, description: "Events ignored because their eventId was seen before for the customer.");
+        meter.CreateObservableGauge(InstrumentNames.ConsumerLag, ObserveLag, description: "Records behind the log end, per input topic partition.");
+        meter.CreateObservableGauge(InstrumentNames.WatermarkDelay, ObserveWatermarkDelay, unit: "s", description: "Wall clock minus the partition's event-time watermark.");
+        meter.CreateObservableGauge(InstrumentNames.CustomersCached, () => _snapshot().CachedCustomers, description: "Customers held in memory.");
+        meter.CreateObservableCounter(InstrumentNames.CustomerLoads, () => _snapshot().CustomerLoads, description: "Customers loaded from the store (after passivation or a restart).");
+        meter.CreateObservableCounter(InstrumentNames.Passivations, () => _snapshot().Passivations, description: "Idle customers dropped from memory.");
+        meter.CreateObservableCounter(InstrumentNames.Checkpoints, () => _snapshot().Checkpoints, description: "Checkpoints committed.");
+        meter.CreateObservableGauge(InstrumentNames.LastCheckpointAge, () => _snapshot().SecondsSinceCheckpoint, unit: "s", description: "Seconds since the last committed checkpoint (grows while checkpoints fail or are deferred).");
+        meter.CreateObservableCounter(InstrumentNames.TimersFired, () => _snapshot().TimersFired, description: "Timer wake-ups evaluated (customers moved by time alone).");
+        meter.CreateObservableCounter(InstrumentNames.TimersLate, () => _snapshot().TimersLate, description: "Wake-ups that fired more than an hour after they were due (after an outage).");
+        meter.CreateObservableGauge(InstrumentNames.TimersInMemory, () => _snapshot().TimersInMemory, description: "Wake-ups held in memory (the rest are paged from the store).");
+        meter.CreateObservableGauge(InstrumentNames.RulesActive, ObserveRules, description: "1 for the rule-set version in force (label version).");
+        meter.CreateObservableGauge(InstrumentNames.PopulationCustomers, ObservePopulation, description: "Customers per dimension (lifecycle, aarrr, ladder, tier, rfmSegment) and value, on this node.");
+        meter.CreateObservableCounter(InstrumentNames.PopulationTransitions, ObserveTransitions, description: "Customers moving between values of a dimension, by from and to.");
+    }
+
+    public Counter<long> DeadLetters { get; }
+
+    public Histogram<double> ProcessingLatency { get; }
+
+    public Histogram<double> CheckpointDuration { get; }
+
+    public Histogram<long> CheckpointCustomers { get; }
+
+    public Counter<long> CheckpointsDeferred { get; }
+
+    public Counter<long> RulesReloads { get; }
+
+    /// <summary>Where observable instruments read from (the engine's latest snapshot).</summary>
+    public void Observe(Func<EngineMetricsSnapshot> snapshot) => _snapshot = snapshot;
+
+    private IEnumerable<Measurement<long>> ObserveEvents()
+    {
+        foreach (var (key, count) in _snapshot().Events)
+        {
+            yield return new Measurement<long>(count, new("topic", key.Topic), new("type", key.Type));
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveLag()
+    {
+        foreach (var p in _snapshot().Partitions)
+        {
+            yield return new Measurement<long>(p.Lag, new("topic", p.Topic), new("partition", p.Partition));
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveWatermarkDelay()
+    {
+        var snapshot = _snapshot();
+        foreach (var (partition, watermark) in snapshot.Watermarks)
+        {
+            yield return new Measurement<double>((snapshot.WallClock - watermark).TotalSeconds, new KeyValuePair<string, object?>("partition", partition));
+        }
+    }
+
+    private IEnumerable<Measurement<int>> ObserveRules()
+    {
+        yield return new Measurement<int>(1, new KeyValuePair<string, object?>("version", _snapshot().RuleVersion));
+    }
+
+    private IEnumerable<Measurement<long>> ObservePopulation()
+    {
+        foreach (var (key, count) in _snapshot().Population)
+        {
+            yield return new Measurement<long>(count, new("dimension", key.Dimension), new("value", key.Value));
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveTransitions()
+    {
+        foreach (var (key, count) in _snapshot().Transitions)
+        {
+            yield return new Measurement<long>(count, new("dimension", key.Dimension), new("from", key.From), new("to", key.To));
+        }
+    }
+}
+
+/// <summary>What the engine thread last published for observable instruments (immutable once published).</summary>
+public sealed record EngineMetricsSnapshot
+{
+    public static readonly EngineMetricsSnapshot Empty = new();
+
+    public IReadOnlyDictionary<(string Topic, string Type), long> Events { get; init; } = new Dictionary<(string, string), long>();
+    public long Duplicates { get; init; }
+    public IReadOnlyList<PartitionStatus> Partitions { get; init; } = [];
+    public IReadOnlyDictionary<int, DateTimeOffset> Watermarks { get; init; } = new Dictionary<int, DateTimeOffset>();
+    public DateTimeOffset WallClock { get; init; }
+    public long CachedCustomers { get; init; }
+    public long CustomerLoads { get; init; }
+    public long Passivations { get; init; }
+    public long Checkpoints { get; init; }
+    public double SecondsSinceCheckpoint { get; init; }
+    public long TimersFired { get; init; }
+    public long TimersLate { get; init; }
+    public long TimersInMemory { get; init; }
+    public string RuleVersion { get; init; } = "";
+    public IReadOnlyDictionary<(string Dimension, string Value), long> Population { get; init; } = new Dictionary<(string, string), long>();
+    public IReadOnlyDictionary<(string Dimension, string From, string To), long> Transitions { get; init; } = new Dictionary<(string, string, string), long>();
+}
