@@ -376,4 +376,31 @@ public sealed class PartitionHostTests
         Assert.Equal(1, state.OrderCount);
         Assert.Equal(1L, restarted.CustomerLoads);
     }
+
+    [Fact]
+    public void Stored_timers_all_fire_when_more_are_due_than_one_page_holds()
+    {
+        // Found by the checkpoint-and-restore property: a page of stored timers that is full and entirely due must not
+        // end the paging, or the timers after it (up to the new horizon) are never loaded.
+        var options = new PartitionHostOptions { TimerPageLimit = 2 };
+        var host = new PartitionHost(PartitionNo, _store, options);
+        foreach (var id in new[] { "a", "b", "c", "d", "e" })
+        {
+            host.Apply(Placed("o-" + id, T0, 10m, customerId: id));
+        }
+
+        Checkpoint(host);
+        var restarted = new PartitionHost(PartitionNo, _store, options);
+
+        // A year and a half later, by another customer's event: every stored customer has churned by then.
+        restarted.Apply(Click("tick", T0.AddDays(550), EventType.PageView, "s1", customerId: "clock"));
+        Checkpoint(restarted);
+
+        foreach (var id in new[] { "a", "b", "c", "d", "e" })
+        {
+            Assert.Equal("churned", restarted.Find(id)!.Stages["lifecycle"].Name);
+        }
+
+        Assert.Equal(5, restarted.Population.Counts[("lifecycle", "churned")]);
+    }
 }

@@ -176,11 +176,24 @@ public sealed class PartitionHost
             return 0;
         }
 
-        if (watermark >= _timerHorizon)
+        var fired = 0;
+        do
         {
-            PageTimers(watermark);
-        }
+            if (watermark >= _timerHorizon)
+            {
+                PageTimers(watermark);
+            }
 
+            fired += FireQueued(watermark);
+        }
+        while (watermark > _timerHorizon); // A full page ends the horizon at its last due time, which may be due still.
+
+        return fired;
+    }
+
+    /// <summary>Fires the queued timers due at or before <paramref name="watermark"/>, earliest first.</summary>
+    private int FireQueued(long watermark)
+    {
         var fired = 0;
         while (_timers.TryPeek(out var customerId, out var due) && due <= watermark)
         {
@@ -391,9 +404,10 @@ public sealed class PartitionHost
         var from = _timerHorizon;
         var until = Math.Max(watermark, watermark + _options.TimerPageSpan.Ticks);
         var rows = _store.LoadTimers(Partition, from, until, _options.TimerPageLimit);
-        if (rows.Count == _options.TimerPageLimit && rows[^1].WakeTicks > watermark)
+        if (rows.Count == _options.TimerPageLimit)
         {
-            // Page full: stop just before the last due time, then take every timer at exactly that time.
+            // Page full: stop just before the last due time, then take every timer at exactly that time. The horizon
+            // ends there even when that time is already due; the caller pages again after firing this page.
             until = rows[^1].WakeTicks;
             var boundary = _store.LoadTimers(Partition, until - 1, until, int.MaxValue);
             foreach (var (id, wake) in rows)
