@@ -79,6 +79,12 @@ internal sealed class InMemoryStateStore : IStateStore
 
     public void SetMaxEventTicks(int partition, long ticks) => _maxEventTicks[partition] = ticks;
 
+    /// <summary>Ids of the stored customers, ordinally sorted.</summary>
+    public IReadOnlyList<string> StoredCustomerIds => _customers.Keys.Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>The stored bytes of a customer's state, as committed (null if never stored).</summary>
+    public byte[]? RawState(string customerId) => _customers.TryGetValue(customerId, out var row) ? row.State : null;
+
     public void Dispose()
     {
     }
