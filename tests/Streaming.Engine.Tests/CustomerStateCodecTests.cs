@@ -79,6 +79,18 @@ public sealed class CustomerStateCodecTests
         s.RuleVersion = "default@0123456789ab";
         s.EvaluatedAtTicks = 1011;
         s.WakeTicks = 1213;
+
+        // Version 3: triggers and contact history.
+        s.DoNotContact = true;
+        s.Triggers["win-back"] = new TriggerMemory { Holds = true, LastFiredTicks = 77, LastDelivery = 2, Converted = true };
+        s.Contacts.Add(new ContactEntry(1, 88));
+        s.RecentFirings.Add(new FiringSummary
+        {
+            Id = "f1", Rule = "win-back", RuleVersion = "v", AtTicks = 99, Channel = 1, Delivery = 1, SuppressedBy = null, DueTicks = 100,
+            Reason = ["orders.count=2", "days_since(orders.lastAt)=91"], Outcome = "answered",
+        });
+        s.OutcomeCounts[4] = 5;
+        s.AnsweredHours[23] = 6;
         return s;
     }
 
@@ -105,6 +117,18 @@ public sealed class CustomerStateCodecTests
         Assert.Equal(expected.RuleVersion, actual.RuleVersion);
         Assert.Equal(expected.EvaluatedAtTicks, actual.EvaluatedAtTicks);
         Assert.Equal(expected.WakeTicks, actual.WakeTicks);
+        Assert.Equal(expected.DoNotContact, actual.DoNotContact);
+        Assert.Equal(expected.Triggers, actual.Triggers);
+        Assert.Equal(expected.Contacts, actual.Contacts);
+        Assert.Equal(expected.RecentFirings.Count, actual.RecentFirings.Count);
+        for (var i = 0; i < expected.RecentFirings.Count; i++)
+        {
+            Assert.Equal(expected.RecentFirings[i] with { Reason = [] }, actual.RecentFirings[i] with { Reason = [] });
+            Assert.Equal(expected.RecentFirings[i].Reason, actual.RecentFirings[i].Reason);
+        }
+
+        Assert.Equal(expected.OutcomeCounts, actual.OutcomeCounts);
+        Assert.Equal(expected.AnsweredHours, actual.AnsweredHours);
     }
 
     private static void AssertSameState(CustomerState expected, CustomerState actual)
@@ -286,6 +310,18 @@ public sealed class CustomerStateCodecTests
             .String(null).Long(0).String(null).Long(0) // tier name, points, projected, review
             .Int(0)                              // tags
             .String(null).Long(0).Long(0);       // rule version, evaluated at, wake
+
+        /// <summary>The version-3 part of a state without triggers or contacts.</summary>
+        public V1Writer EmptyTriggers()
+        {
+            Byte(0).Int(0).Int(0).Int(0);        // do-not-contact, triggers, contacts, recent firings
+            for (var i = 0; i < 9 + 24; i++)
+            {
+                Int(0);                          // outcome counts, answered hours
+            }
+
+            return this;
+        }
     }
 
     /// <summary>Version 1 of a fresh state (what builds before the customer model wrote).</summary>
@@ -305,11 +341,11 @@ public sealed class CustomerStateCodecTests
         .Int(0).Int(0);
 
     [Fact]
-    public void Fresh_state_encodes_to_the_frozen_version_2_layout()
+    public void Fresh_state_encodes_to_the_frozen_version_3_layout()
     {
-        var expected = FreshV1(version: 2).EmptyModel().ToArray();
+        var expected = FreshV1(version: 3).EmptyModel().EmptyTriggers().ToArray();
 
-        Assert.Equal(168 + 116, expected.Length);
+        Assert.Equal(168 + 116 + 13 + (33 * 4), expected.Length);
         Assert.Equal(expected, CustomerStateCodec.Encode(new CustomerState("anyone")));
     }
 
@@ -323,7 +359,7 @@ public sealed class CustomerStateCodecTests
 
         Assert.Null(s.RuleVersion); // a null version makes the next touch re-derive everything
         Assert.Equal(0, s.Days.Count);
-        Assert.Equal(FreshV1(version: 2).EmptyModel().ToArray(), CustomerStateCodec.Encode(s));
+        Assert.Equal(FreshV1(version: 3).EmptyModel().EmptyTriggers().ToArray(), CustomerStateCodec.Encode(s));
     }
 
     [Fact]
@@ -402,8 +438,8 @@ public sealed class CustomerStateCodecTests
         Assert.True(s.RecentEventIds.Contains(ulong.MaxValue));
 
         var upgraded = (byte[])bytes.Clone();
-        upgraded[0] = 2;
-        var tail = new V1Writer().EmptyModel().ToArray();
+        upgraded[0] = 3;
+        var tail = new V1Writer().EmptyModel().EmptyTriggers().ToArray();
         Assert.Equal([.. upgraded, .. tail], CustomerStateCodec.Encode(s));
     }
 
@@ -432,12 +468,12 @@ public sealed class CustomerStateCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(3)]
+    [InlineData(4)]
     [InlineData(255)]
     public void Unknown_version_throws_invalid_data_naming_the_version(byte version)
     {
         var bytes = CustomerStateCodec.Encode(Rich("s", "DE", null, null, null, null, null));
-        Assert.Equal(2, bytes[0]);
+        Assert.Equal(3, bytes[0]);
         bytes[0] = version;
 
         var ex = Assert.Throws<InvalidDataException>(() => CustomerStateCodec.Decode(Id, bytes));

@@ -67,6 +67,9 @@ public sealed record UpdateEvent : CustomerEvent
     public bool? ConsentVoice { get; init; }
     public bool? ConsentSms { get; init; }
     public bool? ConsentEmail { get; init; }
+
+    /// <summary><c>consent.doNotContact</c>: when true, no outreach on any channel.</summary>
+    public bool? DoNotContact { get; init; }
 }
 
 /// <summary>An event of the <c>outreach-outcomes</c> topic.</summary>

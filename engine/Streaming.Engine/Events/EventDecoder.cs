@@ -375,6 +375,7 @@ public sealed class EventDecoder(DecoderOptions options)
                     ConsentVoice = f.ConsentVoice,
                     ConsentSms = f.ConsentSms,
                     ConsentEmail = f.ConsentEmail,
+                    DoNotContact = f.DoNotContact,
                 };
                 break;
             case InputTopic.OutreachOutcomes:
@@ -694,6 +695,11 @@ public sealed class EventDecoder(DecoderOptions options)
             {
                 name = "email";
             }
+            else if (reader.ValueTextEquals("doNotContact"u8))
+            {
+                target = ref f.DoNotContact;
+                name = "doNotContact";
+            }
             else
             {
                 reader.Read();
@@ -751,6 +757,7 @@ public sealed class EventDecoder(DecoderOptions options)
         public bool? ConsentVoice;
         public bool? ConsentSms;
         public bool? ConsentEmail;
+        public bool? DoNotContact;
         public string? OutreachId;
         public string? Outcome;
     }

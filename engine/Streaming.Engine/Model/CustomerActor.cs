@@ -35,7 +35,11 @@ public static class CustomerActor
     /// Applies one event: first lets time run to the event (timers due before it fire, in order), then records the
     /// event, then re-derives what the event may have changed at the event's time.
     /// </summary>
-    public static ApplyResult Apply(CustomerState state, CustomerEvent evt, ActorOptions options, RuleSet rules, EvalContext ctx, IPopulationSink? sink)
+    public static ApplyResult Apply(CustomerState state, CustomerEvent evt, ActorOptions options, RuleSet rules, EvalContext ctx, IPopulationSink? sink) =>
+        Apply(state, evt, options, rules, ctx, sink, firings: null);
+
+    /// <summary>As above; triggers fire into <paramref name="firings"/>.</summary>
+    public static ApplyResult Apply(CustomerState state, CustomerEvent evt, ActorOptions options, RuleSet rules, EvalContext ctx, IPopulationSink? sink, IFiringSink? firings)
     {
         var idHash = IdHash.Fnv1a64(evt.EventId);
         if (state.RecentEventIds.Contains(idHash))
@@ -44,7 +48,7 @@ public static class CustomerActor
         }
 
         var now = Math.Max(evt.OccurredAt.UtcTicks, state.EvaluatedAtTicks);
-        AdvanceTo(state, now, rules, ctx, sink);
+        AdvanceTo(state, now, rules, ctx, sink, firings, lateBefore: long.MinValue, out _);
         state.RecentEventIds.Add(idHash, options.RecentIdCapacity);
         state.EventsApplied++;
         var ticks = evt.OccurredAt.UtcTicks;
@@ -75,12 +79,14 @@ public static class CustomerActor
             case OutcomeEvent outcome:
                 state.OutcomesReceived++;
                 state.ChannelsUsed |= ChannelOf(outcome.Channel);
+                TriggerEvaluator.RecordOutcome(state, outcome, rules.Contact.DefaultTimeZone);
                 break;
         }
 
         ctx.Reset(state, evt, now);
+        ctx.Late = false;
         state.Days.DropBefore(ctx.Today - Math.Max(rules.RetentionDays, MinRetentionDays));
-        RuleEvaluator.Evaluate(rules, ctx, Changes(evt.Type), sink);
+        RuleEvaluator.Evaluate(rules, ctx, Changes(evt.Type), sink, firings);
         return ApplyResult.Applied;
     }
 
@@ -89,23 +95,28 @@ public static class CustomerActor
     /// Returns how many fired.
     /// </summary>
     public static int AdvanceTo(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink) =>
-        AdvanceTo(state, now, rules, ctx, sink, lateBefore: long.MinValue, out _);
+        AdvanceTo(state, now, rules, ctx, sink, firings: null, lateBefore: long.MinValue, out _);
 
-    /// <summary>As above; <paramref name="late"/> counts the wake-ups that were due before <paramref name="lateBefore"/>.</summary>
-    public static int AdvanceTo(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink, long lateBefore, out int late)
+    /// <summary>
+    /// As above, with triggers firing into <paramref name="firings"/>; <paramref name="late"/> counts the wake-ups that
+    /// were due before <paramref name="lateBefore"/> (their firings are marked late).
+    /// </summary>
+    public static int AdvanceTo(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink, IFiringSink? firings, long lateBefore, out int late)
     {
         var fired = 0;
         late = 0;
         while (state.WakeTicks != 0 && state.WakeTicks <= now)
         {
-            if (state.WakeTicks < lateBefore)
+            var isLate = state.WakeTicks < lateBefore;
+            if (isLate)
             {
                 late++;
             }
 
             var at = Math.Max(state.WakeTicks, state.EvaluatedAtTicks);
             ctx.Reset(state, null, at);
-            RuleEvaluator.Evaluate(rules, ctx, Inputs.Time, sink);
+            ctx.Late = isLate;
+            RuleEvaluator.Evaluate(rules, ctx, Inputs.Time, sink, firings);
             fired++;
             if (state.WakeTicks != 0 && state.WakeTicks <= at)
             {
@@ -118,10 +129,19 @@ public static class CustomerActor
     }
 
     /// <summary>Re-derives everything (a new rule set, or a customer never evaluated).</summary>
+    /// <remarks>Triggers learn whether their conditions hold but do not fire: a new rule set does not contact everyone who already qualifies.</remarks>
     public static void Reevaluate(CustomerState state, long now, RuleSet rules, EvalContext ctx, IPopulationSink? sink)
     {
         ctx.Reset(state, null, Math.Max(now, state.EvaluatedAtTicks));
-        RuleEvaluator.Evaluate(rules, ctx, Inputs.All, sink);
+        ctx.ArmOnly = true;
+        try
+        {
+            RuleEvaluator.Evaluate(rules, ctx, Inputs.All, sink);
+        }
+        finally
+        {
+            ctx.ArmOnly = false;
+        }
     }
 
     private static Inputs Changes(EventType type) => Inputs.Event | type switch
@@ -259,6 +279,7 @@ public static class CustomerActor
             return;
         }
 
+        state.DoNotContact = update.DoNotContact ?? state.DoNotContact;
         state.ConsentVoice = update.ConsentVoice ?? state.ConsentVoice;
         state.ConsentSms = update.ConsentSms ?? state.ConsentSms;
         state.ConsentEmail = update.ConsentEmail ?? state.ConsentEmail;

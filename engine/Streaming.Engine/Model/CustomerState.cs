@@ -52,6 +52,9 @@ public sealed class CustomerState
     public bool? ConsentSms { get; set; }
     public bool? ConsentEmail { get; set; }
 
+    /// <summary>When true, no outreach on any channel (<c>consent.doNotContact</c>).</summary>
+    public bool? DoNotContact { get; set; }
+
     // Outreach outcomes received.
     public int OutcomesReceived { get; set; }
 
@@ -97,6 +100,21 @@ public sealed class CustomerState
     /// <summary>The rule-set version the derived values were last evaluated with.</summary>
     public string? RuleVersion { get; set; }
 
+    /// <summary>What each trigger last saw and did, by trigger id.</summary>
+    public Dictionary<string, TriggerMemory> Triggers { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Contacts queued for this customer (channel, due instant), newest last; older than the caps' windows dropped.</summary>
+    public List<ContactEntry> Contacts { get; set; } = [];
+
+    /// <summary>The latest firings, newest last (bounded), for explanations.</summary>
+    public List<FiringSummary> RecentFirings { get; set; } = [];
+
+    /// <summary>Outreach outcomes per channel: attempts, answered, converted (index: channel − 1, voice/sms/email).</summary>
+    public int[] OutcomeCounts { get; set; } = new int[9];
+
+    /// <summary>Answered or converted outreach by local hour of day.</summary>
+    public int[] AnsweredHours { get; set; } = new int[24];
+
     /// <summary>The latest instant the derived values were evaluated at (UTC ticks).</summary>
     public long EvaluatedAtTicks { get; set; }
 
@@ -111,6 +129,39 @@ public sealed class CustomerState
     public int CallCount => CallsCompleted + CallsAbandoned;
 
     public int ClickCount => PageViews + ProductViews + CartAdds + Favorites + Searches + Logins;
+}
+
+/// <summary>A trigger's memory for one customer: whether its condition held, and its last firing.</summary>
+public struct TriggerMemory
+{
+    public bool Holds;
+    public long LastFiredTicks;
+
+    /// <summary><see cref="Rules.Delivery"/> of the last firing.</summary>
+    public byte LastDelivery;
+
+    /// <summary>An order followed the last firing within the rule's attribution window.</summary>
+    public bool Converted;
+}
+
+/// <summary>A contact counted against caps and the pressure budget.</summary>
+public readonly record struct ContactEntry(byte Channel, long Ticks);
+
+/// <summary>A firing as the customer remembers it (explanations: GET /v1/customers/{id}/triggers).</summary>
+public sealed record FiringSummary
+{
+    public required string Id { get; init; }
+    public required string Rule { get; init; }
+    public required string RuleVersion { get; init; }
+    public required long AtTicks { get; init; }
+    public required byte Channel { get; init; }
+    public required byte Delivery { get; init; }
+    public string? SuppressedBy { get; init; }
+    public long DueTicks { get; init; }
+
+    /// <summary>The rule's inputs and their values when it fired (<c>name=value</c>, one per entry).</summary>
+    public required IReadOnlyList<string> Reason { get; init; }
+    public string? Outcome { get; set; }
 }
 
 /// <summary>A ladder stage and the instant it was entered.</summary>

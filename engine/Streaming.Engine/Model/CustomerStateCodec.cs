@@ -11,7 +11,7 @@ namespace Streaming.Engine.Model;
 public static class CustomerStateCodec
 {
     /// <summary>The version written by this build.</summary>
-    public const byte CurrentVersion = 2;
+    public const byte CurrentVersion = 3;
 
     public static byte[] Encode(CustomerState s)
     {
@@ -109,6 +109,114 @@ public static class CustomerStateCodec
         b.String(s.RuleVersion);
         b.Long(s.EvaluatedAtTicks);
         b.Long(s.WakeTicks);
+
+        // Version 3: triggers and contact history.
+        b.Bool(s.DoNotContact);
+        b.Int(s.Triggers.Count);
+        foreach (var (id, memory) in s.Triggers)
+        {
+            b.String(id);
+            b.Bool(memory.Holds);
+            b.Long(memory.LastFiredTicks);
+            b.Byte(memory.LastDelivery);
+            b.Bool(memory.Converted);
+        }
+
+        b.Int(s.Contacts.Count);
+        foreach (var contact in s.Contacts)
+        {
+            b.Byte(contact.Channel);
+            b.Long(contact.Ticks);
+        }
+
+        b.Int(s.RecentFirings.Count);
+        foreach (var f in s.RecentFirings)
+        {
+            b.String(f.Id);
+            b.String(f.Rule);
+            b.String(f.RuleVersion);
+            b.Long(f.AtTicks);
+            b.Byte(f.Channel);
+            b.Byte(f.Delivery);
+            b.String(f.SuppressedBy);
+            b.Long(f.DueTicks);
+            b.Int(f.Reason.Count);
+            foreach (var part in f.Reason)
+            {
+                b.String(part);
+            }
+
+            b.String(f.Outcome);
+        }
+
+        foreach (var n in s.OutcomeCounts)
+        {
+            b.Int(n);
+        }
+
+        foreach (var n in s.AnsweredHours)
+        {
+            b.Int(n);
+        }
+    }
+
+    private static void ReadTriggers(ref Reader r, CustomerState s)
+    {
+        s.DoNotContact = r.Bool();
+        var triggers = r.Count(1 << 12);
+        for (var i = 0; i < triggers; i++)
+        {
+            var id = r.String() ?? "";
+            s.Triggers[id] = new TriggerMemory { Holds = r.Bool() == true, LastFiredTicks = r.Long(), LastDelivery = r.Byte(), Converted = r.Bool() == true };
+        }
+
+        var contacts = r.Count(1 << 12);
+        for (var i = 0; i < contacts; i++)
+        {
+            s.Contacts.Add(new ContactEntry(r.Byte(), r.Long()));
+        }
+
+        var firings = r.Count(1 << 10);
+        for (var i = 0; i < firings; i++)
+        {
+            var id = r.String() ?? "";
+            var rule = r.String() ?? "";
+            var version = r.String() ?? "";
+            var at = r.Long();
+            var channel = r.Byte();
+            var delivery = r.Byte();
+            var suppressedBy = r.String();
+            var due = r.Long();
+            var reason = new string[r.Count(1 << 10)];
+            for (var j = 0; j < reason.Length; j++)
+            {
+                reason[j] = r.String() ?? "";
+            }
+
+            s.RecentFirings.Add(new FiringSummary
+            {
+                Id = id,
+                Rule = rule,
+                RuleVersion = version,
+                AtTicks = at,
+                Channel = channel,
+                Delivery = delivery,
+                SuppressedBy = suppressedBy,
+                DueTicks = due,
+                Reason = reason,
+                Outcome = r.String(),
+            });
+        }
+
+        for (var i = 0; i < s.OutcomeCounts.Length; i++)
+        {
+            s.OutcomeCounts[i] = r.Int();
+        }
+
+        for (var i = 0; i < s.AnsweredHours.Length; i++)
+        {
+            s.AnsweredHours[i] = r.Int();
+        }
     }
 
     private static void WriteTop(ref Writer b, TopCounts top)
@@ -246,6 +354,11 @@ public static class CustomerStateCodec
         if (version >= 2)
         {
             ReadModel(ref r, s);
+        }
+
+        if (version >= 3)
+        {
+            ReadTriggers(ref r, s);
         }
 
         // A version-1 state has no derived values: its null rule version makes the next touch re-derive them.

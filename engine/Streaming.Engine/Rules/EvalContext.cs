@@ -20,6 +20,12 @@ public sealed class EvalContext
     /// <summary>Whole UTC days of <see cref="Now"/>.</summary>
     public int Today { get; private set; }
 
+    /// <summary>The rule set being evaluated (for fields defined by it, such as tier ranks).</summary>
+    public RuleSet? Rules { get; set; }
+
+    /// <summary>The time zone of customers who have none (the rule set's <c>contact.timeZone</c>).</summary>
+    public TimeZoneInfo DefaultTimeZone { get; set; } = TimeZoneInfo.Utc;
+
     /// <summary>The earliest instant after <see cref="Now"/> at which a rule evaluated so far may change (MaxValue: never).</summary>
     public long Wake { get; private set; }
 
@@ -31,6 +37,14 @@ public sealed class EvalContext
         Today = (int)(now / TimeSpan.TicksPerDay);
         Wake = long.MaxValue;
     }
+
+    /// <summary>While true (re-evaluating under a new rule set), triggers learn their state but do not fire.</summary>
+    public bool ArmOnly { get; set; }
+
+    /// <summary>The wake-up being evaluated was overdue (after an outage): firings are marked late.</summary>
+    public bool Late { get; set; }
+
+    internal void RestoreWake(long wake) => Wake = wake;
 
     /// <summary>Asks to be evaluated again at <paramref name="ticks"/>; ignored unless it lies in the future.</summary>
     public void WakeAt(long ticks)

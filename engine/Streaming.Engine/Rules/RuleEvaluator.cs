@@ -20,9 +20,15 @@ public static class RuleEvaluator
     public const string TierDimension = "tier";
     public const string SegmentDimension = "rfmSegment";
 
-    public static void Evaluate(RuleSet rules, EvalContext ctx, Inputs changed, IPopulationSink? sink)
+    public static void Evaluate(RuleSet rules, EvalContext ctx, Inputs changed, IPopulationSink? sink) =>
+        Evaluate(rules, ctx, changed, sink, firings: null);
+
+    /// <summary>As above; triggers fire into <paramref name="firings"/> (their memory is kept either way).</summary>
+    public static void Evaluate(RuleSet rules, EvalContext ctx, Inputs changed, IPopulationSink? sink, IFiringSink? firings)
     {
         var s = ctx.State;
+        ctx.DefaultTimeZone = rules.Contact.DefaultTimeZone;
+        ctx.Rules = rules;
         var full = changed == Inputs.All || !string.Equals(s.RuleVersion, rules.Version, StringComparison.Ordinal);
         if (full)
         {
@@ -104,6 +110,12 @@ public static class RuleEvaluator
         }
 
         EvaluateTags(rules, ctx, changed);
+        if (ctx.Event?.Type == Events.EventType.OrderPlaced)
+        {
+            TriggerEvaluator.RecordOrder(rules, s, ctx.Now, firings);
+        }
+
+        TriggerEvaluator.Evaluate(rules, ctx, changed, firings);
 
         // A partial evaluation keeps the earlier wake-up: it may belong to a part skipped now (waking early is harmless).
         var wake = ctx.Wake;

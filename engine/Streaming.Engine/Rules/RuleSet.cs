@@ -27,6 +27,25 @@ public sealed class RuleSet
 
     public required IReadOnlyList<TagRule> Tags { get; init; }
 
+    /// <summary>Evaluated after everything else, in this order.</summary>
+    public IReadOnlyList<TriggerRule> Triggers { get; init; } = [];
+
+    public ContactPolicy Contact { get; init; } = ContactPolicy.Default;
+
+    /// <summary>The trigger with this id, or null.</summary>
+    public TriggerRule? FindTrigger(string id)
+    {
+        foreach (var trigger in Triggers)
+        {
+            if (trigger.Id == id)
+            {
+                return trigger;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Days of per-day activity each customer keeps: the longest window any rule reads.</summary>
     public required int RetentionDays { get; init; }
 

@@ -30,7 +30,7 @@ public static class RuleSetLoader
     /// <summary>Ladders the profile contract (CONTRACTS.md §6) shows; a rule set must define them.</summary>
     public static readonly IReadOnlyList<string> RequiredLadders = ["lifecycle", "aarrr", "ladder"];
 
-    private static readonly string[] Sections = ["name", "rfm", "churnRisk", "ladders", "tiers", "tags"];
+    private static readonly string[] Sections = ["name", "rfm", "churnRisk", "ladders", "tiers", "tags", "contact", "triggers"];
 
     private static readonly Lazy<RuleSet> DefaultSet = new(() => Load([new RuleSource("default-rules.yaml", DefaultText())]));
 
@@ -68,6 +68,7 @@ public static class RuleSetLoader
         var errors = new List<RuleError>();
         var sections = new Dictionary<string, (SourceReader Reader, YamlNode Key, YamlNode Value)>(StringComparer.Ordinal);
         var tagNodes = new List<(SourceReader Reader, YamlNode Value)>();
+        var triggerNodes = new List<(SourceReader Reader, YamlNode Value)>();
         foreach (var source in sources)
         {
             var reader = new SourceReader(source, errors);
@@ -86,6 +87,10 @@ public static class RuleSetLoader
                 else if (key == "tags")
                 {
                     tagNodes.Add((reader, value));
+                }
+                else if (key == "triggers")
+                {
+                    triggerNodes.Add((reader, value));
                 }
                 else if (sections.TryGetValue(key, out var first))
                 {
@@ -131,7 +136,14 @@ public static class RuleSetLoader
             ReadTags(reader, value, compiler, tags);
         }
 
-        if (errors.Count > 0 || rfm is null || churn is null || tiers is null || name is null)
+        var contact = sections.TryGetValue("contact", out var contactSection) ? ReadContact(contactSection) : ContactPolicy.Default;
+        var triggers = new List<TriggerRule>();
+        foreach (var (reader, value) in triggerNodes)
+        {
+            ReadTriggers(reader, value, compiler, triggers);
+        }
+
+        if (errors.Count > 0 || rfm is null || churn is null || tiers is null || name is null || contact is null)
         {
             throw new RuleSetException(errors.Count > 0 ? errors : [new RuleError(anchor.FileName, 1, 1, "the rule set is incomplete")]);
         }
@@ -146,6 +158,8 @@ public static class RuleSetLoader
             Ladders = ladders,
             Tiers = tiers,
             Tags = tags,
+            Triggers = triggers,
+            Contact = contact!,
             RetentionDays = Math.Max(1, compiler.LongestWindowDays),
         };
     }
@@ -347,6 +361,189 @@ public static class RuleSetLoader
         }
     }
 
+    private static ContactPolicy? ReadContact((SourceReader Reader, YamlNode Key, YamlNode Value) section)
+    {
+        var r = section.Reader;
+        if (r.Mapping(section.Value, "contact") is not { } map)
+        {
+            return null;
+        }
+
+        r.OnlyKeys(map, "timeZone", "quietHours", "caps", "pressure", "serviceHold");
+        var defaults = ContactPolicy.Default;
+        var zone = defaults.DefaultTimeZone;
+        if (map.Children.TryGetValue(new YamlScalarNode("timeZone"), out var zoneNode) && r.Scalar(zoneNode, "an IANA time zone") is { } zoneId)
+        {
+            if (!TimeZoneInfo.TryFindSystemTimeZoneById(zoneId, out var found))
+            {
+                r.Error(zoneNode, $"'{zoneId}' is not a known IANA time zone");
+                return null;
+            }
+
+            zone = found;
+        }
+
+        var (quietFrom, quietTo) = (defaults.QuietFrom, defaults.QuietTo);
+        if (map.Children.TryGetValue(new YamlScalarNode("quietHours"), out var quietNode))
+        {
+            if (r.Sequence(quietNode, "quietHours") is not { Children.Count: 2 } pair
+                || r.TimeOfDay(pair.Children[0]) is not { } from || r.TimeOfDay(pair.Children[1]) is not { } to)
+            {
+                r.Error(quietNode, "quietHours is a pair of local times, such as [\"21:00\", \"09:00\"]");
+                return null;
+            }
+
+            (quietFrom, quietTo) = (from, to);
+        }
+
+        var caps = new Dictionary<ContactChannel, (int, TimeSpan)>(defaults.Caps);
+        if (map.Children.TryGetValue(new YamlScalarNode("caps"), out var capsNode) && r.Mapping(capsNode, "caps") is { } capsMap)
+        {
+            foreach (var (key, value) in capsMap.Children)
+            {
+                var channel = r.Channel(key);
+                var cap = r.Cap(value);
+                if (channel is null || cap is null)
+                {
+                    return null;
+                }
+
+                caps[channel.Value] = cap.Value;
+            }
+        }
+
+        var pressure = (defaults.PressureMax, defaults.PressurePer);
+        if (map.Children.TryGetValue(new YamlScalarNode("pressure"), out var pressureNode))
+        {
+            if (r.Cap(pressureNode) is not { } p)
+            {
+                return null;
+            }
+
+            pressure = p;
+        }
+
+        var hold = defaults.ServiceHold;
+        if (map.Children.TryGetValue(new YamlScalarNode("serviceHold"), out var holdNode))
+        {
+            if (r.Duration(holdNode) is not { } h)
+            {
+                return null;
+            }
+
+            hold = h;
+        }
+
+        return new ContactPolicy
+        {
+            DefaultTimeZone = zone,
+            QuietFrom = quietFrom,
+            QuietTo = quietTo,
+            Caps = caps,
+            PressureMax = pressure.Item1,
+            PressurePer = pressure.Item2,
+            ServiceHold = hold,
+        };
+    }
+
+    private static void ReadTriggers(SourceReader r, YamlNode value, ExpressionCompiler compiler, List<TriggerRule> triggers)
+    {
+        if (r.Sequence(value, "triggers") is not { } sequence)
+        {
+            return;
+        }
+
+        foreach (var item in sequence.Children)
+        {
+            if (r.Mapping(item, "a trigger") is not { } map)
+            {
+                continue;
+            }
+
+            r.OnlyKeys(map, "id", "when", "channels", "priority", "purpose", "cooldown", "expires", "retry", "holdout", "attribution");
+            var id = r.TriggerId(r.Required(map, "id"));
+            var when = r.Required(map, "when") is { } whenNode ? r.Bool(whenNode, compiler) : null;
+            var channels = new List<ContactChannel>();
+            if (r.Required(map, "channels") is { } channelsNode && r.Sequence(channelsNode, "channels") is { } channelList)
+            {
+                foreach (var c in channelList.Children)
+                {
+                    if (r.Channel(c) is { } channel)
+                    {
+                        channels.Add(channel);
+                    }
+                }
+
+                if (channels.Count == 0)
+                {
+                    r.Error(channelsNode, "a trigger needs at least one channel (voice, sms, email, notify)");
+                }
+            }
+
+            var optional = (string key) => map.Children.TryGetValue(new YamlScalarNode(key), out var node) ? node : null;
+            var priority = optional("priority") is { } priorityNode ? r.Decimal(priorityNode) : 50;
+            var purpose = TriggerPurpose.Marketing;
+            if (optional("purpose") is { } purposeNode)
+            {
+                switch (r.Scalar(purposeNode, "marketing or service"))
+                {
+                    case "marketing":
+                        break;
+                    case "service":
+                        purpose = TriggerPurpose.Service;
+                        break;
+                    default:
+                        r.Error(purposeNode, "purpose is 'marketing' (held after a service contact) or 'service'");
+                        continue;
+                }
+            }
+
+            var cooldown = optional("cooldown") is { } cooldownNode ? r.Duration(cooldownNode) : TimeSpan.Zero;
+            var expires = optional("expires") is { } expiresNode ? r.Duration(expiresNode) : TimeSpan.FromDays(3);
+            var attribution = optional("attribution") is { } attributionNode ? r.Duration(attributionNode) : TimeSpan.FromDays(30);
+            var holdout = optional("holdout") is { } holdoutNode ? r.Decimal(holdoutNode) : 0;
+            if (holdout is < 0 or > 1)
+            {
+                r.Error(optional("holdout")!, "holdout is a share between 0 and 1");
+                continue;
+            }
+
+            var (attempts, after) = (0, TimeSpan.FromDays(1));
+            if (optional("retry") is { } retryNode && r.Mapping(retryNode, "retry") is { } retry)
+            {
+                r.OnlyKeys(retry, "attempts", "after");
+                attempts = (int)(r.Decimal(r.Required(retry, "attempts")) ?? 0);
+                after = r.Duration(r.Required(retry, "after")) ?? after;
+            }
+
+            if (id is null || when is null || channels.Count == 0 || priority is null || cooldown is null || expires is null || attribution is null || holdout is null)
+            {
+                continue;
+            }
+
+            if (triggers.Any(t => t.Id == id))
+            {
+                r.Error(item, $"trigger '{id}' is defined twice");
+                continue;
+            }
+
+            triggers.Add(new TriggerRule
+            {
+                Id = id,
+                When = when,
+                Channels = channels,
+                Priority = (int)priority.Value,
+                Purpose = purpose,
+                Cooldown = cooldown.Value,
+                Expires = expires.Value,
+                RetryAttempts = Math.Max(0, attempts),
+                RetryAfter = after,
+                Holdout = holdout.Value,
+                Attribution = attribution.Value,
+            });
+        }
+    }
+
     private static string Hash(IReadOnlyList<RuleSource> sources)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -506,6 +703,101 @@ public static class RuleSetLoader
             }
 
             return days;
+        }
+
+        /// <summary>A trigger id: lower-case letters, digits and '-', as in CloudEvent types.</summary>
+        public string? TriggerId(YamlNode? node)
+        {
+            if (node is null || Scalar(node, "an id") is not { } text)
+            {
+                return null;
+            }
+
+            if (text.Length is 0 or > 64 || !char.IsAsciiLetterLower(text[0]) || text.Any(c => !(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-')))
+            {
+                Error(node, $"'{text}' is not a valid trigger id: lower-case letters, digits and '-', starting with a letter");
+                return null;
+            }
+
+            return text;
+        }
+
+        public ContactChannel? Channel(YamlNode node) => Scalar(node, "a channel") switch
+        {
+            "voice" => ContactChannel.Voice,
+            "sms" => ContactChannel.Sms,
+            "email" => ContactChannel.Email,
+            "notify" => ContactChannel.Notify,
+            null => null,
+            var other => Fail<ContactChannel>(node, $"unknown channel '{other}' (voice, sms, email, notify)"),
+        };
+
+        /// <summary>A duration such as 30d, 48h, 15m or 10s.</summary>
+        public TimeSpan? Duration(YamlNode? node)
+        {
+            if (node is null || Scalar(node, "a duration") is not { } text)
+            {
+                return null;
+            }
+
+            if (text.Length < 2 || !long.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n > 36500L * 24 * 3600)
+            {
+                return Fail<TimeSpan>(node, $"'{text}' is not a duration (such as 30d, 48h, 15m, 10s)");
+            }
+
+            return text[^1] switch
+            {
+                'd' => TimeSpan.FromDays(n),
+                'h' => TimeSpan.FromHours(n),
+                'm' => TimeSpan.FromMinutes(n),
+                's' => TimeSpan.FromSeconds(n),
+                _ => Fail<TimeSpan>(node, $"'{text}' is not a duration (such as 30d, 48h, 15m, 10s)"),
+            };
+        }
+
+        /// <summary>A local time of day written HH:mm.</summary>
+        public TimeSpan? TimeOfDay(YamlNode node)
+        {
+            if (Scalar(node, "a local time") is not { } text)
+            {
+                return null;
+            }
+
+            return TimeSpan.TryParseExact(text, @"hh\:mm", CultureInfo.InvariantCulture, out var time) && time < TimeSpan.FromDays(1)
+                ? time
+                : Fail<TimeSpan>(node, $"'{text}' is not a local time such as 09:00");
+        }
+
+        /// <summary><c>{max: N, per: 7d}</c>.</summary>
+        public (int, TimeSpan)? Cap(YamlNode node)
+        {
+            if (Mapping(node, "a limit") is not { } map)
+            {
+                return null;
+            }
+
+            OnlyKeys(map, "max", "per");
+            var max = Decimal(Required(map, "max"));
+            var per = Duration(Required(map, "per"));
+            if (max is null || per is null)
+            {
+                return null;
+            }
+
+            if (max < 0 || max != Math.Floor(max.Value))
+            {
+                Error(node, "max is a whole number of contacts");
+                return null;
+            }
+
+            return ((int)max.Value, per.Value);
+        }
+
+        private T? Fail<T>(YamlNode node, string message)
+            where T : struct
+        {
+            Error(node, message);
+            return null;
         }
 
         /// <summary>Exactly four ascending numbers.</summary>

@@ -54,6 +54,9 @@ public sealed class CheckpointBatch
     public List<OffsetRow> Offsets { get; } = [];
     public List<PartitionRow> Partitions { get; } = [];
 
+    /// <summary>Trigger firings caused by the changes in this checkpoint: outbox rows and outreach items.</summary>
+    public List<Rules.TriggerFiring> Firings { get; } = [];
+
     /// <summary>Projections of the changed customers, for a state mirror (filled only when one is configured).</summary>
     public List<CustomerProjection> Projections { get; } = [];
 
@@ -67,6 +70,7 @@ public sealed class CheckpointBatch
         Partitions.Clear();
         Settings.Clear();
         Projections.Clear();
+        Firings.Clear();
     }
 }
 

@@ -58,6 +58,7 @@ public sealed class PartitionHost
     private readonly ArrayBufferWriter<byte> _encodeBuffer = new(256);
     private readonly PriorityQueue<string, long> _timers = new();
     private readonly EvalContext _ctx = new();
+    private readonly FiringCollector _firings;
     private long _touch;
     private bool _partitionDirty;
     private long _timerHorizon;
@@ -73,7 +74,11 @@ public sealed class PartitionHost
         Rules = rules ?? RuleSetLoader.Default;
         MaxEventTicks = store.LoadMaxEventTicks(partition);
         Population = Population.Deserialize(store.LoadPopulation(partition));
+        _firings = new FiringCollector(Population);
     }
+
+    /// <summary>Firings since the last collected checkpoint (written with it, exactly once).</summary>
+    public IReadOnlyList<TriggerFiring> PendingFirings => _firings.Pending;
 
     public int Partition { get; }
 
@@ -142,7 +147,7 @@ public sealed class PartitionHost
     {
         var entry = GetOrLoad(evt.CustomerId, create: true)!;
         var wake = entry.State.WakeTicks;
-        if (CustomerActor.Apply(entry.State, evt, _options.Actor, Rules, _ctx, Population) == ApplyResult.Duplicate)
+        if (CustomerActor.Apply(entry.State, evt, _options.Actor, Rules, _ctx, Population, _firings) == ApplyResult.Duplicate)
         {
             return RecordOutcome.Duplicate;
         }
@@ -202,7 +207,7 @@ public sealed class PartitionHost
                     continue; // Stale: the customer's wake-up moved since this entry was queued.
                 }
 
-                var count = CustomerActor.AdvanceTo(entry.State, watermark, Rules, _ctx, Population, lateBefore, out var late);
+                var count = CustomerActor.AdvanceTo(entry.State, watermark, Rules, _ctx, Population, _firings, lateBefore, out var late);
                 TimersFired += count;
                 LateTimersFired += late;
                 fired += count;
@@ -306,6 +311,9 @@ public sealed class PartitionHost
             batch.Partitions.Add(new PartitionRow(Partition, MaxEventTicks, Population.Dirty ? Population.Serialize() : null));
             _partitionDirty = false;
         }
+
+        batch.Firings.AddRange(_firings.Pending);
+        _firings.Pending.Clear();
     }
 
     /// <summary>The batch collected last is durable: its customers may be passivated.</summary>
@@ -473,6 +481,24 @@ public sealed class PartitionHost
 
         entry.LastTouch = ++_touch;
         return entry;
+    }
+
+    /// <summary>Collects firings for the next checkpoint and counts them (and conversions) per rule.</summary>
+    private sealed class FiringCollector(Population population) : IFiringSink
+    {
+        public List<TriggerFiring> Pending { get; } = [];
+
+        public void Fired(TriggerFiring firing)
+        {
+            Pending.Add(firing);
+            population.CountRule(firing.Rule, "fired", TriggerNames.Of(firing.Delivery));
+            if (firing.SuppressedBy is { } check)
+            {
+                population.CountRule(firing.Rule, "suppressed", check);
+            }
+        }
+
+        public void Converted(string rule, Delivery delivery) => population.CountRule(rule, "converted", TriggerNames.Of(delivery));
     }
 
     private sealed class Entry(CustomerState state)

@@ -12,6 +12,7 @@ public sealed class Population : IPopulationSink
 {
     private readonly Dictionary<(string Dimension, string Value), long> _counts = [];
     private readonly Dictionary<(string Dimension, string From, string To), long> _transitions = [];
+    private readonly Dictionary<(string Rule, string Counter, string Group), long> _rules = [];
 
     /// <summary>While true (re-counting under a new rule set), moves change counts but are not transitions.</summary>
     public bool Recounting { get; set; }
@@ -22,6 +23,16 @@ public sealed class Population : IPopulationSink
     public IReadOnlyDictionary<(string Dimension, string Value), long> Counts => _counts;
 
     public IReadOnlyDictionary<(string Dimension, string From, string To), long> Transitions => _transitions;
+
+    /// <summary>Per trigger: <c>fired</c> by delivery, <c>suppressed</c> by check, <c>converted</c> by delivery.</summary>
+    public IReadOnlyDictionary<(string Rule, string Counter, string Group), long> RuleCounters => _rules;
+
+    public void CountRule(string rule, string counter, string group)
+    {
+        var key = (rule, counter, group);
+        _rules[key] = _rules.GetValueOrDefault(key) + 1;
+        Dirty = true;
+    }
 
     public void Moved(string dimension, string? from, string? to)
     {
@@ -67,7 +78,8 @@ public sealed class Population : IPopulationSink
         Dirty = false;
         var snapshot = new Snapshot(
             _counts.Select(p => new CountRow(p.Key.Dimension, p.Key.Value, p.Value)).ToList(),
-            _transitions.Select(p => new TransitionRow(p.Key.Dimension, p.Key.From, p.Key.To, p.Value)).ToList());
+            _transitions.Select(p => new TransitionRow(p.Key.Dimension, p.Key.From, p.Key.To, p.Value)).ToList(),
+            _rules.Select(p => new RuleRow(p.Key.Rule, p.Key.Counter, p.Key.Group, p.Value)).ToList());
         return JsonSerializer.SerializeToUtf8Bytes(snapshot, PopulationJson.Default.Snapshot);
     }
 
@@ -100,10 +112,17 @@ public sealed class Population : IPopulationSink
             population._transitions[(row.Dimension, row.From, row.To)] = row.Count;
         }
 
+        foreach (var row in snapshot?.Rules ?? [])
+        {
+            population._rules[(row.Rule, row.Counter, row.Group)] = row.Count;
+        }
+
         return population;
     }
 
-    internal sealed record Snapshot(List<CountRow> Counts, List<TransitionRow> Transitions);
+    internal sealed record Snapshot(List<CountRow> Counts, List<TransitionRow> Transitions, List<RuleRow>? Rules = null);
+
+    internal sealed record RuleRow(string Rule, string Counter, string Group, long Count);
 
     internal sealed record CountRow(string Dimension, string Value, long Count);
 

@@ -61,7 +61,7 @@ public sealed class ExpressionTests
     [InlineData("count_in(orders.net, 30d) > 1", 9, "'orders.net' is an amount: use sum_in")]
     [InlineData("count_in(orders, 12h) > 1", 17, "a window is a whole number of days written out, such as 30d")]
     [InlineData("(now - orders.lastAt) + 1d > 3d", 5, "compare 'now' or 'now - x' directly with a fixed value (for example now - orders.lastAt > 30d)")]
-    [InlineData("frobnicate(1)", 0, "unknown function 'frobnicate' (known: days_since, hours_since, count_in, sum_in, min, max, floor, if)")]
+    [InlineData("frobnicate(1)", 0, "unknown function 'frobnicate' (known: days_since, hours_since, count_in, sum_in, birthday_at, min, max, floor, if)")]
     [InlineData("orders.count in tags", 16, "'in' needs a list such as ['a', 'b'] or a set such as tags on its right")]
     [InlineData("12x > 1", 0, "'12x' is not a number or a duration (durations are like 30d, 12h, 15m, 10s)")]
     [InlineData("'open > 1", 0, "this string is not closed")]

@@ -99,7 +99,7 @@ public sealed class RuleSetLoaderTests
         var text = RuleSetLoader.DefaultText();
         var tagsAt = text.IndexOf("\ntags:", StringComparison.Ordinal);
         var main = text[..tagsAt];
-        var tags = text[tagsAt..] + "  - name: big_basket\n    when: orders.items >= 100\n";
+        var tags = text[tagsAt..].Replace("\ntags:\n", "\ntags:\n  - name: big_basket\n    when: orders.items >= 100\n", StringComparison.Ordinal);
 
         var split = RuleSetLoader.Load([new RuleSource("a.yaml", main), new RuleSource("b.yaml", tags)]);
         Assert.Contains(split.Tags, t => t.Name == "big_basket");

@@ -5,11 +5,36 @@ public sealed class BoolExpression
 {
     private readonly Node _root;
 
+    private readonly Node[] _labelled;
+
     internal BoolExpression(string text, Node root)
     {
         Text = text;
         _root = root;
         Evaluate = root.EvalBool;
+        var labelled = new List<Node>();
+        ExpressionCompiler.CollectLabelled(root, labelled);
+        _labelled = [.. labelled.DistinctBy(n => n.Label)];
+    }
+
+    /// <summary>The names of the fields and functions the expression reads.</summary>
+    public IEnumerable<string> Labels => _labelled.Select(n => n.Label!);
+
+    /// <summary>
+    /// The current value of every field and function the expression reads, for explanations. Leaves the context's
+    /// wake-up as it was.
+    /// </summary>
+    public List<KeyValuePair<string, string>> Explain(EvalContext c)
+    {
+        var wake = c.Wake;
+        var result = new List<KeyValuePair<string, string>>(_labelled.Length);
+        foreach (var node in _labelled)
+        {
+            result.Add(new(node.Label!, node.Describe(c)));
+        }
+
+        c.RestoreWake(wake);
+        return result;
     }
 
     public string Text { get; }
@@ -101,10 +126,18 @@ public sealed class ExpressionCompiler(FieldCatalog fields)
             case PathSyntax { Path: "now" } now:
                 return new NowNode(now.Offset);
             case PathSyntax path:
-                return fields.Resolve(path.Path, path.Offset)
+                var field = fields.Resolve(path.Path, path.Offset)
                     ?? throw new ExpressionException(path.Offset, $"unknown field '{path.Path}'{Suggest(path.Path)}");
+                field.Label = path.Path;
+                return field;
             case CallSyntax call:
-                return CompileCall(call);
+                var result = CompileCall(call);
+                if (call.Function is "days_since" or "hours_since" or "count_in" or "sum_in" or "birthday_at")
+                {
+                    result.Label = $"{call.Function}({string.Join(", ", call.Arguments.Select(Render))})";
+                }
+
+                return result;
             case UnarySyntax { Operator: "!" } not:
                 return new NotNode(not.Offset, Expect(Compile(not.Operand), ValueKind.Bool, not.Operand.Offset, "'not'"));
             case UnarySyntax negate:
@@ -222,7 +255,7 @@ public sealed class ExpressionCompiler(FieldCatalog fields)
             case "days_since" or "hours_since":
                 Arity(call, 1);
                 var instant = Expect(Compile(args[0]), ValueKind.Instant, args[0].Offset, call.Function);
-                if (instant.TimeDependent)
+                if (instant.TimeDependent && instant is not ISegmentedInstant)
                 {
                     throw new ExpressionException(args[0].Offset, $"{call.Function} needs an instant that does not move with time");
                 }
@@ -230,6 +263,14 @@ public sealed class ExpressionCompiler(FieldCatalog fields)
                 return new UnitsSinceNode(call.Offset, instant, call.Function == "days_since" ? TimeSpan.TicksPerDay : TimeSpan.TicksPerHour, clampAtZero: false);
             case "count_in" or "sum_in":
                 return CompileWindow(call);
+            case "birthday_at":
+                Arity(call, 1);
+                if (args[0] is not StringLiteral { Value: var text } || !TimeSpan.TryParseExact(text, @"hh\:mm", System.Globalization.CultureInfo.InvariantCulture, out var localTime))
+                {
+                    throw new ExpressionException(args[0].Offset, "birthday_at takes a local time written out, such as '09:00'");
+                }
+
+                return new BirthdayNode(call.Offset, localTime);
             case "min" or "max":
                 Arity(call, 2);
                 return new MinMaxNode(
@@ -252,7 +293,7 @@ public sealed class ExpressionCompiler(FieldCatalog fields)
 
                 return new IfNode(call.Offset, condition, then, otherwise);
             default:
-                throw new ExpressionException(call.Offset, $"unknown function '{call.Function}' (known: days_since, hours_since, count_in, sum_in, min, max, floor, if)");
+                throw new ExpressionException(call.Offset, $"unknown function '{call.Function}' (known: days_since, hours_since, count_in, sum_in, birthday_at, min, max, floor, if)");
         }
     }
 
@@ -283,6 +324,28 @@ public sealed class ExpressionCompiler(FieldCatalog fields)
         _maxWindowDays = Math.Max(_maxWindowDays, days);
         LongestWindowDays = Math.Max(LongestWindowDays, days);
         return new WindowNode(call.Offset, kind, days, reads);
+    }
+
+    private static string Render(Syntax syntax) => syntax switch
+    {
+        PathSyntax p => p.Path,
+        DurationLiteral d => d.Text,
+        StringLiteral s => "'" + s.Value + "'",
+        NumberLiteral n => n.Value.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        _ => "…",
+    };
+
+    internal static void CollectLabelled(Node node, List<Node> sink)
+    {
+        if (node.Label is not null)
+        {
+            sink.Add(node);
+        }
+
+        foreach (var child in Children(node))
+        {
+            CollectLabelled(child, sink);
+        }
     }
 
     /// <summary><c>now</c> and <c>now − x</c> change continuously: only an exact comparison can turn them into a timer.</summary>

@@ -129,6 +129,8 @@ public sealed class FieldCatalog
         Text("tier.projected", Inputs.Tier, c => c.State.TierProjected);
         Number("tier.points", Inputs.Tier, c => c.State.TierPoints);
         Instant("tier.reviewAt", Inputs.Tier, s => s.TierReviewTicks);
+        Number("tier.rank", Inputs.Tier, c => c.Rules?.Tiers.Rank(c.State.TierName) is { } r and >= 0 ? r : null);
+        Number("tier.projectedRank", Inputs.Tier, c => c.Rules?.Tiers.Rank(c.State.TierProjected) is { } r and >= 0 ? r : null);
         f["tags"] = o => new SetField(o, Inputs.Tags, c => c.State.Tags);
 
         Text("event.type", Inputs.Event, c => c.Event is null ? "timer" : EventTypes.Name(c.Event.Type));

@@ -29,6 +29,21 @@ internal abstract class Node(int offset, ValueKind kind, Inputs reads)
 
     public bool TimeDependent => (Reads & Inputs.Time) != 0;
 
+    /// <summary>How explanations name this node's value (a field or a function call), or null.</summary>
+    public string? Label { get; set; }
+
+    /// <summary>The node's current value as text, for explanations.</summary>
+    public string Describe(EvalContext c) => Kind switch
+    {
+        ValueKind.Bool => EvalBool(c) ? "true" : "false",
+        ValueKind.Number => EvalNumber(c)?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "null",
+        ValueKind.String => EvalString(c) ?? "null",
+        ValueKind.Instant => EvalTicks(c) is { } t ? new DateTime(t, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture) : "null",
+        ValueKind.Duration => EvalTicks(c) is { } d ? TimeSpan.FromTicks(d).ToString("c", System.Globalization.CultureInfo.InvariantCulture) : "null",
+        ValueKind.StringSet => string.Join(",", EvalSet(c)),
+        _ => "",
+    };
+
     public virtual bool EvalBool(EvalContext c) => throw new InvalidOperationException(nameof(EvalBool));
 
     public virtual decimal? EvalNumber(EvalContext c) => throw new InvalidOperationException(nameof(EvalNumber));
@@ -108,6 +123,51 @@ internal sealed class SetField(int offset, Inputs reads, Func<EvalContext, IRead
     public override IReadOnlyList<string> EvalSet(EvalContext c) => read(c);
 }
 
+/// <summary>
+/// An instant that changes with time, but only at known instants (such as "the latest birthday at 09:00 local"):
+/// constant between changes, so durations since it are monotone within each segment.
+/// </summary>
+internal interface ISegmentedInstant
+{
+    /// <summary>When the value next changes (<see cref="long.MaxValue"/> if never).</summary>
+    long NextChange(EvalContext c);
+}
+
+/// <summary>
+/// <c>birthday_at('09:00')</c>: the latest occurrence, at or before now, of the customer's birthday at that local time
+/// in the customer's time zone (the rule set's default zone when unknown); null without a birthday. 29 February is
+/// celebrated on 28 February in other years.
+/// </summary>
+internal sealed class BirthdayNode(int offset, TimeSpan localTime) : Node(offset, ValueKind.Instant, Inputs.Attributes | Inputs.Time), ISegmentedInstant
+{
+    public override long? EvalTicks(EvalContext c)
+    {
+        if (LocalCalendar.Birthday(c.State.Birthday) is not { } birthday)
+        {
+            return null;
+        }
+
+        var zone = LocalCalendar.Zone(c.State.TimeZone, c.DefaultTimeZone);
+        var now = new DateTime(c.Now, DateTimeKind.Utc);
+        var year = TimeZoneInfo.ConvertTimeFromUtc(now, zone).Year;
+        var at = LocalCalendar.Occurrence(birthday, year, localTime, zone);
+        return (at <= c.Now ? at : LocalCalendar.Occurrence(birthday, year - 1, localTime, zone));
+    }
+
+    public long NextChange(EvalContext c)
+    {
+        if (LocalCalendar.Birthday(c.State.Birthday) is not { } birthday)
+        {
+            return long.MaxValue;
+        }
+
+        var zone = LocalCalendar.Zone(c.State.TimeZone, c.DefaultTimeZone);
+        var year = TimeZoneInfo.ConvertTimeFromUtc(new DateTime(c.Now, DateTimeKind.Utc), zone).Year;
+        var at = LocalCalendar.Occurrence(birthday, year, localTime, zone);
+        return at > c.Now ? at : LocalCalendar.Occurrence(birthday, year + 1, localTime, zone);
+    }
+}
+
 /// <summary><c>now</c>: only usable in a direct comparison or as <c>now − instant</c>.</summary>
 internal sealed class NowNode(int offset) : Node(offset, ValueKind.Instant, Inputs.Time), IMonotone
 {
@@ -152,6 +212,11 @@ internal sealed class UnitsSinceNode(int offset, Node instant, long unitTicks, b
         {
             // Used inside arithmetic: wake at the next unit boundary (correct, if not minimal).
             c.WakeAt(Ticks.Add(at, Ticks.Multiply((long)units + 1, unitTicks)));
+        }
+
+        if (instant is ISegmentedInstant segmented)
+        {
+            c.WakeAt(segmented.NextChange(c));
         }
 
         return units;
