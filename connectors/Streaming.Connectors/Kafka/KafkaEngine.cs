@@ -71,6 +71,15 @@ public sealed partial class KafkaEngine : IDisposable
         _rules = rules ?? RuleSetLoader.Default;
     }
 
+    /// <summary>Called on the engine thread after a checkpoint holding firings is durable (the relay's cue).</summary>
+    public Action? FiringsCommitted { get; set; }
+
+    /// <summary>Outreach counts by channel and state, for metrics (read every few seconds on the engine thread).</summary>
+    public Func<IReadOnlyDictionary<(string Channel, string State), long>>? OutreachStats { get; set; }
+
+    private IReadOnlyDictionary<(string Channel, string State), long> _outreachStats = new Dictionary<(string, string), long>();
+    private long _outreachStatsAt;
+
     /// <summary>The rule set every partition evaluates with.</summary>
     public RuleSet ActiveRules => _rules;
 
@@ -458,6 +467,11 @@ public sealed partial class KafkaEngine : IDisposable
             _mirror?.Publish(_store.LastCheckpointSeq, batch.Projections);
         }
 
+        if (batch.Firings.Count > 0)
+        {
+            FiringsCommitted?.Invoke();
+        }
+
         CommitToKafka(consumer, batch);
         Passivate();
     }
@@ -682,6 +696,12 @@ public sealed partial class KafkaEngine : IDisposable
 
         var population = new Dictionary<(string, string), long>();
         var transitions = new Dictionary<(string, string, string), long>();
+        var ruleCounters = new Dictionary<(string, string, string), long>();
+        if (OutreachStats is { } stats && (_outreachStatsAt == 0 || _time.GetElapsedTime(_outreachStatsAt) >= TimeSpan.FromSeconds(5)))
+        {
+            _outreachStatsAt = _time.GetTimestamp();
+            _outreachStats = stats();
+        }
         var watermarks = new Dictionary<int, DateTimeOffset>();
         long loads = _retiredLoads, timers = _retiredTimers, late = _retiredLate, inMemory = 0;
         foreach (var host in _hosts.Values)
@@ -694,6 +714,11 @@ public sealed partial class KafkaEngine : IDisposable
             foreach (var (key, n) in host.Population.Transitions)
             {
                 transitions[key] = transitions.GetValueOrDefault(key) + n;
+            }
+
+            foreach (var (key, n) in host.Population.RuleCounters)
+            {
+                ruleCounters[key] = ruleCounters.GetValueOrDefault(key) + n;
             }
 
             if (host.WatermarkTicks > 0)
@@ -725,6 +750,8 @@ public sealed partial class KafkaEngine : IDisposable
             RuleVersion = _rules.Version,
             Population = population,
             Transitions = transitions,
+            RuleCounters = ruleCounters,
+            Outreach = _outreachStats,
         };
     }
 
@@ -798,6 +825,41 @@ public sealed partial class KafkaEngine : IDisposable
             }
 
             return null;
+        }
+
+        /// <summary>The live state of a customer this node owns (valid only inside the query), or null.</summary>
+        public (CustomerState State, PartitionHost Host)? FindState(string customerId)
+        {
+            foreach (var host in _engine._hosts.Values)
+            {
+                if (host.TryGetCached(customerId) is not null && host.Find(customerId) is { } cached)
+                {
+                    return (cached, host);
+                }
+            }
+
+            var partition = _engine._store.FindPartition(customerId);
+            if (partition is { } p && _engine._hosts.TryGetValue(p, out var owner) && owner.Find(customerId) is { } loaded)
+            {
+                return (loaded, owner);
+            }
+
+            return null;
+        }
+
+        /// <summary>Per-rule counters (fired, suppressed, converted) of the partitions this node owns, summed.</summary>
+        public Dictionary<(string Rule, string Counter, string Group), long> RuleCounters()
+        {
+            var result = new Dictionary<(string, string, string), long>();
+            foreach (var host in _engine._hosts.Values)
+            {
+                foreach (var (key, n) in host.Population.RuleCounters)
+                {
+                    result[key] = result.GetValueOrDefault(key) + n;
+                }
+            }
+
+            return result;
         }
 
         /// <summary>The population of the partitions this node owns, summed.</summary>

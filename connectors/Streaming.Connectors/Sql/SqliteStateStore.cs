@@ -12,10 +12,10 @@ namespace Streaming.Connectors.Sql;
 /// (WAL readers see the last committed checkpoint). A Bloom filter of stored ids answers most lookups of customers
 /// the store has never seen without touching SQLite.
 /// </summary>
-public sealed class SqliteStateStore : IStateStore
+public sealed partial class SqliteStateStore : IStateStore
 {
     /// <summary>The schema version this build writes.</summary>
-    public const int SchemaVersion = 2;
+    public const int SchemaVersion = 3;
 
     private readonly SqliteConnection _connection;
     private readonly SqliteConnection _reader;
@@ -295,6 +295,11 @@ public sealed class SqliteStateStore : IStateStore
                 }
             }
 
+            if (batch.Firings.Count > 0)
+            {
+                WriteFirings(batch.Firings, tx);
+            }
+
             if (batch.Settings.Count > 0)
             {
                 using var settings = _connection.CreateCommand();
@@ -410,6 +415,41 @@ public sealed class SqliteStateStore : IStateStore
                 CREATE INDEX customers_wake ON customers(partition, wake) WHERE wake > 0;
                 ALTER TABLE partitions ADD COLUMN population BLOB;
                 CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                """, tx);
+        }
+
+        if (version < 3)
+        {
+            // Triggers: the outbox of firings to publish, and the dialers' outreach queue. Both are written in the
+            // checkpoint transaction that holds the state that caused them.
+            Execute(
+                """
+                CREATE TABLE outbox(
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    customer_id TEXT NOT NULL,
+                    payload BLOB NOT NULL,
+                    created_at INTEGER NOT NULL);
+                CREATE TABLE outreach(
+                    outreach_id TEXT PRIMARY KEY,
+                    customer_id TEXT NOT NULL,
+                    partition INTEGER NOT NULL,
+                    rule TEXT NOT NULL,
+                    rule_version TEXT NOT NULL,
+                    channel TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    due_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    state TEXT NOT NULL,
+                    lease_until INTEGER NOT NULL DEFAULT 0,
+                    dialer TEXT,
+                    attempt INTEGER NOT NULL,
+                    context TEXT NOT NULL,
+                    reason TEXT,
+                    outcome TEXT,
+                    updated_at INTEGER NOT NULL) WITHOUT ROWID;
+                CREATE INDEX outreach_pick ON outreach(channel, state, priority DESC, due_at);
+                CREATE INDEX outreach_customer ON outreach(customer_id);
                 """, tx);
         }
 

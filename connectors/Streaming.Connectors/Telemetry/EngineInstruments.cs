@@ -29,6 +29,14 @@ public static class InstrumentNames
     public const string RulesActive = "streaming.rules.active";
     public const string PopulationCustomers = "streaming.population.customers";
     public const string PopulationTransitions = "streaming.population.transitions";
+    public const string TriggerFirings = "streaming.trigger.firings";
+    public const string TriggerSuppressions = "streaming.trigger.suppressions";
+    public const string TriggerConversions = "streaming.trigger.conversions";
+    public const string TriggerLatency = "streaming.trigger.latency";
+    public const string TriggersPublished = "streaming.trigger.published";
+    public const string OutreachItems = "streaming.outreach.items";
+    public const string OutreachLeases = "streaming.outreach.leases";
+    public const string OutreachOutcomes = "streaming.outreach.outcomes";
 }
 
 /// <summary>
@@ -62,6 +70,16 @@ public sealed class EngineInstruments
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = SizeBuckets });
         CheckpointsDeferred = meter.CreateCounter<long>(InstrumentNames.CheckpointsDeferred, description: "Checkpoints put off because dead letters were not acknowledged by the broker.");
         RulesReloads = meter.CreateCounter<long>(InstrumentNames.RulesReloads, description: "Rule sets offered to the engine, by result (accepted, rejected).");
+        TriggerLatency = meter.CreateHistogram<double>(
+            InstrumentNames.TriggerLatency, unit: "s", description: "From a firing being written with its checkpoint to the broker acknowledging it on customer-triggers.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        TriggersPublished = meter.CreateCounter<long>(InstrumentNames.TriggersPublished, description: "Firings published on customer-triggers.");
+        OutreachLeases = meter.CreateCounter<long>(InstrumentNames.OutreachLeases, description: "Outreach items leased by dialers, by channel.");
+        OutreachOutcomes = meter.CreateCounter<long>(InstrumentNames.OutreachOutcomes, description: "Outcomes reported by dialers, by channel and outcome.");
+        meter.CreateObservableCounter(InstrumentNames.TriggerFirings, () => RuleCounters("fired", "delivery"), description: "Trigger firings by rule and delivery (queued, suppressed, holdout, notify), on this node.");
+        meter.CreateObservableCounter(InstrumentNames.TriggerSuppressions, () => RuleCounters("suppressed", "check"), description: "Suppressed firings by rule and the check that stopped them.");
+        meter.CreateObservableCounter(InstrumentNames.TriggerConversions, () => RuleCounters("converted", "delivery"), description: "Orders within a rule's attribution window after a firing, by rule and delivery.");
+        meter.CreateObservableGauge(InstrumentNames.OutreachItems, ObserveOutreach, description: "Outreach items by channel and state (due, leased, done, dropped, expired).");
 
         meter.CreateObservableCounter(InstrumentNames.EventsConsumed, ObserveEvents, description: "Input records processed, by topic and event type (type 'invalid' for dead letters).");
         meter.CreateObservableCounter(InstrumentNames.EventsDuplicate, () => _snapshot().Duplicates, description: "Events ignored because their eventId was seen before for the customer.");
@@ -91,6 +109,33 @@ public sealed class EngineInstruments
     public Counter<long> CheckpointsDeferred { get; }
 
     public Counter<long> RulesReloads { get; }
+
+    public Histogram<double> TriggerLatency { get; }
+
+    public Counter<long> TriggersPublished { get; }
+
+    public Counter<long> OutreachLeases { get; }
+
+    public Counter<long> OutreachOutcomes { get; }
+
+    private IEnumerable<Measurement<long>> RuleCounters(string counter, string label)
+    {
+        foreach (var (key, count) in _snapshot().RuleCounters)
+        {
+            if (key.Counter == counter)
+            {
+                yield return new Measurement<long>(count, new("rule", key.Rule), new(label, key.Group));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveOutreach()
+    {
+        foreach (var (key, count) in _snapshot().Outreach)
+        {
+            yield return new Measurement<long>(count, new("channel", key.Channel), new("state", key.State));
+        }
+    }
 
     /// <summary>Where observable instruments read from (the engine's latest snapshot).</summary>
     public void Observe(Func<EngineMetricsSnapshot> snapshot) => _snapshot = snapshot;
@@ -163,4 +208,6 @@ public sealed record EngineMetricsSnapshot
     public string RuleVersion { get; init; } = "";
     public IReadOnlyDictionary<(string Dimension, string Value), long> Population { get; init; } = new Dictionary<(string, string), long>();
     public IReadOnlyDictionary<(string Dimension, string From, string To), long> Transitions { get; init; } = new Dictionary<(string, string, string), long>();
+    public IReadOnlyDictionary<(string Rule, string Counter, string Group), long> RuleCounters { get; init; } = new Dictionary<(string, string, string), long>();
+    public IReadOnlyDictionary<(string Channel, string State), long> Outreach { get; init; } = new Dictionary<(string, string), long>();
 }

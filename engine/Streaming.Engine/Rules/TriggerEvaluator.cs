@@ -132,6 +132,14 @@ public static class TriggerEvaluator
         return (decimal)hash / ulong.MaxValue < share;
     }
 
+    /// <summary>The stable id of the next attempt of an outreach item.</summary>
+    public static string RetryId(string outreachId, int attempt)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes($"{outreachId}\nretry\n{attempt}"), hash);
+        return Convert.ToHexStringLower(hash[..16]);
+    }
+
     /// <summary>The stable id of a firing: the same customer, rule and instant give the same id.</summary>
     public static string FiringId(string customerId, string rule, long atTicks, int attempt = 1)
     {
@@ -144,7 +152,7 @@ public static class TriggerEvaluator
     /// The first check that stops contact on <paramref name="channel"/> at <paramref name="now"/>, or null if none does.
     /// Used at firing and again when a dialer leases the item.
     /// </summary>
-    public static string? Check(RuleSet rules, TriggerRule trigger, CustomerState s, ContactChannel channel, long now, string? excludeContactOf = null)
+    public static string? Check(RuleSet rules, TriggerRule trigger, CustomerState s, ContactChannel channel, long now, bool countContacts = true)
     {
         if (s.DoNotContact == true)
         {
@@ -169,7 +177,7 @@ public static class TriggerEvaluator
             return ServiceHoldCheck;
         }
 
-        if (channel == ContactChannel.Notify)
+        if (channel == ContactChannel.Notify || !countContacts)
         {
             return null;
         }

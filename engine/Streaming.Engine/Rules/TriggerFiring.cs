@@ -77,6 +77,9 @@ public sealed record TriggerFiring
 
     public int Attempt { get; init; } = 1;
 
+    /// <summary>The partition that owns the customer (set by the partition host).</summary>
+    public int Partition { get; init; }
+
     /// <summary>A short snapshot of the profile: lifecycle stage, tier, churn risk, orders, net, tags.</summary>
     public required IReadOnlyDictionary<string, object?> Profile { get; init; }
 }

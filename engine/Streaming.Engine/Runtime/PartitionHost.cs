@@ -74,7 +74,7 @@ public sealed class PartitionHost
         Rules = rules ?? RuleSetLoader.Default;
         MaxEventTicks = store.LoadMaxEventTicks(partition);
         Population = Population.Deserialize(store.LoadPopulation(partition));
-        _firings = new FiringCollector(Population);
+        _firings = new FiringCollector(Population, partition);
     }
 
     /// <summary>Firings since the last collected checkpoint (written with it, exactly once).</summary>
@@ -484,13 +484,13 @@ public sealed class PartitionHost
     }
 
     /// <summary>Collects firings for the next checkpoint and counts them (and conversions) per rule.</summary>
-    private sealed class FiringCollector(Population population) : IFiringSink
+    private sealed class FiringCollector(Population population, int partition) : IFiringSink
     {
         public List<TriggerFiring> Pending { get; } = [];
 
         public void Fired(TriggerFiring firing)
         {
-            Pending.Add(firing);
+            Pending.Add(firing with { Partition = partition });
             population.CountRule(firing.Rule, "fired", TriggerNames.Of(firing.Delivery));
             if (firing.SuppressedBy is { } check)
             {

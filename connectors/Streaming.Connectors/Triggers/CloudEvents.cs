@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Text.Json;
+using Streaming.Engine.Rules;
+
+namespace Streaming.Connectors.Triggers;
+
+/// <summary>A firing as a CloudEvents 1.0 structured-mode JSON record (CONTRACTS.md §3).</summary>
+public static class CloudEvents
+{
+    public const string Source = "streaming";
+
+    public static byte[] Serialize(TriggerFiring f)
+    {
+        using var buffer = new MemoryStream(512);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("specversion", "1.0");
+            w.WriteString("id", f.Id);
+            w.WriteString("source", Source);
+            w.WriteString("type", "streaming.trigger." + f.Rule);
+            w.WriteString("subject", f.CustomerId);
+            w.WriteString("time", Time(f.AtTicks));
+            w.WriteString("datacontenttype", "application/json");
+            w.WriteStartObject("data");
+            w.WriteString("customerId", f.CustomerId);
+            w.WriteString("rule", f.Rule);
+            w.WriteString("ruleVersion", f.RuleVersion);
+            w.WriteString("channel", TriggerNames.Of(f.Channel));
+            w.WriteNumber("priority", f.Priority);
+            w.WriteStartObject("reason");
+            foreach (var (name, value) in f.Reason)
+            {
+                w.WriteString(name, value);
+            }
+
+            w.WriteEndObject();
+            w.WriteString("delivery", TriggerNames.Of(f.Delivery));
+            if (f.SuppressedBy is null)
+            {
+                w.WriteNull("suppressedBy");
+            }
+            else
+            {
+                w.WriteString("suppressedBy", f.SuppressedBy);
+            }
+
+            if (f.Delivery == Delivery.Queued)
+            {
+                w.WriteString("outreachId", f.Id);
+                w.WriteString("dueAt", Time(f.DueTicks));
+                w.WriteString("expiresAt", Time(f.ExpiresTicks));
+            }
+            else
+            {
+                w.WriteNull("outreachId");
+            }
+
+            w.WriteBoolean("late", f.Late);
+            w.WriteStartObject("profile");
+            foreach (var (name, value) in f.Profile)
+            {
+                w.WritePropertyName(name);
+                switch (value)
+                {
+                    case null:
+                        w.WriteNullValue();
+                        break;
+                    case string s:
+                        w.WriteStringValue(s);
+                        break;
+                    case int i:
+                        w.WriteNumberValue(i);
+                        break;
+                    case decimal d:
+                        w.WriteNumberValue(d);
+                        break;
+                    case IEnumerable<string> list:
+                        w.WriteStartArray();
+                        foreach (var item in list)
+                        {
+                            w.WriteStringValue(item);
+                        }
+
+                        w.WriteEndArray();
+                        break;
+                    default:
+                        w.WriteStringValue(Convert.ToString(value, CultureInfo.InvariantCulture));
+                        break;
+                }
+            }
+
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
+    public static string Time(long ticks) =>
+        new DateTime(ticks, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,157 @@
+using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Sql;
+using Streaming.Connectors.Telemetry;
+using Streaming.Engine.Rules;
+
+namespace Streaming.Connectors.Triggers;
+
+/// <summary>
+/// The dialers' side of the outreach queue (CONTRACTS.md §7): leases with a re-check of every item against the live
+/// customer and the wall clock, acknowledgements with retries, releases and statistics.
+/// </summary>
+public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, TriggerRelay relay, TimeProvider time, EngineInstruments? instruments = null)
+{
+    public static readonly IReadOnlyList<string> Outcomes = ["answered", "no_answer", "converted", "opted_out", "failed"];
+
+    /// <summary>Due items for <paramref name="channel"/>, highest priority first, then oldest; each re-checked first.</summary>
+    public async Task<IReadOnlyList<OutreachItem>> LeaseAsync(string channel, int max, TimeSpan lease, string dialer, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().UtcTicks;
+        var leased = new List<OutreachItem>();
+
+        // Re-checks may drop or defer candidates: look further until enough are leased or none are left.
+        for (var round = 0; round < 5 && leased.Count < max; round++)
+        {
+            var candidates = store.LeaseCandidates(channel, now, (max - leased.Count) * 2 + 8);
+            if (candidates.Count == 0)
+            {
+                break;
+            }
+
+            var decisions = await engine.QueryAsync(view => candidates.Select(item => (item, Recheck(view, item, now))).ToList(), ct).ConfigureAwait(false);
+            leased.AddRange(store.ApplyLease(decisions, dialer, now, now + lease.Ticks, max - leased.Count));
+        }
+
+        instruments?.OutreachLeases.Add(leased.Count, new KeyValuePair<string, object?>("channel", channel));
+        return leased;
+    }
+
+    /// <summary>Whether an item may still go out now; runs on the engine thread.</summary>
+    private LeaseDecision Recheck(KafkaEngine.EngineView view, OutreachItem item, long now)
+    {
+        if (now > item.ExpiresTicks)
+        {
+            return new LeaseDecision(LeaseVerdict.Expire, "expired");
+        }
+
+        if (view.FindState(item.CustomerId) is not { } found)
+        {
+            return new LeaseDecision(LeaseVerdict.Drop, "customer-unknown");
+        }
+
+        var (state, host) = found;
+        var rules = host.Rules;
+        if (rules.FindTrigger(item.Rule) is not { } trigger)
+        {
+            return new LeaseDecision(LeaseVerdict.Drop, "rule-removed");
+        }
+
+        var channel = TriggerNames.Channel(item.Channel) ?? ContactChannel.Voice;
+        switch (TriggerEvaluator.Check(rules, trigger, state, channel, now, countContacts: false))
+        {
+            case TriggerEvaluator.ServiceHoldCheck:
+                return new LeaseDecision(LeaseVerdict.Defer, TriggerEvaluator.ServiceHoldCheck, state.LastCallTicks + rules.Contact.ServiceHold.Ticks);
+            case { } failed:
+                return new LeaseDecision(LeaseVerdict.Drop, failed);
+        }
+
+        if (rules.Contact.Caps.TryGetValue(channel, out var cap) && store.AttemptsSince(item.CustomerId, item.Channel, now - cap.Per.Ticks, item.OutreachId) >= cap.Max)
+        {
+            return new LeaseDecision(LeaseVerdict.Defer, TriggerEvaluator.CapCheck, now + TimeSpan.FromDays(1).Ticks);
+        }
+
+        var zone = LocalCalendar.Zone(state.TimeZone, rules.Contact.DefaultTimeZone);
+        var allowed = LocalCalendar.NextAllowed(now, rules.Contact.QuietFrom, rules.Contact.QuietTo, zone);
+        if (allowed > now)
+        {
+            return new LeaseDecision(LeaseVerdict.Defer, "quiet-hours", allowed);
+        }
+
+        // The reason must still hold (a win-back is moot once the customer ordered). Event triggers held at their event.
+        if (!trigger.IsEventTrigger)
+        {
+            var ctx = new EvalContext { Rules = rules, DefaultTimeZone = rules.Contact.DefaultTimeZone };
+            ctx.Reset(state, null, Math.Max(host.WatermarkTicks, state.EvaluatedAtTicks));
+            if (!trigger.When.Evaluate(ctx))
+            {
+                return new LeaseDecision(LeaseVerdict.Drop, "condition-gone");
+            }
+        }
+
+        return LeaseDecision.Lease;
+    }
+
+    /// <summary>Records an outcome. Idempotent. Produces it to <c>outreach-outcomes</c> first, so a failure can be retried.</summary>
+    public async Task<AckResult> AckAsync(string outreachId, string outcome, CancellationToken ct)
+    {
+        var item = store.FindOutreach(outreachId);
+        if (item is null)
+        {
+            return AckResult.NotFound;
+        }
+
+        if (item.State == OutreachStates.Done)
+        {
+            return item.Outcome == outcome ? AckResult.Done : AckResult.Conflict($"already done with outcome '{item.Outcome}'");
+        }
+
+        if (item.State is OutreachStates.Dropped or OutreachStates.Expired)
+        {
+            return AckResult.Conflict($"the item was {item.State} ({item.Reason})");
+        }
+
+        var now = time.GetUtcNow().UtcTicks;
+        OutreachItem? retry = null;
+        var trigger = engine.ActiveRules.FindTrigger(item.Rule);
+        if (outcome is "no_answer" or "failed" && trigger is not null && item.Attempt <= trigger.RetryAttempts)
+        {
+            var due = now + trigger.RetryAfter.Ticks;
+            retry = item with
+            {
+                OutreachId = TriggerEvaluator.RetryId(item.OutreachId, item.Attempt + 1),
+                Attempt = item.Attempt + 1,
+                DueTicks = due,
+                ExpiresTicks = due + trigger.Expires.Ticks,
+                State = OutreachStates.Due,
+                Reason = "retry after " + outcome,
+                Outcome = null,
+            };
+        }
+
+        await relay.ProduceOutcomeAsync(item.CustomerId, item.OutreachId, item.Channel, outcome, item.Attempt, ct).ConfigureAwait(false);
+        try
+        {
+            store.Ack(outreachId, outcome, now, retry);
+        }
+        catch (InvalidOperationException ex)
+        {
+            return AckResult.Conflict(ex.Message);
+        }
+
+        instruments?.OutreachOutcomes.Add(1, new KeyValuePair<string, object?>("channel", item.Channel), new KeyValuePair<string, object?>("outcome", outcome));
+        return AckResult.Done;
+    }
+
+    public bool Release(string outreachId) => store.Release(outreachId, time.GetUtcNow().UtcTicks);
+
+    public IReadOnlyDictionary<(string Channel, string State), long> Stats() => store.OutreachStats(time.GetUtcNow().UtcTicks);
+}
+
+/// <summary>The result of an acknowledgement.</summary>
+public sealed record AckResult(int Status, string? Detail = null)
+{
+    public static readonly AckResult Done = new(204);
+    public static readonly AckResult NotFound = new(404, "no such outreach item");
+
+    public static AckResult Conflict(string detail) => new(409, detail);
+}

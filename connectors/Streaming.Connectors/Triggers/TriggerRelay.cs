@@ -1,0 +1,164 @@
+using System.Text;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using Streaming.Connectors.Sql;
+using Streaming.Connectors.Telemetry;
+using Streaming.Engine.Events;
+
+namespace Streaming.Connectors.Triggers;
+
+/// <summary>
+/// Publishes the outbox to <c>customer-triggers</c> in order with an idempotent producer and deletes what the broker
+/// acknowledged. The outbox is written in the checkpoint transaction that caused the firings, so a crash loses none;
+/// after a crash between publish and delete a firing may be published again with the same CloudEvent id, which
+/// consumers use to de-duplicate. Also produces dialers' outcomes to <c>outreach-outcomes</c>.
+/// </summary>
+public sealed partial class TriggerRelay : IAsyncDisposable
+{
+    private const int BatchSize = 500;
+
+    private readonly SqliteStateStore _store;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly EngineInstruments? _instruments;
+    private readonly IProducer<byte[], byte[]> _producer;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
+    private Task? _loop;
+    private long _published;
+
+    public TriggerRelay(string bootstrapServers, SqliteStateStore store, TimeProvider time, ILogger logger, EngineInstruments? instruments = null)
+    {
+        _store = store;
+        _time = time;
+        _logger = logger;
+        _instruments = instruments;
+        _producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            EnableIdempotence = true,
+            Acks = Acks.All,
+            LingerMs = 5,
+            CompressionType = CompressionType.Lz4,
+            ClientId = "streaming-trigger-relay",
+            MessageTimeoutMs = 30_000,
+        }).Build();
+    }
+
+    /// <summary>Firings published since start.</summary>
+    public long Published => Interlocked.Read(ref _published);
+
+    public void Start() => _loop = Task.Factory.StartNew(Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <summary>Something was added to the outbox: look now rather than at the next poll.</summary>
+    public void Signal() => _signal.Release();
+
+    /// <summary>Produces a dialer's outcome as an <c>outreach_outcome</c> event, waiting for the broker's acknowledgement.</summary>
+    public async Task ProduceOutcomeAsync(string customerId, string outreachId, string channel, string outcome, int attempt, CancellationToken ct)
+    {
+        var at = _time.GetUtcNow();
+        var json = $$"""{"eventId":"outcome:{{outreachId}}:{{outcome}}","customerId":{{Quote(customerId)}},"occurredAt":"{{at:O}}","type":"outreach_outcome","outreachId":"{{outreachId}}","channel":"{{channel}}","outcome":"{{outcome}}","attempt":{{attempt}}}""";
+        await _producer.ProduceAsync(
+            Topics.OutreachOutcomes,
+            new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes(customerId), Value = Encoding.UTF8.GetBytes(json) },
+            ct).ConfigureAwait(false);
+    }
+
+    private static string Quote(string s) => System.Text.Json.JsonSerializer.Serialize(s);
+
+    private void Run()
+    {
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                var rows = _store.ReadOutbox(0, BatchSize);
+                if (rows.Count == 0)
+                {
+                    _signal.Wait(TimeSpan.FromMilliseconds(500), _stop.Token);
+                    continue;
+                }
+
+                var acked = PublishBatch(rows);
+                _store.DeleteOutbox(acked);
+                if (acked.Count < rows.Count)
+                {
+                    LogPublishIncomplete(acked.Count, rows.Count);
+                    _stop.Token.WaitHandle.WaitOne(backoff);
+                    backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+                }
+                else
+                {
+                    backoff = TimeSpan.FromMilliseconds(100);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            catch (Exception ex) when (ex is KafkaException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+            {
+                LogRelayFailed(ex.Message);
+                _stop.Token.WaitHandle.WaitOne(backoff);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    private List<long> PublishBatch(IReadOnlyList<OutboxRow> rows)
+    {
+        var acked = new List<long>(rows.Count);
+        var gate = new object();
+        foreach (var row in rows)
+        {
+            var seq = row.Seq;
+            var created = row.CreatedTicks;
+            _producer.Produce(
+                Topics.CustomerTriggers,
+                new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes(row.CustomerId), Value = row.Payload },
+                report =>
+                {
+                    if (report.Error.IsError)
+                    {
+                        return;
+                    }
+
+                    lock (gate)
+                    {
+                        acked.Add(seq);
+                    }
+
+                    _instruments?.TriggerLatency.Record(TimeSpan.FromTicks(Math.Max(0, _time.GetUtcNow().UtcTicks - created)).TotalSeconds);
+                });
+        }
+
+        _producer.Flush(TimeSpan.FromSeconds(30));
+        lock (gate)
+        {
+            Interlocked.Add(ref _published, acked.Count);
+            _instruments?.TriggersPublished.Add(acked.Count);
+            return [.. acked];
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
+        {
+            await _loop.ConfigureAwait(false);
+        }
+
+        _producer.Flush(TimeSpan.FromSeconds(5));
+        _producer.Dispose();
+        _stop.Dispose();
+        _signal.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Trigger relay: {Acked} of {Total} firings acknowledged; retrying the rest")]
+    private partial void LogPublishIncomplete(int acked, int total);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Trigger relay failed, retrying: {Reason}")]
+    private partial void LogRelayFailed(string reason);
+}
