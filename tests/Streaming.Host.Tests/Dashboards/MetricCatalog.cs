@@ -48,6 +48,7 @@ public static partial class MetricCatalog
     public static readonly IReadOnlyDictionary<string, string> OnlyAfterTheFact = new Dictionary<string, string>
     {
         ["streaming_checkpoints_deferred_total"] = "a checkpoint deferred because the broker did not acknowledge dead letters",
+        ["dotnet_exceptions_total"] = "the first exception thrown in the process (its series are per exception type)",
     };
 
     private static readonly string[] HistogramSuffixes = ["_bucket", "_sum", "_count"];
