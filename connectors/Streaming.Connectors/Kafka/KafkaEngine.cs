@@ -137,7 +137,7 @@ public sealed partial class KafkaEngine : IDisposable
         var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         if (_stopped.Task.IsCompleted)
         {
-            tcs.SetException(new InvalidOperationException("the engine is not running"));
+            tcs.SetException(new EngineStoppedException());
             return tcs.Task;
         }
 
@@ -888,6 +888,9 @@ public sealed partial class KafkaEngine : IDisposable
         }
     }
 }
+
+/// <summary>A query reached an engine whose thread has ended (stopping, or failed).</summary>
+public sealed class EngineStoppedException() : InvalidOperationException("the engine is not running");
 
 /// <summary>Population counts summed over the owned partitions.</summary>
 public sealed record PopulationView(

@@ -131,6 +131,21 @@ public sealed partial class SqliteStateStore
         }
     }
 
+    /// <summary>Marks due items of <paramref name="channel"/> whose expiry passed as expired; returns how many.</summary>
+    public int ExpireStale(string channel, long now)
+    {
+        lock (_gate)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText =
+                "UPDATE outreach SET state = 'expired', reason = 'expired', lease_until = 0, updated_at = $now " +
+                "WHERE channel = $ch AND expires_at < $now AND (state = 'due' OR (state = 'leased' AND lease_until <= $now))";
+            cmd.Parameters.AddWithValue("$ch", channel);
+            cmd.Parameters.AddWithValue("$now", now);
+            return cmd.ExecuteNonQuery();
+        }
+    }
+
     /// <summary>Items a dialer could lease now on <paramref name="channel"/>: due (or with an ended lease), highest priority first, then oldest.</summary>
     public IReadOnlyList<OutreachItem> LeaseCandidates(string channel, long now, int limit)
     {

@@ -18,6 +18,7 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
     {
         var now = time.GetUtcNow().UtcTicks;
         var leased = new List<OutreachItem>();
+        store.ExpireStale(channel, now);
 
         // Re-checks may drop or defer candidates: look further until enough are leased or none are left.
         for (var round = 0; round < 5 && leased.Count < max; round++)

@@ -42,7 +42,15 @@ public static class DemoCommand
                 Directory.Delete(stateDir, recursive: true);
             }
 
-            settings = settings with { BootstrapServers = null, DataDir = stateDir, Urls = parse.GetValue(urls) ?? settings.Urls };
+            // A token for this run only, so the dialer and admin routes can be tried.
+            var token = settings.AuthTokens.Count > 0 ? null : Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            settings = settings with
+            {
+                BootstrapServers = null,
+                DataDir = stateDir,
+                Urls = parse.GetValue(urls) ?? settings.Urls,
+                AuthTokens = token is null ? settings.AuthTokens : [new AccessToken(token, [AccessToken.Admin, AccessToken.Dialer])],
+            };
             using var signals = new Signals(ct);
             using var timeout = parse.GetValue(duration) is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds)) : new CancellationTokenSource();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(signals.Token, timeout.Token);
@@ -50,9 +58,15 @@ public static class DemoCommand
             var baseUrl = settings.Urls.Split(';')[0].TrimEnd('/');
             Console.Out.WriteLine($"Streaming demo: broker {host.BootstrapServers}, state {host.Store.Path}");
             Console.Out.WriteLine("Try:");
-            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/12347", "/v1/customers/tb-258029", "/v1/population", "/v1/rules", "/v1/status" })
+            foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/12347", "/v1/customers/tb-258029", "/v1/customers/17850/triggers", "/v1/population", "/v1/rules", "/v1/rules/win-back/lift", "/v1/outreach/stats", "/v1/status" })
             {
                 Console.Out.WriteLine($"  curl {baseUrl}{path}");
+            }
+
+            if (token is not null)
+            {
+                Console.Out.WriteLine($"  curl -X POST {baseUrl}/v1/outreach/lease -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"channel\":\"voice\",\"max\":5,\"leaseSeconds\":60,\"dialer\":\"demo\"}}'");
+                Console.Out.WriteLine($"  (token for this run, scopes admin and dialer: {token})");
             }
 
             Console.Out.WriteLine("Ctrl-C stops.");

@@ -2,6 +2,7 @@ using Streaming.Connectors.Kafka;
 using System.Diagnostics.Metrics;
 using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
+using Streaming.Connectors.Triggers;
 using Streaming.Engine.Events;
 using Streaming.Host.Http;
 using Streaming.Host.Metrics;
@@ -16,8 +17,10 @@ public sealed partial class EngineHost : IAsyncDisposable
 {
     private readonly ILogger _logger;
 
-    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, RulesManager rules, StreamingSettings settings, ILogger logger)
+    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, RulesManager rules, StreamingSettings settings, TriggerRelay relay, OutreachService outreach, ILogger logger)
     {
+        Relay = relay;
+        Outreach = outreach;
         Rules = rules;
         Settings = settings;
         Web = web;
@@ -35,6 +38,8 @@ public sealed partial class EngineHost : IAsyncDisposable
     public SqliteStateStore Store { get; }
     public KafkaEngine Engine { get; }
     public RulesManager Rules { get; }
+    public TriggerRelay Relay { get; }
+    public OutreachService Outreach { get; }
     public StreamingSettings Settings { get; }
 
     /// <summary>Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.</summary>
@@ -93,7 +98,11 @@ public sealed partial class EngineHost : IAsyncDisposable
             rules.Initial,
             mirror: null,
             instruments);
-        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, logger);
+        var relay = new TriggerRelay(bootstrap, store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<TriggerRelay>(), instruments);
+        engine.FiringsCommitted = relay.Signal;
+        engine.OutreachStats = () => store.OutreachStats(TimeProvider.System.GetUtcNow().UtcTicks);
+        var outreach = new OutreachService(store, engine, relay, TimeProvider.System, instruments);
+        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger);
         ApiRoutes.Map(web, host);
         if (settings.AuthTokens.Count == 0)
         {
@@ -101,6 +110,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         }
 
         engine.Start();
+        relay.Start();
         rules.Start(engine, instruments);
         await web.StartAsync(cancellationToken).ConfigureAwait(false);
         LogStarted(logger, settings.Urls, bootstrap, store.Path);
@@ -129,6 +139,17 @@ public sealed partial class EngineHost : IAsyncDisposable
         }
 
         await Rules.DisposeAsync().ConfigureAwait(false);
+
+        // The final checkpoint may have added firings: give the relay a moment to publish them (the rest waits in the
+        // outbox for the next start).
+        Relay.Signal();
+        var deadline = TimeProvider.System.GetTimestamp();
+        while (Store.OutboxBacklog() > 0 && TimeProvider.System.GetElapsedTime(deadline) < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(50).ConfigureAwait(false);
+        }
+
+        await Relay.DisposeAsync().ConfigureAwait(false);
         await Web.StopAsync(CancellationToken.None).ConfigureAwait(false);
         await Web.DisposeAsync().ConfigureAwait(false);
         Engine.Dispose();

@@ -29,6 +29,19 @@ public static class ApiRoutes
         app.UseExceptionHandler();
         app.UseStatusCodePages();
 
+        // Reads that need the engine thread answer 503 while it is stopping or after it failed.
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context).ConfigureAwait(false);
+            }
+            catch (EngineStoppedException ex) when (!context.Response.HasStarted)
+            {
+                await Results.Problem(statusCode: 503, title: "engine not running", detail: ex.Message).ExecuteAsync(context).ConfigureAwait(false);
+            }
+        });
+
         // Resolved now, before the engine starts: a listener only sees measurements made after it subscribed.
         var collector = app.Services.GetRequiredService<PrometheusCollector>();
         var instruments = app.Services.GetRequiredService<MetricsInstruments>();
@@ -79,6 +92,8 @@ public static class ApiRoutes
                 ? Results.Problem(statusCode: 404, title: "customer not found", detail: $"no customer '{customerId}' on this node")
                 : Results.Ok(profile);
         });
+
+        TriggerRoutes.Map(app, host);
 
         app.MapGet("/v1/population", async (CancellationToken ct) =>
         {
