@@ -76,6 +76,25 @@ public sealed class EngineInstruments
         TriggersPublished = meter.CreateCounter<long>(InstrumentNames.TriggersPublished, description: "Firings published on customer-triggers.");
         OutreachLeases = meter.CreateCounter<long>(InstrumentNames.OutreachLeases, description: "Outreach items leased by dialers, by channel.");
         OutreachOutcomes = meter.CreateCounter<long>(InstrumentNames.OutreachOutcomes, description: "Outcomes reported by dialers, by channel and outcome.");
+        // Counters of rare events start at zero for every known label value, so rates and alerts see 0, not "no data".
+        foreach (var code in Streaming.Engine.Events.DecodeError.Codes)
+        {
+            DeadLetters.Add(0, new KeyValuePair<string, object?>("reason", code));
+        }
+
+        CheckpointsDeferred.Add(0);
+        RulesReloads.Add(0, new KeyValuePair<string, object?>("result", "accepted"));
+        RulesReloads.Add(0, new KeyValuePair<string, object?>("result", "rejected"));
+        TriggersPublished.Add(0);
+        foreach (var channel in new[] { "voice", "sms" })
+        {
+            OutreachLeases.Add(0, new KeyValuePair<string, object?>("channel", channel));
+            foreach (var outcome in new[] { "answered", "no_answer", "converted", "opted_out", "failed" })
+            {
+                OutreachOutcomes.Add(0, new KeyValuePair<string, object?>("channel", channel), new KeyValuePair<string, object?>("outcome", outcome));
+            }
+        }
+
         meter.CreateObservableCounter(InstrumentNames.TriggerFirings, () => RuleCounters("fired", "delivery"), description: "Trigger firings by rule and delivery (queued, suppressed, holdout, notify), on this node.");
         meter.CreateObservableCounter(InstrumentNames.TriggerSuppressions, () => RuleCounters("suppressed", "check"), description: "Suppressed firings by rule and the check that stopped them.");
         meter.CreateObservableCounter(InstrumentNames.TriggerConversions, () => RuleCounters("converted", "delivery"), description: "Orders within a rule's attribution window after a firing, by rule and delivery.");

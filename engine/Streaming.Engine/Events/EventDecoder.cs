@@ -6,6 +6,13 @@ namespace Streaming.Engine.Events;
 /// <summary>Why an input record was rejected: a stable code (a metric label) and a human-readable detail.</summary>
 public readonly record struct DecodeError(string Code, string Detail)
 {
+    /// <summary>Every code the decoder gives (dead-letter reasons; metrics pre-create a series for each).</summary>
+    public static readonly IReadOnlyList<string> Codes =
+    [
+        "empty", "invalid-field", "invalid-json", "key-mismatch", "missing-field", "missing-key", "not-an-object", "oversized",
+        "time-out-of-range", "unknown-topic", "unknown-type", "wrong-type",
+    ];
+
     public override string ToString() => Code + ": " + Detail;
 }
 

@@ -29,6 +29,7 @@ public sealed record CustomerProfile
     public required IReadOnlyList<string> Channels { get; init; }
     public required IReadOnlyList<string> TopCategories { get; init; }
     public required IReadOnlyList<string> TopProducts { get; init; }
+    public required OutreachView Outreach { get; init; }
 
     /// <summary>
     /// The profile as of the partition's watermark. Values that depend on "now" are computed at it: recency here,
@@ -133,6 +134,7 @@ public sealed record CustomerProfile
         Channels = ChannelNames(s.ChannelsUsed),
         TopCategories = s.TopCategories.Ranked(),
         TopProducts = s.TopProducts.Ranked(),
+        Outreach = OutreachView.From(s),
     };
 
     private static List<string> ChannelNames(Channels channels)
@@ -163,6 +165,57 @@ public sealed record OrdersView
     public required int Items { get; init; }
     public required DateTimeOffset? FirstAt { get; init; }
     public required DateTimeOffset? LastAt { get; init; }
+}
+
+/// <summary>Engagement with outreach: outcomes per channel, the channel and local hour that answer best.</summary>
+public sealed record OutreachView
+{
+    public required IReadOnlyDictionary<string, ChannelOutcomes> Channels { get; init; }
+
+    /// <summary>The channel with the best response rate (ties: more attempts), null before any outcome.</summary>
+    public required string? PreferredChannel { get; init; }
+
+    /// <summary>The local hour (0–23) with the most answered contacts, null before any.</summary>
+    public required int? BestContactHour { get; init; }
+
+    public static OutreachView From(CustomerState s)
+    {
+        var names = new[] { "voice", "sms", "email" };
+        var channels = new Dictionary<string, ChannelOutcomes>(StringComparer.Ordinal);
+        for (var i = 0; i < names.Length; i++)
+        {
+            var attempts = s.OutcomeCounts[i * 3];
+            var answered = s.OutcomeCounts[(i * 3) + 1];
+            channels[names[i]] = new ChannelOutcomes
+            {
+                Attempts = attempts,
+                Answered = answered,
+                Converted = s.OutcomeCounts[(i * 3) + 2],
+                ResponseRate = attempts == 0 ? null : Math.Round((decimal)answered / attempts, 4),
+            };
+        }
+
+        var preferred = channels.Where(c => c.Value.Attempts > 0)
+            .OrderByDescending(c => c.Value.ResponseRate).ThenByDescending(c => c.Value.Attempts).Select(c => c.Key).FirstOrDefault();
+        int? best = null;
+        for (var h = 0; h < 24; h++)
+        {
+            if (s.AnsweredHours[h] > 0 && (best is null || s.AnsweredHours[h] > s.AnsweredHours[best.Value]))
+            {
+                best = h;
+            }
+        }
+
+        return new OutreachView { Channels = channels, PreferredChannel = preferred, BestContactHour = best };
+    }
+}
+
+public sealed record ChannelOutcomes
+{
+    public required int Attempts { get; init; }
+    public required int Answered { get; init; }
+    public required int Converted { get; init; }
+    public required decimal? ResponseRate { get; init; }
 }
 
 public sealed record RfmView

@@ -89,6 +89,8 @@ public sealed partial class EngineHost : IAsyncDisposable
             throw;
         }
 
+        // The collector listens from now on: instruments created below are seen from their first measurement.
+        _ = web.Services.GetRequiredService<Metrics.PrometheusCollector>();
         var instruments = new EngineInstruments(web.Services.GetRequiredService<IMeterFactory>());
         var engine = new KafkaEngine(
             settings.ToEngineOptions(bootstrap),
