@@ -39,6 +39,16 @@ public static class RedisConnection
         return options;
     }
 
+    /// <summary>The endpoint for logs and status: never the password a connection string may hold.</summary>
+    public static string Describe(ConfigurationOptions options) => options.EndPoints.Count == 0 ? "?" : Format(options.EndPoints[0]);
+
+    private static string Format(System.Net.EndPoint endPoint) => endPoint switch
+    {
+        System.Net.DnsEndPoint dns => $"{dns.Host}:{dns.Port}",
+        System.Net.IPEndPoint ip => ip.ToString(),
+        _ => endPoint.ToString() ?? "?",
+    };
+
     /// <summary>Connects; with Redis down this returns a disconnected multiplexer that keeps trying.</summary>
     public static async Task<ConnectionMultiplexer> ConnectAsync(ConfigurationOptions options) =>
         await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);

@@ -45,6 +45,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
     private readonly RedisMirrorOptions _options;
     private readonly RedisKeySchema _schema;
     private readonly ConfigurationOptions _connectionOptions;
+    private readonly string _endpoint;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly MirrorInstruments _instruments;
@@ -78,6 +79,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
         _options = options;
         _schema = new RedisKeySchema(options.Prefix);
         _connectionOptions = RedisConnection.Parse(options.Connection);
+        _endpoint = RedisConnection.Describe(_connectionOptions);
         _logger = logger;
         _time = time ?? TimeProvider.System;
         _instruments = new MirrorInstruments(meterFactory, () => Pending, () => LagCheckpoints);
@@ -85,6 +87,9 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
     }
 
     public RedisKeySchema Schema => _schema;
+
+    /// <summary>The server, as logs show it (never the password of the connection string).</summary>
+    public string Endpoint => _endpoint;
 
     /// <summary>
     /// Customers changed but not yet written: pending, or in the batches being written (a customer that changes again
@@ -403,7 +408,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
 
         if (!_connection.IsConnected)
         {
-            throw new InvalidOperationException($"not connected to {_options.Connection}");
+            throw new InvalidOperationException($"not connected to {_endpoint}");
         }
 
         if (_failures > 0)
@@ -424,12 +429,12 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
         {
             _failingSince = now;
             _lastFailureLog = now;
-            LogWriteFailed(ex, _options.Connection, Pending, LagCheckpoints, Backoff(_failures).TotalMilliseconds);
+            LogWriteFailed(ex, _endpoint, Pending, LagCheckpoints, Backoff(_failures).TotalMilliseconds);
         }
         else if (_time.GetElapsedTime(_lastFailureLog, now) >= _options.FailureLogInterval)
         {
             _lastFailureLog = now;
-            LogStillFailing(_options.Connection, _failures, _time.GetElapsedTime(_failingSince, now).TotalSeconds, Pending, LagCheckpoints, ex.Message);
+            LogStillFailing(_endpoint, _failures, _time.GetElapsedTime(_failingSince, now).TotalSeconds, Pending, LagCheckpoints, ex.Message);
         }
     }
 

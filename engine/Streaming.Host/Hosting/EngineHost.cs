@@ -1,4 +1,6 @@
+using System.Diagnostics.Metrics;
 using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Redis;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Events;
 using Streaming.Host.Http;
@@ -14,8 +16,9 @@ public sealed partial class EngineHost : IAsyncDisposable
 {
     private readonly ILogger _logger;
 
-    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, RulesManager rules, StreamingSettings settings, ILogger logger)
+    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, RulesManager rules, StreamingSettings settings, ILogger logger, RedisMirror? mirror)
     {
+        Mirror = mirror;
         Rules = rules;
         Settings = settings;
         Web = web;
@@ -34,6 +37,9 @@ public sealed partial class EngineHost : IAsyncDisposable
     public KafkaEngine Engine { get; }
     public RulesManager Rules { get; }
     public StreamingSettings Settings { get; }
+
+    /// <summary>The Redis mirror, or null when <c>Streaming:Redis:Connection</c> is not set.</summary>
+    public RedisMirror? Mirror { get; }
 
     /// <summary>Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.</summary>
     public static async Task<EngineHost> StartAsync(StreamingSettings settings, LogLevel minimumLevel, CancellationToken cancellationToken)
@@ -82,8 +88,18 @@ public sealed partial class EngineHost : IAsyncDisposable
             throw;
         }
 
-        var engine = new KafkaEngine(settings.ToEngineOptions(bootstrap), store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(), rules.Initial);
-        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, logger);
+        RedisMirror? mirror = null;
+        if (settings.RedisConnection is { } redis)
+        {
+            mirror = new RedisMirror(
+                new RedisMirrorOptions { Connection = redis, Prefix = settings.RedisPrefix },
+                web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<RedisMirror>(),
+                web.Services.GetRequiredService<IMeterFactory>());
+            LogMirror(logger, mirror.Endpoint, settings.RedisPrefix);
+        }
+
+        var engine = new KafkaEngine(settings.ToEngineOptions(bootstrap), store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(), rules.Initial, mirror);
+        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, logger, mirror);
         ApiRoutes.Map(web, host);
         if (settings.AuthTokens.Count == 0)
         {
@@ -118,6 +134,12 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogStopFailed(_logger, ex);
         }
 
+        // After the engine's final checkpoint, so its changes get a chance to reach Redis (bounded: Redis may be down).
+        if (Mirror is not null)
+        {
+            await Mirror.StopAsync(RedisMirror.DefaultDrainTimeout).ConfigureAwait(false);
+        }
+
         await Rules.DisposeAsync().ConfigureAwait(false);
         await Web.StopAsync(CancellationToken.None).ConfigureAwait(false);
         await Web.DisposeAsync().ConfigureAwait(false);
@@ -137,6 +159,9 @@ public sealed partial class EngineHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "No access tokens configured (Streaming:Auth:Tokens): routes that change the configuration (PUT /v1/rules) are closed")]
     private static partial void LogNoTokens(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Mirroring checkpoints to Redis at {Endpoint} under the prefix '{Prefix}'")]
+    private static partial void LogMirror(ILogger logger, string endpoint, string prefix);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The engine did not stop cleanly")]
     private static partial void LogStopFailed(ILogger logger, Exception ex);
