@@ -30,9 +30,9 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
     {
         // Each test writes under its own prefix; leave the shared server as it was.
         var db = _client.GetDatabase();
-        foreach (var key in _client.GetServer(_client.GetEndPoints()[0]).Keys(pattern: _prefix + "*"))
+        foreach (var keys in _client.GetServer(_client.GetEndPoints()[0]).Keys(pattern: _prefix + "*", pageSize: 1000).Chunk(1000))
         {
-            await db.KeyDeleteAsync(key);
+            await db.KeyDeleteAsync(keys);
         }
 
         _client.Dispose();

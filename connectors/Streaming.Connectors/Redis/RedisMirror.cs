@@ -56,7 +56,10 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
 
     // Guarded by _gate: the pending map, the sequence numbers and the idle signal.
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, PendingWrite> _pending = new(StringComparer.Ordinal);
+    private Dictionary<string, PendingWrite> _pending = new(StringComparer.Ordinal);
+
+    // The drain loop's own: the map it took last (kept for reuse) and its entries in write order.
+    private Dictionary<string, PendingWrite> _taken = new(StringComparer.Ordinal);
     private readonly List<PendingWrite> _work = [];
     private long _publishedSeq;
     private long _mirroredSeq;
@@ -261,12 +264,15 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
                 return;
             }
 
-            _work.Clear();
-            _work.AddRange(_pending.Values);
-            _pending.Clear();
-            _inFlight = _work.Count;
+            // Swap maps: the engine thread never waits for more than this.
+            (_taken, _pending) = (_pending, _taken);
+            _inFlight = _taken.Count;
             upTo = _publishedSeq;
         }
+
+        _work.Clear();
+        _work.AddRange(_taken.Values);
+        _taken.Clear();
 
         // Oldest first, so the mirrored checkpoint advances with each batch.
         _work.Sort(static (a, b) => a.FirstSeq.CompareTo(b.FirstSeq));
