@@ -461,11 +461,9 @@ public sealed partial class KafkaEngine : IDisposable
             _checkpointMs.Add(elapsed);
         }
 
-        // Durable now: the mirror may show it (never earlier, so it never shows a state a crash could take back).
-        if (batch.Projections.Count > 0)
-        {
-            _mirror?.Publish(_store.LastCheckpointSeq, batch.Projections);
-        }
+        // Durable now: the mirror may show it (never earlier, so it never shows a state a crash could take back). A
+        // checkpoint without customer changes is published too, so the mirror knows which checkpoint it is at.
+        _mirror?.Publish(_store.LastCheckpointSeq, batch.Projections);
 
         if (batch.Firings.Count > 0)
         {

@@ -1,5 +1,6 @@
-using Streaming.Connectors.Kafka;
 using System.Diagnostics.Metrics;
+using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Redis;
 using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Connectors.Triggers;
@@ -17,10 +18,11 @@ public sealed partial class EngineHost : IAsyncDisposable
 {
     private readonly ILogger _logger;
 
-    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, RulesManager rules, StreamingSettings settings, TriggerRelay relay, OutreachService outreach, ILogger logger)
+    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, RulesManager rules, StreamingSettings settings, TriggerRelay relay, OutreachService outreach, ILogger logger, RedisMirror? mirror)
     {
         Relay = relay;
         Outreach = outreach;
+        Mirror = mirror;
         Rules = rules;
         Settings = settings;
         Web = web;
@@ -41,6 +43,9 @@ public sealed partial class EngineHost : IAsyncDisposable
     public TriggerRelay Relay { get; }
     public OutreachService Outreach { get; }
     public StreamingSettings Settings { get; }
+
+    /// <summary>The Redis mirror, or null when <c>Streaming:Redis:Connection</c> is not set.</summary>
+    public RedisMirror? Mirror { get; }
 
     /// <summary>Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.</summary>
     public static async Task<EngineHost> StartAsync(StreamingSettings settings, LogLevel minimumLevel, CancellationToken cancellationToken)
@@ -92,19 +97,29 @@ public sealed partial class EngineHost : IAsyncDisposable
         // The collector listens from now on: instruments created below are seen from their first measurement.
         _ = web.Services.GetRequiredService<Metrics.PrometheusCollector>();
         var instruments = new EngineInstruments(web.Services.GetRequiredService<IMeterFactory>());
+        RedisMirror? mirror = null;
+        if (settings.RedisConnection is { } redis)
+        {
+            mirror = new RedisMirror(
+                new RedisMirrorOptions { Connection = redis, Prefix = settings.RedisPrefix },
+                web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<RedisMirror>(),
+                web.Services.GetRequiredService<IMeterFactory>());
+            LogMirror(logger, mirror.Endpoint, settings.RedisPrefix);
+        }
+
         var engine = new KafkaEngine(
             settings.ToEngineOptions(bootstrap),
             store,
             TimeProvider.System,
             web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(),
             rules.Initial,
-            mirror: null,
+            mirror,
             instruments);
         var relay = new TriggerRelay(bootstrap, store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<TriggerRelay>(), instruments);
         engine.FiringsCommitted = relay.Signal;
         engine.OutreachStats = () => store.OutreachStats(TimeProvider.System.GetUtcNow().UtcTicks);
         var outreach = new OutreachService(store, engine, relay, TimeProvider.System, instruments);
-        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger);
+        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger, mirror);
         ApiRoutes.Map(web, host);
         if (settings.AuthTokens.Count == 0)
         {
@@ -140,6 +155,12 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogStopFailed(_logger, ex);
         }
 
+        // After the engine's final checkpoint, so its changes get a chance to reach Redis (bounded: Redis may be down).
+        if (Mirror is not null)
+        {
+            await Mirror.StopAsync(RedisMirror.DefaultDrainTimeout).ConfigureAwait(false);
+        }
+
         await Rules.DisposeAsync().ConfigureAwait(false);
 
         // The final checkpoint may have added firings: give the relay a moment to publish them (the rest waits in the
@@ -170,6 +191,9 @@ public sealed partial class EngineHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "No access tokens configured (Streaming:Auth:Tokens): routes that change the configuration (PUT /v1/rules) are closed")]
     private static partial void LogNoTokens(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Mirroring checkpoints to Redis at {Endpoint} under the prefix '{Prefix}'")]
+    private static partial void LogMirror(ILogger logger, string endpoint, string prefix);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The engine did not stop cleanly")]
     private static partial void LogStopFailed(ILogger logger, Exception ex);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Redis;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Runtime;
@@ -52,6 +53,12 @@ public sealed record StreamingSettings
     /// <summary>Bearer tokens and their scopes (<c>admin</c>, <c>dialer</c>); none = the guarded routes are closed.</summary>
     public IReadOnlyList<AccessToken> AuthTokens { get; init; } = [];
 
+    /// <summary>The Redis mirror's server (a StackExchange.Redis connection string); null = no mirror.</summary>
+    public string? RedisConnection { get; init; }
+
+    /// <summary>The prefix of every key the mirror writes.</summary>
+    public string RedisPrefix { get; init; } = RedisKeySchema.DefaultPrefix;
+
     /// <summary>Meters exported on <c>/metrics</c>: those whose names start with one of these.</summary>
     public IReadOnlyList<string> MetricsMeterPrefixes { get; init; } = PrometheusCollectorOptions.DefaultMeterPrefixes;
 
@@ -102,8 +109,37 @@ public sealed record StreamingSettings
             },
             IdleAfterSeconds = Int(s, "Engine:IdleAfterSeconds", defaults.IdleAfterSeconds, 1, 86_400),
             AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
+            RedisConnection = RedisConnectionSetting(s["Redis:Connection"]),
+            RedisPrefix = RedisPrefixSetting(s["Redis:Prefix"]) ?? defaults.RedisPrefix,
         };
     }
+
+    /// <summary>A usable Redis connection string or null (blank = no mirror).</summary>
+    public static string? RedisConnectionSetting(string? raw)
+    {
+        if (Blank(raw) is not { } connection)
+        {
+            return null;
+        }
+
+        try
+        {
+            Streaming.Connectors.Redis.RedisConnection.Parse(connection);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new InvalidOperationException("configuration Streaming:Redis:Connection: " + ex.Message, ex);
+        }
+
+        return connection;
+    }
+
+    /// <summary>The prefix if valid, null if absent.</summary>
+    public static string? RedisPrefixSetting(string? raw) => raw is null
+        ? null
+        : RedisKeySchema.Validate(raw) is { } error
+            ? throw new InvalidOperationException("configuration Streaming:Redis:Prefix: " + error)
+            : raw;
 
     private static List<AccessToken> Tokens(IConfigurationSection section)
     {
@@ -155,7 +191,7 @@ public sealed record StreamingSettings
     };
 
     /// <summary>Settings as the log shows them at start: tokens by count only.</summary>
-    public override string ToString() => $"StreamingSettings {{ DataDir = {DataDir}, Urls = {Urls}, Tokens = {AuthTokens.Count} }}";
+    public override string ToString() => $"StreamingSettings {{ DataDir = {DataDir}, Urls = {Urls}, Tokens = {AuthTokens.Count}, Redis = {(RedisConnection is null ? "none" : "configured")} }}";
 
     private static string? Blank(string? v) => string.IsNullOrWhiteSpace(v) ? null : v;
 

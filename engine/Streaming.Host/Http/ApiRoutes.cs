@@ -77,6 +77,20 @@ public static class ApiRoutes
                 passivations = host.Engine.Passivations,
                 ready = host.Engine.Ready,
                 partitions = status.Partitions.Select(p => new { topic = p.Topic, partition = p.Partition, offset = p.Offset, lag = p.Lag, watermark = p.Watermark }),
+                mirror = host.Mirror is { } m
+                    ? new
+                    {
+                        enabled = true,
+                        endpoint = m.Endpoint,
+                        prefix = m.Schema.Prefix,
+                        pending = m.Pending,
+                        lagCheckpoints = m.LagCheckpoints,
+                        lastSeq = m.MirroredSeq,
+                        publishedSeq = m.PublishedSeq,
+                        writes = m.Writes,
+                        errors = m.Errors,
+                    }
+                    : null,
             });
         });
 

@@ -33,7 +33,12 @@ public sealed class BrokerProcess : IAsyncDisposable
         }
 
         var bootstrap = (await File.ReadAllTextAsync(file)).Trim();
-        Assert.Contains("bootstrap=" + bootstrap, process.StandardOutput, StringComparison.Ordinal);
+
+        // The line is printed before the file is written, but the pipe's reader may deliver it a moment later.
+        await Eventually.WaitAsync(
+            () => Task.FromResult(process.StandardOutput.Contains("bootstrap=" + bootstrap, StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(10),
+            () => $"'bootstrap={bootstrap}' on the broker's stdout: '{process.StandardOutput}'");
         return new BrokerProcess(process, bootstrap, dir);
     }
 

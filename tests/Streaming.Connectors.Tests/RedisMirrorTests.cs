@@ -1,0 +1,467 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
+using Streaming.Connectors.Redis;
+using Streaming.Connectors.Sql;
+using Streaming.Engine.Model;
+using Streaming.Engine.Runtime;
+using Streaming.Tests.Shared;
+using Xunit.Abstractions;
+
+namespace Streaming.Connectors.Tests;
+
+/// <summary>The Redis mirror against a real redis-server: the shared one of the test run, or private ones it controls.</summary>
+public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+    private static readonly long T0 = new DateTime(2011, 3, 1, 12, 0, 0, DateTimeKind.Utc).Ticks;
+
+    private readonly string _prefix = "test-" + Guid.NewGuid().ToString("N")[..10] + ":";
+    private RedisTestServer _redis = null!;
+    private ConnectionMultiplexer _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        _redis = await RedisTestServer.SharedOrPrivateAsync();
+        _client = await ConnectionMultiplexer.ConnectAsync(_redis.Connection);
+    }
+
+    public async Task DisposeAsync()
+    {
+        // Each test writes under its own prefix; leave the shared server as it was.
+        var db = _client.GetDatabase();
+        foreach (var keys in _client.GetServer(_client.GetEndPoints()[0]).Keys(pattern: _prefix + "*", pageSize: 1000).Chunk(1000))
+        {
+            await db.KeyDeleteAsync(keys);
+        }
+
+        _client.Dispose();
+        await _redis.DisposeAsync();
+    }
+
+    private IDatabase Db => _client.GetDatabase();
+
+    private static CustomerProjection Customer(string id, int orders = 3, decimal net = 120.50m, string? stage = "active", string? tier = "silver", string? segment = "loyal", int risk = 10, string[]? tags = null, string? rules = "default@0123456789ab", long updated = 0) =>
+        new(id, 7, orders, net, stage, tier, segment, risk, tags ?? ["frequent_buyer", "high_value"], rules, updated == 0 ? T0 : updated);
+
+    private RedisMirror Mirror(string? connection = null, IMeterFactory? meters = null, TimeSpan? operationTimeout = null) =>
+        new(new RedisMirrorOptions
+        {
+            Connection = connection ?? _redis.Connection,
+            Prefix = _prefix,
+            OperationTimeout = operationTimeout ?? TimeSpan.FromSeconds(5),
+            MaxBackoff = TimeSpan.FromMilliseconds(500),
+        }, NullLogger.Instance, meters);
+
+    private Dictionary<string, string> Hash(string id) =>
+        Db.HashGetAll(_prefix + "customer:" + id).ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
+
+    private string[] Members(string set) => Db.SetMembers(_prefix + set).Select(m => (string)m!).Order(StringComparer.Ordinal).ToArray();
+
+    [Fact]
+    public async Task Writes_every_field_of_the_schema_and_joins_the_sets()
+    {
+        await using var mirror = Mirror();
+        mirror.Publish(4, [Customer("c1", updated: T0 + 1234567), Customer("c2", tags: [], stage: "new", net: -3m)]);
+
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+
+        Assert.Equal(
+            new Dictionary<string, string>
+            {
+                ["ordersCount"] = "3",
+                ["netAmount"] = "120.50",
+                ["lifecycleStage"] = "active",
+                ["tier"] = "silver",
+                ["rfmSegment"] = "loyal",
+                ["churnRisk"] = "10",
+                ["tags"] = "frequent_buyer,high_value",
+                ["ruleVersion"] = "default@0123456789ab",
+                ["updatedAt"] = "2011-03-01T12:00:00.1234567Z",
+                ["seq"] = "4",
+            },
+            Hash("c1"));
+        Assert.Equal("", Hash("c2")["tags"]);
+        Assert.Equal("-3", Hash("c2")["netAmount"]);
+        Assert.Equal("2011-03-01T12:00:00Z", Hash("c2")["updatedAt"]);
+        Assert.Equal(["c1"], Members("tag:frequent_buyer"));
+        Assert.Equal(["c1"], Members("tag:high_value"));
+        Assert.Equal(["c1"], Members("stage:active"));
+        Assert.Equal(["c2"], Members("stage:new"));
+        Assert.Equal(4, mirror.MirroredSeq);
+        Assert.Equal(0, mirror.LagCheckpoints);
+        Assert.Equal(0, mirror.Pending);
+        Assert.Equal(2, mirror.Writes);
+    }
+
+    [Fact]
+    public async Task A_key_never_moves_backwards()
+    {
+        await using var mirror = Mirror();
+        mirror.Publish(5, [Customer("c1", orders: 5, tags: ["vip"], stage: "active")]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+
+        // An older checkpoint arriving late (another writer, a replay) is refused atomically, sets included.
+        mirror.Publish(3, [Customer("c1", orders: 3, tags: ["lapsed"], stage: "dormant")]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+
+        var hash = Hash("c1");
+        Assert.Equal("5", hash["seq"]);
+        Assert.Equal("5", hash["ordersCount"]);
+        Assert.Equal(["c1"], Members("tag:vip"));
+        Assert.Empty(Members("tag:lapsed"));
+        Assert.Empty(Members("stage:dormant"));
+        Assert.Equal(1, mirror.NewerPresent);
+
+        // The same seq again changes nothing either.
+        mirror.Publish(5, [Customer("c1", orders: 99)]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+        Assert.Equal("5", Hash("c1")["ordersCount"]);
+    }
+
+    [Fact]
+    public async Task Sets_stay_exact_as_tags_and_stage_change()
+    {
+        await using var mirror = Mirror();
+        mirror.Publish(1, [Customer("c1", tags: ["frequent_buyer", "vip"], stage: "active"), Customer("c2", tags: ["vip"], stage: "active")]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+        Assert.Equal(["c1", "c2"], Members("tag:vip"));
+
+        mirror.Publish(2, [Customer("c1", tags: ["lapsed"], stage: "dormant")]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+        Assert.Equal(["c2"], Members("tag:vip"));
+        Assert.Empty(Members("tag:frequent_buyer"));
+        Assert.False(Db.KeyExists(_prefix + "tag:frequent_buyer"));
+        Assert.Equal(["c1"], Members("tag:lapsed"));
+        Assert.Equal(["c2"], Members("stage:active"));
+        Assert.Equal(["c1"], Members("stage:dormant"));
+
+        // No stage, no tags: empty fields and no memberships.
+        mirror.Publish(3, [Customer("c1", tags: [], stage: null, tier: null, segment: null, rules: null)]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+        var hash = Hash("c1");
+        Assert.Equal("", hash["tags"]);
+        Assert.Equal("", hash["lifecycleStage"]);
+        Assert.Equal("", hash["tier"]);
+        Assert.Equal("", hash["rfmSegment"]);
+        Assert.Equal("", hash["ruleVersion"]);
+        Assert.Empty(Members("tag:lapsed"));
+        Assert.Empty(Members("stage:dormant"));
+        Assert.Equal(["c2"], Members("stage:active"));
+    }
+
+    [Fact]
+    public async Task Prefixes_are_isolated()
+    {
+        var other = "test-" + Guid.NewGuid().ToString("N")[..10] + ":";
+        await using (var mirror = Mirror())
+        await using (var second = new RedisMirror(new RedisMirrorOptions { Connection = _redis.Connection, Prefix = other }, NullLogger.Instance))
+        {
+            mirror.Publish(1, [Customer("c1", orders: 1, tags: ["vip"])]);
+            second.Publish(9, [Customer("c1", orders: 2, tags: ["lapsed"])]);
+            Assert.True(await mirror.WaitIdleAsync(Wait));
+            Assert.True(await second.WaitIdleAsync(Wait));
+        }
+
+        try
+        {
+            Assert.Equal("1", Hash("c1")["ordersCount"]);
+            Assert.Equal(["c1"], Members("tag:vip"));
+            Assert.Empty(Members("tag:lapsed"));
+            Assert.Equal("2", (string)Db.HashGet(other + "customer:c1", "ordersCount")!);
+            Assert.False(Db.KeyExists(other + "tag:vip"));
+        }
+        finally
+        {
+            Db.KeyDelete([other + "customer:c1", other + "tag:lapsed", other + "stage:active"]);
+        }
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("app:v1.mirror_2-")]
+    public void Accepts_plain_prefixes(string prefix) => Assert.Null(RedisKeySchema.Validate(prefix));
+
+    [Theory]
+    [InlineData("a*")]
+    [InlineData("a b")]
+    [InlineData("{tag}")]
+    [InlineData("x?")]
+    public void Refuses_prefixes_with_glob_or_hash_tag_characters(string prefix)
+    {
+        Assert.NotNull(RedisKeySchema.Validate(prefix));
+        Assert.Throws<ArgumentException>(() => new RedisMirror(new RedisMirrorOptions { Connection = "127.0.0.1:1", Prefix = prefix }, NullLogger.Instance));
+    }
+
+    /// <summary>
+    /// Redis not there yet: the engine's publishes return at once, the pending map keeps one entry per customer (the
+    /// latest), the lag grows, errors are counted; once the server starts, each customer is written once, at its latest seq.
+    /// </summary>
+    [Fact]
+    public async Task While_redis_is_away_pending_keeps_the_latest_per_customer_and_catches_up()
+    {
+        await using var later = await RedisTestServer.StartPrivateAsync(start: false);
+        await using var mirror = Mirror(later.Connection);
+        for (var seq = 1; seq <= 10; seq++)
+        {
+            var batch = new List<CustomerProjection>();
+            for (var c = 0; c < 100; c++)
+            {
+                batch.Add(Customer("c" + c, orders: seq, tags: seq % 2 == 0 ? ["vip"] : ["lapsed"]));
+            }
+
+            mirror.Publish(seq, batch);
+        }
+
+        await Eventually.Require(Wait, () => mirror.Errors >= 2, () => $"errors {mirror.Errors}");
+        Assert.Equal(100, mirror.Pending);
+        Assert.Equal(10, mirror.LagCheckpoints);
+        Assert.Equal(0, mirror.Writes);
+        Assert.False(await mirror.WaitIdleAsync(TimeSpan.FromMilliseconds(200)));
+
+        await later.StartAsync();
+        Assert.True(await mirror.WaitIdleAsync(Wait), $"pending {mirror.Pending}, errors {mirror.Errors}");
+
+        Assert.Equal(100, mirror.Writes);
+        Assert.Equal(0, mirror.LagCheckpoints);
+        using var client = await ConnectionMultiplexer.ConnectAsync(later.Connection);
+        var db = client.GetDatabase();
+        for (var c = 0; c < 100; c++)
+        {
+            Assert.Equal("10", (string)db.HashGet(_prefix + "customer:c" + c, "seq")!);
+            Assert.Equal("10", (string)db.HashGet(_prefix + "customer:c" + c, "ordersCount")!);
+        }
+
+        Assert.Equal(100, db.SetLength(_prefix + "tag:vip"));
+        Assert.False(db.KeyExists(_prefix + "tag:lapsed"));
+    }
+
+    /// <summary>
+    /// A hung server (SIGSTOP keeps its sockets and data): batches time out, are put back merged, and are written after
+    /// SIGCONT; the batches that timed out may still run late, and the seq check makes them harmless.
+    /// </summary>
+    [Fact]
+    public async Task A_hung_server_delays_but_never_rewinds_the_mirror()
+    {
+        await using var hung = await RedisTestServer.StartPrivateAsync();
+        await using var mirror = Mirror(hung.Connection, operationTimeout: TimeSpan.FromMilliseconds(300));
+        var ids = Enumerable.Range(0, 50).Select(i => "c" + i).ToList();
+        mirror.Publish(1, ids.Select(id => Customer(id, orders: 1, tags: ["vip"])).ToList());
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+
+        await hung.PauseAsync();
+        try
+        {
+            mirror.Publish(2, ids.Select(id => Customer(id, orders: 2, tags: ["lapsed"])).ToList());
+            await Eventually.Require(Wait, () => mirror.Errors >= 1, () => $"errors {mirror.Errors}");
+            mirror.Publish(3, ids.Take(25).Select(id => Customer(id, orders: 3, tags: ["frequent_buyer"])).ToList());
+            await Eventually.Require(Wait, () => mirror.Errors >= 3, () => $"errors {mirror.Errors}");
+            Assert.Equal(50, mirror.Pending);
+            Assert.Equal(2, mirror.LagCheckpoints);
+        }
+        finally
+        {
+            await hung.ResumeAsync();
+        }
+
+        Assert.True(await mirror.WaitIdleAsync(Wait), $"pending {mirror.Pending}, errors {mirror.Errors}");
+        using var client = await ConnectionMultiplexer.ConnectAsync(hung.Connection);
+        var db = client.GetDatabase();
+        foreach (var (id, i) in ids.Select((id, i) => (id, i)))
+        {
+            var want = i < 25 ? "3" : "2";
+            Assert.Equal(want, (string)db.HashGet(_prefix + "customer:" + id, "seq")!);
+            Assert.Equal(want, (string)db.HashGet(_prefix + "customer:" + id, "ordersCount")!);
+        }
+
+        Assert.False(db.KeyExists(_prefix + "tag:vip"));
+        Assert.Equal(25, db.SetLength(_prefix + "tag:lapsed"));
+        Assert.Equal(25, db.SetLength(_prefix + "tag:frequent_buyer"));
+    }
+
+    [Fact]
+    public async Task Publishing_never_waits_for_redis()
+    {
+        await using var hung = await RedisTestServer.StartPrivateAsync();
+        await using var mirror = Mirror(hung.Connection, operationTimeout: TimeSpan.FromMilliseconds(300));
+        await hung.PauseAsync();
+        try
+        {
+            var batch = Enumerable.Range(0, 20_000).Select(i => Customer("c" + i)).ToList();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            for (var seq = 1; seq <= 20; seq++)
+            {
+                mirror.Publish(seq, batch);
+            }
+
+            // 400,000 merges while Redis hangs: bounded by the map, not by Redis.
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"publishing took {clock.Elapsed}");
+
+            // Once a failed attempt has put its batch back, each customer is pending once, with its latest state.
+            var errors = mirror.Errors;
+            await Eventually.Require(Wait, () => mirror.Errors > errors, () => $"errors {mirror.Errors}");
+            Assert.Equal(20_000, mirror.Pending);
+            Assert.Equal(20, mirror.LagCheckpoints);
+        }
+        finally
+        {
+            await hung.ResumeAsync();
+        }
+    }
+
+    /// <summary>Catch-up speed: 50,000 changed customers (as after an outage) written in batches of 500; reported, loosely bounded.</summary>
+    [Fact]
+    public async Task Catches_up_thousands_of_customers_per_second()
+    {
+        await using var mirror = Mirror();
+        var customers = Enumerable.Range(0, 50_000)
+            .Select(i => Customer("t" + i, orders: i % 40, net: i * 1.5m, stage: i % 3 == 0 ? "active" : "dormant", tags: i % 5 == 0 ? ["vip", "high_value"] : ["lapsed"]))
+            .ToList();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        mirror.Publish(1, customers);
+        Assert.True(await mirror.WaitIdleAsync(TimeSpan.FromMinutes(2)));
+        var perSecond = customers.Count / clock.Elapsed.TotalSeconds;
+        output.WriteLine($"mirrored {customers.Count} customers in {clock.ElapsedMilliseconds} ms: {perSecond:0} customers/s");
+        Assert.Equal(customers.Count, mirror.Writes);
+        Assert.Equal(10_000, Db.SetLength(_prefix + "tag:vip"));
+        Assert.True(perSecond > 2_000, $"{perSecond:0} customers/s");
+    }
+
+    [Fact]
+    public async Task Reports_pending_lag_errors_and_writes_as_instruments()
+    {
+        using var meters = new TestMeterFactory();
+        var measured = new Dictionary<string, long>(StringComparer.Ordinal);
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (meters.Created.Contains(instrument.Meter))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            lock (measured)
+            {
+                measured[instrument.Name] = instrument is Counter<long> ? measured.GetValueOrDefault(instrument.Name) + value : value;
+            }
+        });
+        listener.SetMeasurementEventCallback<int>((instrument, value, _, _) =>
+        {
+            lock (measured)
+            {
+                measured[instrument.Name] = value;
+            }
+        });
+        listener.Start();
+
+        await using var mirror = Mirror(meters: meters);
+        mirror.Publish(1, [Customer("c1"), Customer("c2")]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+        listener.RecordObservableInstruments();
+
+        lock (measured)
+        {
+            Assert.Equal("Streaming", meters.Created.Single().Name);
+            Assert.Equal(2, measured[MirrorInstruments.WritesName]);
+            Assert.Equal(0, measured[MirrorInstruments.PendingName]);
+            Assert.Equal(0, measured[MirrorInstruments.LagName]);
+            Assert.False(measured.ContainsKey(MirrorInstruments.ErrorsName));
+        }
+    }
+
+    /// <summary>
+    /// Resync rebuilds the prefix from the store: a key with a seq from another life (a reset store) is replaced, a
+    /// stray set member and a stray key disappear, keys outside the prefix stay.
+    /// </summary>
+    [Fact]
+    public async Task Resync_rebuilds_the_prefix_from_the_store()
+    {
+        using var dir = new TempDirectory();
+        using (var store = SqliteStateStore.OpenDirectory(dir.Path))
+        {
+            for (var checkpoint = 0; checkpoint < 3; checkpoint++)
+            {
+                var batch = new CheckpointBatch();
+                for (var i = 0; i < 700; i++)
+                {
+                    var s = new CustomerState("r" + i)
+                    {
+                        LastSeenTicks = T0 + i,
+                        OrderCount = i + checkpoint,
+                        GrossAmount = 10.5m * i,
+                        TierName = "gold",
+                        RfmSegment = i % 2 == 0 ? "champions" : null,
+                        ChurnRisk = i % 100,
+                        Tags = i % 3 == 0 ? ["high_value", "vip"] : [],
+                        RuleVersion = "default@abc",
+                    };
+                    s.Stages["lifecycle"] = new StageValue(i % 2 == 0 ? "active" : "churned", T0);
+                    batch.States.Add(new StateRow(s.CustomerId, i % 16, CustomerStateCodec.Encode(s)));
+                }
+
+                store.Commit(batch);
+            }
+        }
+
+        var outside = "other-" + Guid.NewGuid().ToString("N")[..8];
+        Db.HashSet(_prefix + "customer:r1", [new HashEntry("seq", 999_999), new HashEntry("ordersCount", 1), new HashEntry("tags", "vip"), new HashEntry("stale", "x")]);
+        Db.SetAdd(_prefix + "tag:vip", ["r1", "ghost"]);
+        Db.SetAdd(_prefix + "stage:prospect", "r2");
+        Db.HashSet(_prefix + "customer:ghost", "seq", 1);
+        Db.StringSet(outside, "keep");
+
+        try
+        {
+            var lines = new List<string>();
+            var result = await new RedisResync(_client, new RedisKeySchema(_prefix), lines.Add).RunAsync(dir.Path, CancellationToken.None);
+
+            Assert.Equal(3, result.Seq);
+            Assert.Equal(700, result.Customers);
+            Assert.Equal(700, result.Written);
+            Assert.Equal(0, result.NewerKept);
+            Assert.Equal(4, result.KeysDeleted);
+            Assert.NotEmpty(lines);
+            Assert.Equal("keep", (string)Db.StringGet(outside)!);
+            Assert.False(Db.KeyExists(_prefix + "customer:ghost"));
+            Assert.False(Db.KeyExists(_prefix + "stage:prospect"));
+            var r1 = Hash("r1");
+            Assert.Equal("3", r1["seq"]);
+            Assert.Equal("3", r1["ordersCount"]);
+            Assert.Equal("", r1["tags"]);
+            Assert.False(r1.ContainsKey("stale"));
+            var vip = Members("tag:vip");
+            Assert.Equal(Enumerable.Range(0, 700).Where(i => i % 3 == 0).Select(i => "r" + i).Order(StringComparer.Ordinal), vip);
+            Assert.Equal(350, Members("stage:active").Length);
+            Assert.Equal(350, Members("stage:churned").Length);
+            Assert.Equal("2", Hash("r0")["ordersCount"]);
+            Assert.Equal("champions", Hash("r0")["rfmSegment"]);
+            Assert.Equal("", Hash("r1")["rfmSegment"]);
+        }
+        finally
+        {
+            Db.KeyDelete(outside);
+        }
+    }
+
+    private sealed class TestMeterFactory : IMeterFactory
+    {
+        public List<Meter> Created { get; } = [];
+
+        public Meter Create(MeterOptions options)
+        {
+            var meter = new Meter(options);
+            Created.Add(meter);
+            return meter;
+        }
+
+        public void Dispose()
+        {
+            foreach (var meter in Created)
+            {
+                meter.Dispose();
+            }
+        }
+    }
+}
