@@ -29,6 +29,10 @@ public sealed class MirrorInstruments : IDisposable
         meter.CreateObservableGauge(LagName, lag, unit: "{checkpoint}", description: "Checkpoints published to the Redis mirror but not yet all written.");
         Errors = meter.CreateCounter<long>(ErrorsName, unit: "{attempt}", description: "Failed Redis mirror attempts (a batch or a connection probe).");
         Writes = meter.CreateCounter<long>(WritesName, unit: "{customer}", description: "Customer writes Redis acknowledged.");
+
+        // Start at zero, so rates and alerts see 0 rather than "no data" before the first error.
+        Errors.Add(0);
+        Writes.Add(0);
     }
 
     public Counter<long> Errors { get; }

@@ -150,9 +150,14 @@ public sealed class EngineInstruments
 
     private IEnumerable<Measurement<long>> ObserveOutreach()
     {
-        foreach (var (key, count) in _snapshot().Outreach)
+        // Every channel and state, zeros included: an empty queue is a value, not a gap.
+        var outreach = _snapshot().Outreach;
+        foreach (var channel in new[] { "voice", "sms" })
         {
-            yield return new Measurement<long>(count, new("channel", key.Channel), new("state", key.State));
+            foreach (var state in new[] { "due", "leased", "done", "dropped", "expired" })
+            {
+                yield return new Measurement<long>(outreach.GetValueOrDefault((channel, state)), new("channel", channel), new("state", state));
+            }
         }
     }
 
