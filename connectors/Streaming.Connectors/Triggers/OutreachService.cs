@@ -13,6 +13,9 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
 {
     public static readonly IReadOnlyList<string> Outcomes = ["answered", "no_answer", "converted", "opted_out", "failed"];
 
+    /// <summary>Acknowledgements of one item run one at a time (striped by id; unrelated items rarely share a stripe).</summary>
+    private readonly SemaphoreSlim[] _ackGates = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
+
     /// <summary>Due items for <paramref name="channel"/>, highest priority first, then oldest; each re-checked first.</summary>
     public async Task<IReadOnlyList<OutreachItem>> LeaseAsync(string channel, int max, TimeSpan lease, string dialer, CancellationToken ct)
     {
@@ -94,6 +97,23 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
 
     /// <summary>Records an outcome. Idempotent. Produces it to <c>outreach-outcomes</c> first, so a failure can be retried.</summary>
     public async Task<AckResult> AckAsync(string outreachId, string outcome, CancellationToken ct)
+    {
+        // The outcome goes to the broker before the item is marked done, so two simultaneous acks of one item (a
+        // dialer retrying a timed-out call, or two outcomes at once) would both pass the check below and both reach
+        // the customer, even the one then refused with 409. One at a time, the second sees what the first did.
+        var gate = _ackGates[(int)((uint)StringComparer.Ordinal.GetHashCode(outreachId) % (uint)_ackGates.Length)];
+        await gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await AckOneAsync(outreachId, outcome, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task<AckResult> AckOneAsync(string outreachId, string outcome, CancellationToken ct)
     {
         var item = store.FindOutreach(outreachId);
         if (item is null)

@@ -23,8 +23,11 @@ public sealed class BrokerProcess : IAsyncDisposable
         var dir = TestEnvironment.NewTempDir("streaming-broker");
         var file = Path.Combine(dir, "bootstrap");
         var process = CliProcess.Start(["broker", "--partitions", partitions.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bootstrap-file", file]);
+
+        // The broker prints its line before it writes the file, but the line reaches StandardOutput through an
+        // asynchronous reader that may lag behind: wait for both.
         await Eventually.WaitAsync(
-            () => Task.FromResult(File.Exists(file) || process.HasExited),
+            () => Task.FromResult((File.Exists(file) && process.StandardOutput.Contains("bootstrap=", StringComparison.Ordinal)) || process.HasExited),
             TimeSpan.FromSeconds(60),
             () => "broker bootstrap file; stderr: " + process.StandardError);
         if (process.HasExited)
