@@ -1,6 +1,7 @@
 using System.Text;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
+using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
@@ -33,6 +34,10 @@ public sealed partial class TriggerRelay : IAsyncDisposable
         _time = time;
         _logger = logger;
         _instruments = instruments;
+
+        // The relay is built before the engine starts: it must bind librdkafka itself (with an external broker nothing
+        // else has loaded it yet).
+        KafkaNative.EnsureLoaded();
         _producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
         {
             BootstrapServers = bootstrapServers,
