@@ -671,7 +671,17 @@ public sealed partial class KafkaEngine : IDisposable
         }
 
         rows.Sort(static (a, b) => a.Topic == b.Topic ? a.Partition.CompareTo(b.Partition) : string.CompareOrdinal(a.Topic, b.Topic));
-        _status = new EngineStatus(rows, totalLag, cached, _store.LastCheckpointSeq);
+
+        // Firings not yet durable: still with their hosts, or in the checkpoint being written. They reach the outbox
+        // with that checkpoint; taken in the same snapshot as the offsets, so 0 here means every firing of the
+        // records processed so far is in the outbox or already published.
+        long pendingFirings = _writeBatch?.Firings.Count ?? 0;
+        foreach (var host in _hosts.Values)
+        {
+            pendingFirings += host.PendingFirings.Count;
+        }
+
+        _status = new EngineStatus(rows, totalLag, cached, _store.LastCheckpointSeq, pendingFirings);
         if (_instruments is not null)
         {
             _metrics = MetricsSnapshot(rows, cached);
@@ -899,7 +909,8 @@ public sealed record PopulationView(
     long LateTimersFired);
 
 /// <summary>A point-in-time view of the engine for /v1/status.</summary>
-public sealed record EngineStatus(IReadOnlyList<PartitionStatus> Partitions, long ConsumerLag, long CachedCustomers, long CheckpointSeq)
+/// <param name="FiringsPending">Trigger firings evaluated but not yet written with a checkpoint (not yet in the outbox).</param>
+public sealed record EngineStatus(IReadOnlyList<PartitionStatus> Partitions, long ConsumerLag, long CachedCustomers, long CheckpointSeq, long FiringsPending = 0)
 {
     public static readonly EngineStatus Empty = new([], 0, 0, 0);
 }

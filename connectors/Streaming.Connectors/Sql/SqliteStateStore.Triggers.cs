@@ -226,6 +226,17 @@ public sealed partial class SqliteStateStore
         }
     }
 
+    /// <summary>Every item of the queue, in any state, by id (audits and tests).</summary>
+    public IReadOnlyList<OutreachItem> ListOutreach()
+    {
+        lock (_readGate)
+        {
+            using var cmd = _reader.CreateCommand();
+            cmd.CommandText = $"SELECT {ItemColumns} FROM outreach ORDER BY outreach_id";
+            return ReadItems(cmd);
+        }
+    }
+
     /// <summary>Items of a customer, newest first (explanations).</summary>
     public IReadOnlyList<OutreachItem> OutreachOf(string customerId, int limit)
     {

@@ -109,7 +109,7 @@ public static class RuleEvaluator
             ctx.WakeAt(s.TierReviewTicks);
         }
 
-        EvaluateTags(rules, ctx, changed);
+        changed |= EvaluateTags(rules, ctx, changed);
         if (ctx.Event?.Type == Events.EventType.OrderPlaced)
         {
             TriggerEvaluator.RecordOrder(rules, s, ctx.Now, firings);
@@ -247,7 +247,8 @@ public static class RuleEvaluator
         return first.AddYears(years).Ticks;
     }
 
-    private static void EvaluateTags(RuleSet rules, EvalContext ctx, Inputs changed)
+    /// <summary>Re-derives the tags whose inputs changed; returns <see cref="Inputs.Tags"/> if the set changed (triggers read it).</summary>
+    private static Inputs EvaluateTags(RuleSet rules, EvalContext ctx, Inputs changed)
     {
         var s = ctx.State;
         List<string>? next = null;
@@ -273,14 +274,17 @@ public static class RuleEvaluator
 
         if (!any && changed != Inputs.All)
         {
-            return;
+            return Inputs.None;
         }
 
         var tags = next is null ? [] : next.ToArray();
         Array.Sort(tags, StringComparer.Ordinal);
-        if (!tags.AsSpan().SequenceEqual(s.Tags))
+        if (tags.AsSpan().SequenceEqual(s.Tags))
         {
-            s.Tags = tags;
+            return Inputs.None;
         }
+
+        s.Tags = tags;
+        return Inputs.Tags;
     }
 }

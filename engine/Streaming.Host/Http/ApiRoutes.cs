@@ -76,6 +76,9 @@ public static class ApiRoutes
                 cachedCustomers = status.CachedCustomers,
                 passivations = host.Engine.Passivations,
                 ready = host.Engine.Ready,
+                firingsPending = status.FiringsPending,
+                outboxBacklog = host.Store.OutboxBacklog(),
+                triggersPublished = host.Relay.Published,
                 partitions = status.Partitions.Select(p => new { topic = p.Topic, partition = p.Partition, offset = p.Offset, lag = p.Lag, watermark = p.Watermark }),
                 mirror = host.Mirror is { } m
                     ? new
