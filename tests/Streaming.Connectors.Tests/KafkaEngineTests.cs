@@ -115,7 +115,7 @@ public sealed class KafkaEngineTests : IDisposable
 
             await engine.StopAsync(TimeSpan.FromSeconds(15));
             Assert.True(engine.Stopped.IsCompletedSuccessfully);
-            await Assert.ThrowsAsync<InvalidOperationException>(() => engine.QueryAsync(v => v.FindCustomer("c-1"), CancellationToken.None));
+            await Assert.ThrowsAsync<EngineStoppedException>(() => engine.QueryAsync(v => v.FindCustomer("c-1"), CancellationToken.None));
         }
         finally
         {

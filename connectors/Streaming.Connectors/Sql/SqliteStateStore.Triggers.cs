@@ -250,18 +250,23 @@ public sealed partial class SqliteStateStore
         }
     }
 
-    /// <summary>Leased (attempted) items of a customer on a channel since <paramref name="since"/>, other than <paramref name="except"/>.</summary>
-    public int AttemptsSince(string customerId, string channel, long since, string except)
+    /// <summary>
+    /// Attempts (leased or done items) of a customer on a channel since <paramref name="since"/>, other than those of
+    /// <paramref name="item"/>'s own firing (its earlier attempts: a retry is not a new contact).
+    /// </summary>
+    public int AttemptsSince(OutreachItem item, long since)
     {
         lock (_readGate)
         {
             using var cmd = _reader.CreateCommand();
             cmd.CommandText =
                 "SELECT COUNT(*) FROM outreach WHERE customer_id = $c AND channel = $ch AND outreach_id <> $x " +
-                "AND state IN ('leased', 'done') AND updated_at > $s";
-            cmd.Parameters.AddWithValue("$c", customerId);
-            cmd.Parameters.AddWithValue("$ch", channel);
-            cmd.Parameters.AddWithValue("$x", except);
+                "AND NOT (rule = $rule AND context = $ctx) AND state IN ('leased', 'done') AND updated_at > $s";
+            cmd.Parameters.AddWithValue("$c", item.CustomerId);
+            cmd.Parameters.AddWithValue("$ch", item.Channel);
+            cmd.Parameters.AddWithValue("$x", item.OutreachId);
+            cmd.Parameters.AddWithValue("$rule", item.Rule);
+            cmd.Parameters.AddWithValue("$ctx", item.Context);
             cmd.Parameters.AddWithValue("$s", since);
             return Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
         }

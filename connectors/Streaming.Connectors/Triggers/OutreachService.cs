@@ -69,7 +69,7 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
                 return new LeaseDecision(LeaseVerdict.Drop, failed);
         }
 
-        if (rules.Contact.Caps.TryGetValue(channel, out var cap) && store.AttemptsSince(item.CustomerId, item.Channel, now - cap.Per.Ticks, item.OutreachId) >= cap.Max)
+        if (rules.Contact.Caps.TryGetValue(channel, out var cap) && store.AttemptsSince(item, now - cap.Per.Ticks) >= cap.Max)
         {
             return new LeaseDecision(LeaseVerdict.Defer, TriggerEvaluator.CapCheck, now + TimeSpan.FromDays(1).Ticks);
         }
