@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(RulesCommand.Create());
         root.Subcommands.Add(MirrorCommand.Create());
+        root.Subcommands.Add(BacktestCommand.Create());
         // Signals are handled by each verb (a checkpoint must finish before exit), not by a fixed termination timeout.
         return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
     }
