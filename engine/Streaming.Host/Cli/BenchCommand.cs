@@ -111,13 +111,20 @@ public static class BenchCommand
     private static void Summarize(CoreBenchResult r)
     {
         var p = r.Profile;
+        var core = p.Passes["core"];
         Progress($"{r.Events:N0} events, {r.Partitions} partitions, {r.Customers:N0} customers, {r.TimersFired:N0} timers fired, {r.DeadLetters:N0} dead letters");
-        Progress($"core (decode, apply, timers; no store writes): {r.CoreEventsPerSec:N0} events/s");
-        Progress($"with checkpoints every {r.CheckpointEveryEvents:N0} events: {r.CoreWithCheckpointsEventsPerSec:N0} events/s ({r.Checkpoints} checkpoints of {r.StateBytesAvg:N0} bytes/customer on average, {r.CheckpointTotalMs:N0} ms in all)");
-        Progress($"profile: decode {p.DecodeShare * 100:0}% ({p.DecodeNsPerEvent:N0} ns/event), apply and rules {p.ApplyShare * 100:0}% ({p.ApplyNsPerEvent:N0} ns), " +
-            $"timers {p.TimersShare * 100:0}% ({p.TimersNsPerEvent:N0} ns), checkpoints {p.CheckpointShare * 100:0}% ({p.CheckpointNsPerEvent:N0} ns), other {p.OtherShare * 100:0}% ({p.OtherNsPerEvent:N0} ns)");
+        Progress($"core (decode, apply, timers; no store writes): {r.CoreEventsPerSec:N0} events/s " +
+            $"(engine thread on a CPU {core.CpuSeconds / core.Seconds * 100:0}% of the time, waiting for one {core.WaitingForCpuSeconds / core.Seconds * 100:0}%)");
+        Progress($"with checkpoints every {r.CheckpointEveryEvents:N0} events: {r.CoreWithCheckpointsEventsPerSec:N0} events/s " +
+            $"({r.Checkpoints} checkpoints of {r.StateBytesAvg:N0} bytes/customer on average, {r.CheckpointTotalMs:N0} ms in all, {r.CheckpointCpuMs:N0} ms of it on a CPU)");
+        Progress($"profile (wall): {Shares(p, static part => part.Share)}");
+        Progress($"profile (CPU):  {Shares(p, static part => part.CpuShare)}");
         Progress($"allocated {r.AllocatedBytesPerEvent:N0} bytes/event; collections gen0 {r.Gen0Collections}, gen1 {r.Gen1Collections}, gen2 {r.Gen2Collections}; peak working set {r.PeakWorkingSetMB:N0} MB");
     }
+
+    private static string Shares(CoreProfile p, Func<ProfilePart, double> share) =>
+        $"decode {share(p.Decode) * 100:0}%, apply and rules {share(p.Apply) * 100:0}%, timers {share(p.Timers) * 100:0}%, " +
+        $"checkpoints {share(p.Checkpoint) * 100:0}%, other {share(p.Other) * 100:0}%";
 
     private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, CancellationToken ct)
     {

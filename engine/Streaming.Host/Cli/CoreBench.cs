@@ -65,13 +65,12 @@ internal static class CoreBench
 
         // 2. The same with checkpoints on the same thread, as the engine does on revoke and stop.
         progress?.Invoke($"checkpoint pass: the same with a checkpoint every {checkpointEvery:N0} events");
-        var checkpointMs = new List<double>();
-        var checkpointBytes = new long[2];
+        var checkpoints = new CheckpointStats();
         long customers = 0;
         var withCheckpoints = Measure(() =>
         {
             using var hosts = new Hosts(Path.Combine(dir, "checkpoints"), partitions, new PartitionHostOptions());
-            ProcessWithCheckpoints(records, hosts, checkpointEvery, checkpointMs, checkpointBytes);
+            ProcessWithCheckpoints(records, hosts, checkpointEvery, checkpoints);
             customers = hosts.Store.CountCustomers();
         });
 
@@ -93,11 +92,11 @@ internal static class CoreBench
             Apply(events, eventPartitions, hosts.All);
         });
 
-        var checkpointSeconds = checkpointMs.Sum() / 1000;
-        var timerSeconds = Math.Max(0, apply.Seconds - applyNoTimers.Seconds);
+        var wallMs = checkpoints.WallMs.ToArray();
+        Array.Sort(wallMs);
+        var checkpointSeconds = wallMs.Sum() / 1000;
         var total = withCheckpoints.Seconds;
-        var other = total - decode.Seconds - applyNoTimers.Seconds - timerSeconds - checkpointSeconds;
-        checkpointMs.Sort();
+        var totalCpu = withCheckpoints.CpuSeconds;
         return new CoreBenchResult
         {
             Events = n,
@@ -115,27 +114,39 @@ internal static class CoreBench
             Gen2Collections = core.Gen2,
             PeakWorkingSetMB = Math.Round(System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
             CheckpointEveryEvents = checkpointEvery,
-            Checkpoints = checkpointMs.Count,
+            Checkpoints = wallMs.Length,
             CheckpointTotalMs = Math.Round(checkpointSeconds * 1000, 1),
-            CheckpointP50Ms = Math.Round(checkpointMs.Count == 0 ? 0 : checkpointMs[(checkpointMs.Count - 1) / 2], 2),
-            CheckpointMaxMs = Math.Round(checkpointMs.Count == 0 ? 0 : checkpointMs[^1], 2),
-            CheckpointedStates = checkpointBytes[0],
-            StateBytesAvg = checkpointBytes[0] == 0 ? 0 : Math.Round((double)checkpointBytes[1] / checkpointBytes[0]),
+            CheckpointCpuMs = Math.Round(checkpoints.CpuSeconds * 1000, 1),
+            CheckpointP50Ms = Math.Round(wallMs.Length == 0 ? 0 : wallMs[(wallMs.Length - 1) / 2], 2),
+            CheckpointMaxMs = Math.Round(wallMs.Length == 0 ? 0 : wallMs[^1], 2),
+            CheckpointedStates = checkpoints.Rows,
+            StateBytesAvg = checkpoints.Rows == 0 ? 0 : Math.Round((double)checkpoints.Bytes / checkpoints.Rows),
             Profile = new CoreProfile
             {
-                DecodeNsPerEvent = NsPerEvent(decode.Seconds, n),
-                ApplyNsPerEvent = NsPerEvent(applyNoTimers.Seconds, n),
-                TimersNsPerEvent = NsPerEvent(timerSeconds, n),
-                CheckpointNsPerEvent = NsPerEvent(checkpointSeconds, n),
-                OtherNsPerEvent = NsPerEvent(other, n),
-                DecodeShare = Share(decode.Seconds, total),
-                ApplyShare = Share(applyNoTimers.Seconds, total),
-                TimersShare = Share(timerSeconds, total),
-                CheckpointShare = Share(checkpointSeconds, total),
-                OtherShare = Share(other, total),
-                DecodeAllocatedBytesPerEvent = Math.Round((double)decode.AllocatedBytes / n, 1),
-                ApplyAllocatedBytesPerEvent = Math.Round((double)apply.AllocatedBytes / n, 1),
+                Decode = Part(decode.Seconds, decode.CpuSeconds),
+                Apply = Part(applyNoTimers.Seconds, applyNoTimers.CpuSeconds),
+                Timers = Part(apply.Seconds - applyNoTimers.Seconds, apply.CpuSeconds - applyNoTimers.CpuSeconds),
+                Checkpoint = Part(checkpointSeconds, checkpoints.CpuSeconds),
+                Other = Part(
+                    total - decode.Seconds - apply.Seconds - checkpointSeconds,
+                    totalCpu - decode.CpuSeconds - apply.CpuSeconds - checkpoints.CpuSeconds),
+                Passes = new Dictionary<string, PassTimes>
+                {
+                    ["core"] = core.Times(n),
+                    ["withCheckpoints"] = withCheckpoints.Times(n),
+                    ["decode"] = decode.Times(n),
+                    ["apply"] = apply.Times(n),
+                    ["applyNoTimers"] = applyNoTimers.Times(n),
+                },
             },
+        };
+
+        ProfilePart Part(double seconds, double cpuSeconds) => new()
+        {
+            Share = Math.Round(seconds / total, 3),
+            NsPerEvent = Math.Round(seconds * 1e9 / n, 1),
+            CpuShare = totalCpu > 0 ? Math.Round(cpuSeconds / totalCpu, 3) : 0,
+            CpuNsPerEvent = Math.Round(cpuSeconds * 1e9 / n, 1),
         };
     }
 
@@ -160,7 +171,7 @@ internal static class CoreBench
         return (deadLetters, duplicates);
     }
 
-    private static void ProcessWithCheckpoints(Record[] records, Hosts hosts, int checkpointEvery, List<double> checkpointMs, long[] rowsAndBytes)
+    private static void ProcessWithCheckpoints(Record[] records, Hosts hosts, int checkpointEvery, CheckpointStats stats)
     {
         var all = hosts.All;
         var since = 0;
@@ -169,7 +180,7 @@ internal static class CoreBench
             all[r.Partition].Process(r.Topic, r.Offset, r.Key, r.Value, out _);
             if (++since == checkpointEvery)
             {
-                checkpointMs.Add(Checkpoint(hosts, rowsAndBytes));
+                Checkpoint(hosts, stats);
                 since = 0;
             }
         }
@@ -177,13 +188,14 @@ internal static class CoreBench
         // As the engine does on stop: every processed record is durable at the end.
         if (since > 0)
         {
-            checkpointMs.Add(Checkpoint(hosts, rowsAndBytes));
+            Checkpoint(hosts, stats);
         }
     }
 
     /// <summary>Collect, commit, mark clean: the engine's checkpoint, here on the engine thread (as on revoke and stop).</summary>
-    private static double Checkpoint(Hosts hosts, long[] rowsAndBytes)
+    private static void Checkpoint(Hosts hosts, CheckpointStats stats)
     {
+        var sched = SchedStat.Read();
         var started = Stopwatch.GetTimestamp();
         var batch = new CheckpointBatch();
         foreach (var host in hosts.All)
@@ -192,18 +204,18 @@ internal static class CoreBench
         }
 
         hosts.Store.Commit(batch);
-        foreach (var row in batch.States)
-        {
-            rowsAndBytes[0]++;
-            rowsAndBytes[1] += row.State.Length;
-        }
-
         foreach (var host in hosts.All)
         {
             host.MarkClean();
         }
 
-        return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        stats.WallMs.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        stats.CpuSeconds += (SchedStat.Read() - sched).CpuSeconds;
+        foreach (var row in batch.States)
+        {
+            stats.Rows++;
+            stats.Bytes += row.State.Length;
+        }
     }
 
     private static long DecodeOnly(Record[] records)
@@ -308,11 +320,15 @@ internal static class CoreBench
         var gen1 = GC.CollectionCount(1);
         var gen2 = GC.CollectionCount(2);
         var allocated = GC.GetAllocatedBytesForCurrentThread();
+        var sched = SchedStat.Read();
         var started = Stopwatch.GetTimestamp();
         body();
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var used = SchedStat.Read() - sched;
         return new Measured(
             seconds,
+            used.CpuSeconds,
+            used.WaitSeconds,
             GC.GetAllocatedBytesForCurrentThread() - allocated,
             GC.CollectionCount(0) - gen0,
             GC.CollectionCount(1) - gen1,
@@ -325,7 +341,50 @@ internal static class CoreBench
 
     private readonly record struct Record(InputTopic Topic, int Partition, long Offset, byte[] Key, byte[] Value);
 
-    private readonly record struct Measured(double Seconds, long AllocatedBytes, int Gen0, int Gen1, int Gen2);
+    private readonly record struct Measured(double Seconds, double CpuSeconds, double WaitSeconds, long AllocatedBytes, int Gen0, int Gen1, int Gen2)
+    {
+        public PassTimes Times(int n) => new()
+        {
+            Seconds = Math.Round(Seconds, 3),
+            CpuSeconds = Math.Round(CpuSeconds, 3),
+            WaitingForCpuSeconds = Math.Round(WaitSeconds, 3),
+            AllocatedBytesPerEvent = Math.Round((double)AllocatedBytes / n, 1),
+        };
+    }
+
+    /// <summary>
+    /// The calling thread's time on a CPU and runnable but waiting for one (Linux <c>/proc/thread-self/schedstat</c>);
+    /// zeros where that is not available. On a shared machine, wall time minus both is time blocked (disk, locks).
+    /// </summary>
+    private readonly record struct SchedStat(long RunNs, long WaitNs)
+    {
+        public double CpuSeconds => RunNs / 1e9;
+
+        public double WaitSeconds => WaitNs / 1e9;
+
+        public static SchedStat operator -(SchedStat a, SchedStat b) => new(a.RunNs - b.RunNs, a.WaitNs - b.WaitNs);
+
+        public static SchedStat Read()
+        {
+            try
+            {
+                var fields = File.ReadAllText("/proc/thread-self/schedstat").Split(' ');
+                return new SchedStat(long.Parse(fields[0], CultureInfo.InvariantCulture), long.Parse(fields[1], CultureInfo.InvariantCulture));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+            {
+                return default;
+            }
+        }
+    }
+
+    private sealed class CheckpointStats
+    {
+        public List<double> WallMs { get; } = [];
+        public double CpuSeconds { get; set; }
+        public long Rows { get; set; }
+        public long Bytes { get; set; }
+    }
 
     /// <summary>One partition host per partition over one store.</summary>
     private sealed class Hosts : IDisposable
@@ -382,6 +441,9 @@ internal sealed record CoreBenchResult
     public int CheckpointEveryEvents { get; init; }
     public int Checkpoints { get; init; }
     public double CheckpointTotalMs { get; init; }
+
+    /// <summary>Of <see cref="CheckpointTotalMs"/>, time on a CPU (the rest is mostly waiting for the disk).</summary>
+    public double CheckpointCpuMs { get; init; }
     public double CheckpointP50Ms { get; init; }
     public double CheckpointMaxMs { get; init; }
 
@@ -395,20 +457,35 @@ internal sealed record CoreBenchResult
 /// Where the time of the run with checkpoints goes, from separate passes over the same records: decoding alone; applying
 /// pre-decoded events with the watermark held back (actor and rules; a customer's own wake-ups due before its next
 /// event are still evaluated there); timers = applying with the watermark moving minus that; checkpoints as timed in the
-/// run; other = the rest (routing, offsets, cache effects). Shares are of the run with checkpoints.
+/// run; other = the rest (routing, offsets, cache effects, noise). Shares are of the run with checkpoints, by wall time
+/// and by the engine thread's CPU time (which a busy machine disturbs less).
 /// </summary>
 internal sealed record CoreProfile
 {
-    public double DecodeShare { get; init; }
-    public double ApplyShare { get; init; }
-    public double TimersShare { get; init; }
-    public double CheckpointShare { get; init; }
-    public double OtherShare { get; init; }
-    public double DecodeNsPerEvent { get; init; }
-    public double ApplyNsPerEvent { get; init; }
-    public double TimersNsPerEvent { get; init; }
-    public double CheckpointNsPerEvent { get; init; }
-    public double OtherNsPerEvent { get; init; }
-    public double DecodeAllocatedBytesPerEvent { get; init; }
-    public double ApplyAllocatedBytesPerEvent { get; init; }
+    public required ProfilePart Decode { get; init; }
+    public required ProfilePart Apply { get; init; }
+    public required ProfilePart Timers { get; init; }
+    public required ProfilePart Checkpoint { get; init; }
+    public required ProfilePart Other { get; init; }
+
+    /// <summary>Each pass as measured.</summary>
+    public required Dictionary<string, PassTimes> Passes { get; init; }
+}
+
+/// <summary>One part of the profile.</summary>
+internal sealed record ProfilePart
+{
+    public double Share { get; init; }
+    public double NsPerEvent { get; init; }
+    public double CpuShare { get; init; }
+    public double CpuNsPerEvent { get; init; }
+}
+
+/// <summary>One measured pass: wall time, the engine thread's CPU time and its time waiting for a CPU, allocation.</summary>
+internal sealed record PassTimes
+{
+    public double Seconds { get; init; }
+    public double CpuSeconds { get; init; }
+    public double WaitingForCpuSeconds { get; init; }
+    public double AllocatedBytesPerEvent { get; init; }
 }
