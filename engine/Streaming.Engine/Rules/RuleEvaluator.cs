@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Streaming.Engine.Model;
 
 namespace Streaming.Engine.Rules;
@@ -238,7 +239,10 @@ public static class RuleEvaluator
     private static void EvaluateTags(RuleSet rules, EvalContext ctx, Inputs changed)
     {
         var s = ctx.State;
-        List<string>? next = null;
+
+        // Collected in the context's reusable list: a new array only when the tags changed.
+        var next = ctx.TagScratch;
+        next.Clear();
         var any = false;
         foreach (var tag in rules.Tags)
         {
@@ -255,7 +259,7 @@ public static class RuleEvaluator
 
             if (on)
             {
-                (next ??= []).Add(tag.Name);
+                next.Add(tag.Name);
             }
         }
 
@@ -264,11 +268,10 @@ public static class RuleEvaluator
             return;
         }
 
-        var tags = next is null ? [] : next.ToArray();
-        Array.Sort(tags, StringComparer.Ordinal);
-        if (!tags.AsSpan().SequenceEqual(s.Tags))
+        next.Sort(StringComparer.Ordinal);
+        if (!CollectionsMarshal.AsSpan(next).SequenceEqual(s.Tags))
         {
-            s.Tags = tags;
+            s.Tags = next.Count == 0 ? [] : next.ToArray();
         }
     }
 }
