@@ -40,9 +40,6 @@ public sealed class EvalContext
             Wake = ticks;
         }
     }
-
-    /// <summary>Scratch list of the tags found on, reused across evaluations (see <see cref="RuleEvaluator"/>).</summary>
-    internal List<string> TagScratch { get; } = [];
 }
 
 /// <summary>Which inputs a rule reads; an evaluation skips rules none of whose inputs changed.</summary>

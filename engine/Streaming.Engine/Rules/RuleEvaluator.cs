@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Streaming.Engine.Model;
 
 namespace Streaming.Engine.Rules;
@@ -239,10 +238,7 @@ public static class RuleEvaluator
     private static void EvaluateTags(RuleSet rules, EvalContext ctx, Inputs changed)
     {
         var s = ctx.State;
-
-        // Collected in the context's reusable list: a new array only when the tags changed.
-        var next = ctx.TagScratch;
-        next.Clear();
+        List<string>? next = null;
         var any = false;
         foreach (var tag in rules.Tags)
         {
@@ -259,7 +255,7 @@ public static class RuleEvaluator
 
             if (on)
             {
-                next.Add(tag.Name);
+                (next ??= []).Add(tag.Name);
             }
         }
 
@@ -268,10 +264,11 @@ public static class RuleEvaluator
             return;
         }
 
-        next.Sort(StringComparer.Ordinal);
-        if (!CollectionsMarshal.AsSpan(next).SequenceEqual(s.Tags))
+        var tags = next is null ? [] : next.ToArray();
+        Array.Sort(tags, StringComparer.Ordinal);
+        if (!tags.AsSpan().SequenceEqual(s.Tags))
         {
-            s.Tags = next.Count == 0 ? [] : next.ToArray();
+            s.Tags = tags;
         }
     }
 }
