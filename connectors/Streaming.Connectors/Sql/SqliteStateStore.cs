@@ -44,6 +44,9 @@ public sealed partial class SqliteStateStore : IStateStore
             // NORMAL in WAL mode survives a process crash (kill -9); a power cut may lose the newest checkpoints, never
             // consistency, since state and offsets live in the same transaction.
             Execute("PRAGMA synchronous=NORMAL;");
+            // A checkpoint updates customers all over the table: with SQLite's default 2 MiB page cache nearly every row
+            // re-reads its page from the file (bench --core: checkpoint CPU time -30% or more with 128 MiB, an upper bound).
+            Execute("PRAGMA cache_size=-131072;");
             Execute("PRAGMA busy_timeout=5000;");
             Migrate();
             _lastCheckpointSeq = ReadLong("SELECT COALESCE(MAX(seq), 0) FROM checkpoints");

@@ -57,6 +57,12 @@ public sealed class PartitionHost
     private readonly EventDecoder _decoder;
     private readonly ArrayBufferWriter<byte> _encodeBuffer = new(256);
     private readonly PriorityQueue<string, long> _timers = new();
+
+    /// <summary>
+    /// Wake-ups beyond the horizon of customers whose newest state is not in the store (so a page from the store misses
+    /// them), earliest first; entries may be stale. Spares a scan of every unsaved customer at each page.
+    /// </summary>
+    private readonly PriorityQueue<Entry, long> _unsavedLater = new();
     private readonly EvalContext _ctx = new();
     private readonly FiringCollector _firings;
     private long _touch;
@@ -394,13 +400,21 @@ public sealed class PartitionHost
         }
     }
 
-    /// <summary>Queues the customer's wake-up if it moved and falls within the paged-in horizon.</summary>
+    /// <summary>
+    /// Queues the customer's wake-up if it moved and falls within the paged-in horizon; one beyond it is remembered for
+    /// the page that reaches it (the customer was just marked dirty).
+    /// </summary>
     private void Schedule(Entry entry, long previousWake)
     {
         var wake = entry.State.WakeTicks;
         if (wake != 0 && wake != previousWake && wake <= _timerHorizon)
         {
             _timers.Enqueue(entry.State.CustomerId, wake);
+        }
+        else if (wake > _timerHorizon && entry.LaterWake != wake)
+        {
+            entry.LaterWake = wake;
+            _unsavedLater.Enqueue(entry, wake);
         }
     }
 
@@ -439,26 +453,22 @@ public sealed class PartitionHost
             }
         }
 
-        foreach (var entry in _dirty)
+        while (_unsavedLater.TryPeek(out var entry, out var later) && later <= until)
         {
-            EnqueueIfIn(entry, from, until);
-        }
+            _unsavedLater.Dequeue();
+            if (entry.LaterWake == later)
+            {
+                entry.LaterWake = 0;
+            }
 
-        foreach (var entry in _inFlight)
-        {
-            EnqueueIfIn(entry, from, until);
+            // Still the customer's wake-up, and still unsaved (a saved one came with the page above).
+            if ((entry.Dirty || entry.InFlight) && entry.State.WakeTicks == later && later > from)
+            {
+                _timers.Enqueue(entry.State.CustomerId, later);
+            }
         }
 
         _timerHorizon = until;
-    }
-
-    private void EnqueueIfIn(Entry entry, long after, long until)
-    {
-        var wake = entry.State.WakeTicks;
-        if (wake > after && wake <= until)
-        {
-            _timers.Enqueue(entry.State.CustomerId, wake);
-        }
     }
 
     private Entry? GetOrLoad(string customerId, bool create)
@@ -512,5 +522,8 @@ public sealed class PartitionHost
         /// <summary>The store holds a version of this customer.</summary>
         public bool Stored { get; set; }
         public long LastTouch { get; set; }
+
+        /// <summary>The wake-up last put in the queue of unsaved wake-ups beyond the horizon (0: none).</summary>
+        public long LaterWake { get; set; }
     }
 }

@@ -14,23 +14,33 @@ namespace Streaming.Host.Cli;
 
 /// <summary>
 /// <c>streaming bench</c>: in one process and one run, on the same embedded broker and the same events, a consume-only
-/// loop (the baseline) and the engine end to end (decode, actors, SQLite checkpoints). Reports the ratio.
+/// loop (the baseline) and the engine end to end (decode, actors, SQLite checkpoints). Reports the ratio. With
+/// <c>--core</c>, the engine alone without a broker (<see cref="CoreBench"/>).
 /// </summary>
 public static class BenchCommand
 {
+    private const int DefaultKafkaEvents = 300_000;
+    private const int DefaultCoreEvents = 1_000_000;
+
     public static Command Create()
     {
-        var events = new Option<int>("--events") { Description = "Number of events", DefaultValueFactory = _ => 300_000 };
+        var events = new Option<int?>("--events") { Description = $"Number of events (default {DefaultKafkaEvents:N0}; {DefaultCoreEvents:N0} with --core)" };
         var output = new Option<string?>("--out") { Description = "Also write the JSON result to this file" };
         var partitions = new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 16 };
         var data = new Option<string?>("--data") { Description = "Directory of the datasets (default ../shared/data)" };
-        var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data") { events, output, partitions, data };
+        var core = new Option<bool>("--core") { Description = "The engine alone: no broker, events pre-encoded in memory, one thread" };
+        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: events between checkpoints (default 100,000, as the engine)" };
+        var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data, or the engine alone (--core)")
+        {
+            events, output, partitions, data, core, checkpointEvery,
+        };
         command.SetAction(async (parse, ct) =>
         {
-            var n = parse.GetValue(events);
-            if (n < 1000)
+            var isCore = parse.GetValue(core);
+            var n = parse.GetValue(events) ?? (isCore ? DefaultCoreEvents : DefaultKafkaEvents);
+            if (Invalid(n, parse.GetValue(partitions), isCore, parse.GetValue(checkpointEvery)) is { } problem)
             {
-                await Console.Error.WriteLineAsync("--events must be at least 1000").ConfigureAwait(false);
+                await Console.Error.WriteLineAsync("streaming bench: " + problem).ConfigureAwait(false);
                 return 2;
             }
 
@@ -45,8 +55,27 @@ public static class BenchCommand
                 return 2;
             }
 
-            var result = await RunAsync(n, parse.GetValue(partitions), dataDir, ct).ConfigureAwait(false);
-            var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
+            object result;
+            if (isCore)
+            {
+                try
+                {
+                    var coreResult = CoreBench.Run(n, parse.GetValue(partitions), parse.GetValue(checkpointEvery) ?? new EngineOptions { BootstrapServers = "" }.CheckpointEveryEvents, dataDir, Progress);
+                    Summarize(coreResult);
+                    result = coreResult;
+                }
+                catch (ArgumentException ex)
+                {
+                    await Console.Error.WriteLineAsync("streaming bench: " + ex.Message).ConfigureAwait(false);
+                    return 2;
+                }
+            }
+            else
+            {
+                result = await RunAsync(n, parse.GetValue(partitions), dataDir, ct).ConfigureAwait(false);
+            }
+
+            var json = JsonSerializer.Serialize(result, result.GetType(), new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
             Console.Out.WriteLine(json);
             if (parse.GetValue(output) is { } file)
             {
@@ -57,6 +86,45 @@ public static class BenchCommand
         });
         return command;
     }
+
+    /// <summary>Why the options cannot run, or null.</summary>
+    private static string? Invalid(int events, int partitions, bool core, int? checkpointEvery)
+    {
+        if (events < 1000)
+        {
+            return "--events must be at least 1000";
+        }
+
+        if (partitions < 1)
+        {
+            return "--partitions must be at least 1";
+        }
+
+        if (checkpointEvery is not null && !core)
+        {
+            return "--checkpoint-every only applies to --core (the Kafka bench checkpoints as the engine is configured)";
+        }
+
+        return checkpointEvery is < 1 ? "--checkpoint-every must be at least 1" : null;
+    }
+
+    private static void Summarize(CoreBenchResult r)
+    {
+        var p = r.Profile;
+        var core = p.Passes["core"];
+        Progress($"{r.Events:N0} events, {r.Partitions} partitions, {r.Customers:N0} customers, {r.TimersFired:N0} timers fired, {r.DeadLetters:N0} dead letters");
+        Progress($"core (decode, apply, timers; no store writes): {r.CoreEventsPerSec:N0} events/s " +
+            $"(engine thread on a CPU {core.CpuSeconds / core.Seconds * 100:0}% of the time, waiting for one {core.WaitingForCpuSeconds / core.Seconds * 100:0}%)");
+        Progress($"with checkpoints every {r.CheckpointEveryEvents:N0} events: {r.CoreWithCheckpointsEventsPerSec:N0} events/s " +
+            $"({r.Checkpoints} checkpoints of {r.StateBytesAvg:N0} bytes/customer on average, {r.CheckpointTotalMs:N0} ms in all, {r.CheckpointCpuMs:N0} ms of it on a CPU)");
+        Progress($"profile (wall): {Shares(p, static part => part.Share)}");
+        Progress($"profile (CPU):  {Shares(p, static part => part.CpuShare)}");
+        Progress($"allocated {r.AllocatedBytesPerEvent:N0} bytes/event; collections gen0 {r.Gen0Collections}, gen1 {r.Gen1Collections}, gen2 {r.Gen2Collections}; peak working set {r.PeakWorkingSetMB:N0} MB");
+    }
+
+    private static string Shares(CoreProfile p, Func<ProfilePart, double> share) =>
+        $"decode {share(p.Decode) * 100:0}%, apply and rules {share(p.Apply) * 100:0}%, timers {share(p.Timers) * 100:0}%, " +
+        $"checkpoints {share(p.Checkpoint) * 100:0}%, other {share(p.Other) * 100:0}%";
 
     private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, CancellationToken ct)
     {

@@ -1,0 +1,81 @@
+using System.Text.Json;
+using Streaming.Host.Tests.Infrastructure;
+
+namespace Streaming.Host.Tests;
+
+/// <summary>
+/// <c>streaming bench --core</c> through the CLI: the JSON has the documented shape and is consistent with itself. No
+/// timing thresholds: the numbers depend on the machine and on what else runs on it.
+/// </summary>
+[Collection(EndToEnd.Name)]
+public sealed class CoreBenchTests
+{
+    private static readonly string[] Parts = ["decode", "apply", "timers", "checkpoint", "other"];
+    private static readonly string[] Passes = ["core", "withCheckpoints", "decode", "apply", "applyNoTimers"];
+
+    [Fact]
+    public async Task Core_bench_reports_consistent_json_for_the_requested_events()
+    {
+        var outFile = Path.Combine(TestEnvironment.NewTempDir("streaming-bench-core"), "core.json");
+        var cli = await CliProcess.RunAsync(["bench", "--core", "--events", "20000", "--partitions", "4", "--checkpoint-every", "5000", "--out", outFile], TimeSpan.FromMinutes(3));
+        Assert.True(cli.ExitCode == 0, $"exit {cli.ExitCode}: {CliProcess.Tail(cli.StandardError)}");
+
+        using var json = JsonDocument.Parse(cli.StandardOutput);
+        var r = json.RootElement;
+        Assert.Equal(20_000, r.GetProperty("events").GetInt64());
+        Assert.Equal(4, r.GetProperty("partitions").GetInt32());
+        Assert.True(r.GetProperty("coreEventsPerSec").GetDouble() > 0);
+        Assert.True(r.GetProperty("coreWithCheckpointsEventsPerSec").GetDouble() > 0);
+        Assert.True(r.GetProperty("timersFired").GetInt64() >= 0);
+        Assert.Equal(0, r.GetProperty("deadLetters").GetInt64());
+
+        // Every customer ends up in the store, and nothing is passivated: the store and the cache agree.
+        var customers = r.GetProperty("customers").GetInt64();
+        Assert.InRange(customers, 1, 20_000);
+        Assert.Equal(customers, r.GetProperty("cachedCustomers").GetInt64());
+
+        // A checkpoint every 5,000 events: four of them, the last at the end; each customer written once to four times.
+        Assert.Equal(5000, r.GetProperty("checkpointEveryEvents").GetInt32());
+        Assert.Equal(4, r.GetProperty("checkpoints").GetInt32());
+        Assert.InRange(r.GetProperty("checkpointedStates").GetInt64(), customers, 4 * customers);
+        Assert.True(r.GetProperty("stateBytesAvg").GetDouble() > 0);
+        var checkpointMs = r.GetProperty("checkpointTotalMs").GetDouble();
+        Assert.True(checkpointMs > 0);
+        Assert.InRange(r.GetProperty("checkpointMaxMs").GetDouble(), r.GetProperty("checkpointP50Ms").GetDouble(), checkpointMs);
+
+        Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0);
+        Assert.True(r.GetProperty("gen0Collections").GetInt32() >= r.GetProperty("gen1Collections").GetInt32());
+        Assert.True(r.GetProperty("gen1Collections").GetInt32() >= r.GetProperty("gen2Collections").GetInt32());
+        Assert.True(r.GetProperty("peakWorkingSetMB").GetDouble() > 0);
+
+        // The profile's parts add up to the run with checkpoints (the rest is "other" by construction).
+        var profile = r.GetProperty("profile");
+        var shares = Parts.Sum(part => profile.GetProperty(part).GetProperty("share").GetDouble());
+        Assert.InRange(shares, 0.99, 1.01);
+        var passes = profile.GetProperty("passes");
+        var withCheckpoints = passes.GetProperty("withCheckpoints").GetProperty("seconds").GetDouble();
+        Assert.Equal(20_000 / withCheckpoints, r.GetProperty("coreWithCheckpointsEventsPerSec").GetDouble(), 0.01 * 20_000 / withCheckpoints + 1);
+        foreach (var pass in Passes)
+        {
+            Assert.True(passes.GetProperty(pass).GetProperty("seconds").GetDouble() > 0, pass);
+        }
+
+        Assert.Equal(
+            profile.GetProperty("checkpoint").GetProperty("nsPerEvent").GetDouble(),
+            checkpointMs * 1e6 / 20_000,
+            5.0);
+
+        Assert.Equal(cli.StandardOutput.Trim(), (await File.ReadAllTextAsync(outFile)).Trim());
+        Assert.Contains("core (decode, apply, timers; no store writes)", cli.StandardError, StringComparison.Ordinal);
+        Directory.Delete(Path.GetDirectoryName(outFile)!, recursive: true);
+    }
+
+    [Fact]
+    public async Task Checkpoint_every_without_core_is_refused_with_a_clear_message()
+    {
+        var cli = await CliProcess.RunAsync(["bench", "--checkpoint-every", "1000"], TimeSpan.FromMinutes(1));
+        Assert.Equal(2, cli.ExitCode);
+        Assert.Contains("--checkpoint-every only applies to --core", cli.StandardError, StringComparison.Ordinal);
+        Assert.Equal("", cli.StandardOutput.Trim());
+    }
+}
