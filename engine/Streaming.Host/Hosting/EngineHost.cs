@@ -63,6 +63,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.WebHost.UseUrls(settings.Urls);
         ApiRoutes.AddServices(builder.Services, new PrometheusCollectorOptions { MeterPrefixes = settings.MetricsMeterPrefixes });
+        Otlp.AddTo(builder.Services, settings);
         var web = builder.Build();
         var logger = web.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Streaming.Engine");
 
@@ -120,6 +121,10 @@ public sealed partial class EngineHost : IAsyncDisposable
         engine.OutreachStats = () => store.OutreachStats(TimeProvider.System.GetUtcNow().UtcTicks);
         var outreach = new OutreachService(store, engine, relay, TimeProvider.System, instruments);
         var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger, mirror);
+        if (settings.OtlpEndpoint is { } endpoint)
+        {
+            LogOtlp(logger, endpoint, settings.OtlpIntervalMs);
+        }
         ApiRoutes.Map(web, host);
         if (settings.AuthTokens.Count == 0)
         {
@@ -194,6 +199,9 @@ public sealed partial class EngineHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Mirroring checkpoints to Redis at {Endpoint} under the prefix '{Prefix}'")]
     private static partial void LogMirror(ILogger logger, string endpoint, string prefix);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Metrics pushed over OTLP/HTTP to {Endpoint} every {IntervalMs} ms")]
+    private static partial void LogOtlp(ILogger logger, Uri endpoint, int intervalMs);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The engine did not stop cleanly")]
     private static partial void LogStopFailed(ILogger logger, Exception ex);

@@ -59,6 +59,12 @@ public sealed record StreamingSettings
     /// <summary>The prefix of every key the mirror writes.</summary>
     public string RedisPrefix { get; init; } = RedisKeySchema.DefaultPrefix;
 
+    /// <summary>An OTLP/HTTP collector endpoint (e.g. <c>http://127.0.0.1:4318</c>); null = no OTLP export.</summary>
+    public Uri? OtlpEndpoint { get; init; }
+
+    /// <summary>How often metrics are pushed over OTLP.</summary>
+    public int OtlpIntervalMs { get; init; } = 10_000;
+
     /// <summary>Meters exported on <c>/metrics</c>: those whose names start with one of these.</summary>
     public IReadOnlyList<string> MetricsMeterPrefixes { get; init; } = PrometheusCollectorOptions.DefaultMeterPrefixes;
 
@@ -99,6 +105,12 @@ public sealed record StreamingSettings
             MaxRecordBytes = Int(s, "Engine:MaxRecordBytes", defaults.MaxRecordBytes, 1024, 64 * 1024 * 1024),
             PrefetchMaxKbytes = Int(s, "Kafka:PrefetchMaxKbytes", defaults.PrefetchMaxKbytes, 1024, 2_097_151),
             MetricsMeterPrefixes = List(s["Metrics:MeterPrefixes"]) ?? defaults.MetricsMeterPrefixes,
+            OtlpEndpoint = Blank(s["Metrics:OtlpEndpoint"]) is { } otlp
+                ? Uri.TryCreate(otlp, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+                    ? uri
+                    : throw new InvalidOperationException($"configuration Streaming:Metrics:OtlpEndpoint = '{otlp}' must be an http(s) URL such as http://127.0.0.1:4318")
+                : null,
+            OtlpIntervalMs = Int(s, "Metrics:OtlpIntervalMs", defaults.OtlpIntervalMs, 100, 3_600_000),
             RulesDirectory = Blank(s["Rules:Directory"]),
             RulesPollIntervalMs = Int(s, "Rules:PollIntervalMs", defaults.RulesPollIntervalMs, 100, 3_600_000),
             TimeMode = (s["Engine:TimeMode"] ?? "event").ToLowerInvariant() switch
