@@ -23,7 +23,7 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _redis = await RedisTestServer.SharedOrPrivateAsync();
-        _client = await ConnectionMultiplexer.ConnectAsync(_redis.Connection);
+        _client = await ConnectionMultiplexer.ConnectAsync(_redis.Connection + ",syncTimeout=15000"); // 2 loaded cores: the 1 s default flakes
     }
 
     public async Task DisposeAsync()
@@ -224,7 +224,7 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
 
         Assert.Equal(100, mirror.Writes);
         Assert.Equal(0, mirror.LagCheckpoints);
-        using var client = await ConnectionMultiplexer.ConnectAsync(later.Connection);
+        using var client = await ConnectionMultiplexer.ConnectAsync(later.Connection + ",syncTimeout=15000");
         var db = client.GetDatabase();
         for (var c = 0; c < 100; c++)
         {

@@ -32,7 +32,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
     {
         await using var redis = await RedisTestServer.SharedOrPrivateAsync();
         var prefix = "e2e-" + Guid.NewGuid().ToString("N")[..10] + ":";
-        using var client = await ConnectionMultiplexer.ConnectAsync(redis.Connection);
+        using var client = await ConnectionMultiplexer.ConnectAsync(redis.Connection + ",syncTimeout=15000");
         var db = client.GetDatabase();
         await using var broker = await BrokerProcess.StartAsync(partitions: 16);
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
@@ -152,7 +152,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
             await WaitMirrorIdleAsync(engine);
             output.WriteLine($"replay finished and mirror idle {back.ElapsedMilliseconds} ms after Redis returned");
 
-            using var client = await ConnectionMultiplexer.ConnectAsync(redis.Connection);
+            using var client = await ConnectionMultiplexer.ConnectAsync(redis.Connection + ",syncTimeout=15000");
             var (profiles, _) = await MirrorEqualsApiEventuallyAsync(engine, client.GetDatabase(), dataDir, prefix);
             await sampler.StopAsync();
             output.WriteLine($"sampler: {sampler.Rounds} rounds over {sampler.Keys} keys, {sampler.FailedRounds} failed while Redis was down, {sampler.Increases} increases seen");
