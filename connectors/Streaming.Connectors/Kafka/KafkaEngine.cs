@@ -502,6 +502,22 @@ public sealed partial class KafkaEngine : IDisposable
         }
     }
 
+    /// <summary>One of the partitions' population counters, summed over the partitions this node owns.</summary>
+    private Dictionary<TKey, long> SumPopulation<TKey>(Func<Population, IReadOnlyDictionary<TKey, long>> counters)
+        where TKey : notnull
+    {
+        var sum = new Dictionary<TKey, long>();
+        foreach (var host in _hosts.Values)
+        {
+            foreach (var (key, n) in counters(host.Population))
+            {
+                sum[key] = sum.GetValueOrDefault(key) + n;
+            }
+        }
+
+        return sum;
+    }
+
     /// <summary>Hybrid time: partitions without records for a while follow the wall clock so their timers fire.</summary>
     private void AdvanceIdlePartitions(long now)
     {
@@ -702,33 +718,16 @@ public sealed partial class KafkaEngine : IDisposable
             }
         }
 
-        var population = new Dictionary<(string, string), long>();
-        var transitions = new Dictionary<(string, string, string), long>();
-        var ruleCounters = new Dictionary<(string, string, string), long>();
         if (OutreachStats is { } stats && (_outreachStatsAt == 0 || _time.GetElapsedTime(_outreachStatsAt) >= TimeSpan.FromSeconds(5)))
         {
             _outreachStatsAt = _time.GetTimestamp();
             _outreachStats = stats();
         }
+
         var watermarks = new Dictionary<int, DateTimeOffset>();
         long loads = _retiredLoads, timers = _retiredTimers, late = _retiredLate, inMemory = 0;
         foreach (var host in _hosts.Values)
         {
-            foreach (var (key, n) in host.Population.Counts)
-            {
-                population[key] = population.GetValueOrDefault(key) + n;
-            }
-
-            foreach (var (key, n) in host.Population.Transitions)
-            {
-                transitions[key] = transitions.GetValueOrDefault(key) + n;
-            }
-
-            foreach (var (key, n) in host.Population.RuleCounters)
-            {
-                ruleCounters[key] = ruleCounters.GetValueOrDefault(key) + n;
-            }
-
             if (host.WatermarkTicks > 0)
             {
                 watermarks[host.Partition] = new DateTimeOffset(host.WatermarkTicks, TimeSpan.Zero);
@@ -756,9 +755,9 @@ public sealed partial class KafkaEngine : IDisposable
             TimersLate = late,
             TimersInMemory = inMemory,
             RuleVersion = _rules.Version,
-            Population = population,
-            Transitions = transitions,
-            RuleCounters = ruleCounters,
+            Population = SumPopulation(p => p.Counts),
+            Transitions = SumPopulation(p => p.Transitions),
+            RuleCounters = SumPopulation(p => p.RuleCounters),
             Outreach = _outreachStats,
         };
     }
@@ -816,24 +815,8 @@ public sealed partial class KafkaEngine : IDisposable
         }
 
         /// <summary>The customer's live profile, or null if no owned partition knows it.</summary>
-        public CustomerProfile? FindCustomer(string customerId)
-        {
-            foreach (var host in _engine._hosts.Values)
-            {
-                if (host.TryGetCached(customerId) is not null && host.Find(customerId) is { } cached)
-                {
-                    return CustomerProfile.From(cached, host.Partition, host.WatermarkTicks, host.Rules);
-                }
-            }
-
-            var partition = _engine._store.FindPartition(customerId);
-            if (partition is { } p && _engine._hosts.TryGetValue(p, out var owner) && owner.Find(customerId) is { } loaded)
-            {
-                return CustomerProfile.From(loaded, p, owner.WatermarkTicks, owner.Rules);
-            }
-
-            return null;
-        }
+        public CustomerProfile? FindCustomer(string customerId) =>
+            FindState(customerId) is var (state, host) ? CustomerProfile.From(state, host.Partition, host.WatermarkTicks, host.Rules) : null;
 
         /// <summary>The live state of a customer this node owns (valid only inside the query), or null.</summary>
         public (CustomerState State, PartitionHost Host)? FindState(string customerId)
@@ -856,43 +839,19 @@ public sealed partial class KafkaEngine : IDisposable
         }
 
         /// <summary>Per-rule counters (fired, suppressed, converted) of the partitions this node owns, summed.</summary>
-        public Dictionary<(string Rule, string Counter, string Group), long> RuleCounters()
-        {
-            var result = new Dictionary<(string, string, string), long>();
-            foreach (var host in _engine._hosts.Values)
-            {
-                foreach (var (key, n) in host.Population.RuleCounters)
-                {
-                    result[key] = result.GetValueOrDefault(key) + n;
-                }
-            }
-
-            return result;
-        }
+        public Dictionary<(string Rule, string Counter, string Group), long> RuleCounters() => _engine.SumPopulation(p => p.RuleCounters);
 
         /// <summary>The population of the partitions this node owns, summed.</summary>
         public PopulationView Population()
         {
-            var counts = new Dictionary<(string Dimension, string Value), long>();
-            var transitions = new Dictionary<(string Dimension, string From, string To), long>();
             long timers = 0, late = 0;
             foreach (var host in _engine._hosts.Values)
             {
-                foreach (var (key, n) in host.Population.Counts)
-                {
-                    counts[key] = counts.GetValueOrDefault(key) + n;
-                }
-
-                foreach (var (key, n) in host.Population.Transitions)
-                {
-                    transitions[key] = transitions.GetValueOrDefault(key) + n;
-                }
-
                 timers += host.TimersFired;
                 late += host.LateTimersFired;
             }
 
-            return new PopulationView(counts, transitions, _engine._rules.Version, timers, late);
+            return new PopulationView(_engine.SumPopulation(p => p.Counts), _engine.SumPopulation(p => p.Transitions), _engine._rules.Version, timers, late);
         }
     }
 }

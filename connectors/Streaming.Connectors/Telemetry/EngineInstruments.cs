@@ -89,7 +89,7 @@ public sealed class EngineInstruments
         foreach (var channel in new[] { "voice", "sms" })
         {
             OutreachLeases.Add(0, new KeyValuePair<string, object?>("channel", channel));
-            foreach (var outcome in new[] { "answered", "no_answer", "converted", "opted_out", "failed" })
+            foreach (var outcome in Triggers.OutreachService.Outcomes)
             {
                 OutreachOutcomes.Add(0, new KeyValuePair<string, object?>("channel", channel), new KeyValuePair<string, object?>("outcome", outcome));
             }
@@ -154,7 +154,7 @@ public sealed class EngineInstruments
         var outreach = _snapshot().Outreach;
         foreach (var channel in new[] { "voice", "sms" })
         {
-            foreach (var state in new[] { "due", "leased", "done", "dropped", "expired" })
+            foreach (var state in Triggers.OutreachStates.All)
             {
                 yield return new Measurement<long>(outreach.GetValueOrDefault((channel, state)), new("channel", channel), new("state", state));
             }

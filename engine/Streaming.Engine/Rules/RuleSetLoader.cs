@@ -46,14 +46,18 @@ public static class RuleSetLoader
         return reader.ReadToEnd();
     }
 
+    /// <summary>The rule files of a directory: every <c>*.yaml</c>/<c>*.yml</c>, in ordinal name order.</summary>
+    public static List<string> RuleFiles(string directory) =>
+        Directory.EnumerateFiles(directory)
+            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
     /// <summary>Loads every <c>*.yaml</c>/<c>*.yml</c> file of a directory, in ordinal name order.</summary>
     /// <exception cref="RuleSetException">The directory holds no rule file, or the files have errors.</exception>
     public static RuleSet LoadDirectory(string directory)
     {
-        var files = Directory.EnumerateFiles(directory)
-            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
-            .Order(StringComparer.Ordinal)
-            .ToList();
+        var files = RuleFiles(directory);
         if (files.Count == 0)
         {
             throw new RuleSetException([new RuleError(directory, 0, 0, "no rule files (*.yaml) in this directory")]);

@@ -200,9 +200,7 @@ public sealed partial class RulesManager : IAsyncDisposable
     /// <summary>Names, sizes and modification times of the rule files: cheap to compute, changes with any edit.</summary>
     private static string Fingerprint(string directory)
     {
-        var files = System.IO.Directory.EnumerateFiles(directory)
-            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
-            .Order(StringComparer.Ordinal)
+        var files = RuleSetLoader.RuleFiles(directory)
             .Select(f => new FileInfo(f))
             .Select(f => $"{f.Name}:{f.Length}:{f.LastWriteTimeUtc.Ticks}");
         return string.Join("|", files);

@@ -140,7 +140,12 @@ internal interface ISegmentedInstant
 /// </summary>
 internal sealed class BirthdayNode(int offset, TimeSpan localTime) : Node(offset, ValueKind.Instant, Inputs.Attributes | Inputs.Time), ISegmentedInstant
 {
-    public override long? EvalTicks(EvalContext c)
+    public override long? EvalTicks(EvalContext c) => Occurrences(c) is var (latest, _) ? latest : null;
+
+    public long NextChange(EvalContext c) => Occurrences(c) is var (_, next) ? next : long.MaxValue;
+
+    /// <summary>The latest occurrence at or before now and the next one after it, or null without a birthday.</summary>
+    private (long Latest, long Next)? Occurrences(EvalContext c)
     {
         if (LocalCalendar.Birthday(c.State.Birthday) is not { } birthday)
         {
@@ -148,23 +153,11 @@ internal sealed class BirthdayNode(int offset, TimeSpan localTime) : Node(offset
         }
 
         var zone = LocalCalendar.Zone(c.State.TimeZone, c.DefaultTimeZone);
-        var now = new DateTime(c.Now, DateTimeKind.Utc);
-        var year = TimeZoneInfo.ConvertTimeFromUtc(now, zone).Year;
-        var at = LocalCalendar.Occurrence(birthday, year, localTime, zone);
-        return (at <= c.Now ? at : LocalCalendar.Occurrence(birthday, year - 1, localTime, zone));
-    }
-
-    public long NextChange(EvalContext c)
-    {
-        if (LocalCalendar.Birthday(c.State.Birthday) is not { } birthday)
-        {
-            return long.MaxValue;
-        }
-
-        var zone = LocalCalendar.Zone(c.State.TimeZone, c.DefaultTimeZone);
         var year = TimeZoneInfo.ConvertTimeFromUtc(new DateTime(c.Now, DateTimeKind.Utc), zone).Year;
-        var at = LocalCalendar.Occurrence(birthday, year, localTime, zone);
-        return at > c.Now ? at : LocalCalendar.Occurrence(birthday, year + 1, localTime, zone);
+        var thisYear = LocalCalendar.Occurrence(birthday, year, localTime, zone);
+        return thisYear <= c.Now
+            ? (thisYear, LocalCalendar.Occurrence(birthday, year + 1, localTime, zone))
+            : (LocalCalendar.Occurrence(birthday, year - 1, localTime, zone), thisYear);
     }
 }
 
