@@ -240,7 +240,7 @@ public sealed class CustomerActorTests
         var state = new CustomerState(Customer);
         for (var i = 0; i <= capacity; i++)
         {
-            Assert.Equal(ApplyResult.Applied, CustomerActor.Apply(state, Placed("e" + i, T0, 1m), options));
+            Assert.Equal(ApplyResult.Applied, CustomerActor.Apply(state, Placed("e" + i, T0, 1m) with { OrderId = "o" + i }, options));
         }
 
         Assert.Equal(capacity, state.RecentEventIds.Count);
@@ -249,13 +249,13 @@ public sealed class CustomerActorTests
         var before = CustomerStateCodec.Encode(state);
         for (var i = capacity; i >= 1; i--)
         {
-            Assert.Equal(ApplyResult.Duplicate, CustomerActor.Apply(state, Placed("e" + i, T0, 1m), options));
+            Assert.Equal(ApplyResult.Duplicate, CustomerActor.Apply(state, Placed("e" + i, T0, 1m) with { OrderId = "o" + i }, options));
         }
 
         Assert.Equal(before, CustomerStateCodec.Encode(state));
 
         // Id 0 was the oldest and has been forgotten: it applies again.
-        Assert.Equal(ApplyResult.Applied, CustomerActor.Apply(state, Placed("e0", T0, 1m), options));
+        Assert.Equal(ApplyResult.Applied, CustomerActor.Apply(state, Placed("e0", T0, 1m) with { OrderId = "o-again" }, options));
         Assert.Equal(capacity + 2, state.OrderCount);
         Assert.Equal(capacity + 2m, state.GrossAmount);
 
@@ -265,7 +265,7 @@ public sealed class CustomerActorTests
         Assert.Equal(capacity, state.RecentEventIds.Count);
         if (capacity >= 2)
         {
-            Assert.Equal(ApplyResult.Duplicate, CustomerActor.Apply(state, Placed("e" + capacity, T0, 1m), options));
+            Assert.Equal(ApplyResult.Duplicate, CustomerActor.Apply(state, Placed("e" + capacity, T0, 1m) with { OrderId = "o-last" }, options));
         }
     }
 

@@ -322,6 +322,17 @@ public sealed class CustomerStateCodecTests
 
             return this;
         }
+
+        /// <summary>Version 4's tail of a fresh state: seven field times, no placed order ids.</summary>
+        public V1Writer EmptyVersion4()
+        {
+            for (var i = 0; i < 7; i++)
+            {
+                Long(0);                         // event time of each attribute and consent field
+            }
+
+            return Int(0);                       // placed order ids
+        }
     }
 
     /// <summary>Version 1 of a fresh state (what builds before the customer model wrote).</summary>
@@ -341,11 +352,11 @@ public sealed class CustomerStateCodecTests
         .Int(0).Int(0);
 
     [Fact]
-    public void Fresh_state_encodes_to_the_frozen_version_3_layout()
+    public void Fresh_state_encodes_to_the_frozen_version_4_layout()
     {
-        var expected = FreshV1(version: 3).EmptyModel().EmptyTriggers().ToArray();
+        var expected = FreshV1(version: 4).EmptyModel().EmptyTriggers().EmptyVersion4().ToArray();
 
-        Assert.Equal(168 + 116 + 13 + (33 * 4), expected.Length);
+        Assert.Equal(168 + 116 + 13 + (33 * 4) + (7 * 8) + 4, expected.Length);
         Assert.Equal(expected, CustomerStateCodec.Encode(new CustomerState("anyone")));
     }
 
@@ -359,7 +370,7 @@ public sealed class CustomerStateCodecTests
 
         Assert.Null(s.RuleVersion); // a null version makes the next touch re-derive everything
         Assert.Equal(0, s.Days.Count);
-        Assert.Equal(FreshV1(version: 3).EmptyModel().EmptyTriggers().ToArray(), CustomerStateCodec.Encode(s));
+        Assert.Equal(FreshV1(version: 4).EmptyModel().EmptyTriggers().EmptyVersion4().ToArray(), CustomerStateCodec.Encode(s));
     }
 
     [Fact]
@@ -376,7 +387,7 @@ public sealed class CustomerStateCodecTests
     }
 
     [Fact]
-    public void Hand_written_version_1_record_decodes_and_re_encodes_as_version_2()
+    public void Hand_written_version_1_record_decodes_and_re_encodes_as_the_current_version()
     {
         var bytes = new V1Writer()
             .Byte(1)
@@ -438,8 +449,8 @@ public sealed class CustomerStateCodecTests
         Assert.True(s.RecentEventIds.Contains(ulong.MaxValue));
 
         var upgraded = (byte[])bytes.Clone();
-        upgraded[0] = 3;
-        var tail = new V1Writer().EmptyModel().EmptyTriggers().ToArray();
+        upgraded[0] = 4;
+        var tail = new V1Writer().EmptyModel().EmptyTriggers().EmptyVersion4().ToArray();
         Assert.Equal([.. upgraded, .. tail], CustomerStateCodec.Encode(s));
     }
 
@@ -468,12 +479,12 @@ public sealed class CustomerStateCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(4)]
+    [InlineData(5)]
     [InlineData(255)]
     public void Unknown_version_throws_invalid_data_naming_the_version(byte version)
     {
         var bytes = CustomerStateCodec.Encode(Rich("s", "DE", null, null, null, null, null));
-        Assert.Equal(3, bytes[0]);
+        Assert.Equal(4, bytes[0]);
         bytes[0] = version;
 
         var ex = Assert.Throws<InvalidDataException>(() => CustomerStateCodec.Decode(Id, bytes));

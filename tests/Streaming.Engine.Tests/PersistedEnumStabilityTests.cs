@@ -1,4 +1,5 @@
 using Streaming.Engine.Events;
+using Streaming.Engine.Model;
 
 namespace Streaming.Engine.Tests;
 
@@ -22,6 +23,21 @@ public sealed class PersistedEnumStabilityTests
     public void Event_type_values_are_frozen(EventType type, int expected)
     {
         Assert.Equal(expected, (int)type);
+    }
+
+    [Fact]
+    public void Profile_field_values_are_frozen()
+    {
+        // Indexes of CustomerState.FieldTicks, written in this order by state codec version 4.
+        (ProfileField Field, byte Value)[] expected =
+        [
+            (ProfileField.Birthday, 0), (ProfileField.TimeZone, 1), (ProfileField.Country, 2), (ProfileField.ConsentVoice, 3),
+            (ProfileField.ConsentSms, 4), (ProfileField.ConsentEmail, 5), (ProfileField.DoNotContact, 6),
+        ];
+
+        Assert.Equal(expected.Select(e => e.Value), expected.Select(e => (byte)e.Field));
+        Assert.Equal(expected.Length, Enum.GetValues<ProfileField>().Length);
+        Assert.Equal(7, ProfileFields.Count);
     }
 
     [Fact]

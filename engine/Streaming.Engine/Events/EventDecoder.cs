@@ -10,7 +10,7 @@ public readonly record struct DecodeError(string Code, string Detail)
     public static readonly IReadOnlyList<string> Codes =
     [
         "empty", "invalid-field", "invalid-json", "key-mismatch", "missing-field", "missing-key", "not-an-object", "oversized",
-        "time-out-of-range", "unknown-topic", "unknown-type", "wrong-type",
+        "processing-error", "time-in-future", "time-out-of-range", "unknown-topic", "unknown-type", "wrong-type",
     ];
 
     public override string ToString() => Code + ": " + Detail;
@@ -22,6 +22,10 @@ public sealed record DecoderOptions
     /// <summary>Records larger than this are rejected unread.</summary>
     public int MaxRecordBytes { get; init; } = 256 * 1024;
 
+    /// <summary>
+    /// Longest <c>customerId</c> and <c>eventId</c> in characters (Unicode scalar values, so an emoji counts once);
+    /// CONTRACTS.md §2 v1.1 fixes 256 for customer ids.
+    /// </summary>
     public int MaxIdLength { get; init; } = 256;
 
     public int MaxDepth { get; init; } = 16;
@@ -31,6 +35,13 @@ public sealed record DecoderOptions
 
     /// <summary>Events at or after this instant are rejected.</summary>
     public DateTimeOffset MaxOccurredAt { get; init; } = new(2100, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>
+    /// How far <c>occurredAt</c> may lie after the record's broker timestamp (<c>time-in-future</c> beyond it), so one
+    /// record with a wrong clock cannot move its partition's watermark (CONTRACTS.md §2 v1.1,
+    /// <c>Streaming:Engine:MaxFutureSkewSeconds</c>, default 3600 s).
+    /// </summary>
+    public TimeSpan MaxFutureSkew { get; init; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>
@@ -47,7 +58,15 @@ public sealed class EventDecoder(DecoderOptions options)
     }
 
     /// <summary>Decodes <paramref name="value"/> read from <paramref name="topic"/> with record key <paramref name="key"/>.</summary>
-    public bool TryDecode(InputTopic topic, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, out CustomerEvent? evt, out DecodeError error)
+    public bool TryDecode(InputTopic topic, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, out CustomerEvent? evt, out DecodeError error) =>
+        TryDecode(topic, key, value, brokerTime: null, out evt, out error);
+
+    /// <summary>
+    /// As above, with the record's broker timestamp: an event whose <c>occurredAt</c> lies more than
+    /// <see cref="DecoderOptions.MaxFutureSkew"/> after it is refused as <c>time-in-future</c>. Null (the record has
+    /// no timestamp) skips that check.
+    /// </summary>
+    public bool TryDecode(InputTopic topic, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset? brokerTime, out CustomerEvent? evt, out DecodeError error)
     {
         evt = null;
         if (value.Length > Options.MaxRecordBytes)
@@ -95,7 +114,19 @@ public sealed class EventDecoder(DecoderOptions options)
             return false;
         }
 
-        return Build(topic, key, ref fields, out evt, out error);
+        if (!Build(topic, key, ref fields, out evt, out error))
+        {
+            return false;
+        }
+
+        if (brokerTime is { } appended && evt!.OccurredAt - appended > Options.MaxFutureSkew)
+        {
+            error = new("time-in-future", $"occurredAt {evt.OccurredAt:O} is more than {Options.MaxFutureSkew.TotalSeconds:0} s after the record's broker timestamp {appended:O}");
+            evt = null;
+            return false;
+        }
+
+        return true;
     }
 
     private bool ReadTop(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)
@@ -254,9 +285,15 @@ public sealed class EventDecoder(DecoderOptions options)
             return false;
         }
 
-        if (f.EventId.Length > Options.MaxIdLength || f.CustomerId.Length > Options.MaxIdLength)
+        if (!IsValidId(f.CustomerId, Options.MaxIdLength))
         {
-            error = new("invalid-field", $"eventId and customerId are limited to {Options.MaxIdLength} characters");
+            error = new("invalid-field", $"customerId must be 1 to {Options.MaxIdLength} characters without control characters (U+0000-U+001F, U+007F)");
+            return false;
+        }
+
+        if (f.EventId.Length > Options.MaxIdLength)
+        {
+            error = new("invalid-field", $"eventId is limited to {Options.MaxIdLength} characters");
             return false;
         }
 
@@ -440,6 +477,29 @@ public sealed class EventDecoder(DecoderOptions options)
         return result != 0;
     }
 
+    /// <summary>
+    /// A valid id (CONTRACTS.md §2 v1.1): 1 to <paramref name="max"/> characters (Unicode scalar values), none of them a
+    /// C0 control character or DEL. Every other character is allowed and must round-trip through every interface.
+    /// </summary>
+    public static bool IsValidId(string id, int max)
+    {
+        if (id.Length == 0 || id.Length > max * 2)
+        {
+            return false;
+        }
+
+        var count = 0;
+        foreach (var rune in id.EnumerateRunes())
+        {
+            if (rune.Value is < 0x20 or 0x7F || ++count > max)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     private static bool KeyMatches(ReadOnlySpan<byte> key, string customerId)
     {
         Span<byte> buffer = stackalloc byte[512];
@@ -565,7 +625,7 @@ public sealed class EventDecoder(DecoderOptions options)
 
         var hasOffset = raw.Length >= 20
             && (raw[^1] is (byte)'Z' or (byte)'z' || (raw.Length >= 25 && raw[^3] == (byte)':' && (raw[^6] == (byte)'+' || raw[^6] == (byte)'-')));
-        if (!hasOffset || !reader.TryGetDateTimeOffset(out value))
+        if (!hasOffset || !(raw[10] is (byte)'t' || raw[^1] is (byte)'z' ? TryParseLowercase(raw, out value) : reader.TryGetDateTimeOffset(out value)))
         {
             error = new("invalid-field", "occurredAt must be RFC 3339 with an offset, e.g. 2011-12-09T12:50:00Z");
             return false;
@@ -574,6 +634,31 @@ public sealed class EventDecoder(DecoderOptions options)
         has = true;
         error = default;
         return true;
+    }
+
+    /// <summary>
+    /// RFC 3339 §5.6 allows a lowercase <c>t</c> and <c>z</c>; System.Text.Json's ISO 8601 reader does not. Parses a
+    /// copy with them in upper case, through the same reader, so both spellings follow exactly the same rules.
+    /// </summary>
+    private static bool TryParseLowercase(ReadOnlySpan<byte> raw, out DateTimeOffset value)
+    {
+        Span<byte> json = stackalloc byte[raw.Length + 2];
+        json[0] = (byte)'"';
+        raw.CopyTo(json[1..]);
+        json[^1] = (byte)'"';
+        if (json[11] == (byte)'t')
+        {
+            json[11] = (byte)'T';
+        }
+
+        if (json[^2] == (byte)'z')
+        {
+            json[^2] = (byte)'Z';
+        }
+
+        var reader = new Utf8JsonReader(json);
+        value = default;
+        return reader.Read() && reader.TryGetDateTimeOffset(out value);
     }
 
     private bool ReadItems(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)

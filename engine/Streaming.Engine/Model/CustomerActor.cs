@@ -39,6 +39,12 @@ public static class CustomerActor
         Apply(state, evt, options, rules, ctx, sink, firings: null);
 
     /// <summary>As above; triggers fire into <paramref name="firings"/>.</summary>
+    /// <remarks>
+    /// Duplicates change nothing: an <c>eventId</c> among the customer's last <see cref="ActorOptions.RecentIdCapacity"/>
+    /// events, or an <c>order_placed</c> whose <c>orderId</c> the customer has placed before (at any distance).
+    /// Arithmetic is checked: an event whose sums would overflow throws <see cref="OverflowException"/> (the caller
+    /// refuses the record and restores the state it had before).
+    /// </remarks>
     public static ApplyResult Apply(CustomerState state, CustomerEvent evt, ActorOptions options, RuleSet rules, EvalContext ctx, IPopulationSink? sink, IFiringSink? firings)
     {
         var idHash = IdHash.Fnv1a64(evt.EventId);
@@ -47,9 +53,24 @@ public static class CustomerActor
             return ApplyResult.Duplicate;
         }
 
+        var orderHash = 0UL;
+        if (evt is OrderEvent { Type: EventType.OrderPlaced } placed)
+        {
+            orderHash = IdHash.Fnv1a64(placed.OrderId);
+            if (state.PlacedOrderIds.Contains(orderHash))
+            {
+                return ApplyResult.Duplicate;
+            }
+        }
+
         var now = Math.Max(evt.OccurredAt.UtcTicks, state.EvaluatedAtTicks);
         AdvanceTo(state, now, rules, ctx, sink, firings, lateBefore: long.MinValue, out _);
         state.RecentEventIds.Add(idHash, options.RecentIdCapacity);
+        if (orderHash != 0)
+        {
+            state.PlacedOrderIds.Add(orderHash);
+        }
+
         state.EventsApplied++;
         var ticks = evt.OccurredAt.UtcTicks;
         if (state.FirstSeenTicks == 0 || ticks < state.FirstSeenTicks)
@@ -74,7 +95,7 @@ public static class CustomerActor
                 ApplyCall(state, call, ticks);
                 break;
             case UpdateEvent update:
-                ApplyUpdate(state, update);
+                ApplyUpdate(state, update, ticks);
                 break;
             case OutcomeEvent outcome:
                 state.OutcomesReceived++;
@@ -166,9 +187,13 @@ public static class CustomerActor
         _ => Channels.None,
     };
 
+    /// <remarks>
+    /// Sums are checked (<see cref="OverflowException"/> when a total would leave <c>decimal</c> or <c>int</c>/<c>long</c>
+    /// range): such an order is refused whole rather than saturated, so no total is ever silently wrong.
+    /// </remarks>
     private static void ApplyOrder(CustomerState state, OrderEvent order, long ticks, decimal pointsPerUnit)
     {
-        if (order.Country is not null)
+        if (order.Country is not null && ProfileFields.Claim(state, ProfileField.Country, ticks))
         {
             state.Country = order.Country;
         }
@@ -178,22 +203,44 @@ public static class CustomerActor
         var points = (long)Math.Min(Math.Floor(order.Amount * pointsPerUnit), long.MaxValue / 4);
         if (order.Type == EventType.OrderCancelled)
         {
-            state.CancelledCount++;
-            state.RefundAmount += order.Amount;
-            day.Net -= order.Amount;
-            day.Points -= points;
+            // Computed first, assigned after: an overflow leaves nothing half-done.
+            var refunds = state.RefundAmount + order.Amount;
+            var net = day.Net - order.Amount;
+            var dayPoints = checked(day.Points - points);
+            state.CancelledCount = checked(state.CancelledCount + 1);
+            state.RefundAmount = refunds;
+            day.Net = net;
+            day.Points = dayPoints;
             return;
         }
 
-        day.Orders++;
-        state.CartAddsSinceOrder = 0;
-        day.Net += order.Amount;
-        day.Points += points;
-        state.OrderCount++;
-        state.GrossAmount += order.Amount;
-        state.ItemsBought += order.ItemCount;
+        var gross = state.GrossAmount + order.Amount;
+        var dayNet = day.Net + order.Amount;
+        var pointsTotal = checked(day.Points + points);
+        var orders = checked(state.OrderCount + 1);
+        var items = checked(state.ItemsBought + order.ItemCount);
+        var dayOrders = checked(day.Orders + 1);
+        day.Orders = dayOrders;
+        day.Net = dayNet;
+        day.Points = pointsTotal;
+        state.OrderCount = orders;
+        state.GrossAmount = gross;
+        state.ItemsBought = items;
+
+        // Cart adds after this order stay "without purchase"; an older order that arrives late does not clear them.
+        if (ticks >= state.LastCartAddTicks)
+        {
+            state.CartAddsSinceOrder = 0;
+        }
+
         if (state.FirstOrderTicks == 0 || ticks < state.FirstOrderTicks)
         {
+            if (state.FirstOrderTicks != 0)
+            {
+                // An earlier first order arrived late: the yearly review follows the earliest order in event time.
+                state.TierReviewTicks = 0;
+            }
+
             state.FirstOrderTicks = ticks;
         }
 
@@ -228,7 +275,12 @@ public static class CustomerActor
                 state.CartAdds++;
                 state.Days.At(DayOf(ticks)).CartAdds++;
                 state.LastCartAddTicks = Math.Max(state.LastCartAddTicks, ticks);
-                state.CartAddsSinceOrder++;
+                if (ticks >= state.LastOrderTicks)
+                {
+                    // A cart add older than the last order (arriving late) was followed by a purchase.
+                    state.CartAddsSinceOrder++;
+                }
+
                 break;
             case EventType.Favorite:
                 state.Favorites++;
@@ -269,19 +321,26 @@ public static class CustomerActor
 
     private static int DayOf(long ticks) => (int)(ticks / TimeSpan.TicksPerDay);
 
-    private static void ApplyUpdate(CustomerState state, UpdateEvent update)
+    /// <summary>
+    /// Attributes and consent: latest <c>occurredAt</c> wins, field by field (an older update that arrives later
+    /// changes no field a newer update set; ties go to the later record). Absent fields change nothing.
+    /// </summary>
+    private static void ApplyUpdate(CustomerState state, UpdateEvent update, long ticks)
     {
         if (update.Type == EventType.Attributes)
         {
-            state.Birthday = update.Birthday ?? state.Birthday;
-            state.TimeZone = update.TimeZone ?? state.TimeZone;
-            state.Country = update.Country ?? state.Country;
+            state.Birthday = Latest(state, ProfileField.Birthday, ticks, update.Birthday, state.Birthday);
+            state.TimeZone = Latest(state, ProfileField.TimeZone, ticks, update.TimeZone, state.TimeZone);
+            state.Country = Latest(state, ProfileField.Country, ticks, update.Country, state.Country);
             return;
         }
 
-        state.DoNotContact = update.DoNotContact ?? state.DoNotContact;
-        state.ConsentVoice = update.ConsentVoice ?? state.ConsentVoice;
-        state.ConsentSms = update.ConsentSms ?? state.ConsentSms;
-        state.ConsentEmail = update.ConsentEmail ?? state.ConsentEmail;
+        state.DoNotContact = Latest(state, ProfileField.DoNotContact, ticks, update.DoNotContact, state.DoNotContact);
+        state.ConsentVoice = Latest(state, ProfileField.ConsentVoice, ticks, update.ConsentVoice, state.ConsentVoice);
+        state.ConsentSms = Latest(state, ProfileField.ConsentSms, ticks, update.ConsentSms, state.ConsentSms);
+        state.ConsentEmail = Latest(state, ProfileField.ConsentEmail, ticks, update.ConsentEmail, state.ConsentEmail);
     }
+
+    private static T? Latest<T>(CustomerState state, ProfileField field, long ticks, T? update, T? current) =>
+        update is not null && ProfileFields.Claim(state, field, ticks) ? update : current;
 }

@@ -55,6 +55,15 @@ public sealed class CustomerState
     /// <summary>When true, no outreach on any channel (<c>consent.doNotContact</c>).</summary>
     public bool? DoNotContact { get; set; }
 
+    /// <summary>
+    /// Event time (UTC ticks, 0 = never set) of the update that set each attribute and consent field, indexed by
+    /// <see cref="ProfileField"/>: the latest <c>occurredAt</c> wins field by field (CONTRACTS.md §2, v1.1).
+    /// </summary>
+    public long[] FieldTicks { get; set; } = new long[ProfileFields.Count];
+
+    /// <summary>64-bit hashes of the <c>orderId</c>s of every <c>order_placed</c> applied: a re-sent order is a duplicate.</summary>
+    public IdSet PlacedOrderIds { get; set; } = new();
+
     // Outreach outcomes received.
     public int OutcomesReceived { get; set; }
 
@@ -129,6 +138,100 @@ public sealed class CustomerState
     public int CallCount => CallsCompleted + CallsAbandoned;
 
     public int ClickCount => PageViews + ProductViews + CartAdds + Favorites + Searches + Logins;
+}
+
+/// <summary>An attribute or consent field whose value is "latest occurredAt wins". Persisted values: never renumber.</summary>
+public enum ProfileField : byte
+{
+    Birthday = 0,
+    TimeZone = 1,
+    Country = 2,
+    ConsentVoice = 3,
+    ConsentSms = 4,
+    ConsentEmail = 5,
+    DoNotContact = 6,
+}
+
+/// <summary>Last-writer-wins by event time for <see cref="ProfileField"/>s.</summary>
+public static class ProfileFields
+{
+    /// <summary>How many <see cref="ProfileField"/> values there are (the length of <see cref="CustomerState.FieldTicks"/>).</summary>
+    public const int Count = 7;
+
+    /// <summary>
+    /// Whether an update of <paramref name="field"/> that occurred at <paramref name="ticks"/> (UTC) may set it: true
+    /// when it is not older than the update that set it last (ties go to the later record), and then records
+    /// <paramref name="ticks"/> as the field's time.
+    /// </summary>
+    public static bool Claim(CustomerState state, ProfileField field, long ticks)
+    {
+        ref var last = ref state.FieldTicks[(int)field];
+        if (ticks < last)
+        {
+            return false;
+        }
+
+        last = ticks;
+        return true;
+    }
+}
+
+/// <summary>A growing set of 64-bit id hashes kept sorted (8 bytes an id; binary search, insertion by copy).</summary>
+public sealed class IdSet
+{
+    private ulong[] _items;
+    private int _count;
+
+    public IdSet()
+    {
+        _items = [];
+    }
+
+    /// <summary>Builds a set from hashes already sorted ascending without repeats (the codec's order).</summary>
+    /// <exception cref="InvalidDataException">The hashes are not strictly ascending.</exception>
+    internal IdSet(ulong[] sorted)
+    {
+        for (var i = 1; i < sorted.Length; i++)
+        {
+            if (sorted[i] <= sorted[i - 1])
+            {
+                throw new InvalidDataException("corrupt id set: hashes not strictly ascending");
+            }
+        }
+
+        _items = sorted;
+        _count = sorted.Length;
+    }
+
+    public int Count => _count;
+
+    /// <summary>The hashes in ascending order.</summary>
+    internal ReadOnlySpan<ulong> Raw => _items.AsSpan(0, _count);
+
+    public bool Contains(ulong hash) => _items.AsSpan(0, _count).BinarySearch(hash) >= 0;
+
+    /// <summary>Adds <paramref name="hash"/>; false if it was already there.</summary>
+    public bool Add(ulong hash)
+    {
+        var at = _items.AsSpan(0, _count).BinarySearch(hash);
+        if (at >= 0)
+        {
+            return false;
+        }
+
+        at = ~at;
+        if (_count == _items.Length)
+        {
+            var grown = new ulong[Math.Max(4, _items.Length * 2)];
+            _items.AsSpan(0, _count).CopyTo(grown);
+            _items = grown;
+        }
+
+        _items.AsSpan(at, _count - at).CopyTo(_items.AsSpan(at + 1));
+        _items[at] = hash;
+        _count++;
+        return true;
+    }
 }
 
 /// <summary>A trigger's memory for one customer: whether its condition held, and its last firing.</summary>

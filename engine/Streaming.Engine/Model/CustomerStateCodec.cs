@@ -11,7 +11,7 @@ namespace Streaming.Engine.Model;
 public static class CustomerStateCodec
 {
     /// <summary>The version written by this build.</summary>
-    public const byte CurrentVersion = 3;
+    public const byte CurrentVersion = 4;
 
     public static byte[] Encode(CustomerState s)
     {
@@ -158,6 +158,35 @@ public static class CustomerStateCodec
         {
             b.Int(n);
         }
+
+        // Version 4: event times of attribute and consent fields (latest wins), placed order ids (idempotent orders).
+        foreach (var ticks in s.FieldTicks)
+        {
+            b.Long(ticks);
+        }
+
+        var orders = s.PlacedOrderIds.Raw;
+        b.Int(orders.Length);
+        foreach (var id in orders)
+        {
+            b.ULong(id);
+        }
+    }
+
+    private static void ReadVersion4(ref Reader r, CustomerState s)
+    {
+        for (var i = 0; i < s.FieldTicks.Length; i++)
+        {
+            s.FieldTicks[i] = r.Long();
+        }
+
+        var orders = new ulong[r.Count(1 << 24)];
+        for (var i = 0; i < orders.Length; i++)
+        {
+            orders[i] = r.ULong();
+        }
+
+        s.PlacedOrderIds = new IdSet(orders);
     }
 
     private static void ReadTriggers(ref Reader r, CustomerState s)
@@ -359,6 +388,12 @@ public static class CustomerStateCodec
         if (version >= 3)
         {
             ReadTriggers(ref r, s);
+        }
+
+        // States before version 4 know no field times (the next update of each field wins) and no order ids.
+        if (version >= 4)
+        {
+            ReadVersion4(ref r, s);
         }
 
         // A version-1 state has no derived values: its null rule version makes the next touch re-derive them.

@@ -103,14 +103,21 @@ public static class TriggerEvaluator
             s.OutcomeCounts[row + 2]++;
         }
 
-        if (outcome.Outcome == "opted_out")
+        // An opt-out is a consent update at the outcome's event time: a newer opt-in still wins over it.
+        var field = c switch
         {
-            switch (c)
+            ContactChannel.Voice => ProfileField.ConsentVoice,
+            ContactChannel.Sms => ProfileField.ConsentSms,
+            _ => ProfileField.ConsentEmail,
+        };
+        if (outcome.Outcome == "opted_out" && ProfileFields.Claim(s, field, outcome.OccurredAt.UtcTicks))
+        {
+            switch (field)
             {
-                case ContactChannel.Voice:
+                case ProfileField.ConsentVoice:
                     s.ConsentVoice = false;
                     break;
-                case ContactChannel.Sms:
+                case ProfileField.ConsentSms:
                     s.ConsentSms = false;
                     break;
                 default:

@@ -65,6 +65,12 @@ public sealed class PartitionHost
     private readonly PriorityQueue<Entry, long> _unsavedLater = new();
     private readonly EvalContext _ctx = new();
     private readonly FiringCollector _firings;
+
+    /// <summary>The state of the customer being changed, as it was before (restored if the change fails).</summary>
+    private readonly ArrayBufferWriter<byte> _undo = new(1024);
+
+    /// <summary>Population moves and firings of the change under way; they count only if it succeeds.</summary>
+    private readonly EffectBuffer _effects = new();
     private long _touch;
     private bool _partitionDirty;
     private long _timerHorizon;
@@ -131,29 +137,66 @@ public sealed class PartitionHost
 
     public void ForgetTopic(string topic) => _nextOffsets.Remove(topic);
 
-    /// <summary>The type of the event <see cref="Process"/> decoded last.</summary>
+    /// <summary>The type of the event Process decoded last.</summary>
     public EventType LastEventType { get; private set; }
 
+    /// <summary>The customer and error of the latest failed wake-up or re-evaluation (for the log), or null.</summary>
+    public string? LastWakeUpFailure { get; private set; }
+
+    /// <summary>Wake-ups and rule-switch re-evaluations that failed (a rule that throws, an overflow): the customer kept its state; a failed wake-up is dropped.</summary>
+    public long FailedWakeUps { get; private set; }
+
     /// <summary>Decodes, validates and applies one record; reports a dead letter through <paramref name="error"/>.</summary>
-    public RecordOutcome Process(InputTopic topic, long offset, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, out DecodeError error)
+    public RecordOutcome Process(InputTopic topic, long offset, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, out DecodeError error) =>
+        Process(topic, offset, key, value, brokerTime: null, out error);
+
+    /// <summary>
+    /// As above; <paramref name="brokerTime"/> is the record's broker timestamp (null when the record has none), which
+    /// bounds how far in the future <c>occurredAt</c> may lie (<see cref="DecoderOptions.MaxFutureSkew"/>).
+    /// </summary>
+    public RecordOutcome Process(InputTopic topic, long offset, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset? brokerTime, out DecodeError error)
     {
         _nextOffsets[topic.Name()] = offset + 1;
         _partitionDirty = true;
-        if (!_decoder.TryDecode(topic, key, value, out var evt, out error))
+        if (!_decoder.TryDecode(topic, key, value, brokerTime, out var evt, out error))
         {
             return RecordOutcome.DeadLetter;
         }
 
         LastEventType = evt!.Type;
-        return Apply(evt);
+        return Apply(evt, out error);
     }
 
     /// <summary>Applies an already decoded event (used by the core benchmark and tests), then fires due timers.</summary>
-    public RecordOutcome Apply(CustomerEvent evt)
+    public RecordOutcome Apply(CustomerEvent evt) => Apply(evt, out _);
+
+    /// <summary>
+    /// Applies an already decoded event, then fires due timers. All or nothing: if anything fails while the event is
+    /// applied (an arithmetic overflow, a rule that throws), the customer keeps exactly the state it had, no firing or
+    /// population move of the event counts, the partition's clock does not move, and the outcome is
+    /// <see cref="RecordOutcome.DeadLetter"/> with code <c>processing-error</c>.
+    /// </summary>
+    public RecordOutcome Apply(CustomerEvent evt, out DecodeError error)
     {
+        error = default;
         var entry = GetOrLoad(evt.CustomerId, create: true)!;
         var wake = entry.State.WakeTicks;
-        if (CustomerActor.Apply(entry.State, evt, _options.Actor, Rules, _ctx, Population, _firings) == ApplyResult.Duplicate)
+        ApplyResult result;
+        var fresh = !entry.Stored && entry.State.EventsApplied == 0;
+        BeginChange(entry, fresh);
+        try
+        {
+            result = CustomerActor.Apply(entry.State, evt, _options.Actor, Rules, _ctx, _effects, _effects);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            RollBack(entry, fresh);
+            error = new DecodeError("processing-error", $"{ex.GetType().Name}: {Truncate(ex.Message, 200)}");
+            return RecordOutcome.DeadLetter;
+        }
+
+        _effects.Commit(Population, _firings);
+        if (result == ApplyResult.Duplicate)
         {
             return RecordOutcome.Duplicate;
         }
@@ -213,7 +256,25 @@ public sealed class PartitionHost
                     continue; // Stale: the customer's wake-up moved since this entry was queued.
                 }
 
-                var count = CustomerActor.AdvanceTo(entry.State, watermark, Rules, _ctx, Population, _firings, lateBefore, out var late);
+                int count, late;
+                BeginChange(entry, fresh: false);
+                try
+                {
+                    count = CustomerActor.AdvanceTo(entry.State, watermark, Rules, _ctx, _effects, _effects, lateBefore, out late);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // The customer keeps its state; this wake-up is dropped (its next event derives a new one), so a
+                    // failing rule cannot hold the partition in a loop.
+                    LastWakeUpFailure = Describe(customerId, ex);
+                    RollBack(entry, fresh: false);
+                    entry.State.WakeTicks = 0;
+                    FailedWakeUps++;
+                    MarkDirty(entry);
+                    continue;
+                }
+
+                _effects.Commit(Population, _firings);
                 TimersFired += count;
                 LateTimersFired += late;
                 fired += count;
@@ -377,10 +438,24 @@ public sealed class PartitionHost
     private void Reevaluate(Entry entry)
     {
         var wake = entry.State.WakeTicks;
+        BeginChange(entry, fresh: false);
+        try
+        {
+            CustomerActor.Reevaluate(entry.State, WatermarkTicks, Rules, _ctx, _effects);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The rule set fails on this customer: it keeps its values (and old rule version) until an event or wake-up.
+            LastWakeUpFailure = Describe(entry.State.CustomerId, ex);
+            RollBack(entry, fresh: false);
+            FailedWakeUps++;
+            return;
+        }
+
         Population.Recounting = true;
         try
         {
-            CustomerActor.Reevaluate(entry.State, WatermarkTicks, Rules, _ctx, Population);
+            _effects.Commit(Population, _firings);
         }
         finally
         {
@@ -390,6 +465,34 @@ public sealed class PartitionHost
         MarkDirty(entry);
         Schedule(entry, wake);
     }
+
+    /// <summary>Remembers the customer's state before a change (a new customer needs nothing: it is removed on failure).</summary>
+    private void BeginChange(Entry entry, bool fresh)
+    {
+        _effects.Clear();
+        if (!fresh)
+        {
+            _undo.Clear();
+            CustomerStateCodec.Encode(entry.State, _undo);
+        }
+    }
+
+    /// <summary>Undoes a failed change: the customer's state as before, its effects dropped.</summary>
+    private void RollBack(Entry entry, bool fresh)
+    {
+        _effects.Clear();
+        if (fresh)
+        {
+            _customers.Remove(entry.State.CustomerId);
+            return;
+        }
+
+        entry.State = CustomerStateCodec.Decode(entry.State.CustomerId, _undo.WrittenSpan);
+    }
+
+    private static string Describe(string customerId, Exception ex) => $"customer '{Truncate(customerId, 64)}': {ex.GetType().Name}: {Truncate(ex.Message, 200)}";
+
+    private static string Truncate(string text, int max) => text.Length <= max ? text : text[..max] + "…";
 
     private void MarkDirty(Entry entry)
     {
@@ -511,9 +614,53 @@ public sealed class PartitionHost
         public void Converted(string rule, Delivery delivery) => population.CountRule(rule, "converted", TriggerNames.Of(delivery));
     }
 
+    /// <summary>
+    /// Holds the population moves, firings and conversions of one change until it succeeds (then they reach the
+    /// partition's counters and the checkpoint's firings) or fails (then they are dropped).
+    /// </summary>
+    private sealed class EffectBuffer : IPopulationSink, IFiringSink
+    {
+        private readonly List<(string Dimension, string? From, string? To)> _moves = [];
+        private readonly List<TriggerFiring> _fired = [];
+        private readonly List<(string Rule, Delivery Delivery)> _converted = [];
+
+        public void Moved(string dimension, string? from, string? to) => _moves.Add((dimension, from, to));
+
+        public void Fired(TriggerFiring firing) => _fired.Add(firing);
+
+        public void Converted(string rule, Delivery delivery) => _converted.Add((rule, delivery));
+
+        public void Clear()
+        {
+            _moves.Clear();
+            _fired.Clear();
+            _converted.Clear();
+        }
+
+        public void Commit(IPopulationSink population, IFiringSink firings)
+        {
+            foreach (var (dimension, from, to) in _moves)
+            {
+                population.Moved(dimension, from, to);
+            }
+
+            foreach (var firing in _fired)
+            {
+                firings.Fired(firing);
+            }
+
+            foreach (var (rule, delivery) in _converted)
+            {
+                firings.Converted(rule, delivery);
+            }
+
+            Clear();
+        }
+    }
+
     private sealed class Entry(CustomerState state)
     {
-        public CustomerState State { get; } = state;
+        public CustomerState State { get; set; } = state;
         public bool Dirty { get; set; }
 
         /// <summary>Part of a checkpoint batch not yet durable: must not be passivated.</summary>

@@ -1,0 +1,358 @@
+using System.Text;
+using Streaming.Engine.Events;
+using Streaming.Engine.Model;
+using Streaming.Engine.Rules;
+using Streaming.Engine.Rules.Expressions;
+using Streaming.Engine.Runtime;
+using static Streaming.Engine.Tests.TestEvents;
+
+namespace Streaming.Engine.Tests;
+
+/// <summary>
+/// Field-report faults (issue 12): no single record may stop a partition, move its clock, undo a newer decision, count
+/// twice, or carry an id that cannot be read back. Expected values are written out here, never taken from the engine.
+/// </summary>
+public sealed class HostileRecordTests
+{
+    private const string MaxDecimal = "79228162514264337593543950335";
+    private static readonly DateTimeOffset Appended = new(2026, 11, 30, 12, 0, 0, TimeSpan.Zero);
+
+    private readonly InMemoryStateStore _store = new();
+
+    private static byte[] Order(string customer, string eventId, string orderId, string amount, string at = "2011-07-10T10:00:00Z", string type = "order_placed") =>
+        Encoding.UTF8.GetBytes($$"""{"eventId":"{{eventId}}","customerId":"{{customer}}","occurredAt":"{{at}}","type":"{{type}}","orderId":"{{orderId}}","amount":{{amount}},"currency":"GBP","channel":"online"}""");
+
+    private static byte[] Click(string customer, string eventId, string at) =>
+        Encoding.UTF8.GetBytes($$"""{"eventId":"{{eventId}}","customerId":"{{customer}}","occurredAt":"{{at}}","type":"page_view","sessionId":"s"}""");
+
+    private static RecordOutcome Process(PartitionHost host, InputTopic topic, long offset, string customer, byte[] value, out DecodeError error, DateTimeOffset? appended = null) =>
+        host.Process(topic, offset, Encoding.UTF8.GetBytes(customer), value, appended ?? Appended, out error);
+
+    /// <summary>The default rule set with one more tag whose condition is <paramref name="when"/> (a fault injected by the test).</summary>
+    private static RuleSet DefaultWith(string tag, Func<EvalContext, bool> when)
+    {
+        var d = RuleSetLoader.Default;
+        return new RuleSet
+        {
+            Name = d.Name,
+            Version = d.Version + "+" + tag,
+            Sources = d.Sources,
+            Rfm = d.Rfm,
+            ChurnRisk = d.ChurnRisk,
+            Ladders = d.Ladders,
+            Tiers = d.Tiers,
+            Tags = [.. d.Tags, new TagRule(tag, new BoolExpression(tag, new InjectedNode(when)))],
+            Triggers = d.Triggers,
+            Contact = d.Contact,
+            RetentionDays = d.RetentionDays,
+        };
+    }
+
+    /// <summary>A rule condition supplied by the test: it reads orders and time, and may throw.</summary>
+    private sealed class InjectedNode(Func<EvalContext, bool> when) : Node(0, ValueKind.Bool, Inputs.Orders | Inputs.Time)
+    {
+        public override bool EvalBool(EvalContext c) => when(c);
+    }
+
+    private static byte[] Snapshot(PartitionHost host, string customer) => CustomerStateCodec.Encode(host.Find(customer)!);
+
+    // 1. A record that cannot be applied is dead-lettered; the customer keeps exactly its previous state.
+
+    [Theory]
+    [InlineData("order_placed", "order_placed")]       // gross amount and the day's net overflow
+    [InlineData("order_cancelled", "order_cancelled")] // refunds and the day's net (negative) overflow
+    public void A_sum_that_overflows_dead_letters_the_record_and_leaves_the_state_as_it_was(string firstType, string secondType)
+    {
+        var host = new PartitionHost(0, _store, new PartitionHostOptions());
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 0, "big", Order("big", "e1", "o1", MaxDecimal, type: firstType), out _));
+        var before = Snapshot(host, "big");
+        var population = host.Population.Counts.ToDictionary();
+        var firings = host.PendingFirings.Count;
+
+        var outcome = Process(host, InputTopic.Orders, 1, "big", Order("big", "e2", "o2", "1", at: "2011-07-10T11:00:00Z", type: secondType), out var error);
+
+        Assert.Equal(RecordOutcome.DeadLetter, outcome);
+        Assert.Equal("processing-error", error.Code);
+        Assert.StartsWith("OverflowException", error.Detail, StringComparison.Ordinal);
+        Assert.Equal(before, Snapshot(host, "big"));
+        Assert.Equal(population, host.Population.Counts.ToDictionary());
+        Assert.Equal(firings, host.PendingFirings.Count);
+
+        // The partition goes on: the next record (another customer, later in time) applies and its offset counts.
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 2, "next", Order("next", "e3", "o3", "5", at: "2011-07-11T10:00:00Z"), out _));
+        Assert.Equal(3, host.NextOffsets["orders"]);
+        Assert.Equal(new DateTimeOffset(2011, 7, 11, 10, 0, 0, TimeSpan.Zero).UtcTicks, host.MaxEventTicks);
+    }
+
+    [Fact]
+    public void A_rule_that_fails_dead_letters_the_record_and_a_new_customer_is_not_created()
+    {
+        // Fails for customers with a net amount of 2 or more.
+        var rules = DefaultWith("boom", c => c.State.NetAmount < 2 ? false : throw new InvalidOperationException("injected rule failure"));
+        var host = new PartitionHost(0, _store, new PartitionHostOptions(), rules);
+
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 0, "small", Order("small", "e1", "o1", "0.5"), out _));
+        var before = Snapshot(host, "small");
+
+        Assert.Equal(RecordOutcome.DeadLetter, Process(host, InputTopic.Orders, 1, "small", Order("small", "e2", "o2", "10", at: "2011-07-10T11:00:00Z"), out var error));
+        Assert.Equal("processing-error", error.Code);
+        Assert.Equal(before, Snapshot(host, "small"));
+
+        // A customer whose first record fails does not exist afterwards.
+        Assert.Equal(RecordOutcome.DeadLetter, Process(host, InputTopic.Orders, 2, "fresh", Order("fresh", "e3", "o3", "10"), out _));
+        Assert.Null(host.Find("fresh"));
+        Assert.Equal(1L, host.Population.Counts[("lifecycle", "new")]); // only "small" was counted
+
+        // Neither failure consumed the ids: once the rule set is fixed, the same records apply.
+        host.SwitchRules(RuleSetLoader.Default);
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 3, "small", Order("small", "e2", "o2", "10", at: "2011-07-10T11:00:00Z"), out _));
+        Assert.Equal(10.5m, host.Find("small")!.GrossAmount);
+    }
+
+    [Fact]
+    public void A_wake_up_that_fails_keeps_the_customer_and_the_partition_goes_on()
+    {
+        // Fails when evaluated more than 30 days after the last order, i.e. at the wake-up it asks for.
+        var rules = DefaultWith("late_boom", c =>
+        {
+            if (c.State.LastOrderTicks == 0)
+            {
+                return false;
+            }
+
+            var due = c.State.LastOrderTicks + TimeSpan.FromDays(31).Ticks;
+            if (c.Now >= due)
+            {
+                throw new InvalidOperationException("injected rule failure");
+            }
+
+            c.WakeAt(due);
+            return false;
+        });
+        var host = new PartitionHost(0, _store, new PartitionHostOptions(), rules);
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 0, "sleeper", Order("sleeper", "e1", "o1", "10"), out _));
+        var before = Snapshot(host, "sleeper");
+
+        // Another customer's record 60 days later moves the watermark past the sleeper's wake-up at day 31.
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Clickstream, 0, "other", Click("other", "c1", "2011-09-08T10:00:00Z"), out _));
+
+        Assert.Equal(1L, host.FailedWakeUps);
+        Assert.Contains("sleeper", host.LastWakeUpFailure, StringComparison.Ordinal);
+        var after = host.Find("sleeper")!;
+        Assert.Equal(0L, after.WakeTicks); // dropped, so the failure does not repeat at every page
+        after.WakeTicks = CustomerStateCodec.Decode("sleeper", before).WakeTicks;
+        Assert.Equal(before, CustomerStateCodec.Encode(after));
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Clickstream, 1, "other", Click("other", "c2", "2011-09-09T10:00:00Z"), out _));
+    }
+
+    // 2. A future timestamp cannot move the partition's clock.
+
+    [Theory]
+    [InlineData("2099-06-01T00:00:00Z", false)]
+    [InlineData("2026-11-30T13:00:01Z", false)] // one second beyond the default skew of an hour
+    [InlineData("2026-11-30T13:00:00Z", true)]  // exactly at the bound
+    [InlineData("2026-11-30T14:30:00+02:00", true)] // 12:30 UTC: the offset counts
+    public void An_event_more_than_the_allowed_skew_after_its_broker_timestamp_is_refused(string occurredAt, bool accepted)
+    {
+        var host = new PartitionHost(0, _store, new PartitionHostOptions());
+        Process(host, InputTopic.Orders, 0, "a", Order("a", "e1", "o1", "5"), out _);
+        var clock = host.MaxEventTicks;
+
+        var outcome = Process(host, InputTopic.Clickstream, 0, "b", Click("b", "c1", occurredAt), out var error);
+
+        if (accepted)
+        {
+            Assert.Equal(RecordOutcome.Applied, outcome);
+        }
+        else
+        {
+            Assert.Equal(RecordOutcome.DeadLetter, outcome);
+            Assert.Equal("time-in-future", error.Code);
+            Assert.Equal(clock, host.MaxEventTicks);
+            Assert.Null(host.Find("b"));
+            Assert.Equal("new", host.Find("a")!.Stages["lifecycle"].Name); // one order, no time has passed for it
+        }
+    }
+
+    [Fact]
+    public void The_skew_is_configurable_and_a_record_without_a_broker_timestamp_is_not_judged_by_it()
+    {
+        var decoder = new EventDecoder(new DecoderOptions { MaxFutureSkew = TimeSpan.FromDays(1) });
+        var key = Encoding.UTF8.GetBytes("b");
+        Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c1", "2026-12-01T11:59:00Z"), Appended, out _, out _));
+        Assert.False(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c1", "2026-12-01T12:00:01Z"), Appended, out _, out var error));
+        Assert.Equal("time-in-future", error.Code);
+        Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c1", "2099-06-01T00:00:00Z"), null, out _, out _));
+    }
+
+    // 3. Latest occurredAt wins, field by field.
+
+    [Fact]
+    public void An_older_opt_in_arriving_later_does_not_re_enable_contact()
+    {
+        var host = new PartitionHost(0, _store, new PartitionHostOptions());
+        var noon = new DateTimeOffset(2011, 7, 10, 12, 0, 0, TimeSpan.Zero);
+        host.Apply(TestEvents.Consent("c-12", noon, voice: false, sms: false, email: false, customerId: "x"));
+        host.Apply(TestEvents.Consent("c-11", noon.AddHours(-1), voice: true, sms: true, email: true, customerId: "x"));
+        host.Apply(Call("k-13", noon.AddHours(1), completed: false, waitSeconds: 300, talkSeconds: 0, customerId: "x"));
+
+        var state = host.Find("x")!;
+        Assert.Equal((false, false, false), (state.ConsentVoice, state.ConsentSms, state.ConsentEmail));
+        var recovery = Assert.Single(host.PendingFirings, f => f.Rule == "service-recovery");
+        Assert.Equal(Delivery.Suppressed, recovery.Delivery);
+        Assert.Equal("consent", recovery.SuppressedBy);
+    }
+
+    [Fact]
+    public void Time_zone_country_and_opt_outs_follow_event_time_not_arrival()
+    {
+        var host = new PartitionHost(0, _store, new PartitionHostOptions());
+        var t = new DateTimeOffset(2011, 7, 10, 12, 0, 0, TimeSpan.Zero);
+        host.Apply(Attributes("a2", t, birthday: null, timeZone: "Asia/Tokyo", country: "JP", customerId: "y"));
+        host.Apply(Attributes("a1", t.AddDays(-1), birthday: "1990-01-02", timeZone: "Europe/London", country: "GB", customerId: "y"));
+        host.Apply(Placed("o-old", t.AddDays(-2), 5m, country: "FR", customerId: "y"));  // an order's country is an update too
+        host.Apply(TestEvents.Consent("c2", t, voice: true, sms: null, email: null, customerId: "y"));
+        host.Apply(Outcome("out-old", t.AddHours(-3), "opted_out", customerId: "y") with { Channel = "voice" });     // voice opt-out older than the opt-in
+
+        var state = host.Find("y")!;
+        Assert.Equal(("Asia/Tokyo", "JP", "1990-01-02"), (state.TimeZone, state.Country, state.Birthday));
+        Assert.True(state.ConsentVoice);
+
+        host.Apply(Outcome("out-new", t.AddHours(1), "opted_out", customerId: "y") with { Channel = "voice" });
+        Assert.False(host.Find("y")!.ConsentVoice);
+    }
+
+    [Fact]
+    public void The_tier_review_follows_the_earliest_order_whatever_arrives_first()
+    {
+        var host = new PartitionHost(0, _store, new PartitionHostOptions());
+        host.Apply(Placed("o-sep", new DateTimeOffset(2011, 9, 1, 10, 0, 0, TimeSpan.Zero), 10m, customerId: "z"));
+        host.Apply(Placed("o-jul", new DateTimeOffset(2011, 7, 10, 10, 0, 0, TimeSpan.Zero), 10m, customerId: "z"));
+
+        Assert.Equal(new DateTimeOffset(2012, 7, 10, 10, 0, 0, TimeSpan.Zero).UtcTicks, host.Find("z")!.TierReviewTicks);
+    }
+
+    [Fact]
+    public void Any_order_of_attribute_and_consent_updates_gives_the_same_attributes_and_suppression()
+    {
+        var t = new DateTimeOffset(2011, 7, 10, 8, 0, 0, TimeSpan.Zero);
+        var updates = new CustomerEvent[]
+        {
+            Attributes("a1", t, birthday: "1980-03-04", timeZone: "Europe/Paris", country: "FR", customerId: "p"),
+            Attributes("a2", t.AddMinutes(10), birthday: null, timeZone: "America/Chicago", country: null, customerId: "p"),
+            Attributes("a3", t.AddMinutes(20), birthday: "1980-04-03", timeZone: null, country: "US", customerId: "p"),
+            TestEvents.Consent("c1", t.AddMinutes(5), voice: true, sms: true, email: true, customerId: "p"),
+            TestEvents.Consent("c2", t.AddMinutes(15), voice: false, sms: null, email: null, customerId: "p"),
+            TestEvents.Consent("c3", t.AddMinutes(25), voice: null, sms: false, email: null, customerId: "p"),
+            new UpdateEvent { EventId = "d1", CustomerId = "p", OccurredAt = t.AddMinutes(30), Type = EventType.Consent, DoNotContact = false },
+        };
+
+        // Written out from the timeline above: the latest value of each field.
+        var expected = ("1980-04-03", "America/Chicago", "US", (bool?)false, (bool?)false, (bool?)true, (bool?)false);
+        var seed = Environment.TickCount;
+        var rng = new Random(seed);
+        for (var round = 0; round < 200; round++)
+        {
+            var order = updates.OrderBy(_ => rng.Next()).ToArray();
+            var store = new InMemoryStateStore();
+            var host = new PartitionHost(0, store, new PartitionHostOptions());
+            foreach (var update in order)
+            {
+                host.Apply(update);
+            }
+
+            host.Apply(Call("k", t.AddHours(1), completed: false, waitSeconds: 300, talkSeconds: 0, customerId: "p"));
+            var s = host.Find("p")!;
+            var arrival = string.Join(",", order.Select(e => e.EventId));
+            Assert.True(expected == (s.Birthday, s.TimeZone, s.Country, s.ConsentVoice, s.ConsentSms, s.ConsentEmail, s.DoNotContact), $"seed {seed}, arrival {arrival}");
+            var recovery = Assert.Single(host.PendingFirings, f => f.Rule == "service-recovery");
+            Assert.True((Delivery.Suppressed, "consent") == (recovery.Delivery, recovery.SuppressedBy), $"seed {seed}, arrival {arrival}: {recovery.Delivery} {recovery.SuppressedBy}");
+        }
+    }
+
+    // 5. Duplicates by business key.
+
+    [Fact]
+    public void A_re_sent_order_with_a_new_event_id_is_a_duplicate_at_any_distance()
+    {
+        var host = new PartitionHost(0, _store, new PartitionHostOptions());
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 0, "r", Order("r", "e1", "INV-1", "12.50"), out _));
+        for (var i = 0; i < 100; i++)
+        {
+            Process(host, InputTopic.Clickstream, i, "r", Click("r", "click-" + i, "2011-07-10T10:05:00Z"), out _);
+        }
+
+        Assert.Equal(RecordOutcome.Duplicate, Process(host, InputTopic.Orders, 1, "r", Order("r", "e1-retry", "INV-1", "12.50"), out _));
+        var state = host.Find("r")!;
+        Assert.Equal((1, 12.50m), (state.OrderCount, state.GrossAmount));
+
+        // Survives the codec (a restart or passivation).
+        var reloaded = CustomerStateCodec.Decode("r", CustomerStateCodec.Encode(state));
+        Assert.True(reloaded.PlacedOrderIds.Contains(IdHash.Fnv1a64("INV-1")));
+
+        // A cancellation of that order is not a re-sent placement: it applies.
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 2, "r", Order("r", "e-c", "INV-1", "2.50", type: "order_cancelled"), out _));
+        Assert.Equal(2.50m, host.Find("r")!.RefundAmount);
+    }
+
+    // 4. Customer ids.
+
+    public static TheoryData<string> ValidIds() =>
+    [
+        "a/b", "a%2Fb", "100%", ".", "..", "a b", "a+b", "a?b=c", "a#b", "😀", "שלום", "e\u0301", "日本/東京", new string('x', 256),
+        string.Concat(Enumerable.Repeat("😀", 256)),
+    ];
+
+    [Theory]
+    [MemberData(nameof(ValidIds))]
+    public void Every_id_without_control_characters_up_to_256_characters_is_accepted(string id)
+    {
+        var decoder = new EventDecoder();
+        var json = System.Text.Json.JsonSerializer.Serialize(new { eventId = "e", customerId = id, occurredAt = "2011-07-10T10:00:00Z", type = "page_view" });
+
+        Assert.True(decoder.TryDecode(InputTopic.Clickstream, Encoding.UTF8.GetBytes(id), Encoding.UTF8.GetBytes(json), out var evt, out var error), error.ToString());
+        Assert.Equal(id, evt!.CustomerId);
+    }
+
+    public static TheoryData<string> InvalidIds() =>
+    [
+        "a\0b", "\0", "line\nbreak", "tab\t", "del\u007f", "\u001f", new string('x', 257), string.Concat(Enumerable.Repeat("😀", 257)),
+    ];
+
+    [Theory]
+    [MemberData(nameof(InvalidIds))]
+    public void Ids_with_control_characters_or_over_256_characters_are_invalid_fields(string id)
+    {
+        var decoder = new EventDecoder();
+        var json = System.Text.Json.JsonSerializer.Serialize(new { eventId = "e", customerId = id, occurredAt = "2011-07-10T10:00:00Z", type = "page_view" });
+
+        Assert.False(decoder.TryDecode(InputTopic.Clickstream, Encoding.UTF8.GetBytes(id), Encoding.UTF8.GetBytes(json), out _, out var error));
+        Assert.Equal("invalid-field", error.Code);
+    }
+
+    // Also: RFC 3339 allows lowercase t and z.
+
+    [Theory]
+    [InlineData("2011-12-09t12:50:00z")]
+    [InlineData("2011-12-09t12:50:00Z")]
+    [InlineData("2011-12-09T12:50:00z")]
+    [InlineData("2011-12-09t13:50:00+01:00")]
+    [InlineData("2011-12-09t12:50:00.000z")]
+    public void Lowercase_t_and_z_are_read_as_their_uppercase_forms(string at)
+    {
+        var decoder = new EventDecoder();
+        Assert.True(decoder.TryDecode(InputTopic.Clickstream, "c"u8, Click("c", "e", at), out var evt, out var error), error.ToString());
+        Assert.Equal(new DateTimeOffset(2011, 12, 9, 12, 50, 0, TimeSpan.Zero), evt!.OccurredAt);
+    }
+
+    [Theory]
+    [InlineData("2011-12-09x12:50:00z")]
+    [InlineData("2011-12-09t12:50:00")]
+    [InlineData("2011-12-09t25:50:00z")]
+    public void Other_malformed_times_stay_refused(string at)
+    {
+        var decoder = new EventDecoder();
+        Assert.False(decoder.TryDecode(InputTopic.Clickstream, "c"u8, Click("c", "e", at), out _, out var error));
+        Assert.Equal("invalid-field", error.Code);
+    }
+}
