@@ -37,6 +37,9 @@ public sealed partial class KafkaEngine
     [LoggerMessage(Level = LogLevel.Information, Message = "Rules switched from {From} to {To} at checkpoint {Seq}")]
     private partial void LogRulesSwitched(string from, string to, long seq);
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "Partition {Partition}: {Count} wake-up(s) or re-evaluation(s) failed; the customers kept their state (latest: {Failure})")]
+    private partial void LogWakeUpsFailed(int partition, long count, string failure);
+
     [LoggerMessage(Level = LogLevel.Critical, Message = "Engine thread failed; the process must stop")]
     private partial void LogFatal(Exception ex);
 }

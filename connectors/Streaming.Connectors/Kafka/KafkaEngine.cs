@@ -25,6 +25,9 @@ public sealed partial class KafkaEngine : IDisposable
     private readonly ILogger _logger;
     private readonly Dictionary<int, PartitionHost> _hosts = [];
     private readonly HashSet<TopicPartition> _assigned = [];
+
+    /// <summary>Failed wake-ups already logged, per partition host (hosts count from zero when created).</summary>
+    private readonly Dictionary<int, long> _reportedWakeUpFailures = [];
     private readonly ConcurrentQueue<Action> _queries = new();
     private readonly Dictionary<TopicPartition, (long At, long High)> _queriedWatermarks = [];
     private readonly List<double> _checkpointMs = [];
@@ -320,7 +323,8 @@ public sealed partial class KafkaEngine : IDisposable
         }
 
         var message = result.Message;
-        var outcome = host.Process(topic, result.Offset.Value, message.Key, message.Value, out var error);
+        DateTimeOffset? brokerTime = message.Timestamp.Type == TimestampType.NotAvailable ? null : new DateTimeOffset(message.Timestamp.UtcDateTime, TimeSpan.Zero);
+        var outcome = host.Process(topic, result.Offset.Value, message.Key, message.Value, brokerTime, out var error);
         _eventCounts[(int)topic, outcome == RecordOutcome.DeadLetter ? 0 : (int)host.LastEventType]++;
         if (_instruments is { } instruments && message.Timestamp.Type != TimestampType.NotAvailable)
         {
@@ -646,6 +650,22 @@ public sealed partial class KafkaEngine : IDisposable
         }
     }
 
+    /// <summary>Logs and counts wake-ups and re-evaluations that failed since the last report (the hosts only count them).</summary>
+    private void ReportFailedWakeUps()
+    {
+        foreach (var host in _hosts.Values)
+        {
+            var failed = host.FailedWakeUps;
+            _reportedWakeUpFailures.TryGetValue(host.Partition, out var reported);
+            if (failed > reported)
+            {
+                _reportedWakeUpFailures[host.Partition] = failed;
+                _instruments?.WakeUpFailures.Add(failed - reported);
+                LogWakeUpsFailed(host.Partition, failed - reported, host.LastWakeUpFailure ?? "");
+            }
+        }
+    }
+
     private bool HasAnyTopic(int partition)
     {
         foreach (var tp in _assigned)
@@ -697,7 +717,8 @@ public sealed partial class KafkaEngine : IDisposable
             pendingFirings += host.PendingFirings.Count;
         }
 
-        _status = new EngineStatus(rows, totalLag, cached, _store.LastCheckpointSeq, pendingFirings);
+        _status = new EngineStatus(rows, rows.Count == 0 ? null : totalLag, cached, _store.LastCheckpointSeq, pendingFirings);
+        ReportFailedWakeUps();
         if (_instruments is not null)
         {
             _metrics = MetricsSnapshot(rows, cached);
@@ -838,6 +859,20 @@ public sealed partial class KafkaEngine : IDisposable
             return null;
         }
 
+        /// <summary>
+        /// Whether this node answers for the customer now: it owns a partition, and the customer's partition as far as
+        /// the store knows it. False means "ask again later" (start-up, rebalance), never "no such customer".
+        /// </summary>
+        public bool Serves(string customerId)
+        {
+            if (_engine._hosts.Count == 0)
+            {
+                return false;
+            }
+
+            return _engine._store.FindPartition(customerId) is not { } p || _engine._hosts.ContainsKey(p);
+        }
+
         /// <summary>Per-rule counters (fired, suppressed, converted) of the partitions this node owns, summed.</summary>
         public Dictionary<(string Rule, string Counter, string Group), long> RuleCounters() => _engine.SumPopulation(p => p.RuleCounters);
 
@@ -869,9 +904,10 @@ public sealed record PopulationView(
 
 /// <summary>A point-in-time view of the engine for /v1/status.</summary>
 /// <param name="FiringsPending">Trigger firings evaluated but not yet written with a checkpoint (not yet in the outbox).</param>
-public sealed record EngineStatus(IReadOnlyList<PartitionStatus> Partitions, long ConsumerLag, long CachedCustomers, long CheckpointSeq, long FiringsPending = 0)
+/// <param name="ConsumerLag">Records behind the log end, summed over the assigned input partitions; null while none is assigned (not "caught up").</param>
+public sealed record EngineStatus(IReadOnlyList<PartitionStatus> Partitions, long? ConsumerLag, long CachedCustomers, long CheckpointSeq, long FiringsPending = 0)
 {
-    public static readonly EngineStatus Empty = new([], 0, 0, 0);
+    public static readonly EngineStatus Empty = new([], null, 0, 0);
 }
 
 /// <summary>One assigned input partition: next offset to process, lag behind the log end, event-time watermark.</summary>

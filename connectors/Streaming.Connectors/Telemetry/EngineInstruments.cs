@@ -25,6 +25,7 @@ public static class InstrumentNames
     public const string TimersFired = "streaming.timers.fired";
     public const string TimersLate = "streaming.timers.late";
     public const string TimersInMemory = "streaming.timers.in_memory";
+    public const string TimersFailed = "streaming.timers.failed";
     public const string RulesReloads = "streaming.rules.reloads";
     public const string RulesActive = "streaming.rules.active";
     public const string PopulationCustomers = "streaming.population.customers";
@@ -69,6 +70,7 @@ public sealed class EngineInstruments
             InstrumentNames.CheckpointCustomers, description: "Customers written by one checkpoint.",
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = SizeBuckets });
         CheckpointsDeferred = meter.CreateCounter<long>(InstrumentNames.CheckpointsDeferred, description: "Checkpoints put off because dead letters were not acknowledged by the broker.");
+        WakeUpFailures = meter.CreateCounter<long>(InstrumentNames.TimersFailed, description: "Wake-ups and rule-switch re-evaluations that failed (a rule that throws, an overflow); the customer kept its state.");
         RulesReloads = meter.CreateCounter<long>(InstrumentNames.RulesReloads, description: "Rule sets offered to the engine, by result (accepted, rejected).");
         TriggerLatency = meter.CreateHistogram<double>(
             InstrumentNames.TriggerLatency, unit: "s", description: "From a firing being written with its checkpoint to the broker acknowledging it on customer-triggers.",
@@ -83,6 +85,7 @@ public sealed class EngineInstruments
         }
 
         CheckpointsDeferred.Add(0);
+        WakeUpFailures.Add(0);
         RulesReloads.Add(0, new KeyValuePair<string, object?>("result", "accepted"));
         RulesReloads.Add(0, new KeyValuePair<string, object?>("result", "rejected"));
         TriggersPublished.Add(0);
@@ -128,6 +131,9 @@ public sealed class EngineInstruments
     public Counter<long> CheckpointsDeferred { get; }
 
     public Counter<long> RulesReloads { get; }
+
+    /// <summary>Wake-ups and re-evaluations that failed (<see cref="InstrumentNames.TimersFailed"/>).</summary>
+    public Counter<long> WakeUpFailures { get; }
 
     public Histogram<double> TriggerLatency { get; }
 

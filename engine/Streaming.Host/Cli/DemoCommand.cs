@@ -103,7 +103,7 @@ public static class DemoCommand
             lastAt = now;
             var status = host.Engine.Status;
             var line = string.Create(CultureInfo.InvariantCulture,
-                $"events {processed,10:N0} | {perSecond,8:N0}/s | customers cached {status.CachedCustomers,8:N0} | lag {status.ConsumerLag,7:N0} | checkpoints {host.Engine.Checkpoints,5:N0} | dead letters {host.Engine.DeadLetters:N0} | ")
+                $"events {processed,10:N0} | {perSecond,8:N0}/s | customers cached {status.CachedCustomers,8:N0} | lag {(status.ConsumerLag is { } lag ? lag.ToString("N0", CultureInfo.InvariantCulture) : "-"),7} | checkpoints {host.Engine.Checkpoints,5:N0} | dead letters {host.Engine.DeadLetters:N0} | ")
                 + feed.Describe();
             if (interactive)
             {

@@ -35,6 +35,9 @@ public sealed record StreamingSettings
     public int MaxCachedCustomers { get; init; } = 250_000;
     public int RecentEventIds { get; init; } = 32;
     public int AllowedLatenessSeconds { get; init; } = 300;
+
+    /// <summary>How far (seconds) <c>occurredAt</c> may lie after the record's broker timestamp; beyond: <c>time-in-future</c>.</summary>
+    public int MaxFutureSkewSeconds { get; init; } = 3600;
     public int MaxRecordBytes { get; init; } = 256 * 1024;
     public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
 
@@ -102,6 +105,7 @@ public sealed record StreamingSettings
             MaxCachedCustomers = Int(s, "Engine:MaxCachedCustomers", defaults.MaxCachedCustomers, 1, int.MaxValue),
             RecentEventIds = Int(s, "Engine:RecentEventIds", defaults.RecentEventIds, 0, 4096),
             AllowedLatenessSeconds = Int(s, "Engine:AllowedLatenessSeconds", defaults.AllowedLatenessSeconds, 0, 86_400 * 30),
+            MaxFutureSkewSeconds = Int(s, "Engine:MaxFutureSkewSeconds", defaults.MaxFutureSkewSeconds, 0, int.MaxValue),
             MaxRecordBytes = Int(s, "Engine:MaxRecordBytes", defaults.MaxRecordBytes, 1024, 64 * 1024 * 1024),
             PrefetchMaxKbytes = Int(s, "Kafka:PrefetchMaxKbytes", defaults.PrefetchMaxKbytes, 1024, 2_097_151),
             MetricsMeterPrefixes = List(s["Metrics:MeterPrefixes"]) ?? defaults.MetricsMeterPrefixes,
@@ -197,7 +201,7 @@ public sealed record StreamingSettings
         Host = new PartitionHostOptions
         {
             Actor = new ActorOptions { RecentIdCapacity = RecentEventIds },
-            Decoder = new DecoderOptions { MaxRecordBytes = MaxRecordBytes },
+            Decoder = new DecoderOptions { MaxRecordBytes = MaxRecordBytes, MaxFutureSkew = TimeSpan.FromSeconds(MaxFutureSkewSeconds) },
             AllowedLateness = TimeSpan.FromSeconds(AllowedLatenessSeconds),
         },
     };

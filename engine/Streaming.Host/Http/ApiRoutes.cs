@@ -10,8 +10,6 @@ namespace Streaming.Host.Http;
 /// <summary>The HTTP API of CONTRACTS.md §5. Errors are RFC 7807 problem+json.</summary>
 public static class ApiRoutes
 {
-    private const int MaxCustomerIdLength = 256;
-
     /// <summary>Largest rule file accepted by <c>PUT /v1/rules</c>.</summary>
     private const int MaxRulesBytes = 1 << 20;
 
@@ -28,6 +26,7 @@ public static class ApiRoutes
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        CustomerIdRoute.Use(app);
 
         // Reads that need the engine thread answer 503 while it is stopping or after it failed.
         app.Use(async (context, next) =>
@@ -67,6 +66,7 @@ public static class ApiRoutes
             return Results.Ok(new
             {
                 kafka = new { bootstrapServers = host.BootstrapServers, embedded = host.Embedded },
+                // null while no partition is owned: "not assigned yet" must not read as "caught up" (CONTRACTS.md §5 v1.1).
                 consumerLag = status.ConsumerLag,
                 eventsProcessed = host.Engine.EventsProcessed,
                 deadLetters = host.Engine.DeadLetters,
@@ -97,17 +97,18 @@ public static class ApiRoutes
             });
         });
 
-        app.MapGet("/v1/customers/{customerId}", async (string customerId, CancellationToken ct) =>
+        app.MapGet("/v1/customers/{customerId}", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
-            if (customerId.Length > MaxCustomerIdLength)
+            customerId = CustomerIdRoute.Of(context, customerId);
+            if (CustomerIdRoute.Invalid(customerId) is { } invalid)
             {
-                return Results.Problem(statusCode: 400, title: "invalid customer id", detail: $"customer ids are at most {MaxCustomerIdLength} characters");
+                return invalid;
             }
 
-            var profile = await host.Engine.QueryAsync(view => view.FindCustomer(customerId), ct).ConfigureAwait(false);
-            return profile is null
-                ? Results.Problem(statusCode: 404, title: "customer not found", detail: $"no customer '{customerId}' on this node")
-                : Results.Ok(profile);
+            var (profile, served) = await host.Engine.QueryAsync(view => (view.FindCustomer(customerId), view.Serves(customerId)), ct).ConfigureAwait(false);
+            return profile is not null ? Results.Ok(profile)
+                : served ? CustomerIdRoute.NotFound(customerId)
+                : CustomerIdRoute.NotOwned(context);
         });
 
         TriggerRoutes.Map(app, host);

@@ -76,14 +76,20 @@ public static class TriggerRoutes
                 c => OutreachStates.All.ToDictionary(s => s, s => stats.GetValueOrDefault((c, s)))));
         });
 
-        app.MapGet("/v1/customers/{customerId}/triggers", async (string customerId, CancellationToken ct) =>
+        app.MapGet("/v1/customers/{customerId}/triggers", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
-            var firings = await host.Engine.QueryAsync(
-                view => view.FindState(customerId) is { } found ? found.State.RecentFirings.Select(f => f with { }).ToList() : null,
+            customerId = CustomerIdRoute.Of(context, customerId);
+            if (CustomerIdRoute.Invalid(customerId) is { } invalid)
+            {
+                return invalid;
+            }
+
+            var (firings, served) = await host.Engine.QueryAsync(
+                view => (view.FindState(customerId) is { } found ? found.State.RecentFirings.Select(f => f with { }).ToList() : null, view.Serves(customerId)),
                 ct).ConfigureAwait(false);
             if (firings is null)
             {
-                return Results.Problem(statusCode: 404, title: "customer not found", detail: $"no customer '{customerId}' on this node");
+                return served ? CustomerIdRoute.NotFound(customerId) : CustomerIdRoute.NotOwned(context);
             }
 
             var all = host.Store.OutreachOf(customerId, 100);

@@ -1,0 +1,75 @@
+using Microsoft.AspNetCore.Http.Features;
+using Streaming.Engine.Events;
+
+namespace Streaming.Host.Http;
+
+/// <summary>
+/// The <c>{customerId}</c> of <c>/v1/customers/{customerId}[/…]</c>, percent-decoded exactly once from the raw
+/// request target (CONTRACTS.md §5 v1.1): <c>a%2Fb</c> is the customer <c>a/b</c>, <c>a%252Fb</c> the customer
+/// <c>a%2Fb</c>, and <c>.</c> or <c>..</c> are customers, not path steps.
+/// </summary>
+/// <remarks>
+/// The server's own path decoding cannot give that: it keeps <c>%2F</c> encoded (so <c>a%2Fb</c> and <c>a%252Fb</c>
+/// look alike) and removes dot segments. A middleware placed before routing reads the segment from the raw target,
+/// keeps the decoded id for the handler, and lets routing see a placeholder segment instead.
+/// </remarks>
+public static class CustomerIdRoute
+{
+    /// <summary>The routes this applies to start with this prefix.</summary>
+    public const string Prefix = "/v1/customers/";
+
+    private const string ItemKey = "Streaming.CustomerId";
+    private const string Placeholder = "_";
+
+    /// <summary>Adds the middleware, then routing (so routes match the rewritten path).</summary>
+    public static void Use(WebApplication app)
+    {
+        app.Use((context, next) =>
+        {
+            var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
+            if (raw is not null && raw.StartsWith(Prefix, StringComparison.Ordinal))
+            {
+                var query = raw.IndexOf('?', StringComparison.Ordinal);
+                var path = query < 0 ? raw : raw[..query];
+                var end = path.IndexOf('/', Prefix.Length);
+                var segment = end < 0 ? path[Prefix.Length..] : path[Prefix.Length..end];
+                if (segment.Length > 0)
+                {
+                    context.Items[ItemKey] = Uri.UnescapeDataString(segment);
+                    context.Request.Path = new PathString(Prefix + Placeholder + (end < 0 ? "" : path[end..]));
+                }
+            }
+
+            return next(context);
+        });
+        app.UseRouting();
+    }
+
+    /// <summary>The decoded customer id of this request (the route value when the raw target could not be read).</summary>
+    public static string Of(HttpContext context, string routeValue) => context.Items[ItemKey] as string ?? routeValue;
+
+    /// <summary>400 problem+json for an id no event can carry (CONTRACTS.md §2 v1.1), else null.</summary>
+    public static IResult? Invalid(string customerId) => EventDecoder.IsValidId(customerId, MaxLength)
+        ? null
+        : Results.Problem(statusCode: 400, title: "invalid customer id", detail: $"customer ids are 1 to {MaxLength} characters without control characters");
+
+    /// <summary>404 problem+json: the engine knows no such customer.</summary>
+    public static IResult NotFound(string customerId) =>
+        Results.Problem(statusCode: 404, title: "customer not found", detail: $"no customer '{customerId}'");
+
+    /// <summary>503 problem+json with <c>Retry-After</c>: the customer's partition has no owner on this node yet.</summary>
+    public static IResult NotOwned(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Results.Problem(
+            statusCode: 503,
+            title: "partition not owned yet",
+            detail: "the customer's partition has no owner on this node yet (start-up or rebalance); retry later");
+    }
+
+    /// <summary>Longest customer id (characters), as in CONTRACTS.md §2 v1.1.</summary>
+    private const int MaxLength = 256;
+
+    /// <summary>Seconds a client is told to wait while partitions are being assigned.</summary>
+    private const int RetryAfterSeconds = 5;
+}
