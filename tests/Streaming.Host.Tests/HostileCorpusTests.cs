@@ -1,0 +1,203 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Confluent.Kafka;
+using Streaming.Host.Tests.Infrastructure;
+
+namespace Streaming.Host.Tests;
+
+/// <summary>
+/// The hostile-input corpus (<c>HostileInput/corpus.jsonl</c>: our own records, each with the outcome it must have) is
+/// produced through the broker into a running engine. Every record ends exactly as the corpus says (applied, duplicate,
+/// or dead-lettered with its code), and the customers the corpus builds read back through the HTTP API with the values
+/// in <c>HostileInput/expected-customers.json</c>, written by hand from the records.
+/// </summary>
+[Collection(EndToEnd.Name)]
+public sealed class HostileCorpusTests
+{
+    private sealed record CorpusRecord(string Topic, string? Key, string Value, string Expect, string Why);
+
+    private static readonly JsonSerializerOptions Web = new(JsonSerializerDefaults.Web);
+
+    private static List<CorpusRecord> LoadCorpus() =>
+        File.ReadLines(Path.Combine(AppContext.BaseDirectory, "HostileInput", "corpus.jsonl"))
+            .Where(l => l.Length > 0)
+            .Select(l => JsonSerializer.Deserialize<CorpusRecord>(l, Web)!)
+            .ToList();
+
+    /// <summary>A client that sends paths as written (no dot-segment removal, no unescaping), as curl does with --path-as-is.</summary>
+    private static async Task<HttpResponseMessage> GetRawAsync(HttpClient http, string pathAndQuery) =>
+        await http.GetAsync(new Uri(http.BaseAddress + pathAndQuery.TrimStart('/'), new UriCreationOptions { DangerousDisablePathAndQueryCanonicalization = true }));
+
+    [Fact]
+    public async Task Every_corpus_record_ends_as_expected_and_its_customers_read_back_through_the_api()
+    {
+        Streaming.Connectors.Kafka.KafkaNative.EnsureLoaded();
+        var corpus = LoadCorpus();
+        Assert.True(corpus.Count >= 50, $"the corpus has {corpus.Count} records");
+        await using var broker = await BrokerProcess.StartAsync(partitions: 4);
+        var dataDir = TestEnvironment.NewTempDir("streaming-hostile");
+        await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir);
+
+        // One record at a time, so each customer's records keep their order; the delivery report gives each its offset.
+        var at = new Dictionary<(string Topic, int Partition, long Offset), int>();
+        using (var producer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, EnableIdempotence = true }).Build())
+        {
+            for (var i = 0; i < corpus.Count; i++)
+            {
+                var r = corpus[i];
+                var report = await producer.ProduceAsync(r.Topic, new Message<byte[]?, byte[]?>
+                {
+                    Key = r.Key is null ? null : Encoding.UTF8.GetBytes(r.Key),
+                    Value = r.Value.Length == 0 ? null : Encoding.UTF8.GetBytes(r.Value),
+                });
+                at[(report.Topic, report.Partition.Value, report.Offset.Value)] = i;
+            }
+        }
+
+        var expectedDead = corpus.Count(r => r.Expect.StartsWith("dead-letter:", StringComparison.Ordinal));
+        var expectedDuplicates = corpus.Count(r => r.Expect == "duplicate");
+        await Eventually.WaitAsync(
+            async () => (await engine.StatusAsync()).GetProperty("eventsProcessed").GetInt64() >= corpus.Count,
+            TimeSpan.FromSeconds(60),
+            () => $"all {corpus.Count} records processed");
+        var status = await engine.StatusAsync();
+        Assert.Equal(corpus.Count, status.GetProperty("eventsProcessed").GetInt64());
+        Assert.Equal(expectedDuplicates, status.GetProperty("duplicates").GetInt64());
+        Assert.Equal(expectedDead, status.GetProperty("deadLetters").GetInt64());
+
+        // Dead letters: each one the corpus expects, with its code, and no other record.
+        var seen = new Dictionary<int, string>();
+        using (var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+        {
+            BootstrapServers = broker.BootstrapServers,
+            GroupId = "hostile-" + Guid.NewGuid().ToString("N"),
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = false,
+        }).Build())
+        {
+            consumer.Subscribe("dead-letters");
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (seen.Count < expectedDead && DateTime.UtcNow < deadline)
+            {
+                var result = consumer.Consume(TimeSpan.FromSeconds(1));
+                if (result?.Message is not { } m)
+                {
+                    continue;
+                }
+
+                string Header(string name) => Encoding.UTF8.GetString(m.Headers.GetLastBytes(name));
+                var key = (Header("source-topic"), int.Parse(Header("source-partition"), CultureInfo.InvariantCulture), long.Parse(Header("source-offset"), CultureInfo.InvariantCulture));
+                Assert.True(at.TryGetValue(key, out var index), $"a dead letter for a record that was not produced: {key}");
+                seen[index] = Header("error");
+                Assert.Equal(corpus[index].Value, m.Value is null ? "" : Encoding.UTF8.GetString(m.Value));
+            }
+
+            consumer.Close();
+        }
+
+        var failures = new List<string>();
+        for (var i = 0; i < corpus.Count; i++)
+        {
+            var r = corpus[i];
+            var dead = seen.TryGetValue(i, out var error);
+            var expectedCode = r.Expect.StartsWith("dead-letter:", StringComparison.Ordinal) ? r.Expect["dead-letter:".Length..] : null;
+            if (expectedCode is null && dead)
+            {
+                failures.Add($"#{i} ({r.Why}): expected {r.Expect}, dead-lettered as {error}");
+            }
+            else if (expectedCode is not null && (!dead || !error!.StartsWith(expectedCode + ": ", StringComparison.Ordinal)))
+            {
+                failures.Add($"#{i} ({r.Why}): expected {expectedCode}, got {(dead ? error : "no dead letter")}");
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join('\n', failures));
+
+        // The customers, read back by id through the API (each id percent-encoded once).
+        var expected = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "HostileInput", "expected-customers.json")))!.AsObject();
+        foreach (var (id, checks) in expected)
+        {
+            using var response = await GetRawAsync(engine.Http, "/v1/customers/" + Uri.EscapeDataString(id));
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"customer '{id}': {(int)response.StatusCode} {body}");
+            var profile = JsonNode.Parse(body)!;
+            Assert.Equal(id, profile["customerId"]!.GetValue<string>());
+
+            // No record moved a clock: every watermark is within the corpus's own year.
+            Assert.True(profile["asOf"]!.GetValue<DateTimeOffset>() < new DateTimeOffset(2012, 1, 1, 0, 0, 0, TimeSpan.Zero), $"customer '{id}' asOf {profile["asOf"]}");
+            foreach (var (path, want) in checks!.AsObject())
+            {
+                var node = path.Split('.').Aggregate<string, JsonNode?>(profile, (n, part) => n?[part]);
+                var ok = want!.GetValueKind() switch
+                {
+                    JsonValueKind.String when node?.GetValueKind() == JsonValueKind.Number => node.GetValue<decimal>() == decimal.Parse(want.GetValue<string>(), CultureInfo.InvariantCulture),
+                    _ => JsonNode.DeepEquals(node, want),
+                };
+                Assert.True(ok, $"customer '{id}' {path}: expected {want.ToJsonString()}, got {node?.ToJsonString() ?? "nothing"}");
+            }
+
+            using var triggers = await GetRawAsync(engine.Http, "/v1/customers/" + Uri.EscapeDataString(id) + "/triggers");
+            Assert.Equal(HttpStatusCode.OK, triggers.StatusCode);
+            Assert.Equal(id, JsonNode.Parse(await triggers.Content.ReadAsStringAsync())!["customerId"]!.GetValue<string>());
+        }
+
+        // The old opt-in did not re-enable contact: service recovery fired, suppressed by consent.
+        var firings = JsonNode.Parse(await engine.Http.GetStringAsync("/v1/customers/h-consent/triggers"))!["firings"]!.AsArray();
+        var recovery = Assert.Single(firings, f => f!["rule"]!.GetValue<string>() == "service-recovery");
+        Assert.Equal(("suppressed", "consent"), (recovery!["delivery"]!.GetValue<string>(), recovery["suppressedBy"]!.GetValue<string>()));
+
+        // Unknown and invalid ids: problem+json, never an empty body.
+        using var unknown = await GetRawAsync(engine.Http, "/v1/customers/nobody%2Fhere");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal("application/problem+json", unknown.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("nobody/here", await unknown.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var control = await GetRawAsync(engine.Http, "/v1/customers/h%0An");
+        Assert.Equal(HttpStatusCode.BadRequest, control.StatusCode);
+        Assert.Equal("application/problem+json", control.Content.Headers.ContentType?.MediaType);
+        using var tooLong = await GetRawAsync(engine.Http, "/v1/customers/" + new string('x', 257));
+        Assert.Equal(HttpStatusCode.BadRequest, tooLong.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_engine_that_owns_no_partition_answers_503_and_reports_no_lag()
+    {
+        // A broker address nobody listens on: the engine starts, but is never assigned a partition.
+        var httpPort = TestEnvironment.FreePort();
+        var dataDir = TestEnvironment.NewTempDir("streaming-unowned");
+        await using var process = CliProcess.Start(["run", "--bootstrap", $"127.0.0.1:{TestEnvironment.FreePort()}", "--data-dir", dataDir, "--urls", $"http://127.0.0.1:{httpPort}"]);
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}/"), Timeout = TimeSpan.FromSeconds(30) };
+            await Eventually.WaitAsync(
+                async () =>
+                {
+                    Assert.False(process.HasExited, "engine exited: " + CliProcess.Tail(process.StandardError));
+                    try
+                    {
+                        return (await http.GetAsync("healthz")).IsSuccessStatusCode;
+                    }
+                    catch (HttpRequestException)
+                    {
+                        return false;
+                    }
+                },
+                TimeSpan.FromSeconds(90),
+                () => "engine alive");
+
+            using var customer = await http.GetAsync("v1/customers/anyone");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, customer.StatusCode);
+            Assert.Equal("application/problem+json", customer.Content.Headers.ContentType?.MediaType);
+            Assert.True(customer.Headers.RetryAfter?.Delta > TimeSpan.Zero, "Retry-After in seconds");
+            using var triggers = await http.GetAsync("v1/customers/anyone/triggers");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, triggers.StatusCode);
+
+            var status = JsonNode.Parse(await http.GetStringAsync("v1/status"))!;
+            Assert.Equal(JsonValueKind.Null, status["consumerLag"]?.GetValueKind() ?? JsonValueKind.Null);
+            Assert.True(status.AsObject().ContainsKey("consumerLag"), "consumerLag is present, as null");
+            Assert.False(status["ready"]!.GetValue<bool>());
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("readyz")).StatusCode);
+        }
+    }
+}
