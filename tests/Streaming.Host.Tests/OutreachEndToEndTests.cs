@@ -32,6 +32,7 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
 {
     private const string DialerToken = "dialer-token-for-outreach-tests-0123";
     private const string AdminToken = "admin-token-for-outreach-tests-01234";
+    private const string ReaderToken = "reader-token-for-outreach-tests-0123";
 
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
@@ -354,10 +355,11 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
             Assert.Equal(HttpStatusCode.Unauthorized, unknown.StatusCode);
         }
 
-        using (var admin = await Lease(AdminToken))
+        // A token without the dialer scope (admin implies every scope, CONTRACTS.md §7.1).
+        using (var reader = await Lease(ReaderToken))
         {
-            Assert.Equal(HttpStatusCode.Forbidden, admin.StatusCode);
-            Assert.Equal("application/problem+json", admin.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(HttpStatusCode.Forbidden, reader.StatusCode);
+            Assert.Equal("application/problem+json", reader.Content.Headers.ContentType?.MediaType);
         }
 
         using (var ack = await PostAsync("/v1/outreach/no-such-item/ack", new { outcome = "answered" }, null))
@@ -365,7 +367,7 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
             Assert.Equal(HttpStatusCode.Unauthorized, ack.StatusCode);
         }
 
-        using (var release = await PostAsync("/v1/outreach/no-such-item/release", new { }, AdminToken))
+        using (var release = await PostAsync("/v1/outreach/no-such-item/release", new { }, ReaderToken))
         {
             Assert.Equal(HttpStatusCode.Forbidden, release.StatusCode);
         }
@@ -561,6 +563,8 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
                 ["Streaming__Auth__Tokens__0__Scopes__0"] = "dialer",
                 ["Streaming__Auth__Tokens__1__Token"] = AdminToken,
                 ["Streaming__Auth__Tokens__1__Scopes__0"] = "admin",
+                ["Streaming__Auth__Tokens__2__Token"] = ReaderToken,
+                ["Streaming__Auth__Tokens__2__Scopes__0"] = "read",
             });
         }
 

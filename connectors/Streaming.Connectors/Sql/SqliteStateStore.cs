@@ -15,7 +15,7 @@ namespace Streaming.Connectors.Sql;
 public sealed partial class SqliteStateStore : IStateStore
 {
     /// <summary>The schema version this build writes.</summary>
-    public const int SchemaVersion = 3;
+    public const int SchemaVersion = 4;
 
     private readonly SqliteConnection _connection;
     private readonly SqliteConnection _reader;
@@ -453,6 +453,20 @@ public sealed partial class SqliteStateStore : IStateStore
                     updated_at INTEGER NOT NULL) WITHOUT ROWID;
                 CREATE INDEX outreach_pick ON outreach(channel, state, priority DESC, due_at);
                 CREATE INDEX outreach_customer ON outreach(customer_id);
+                """, tx);
+        }
+
+        if (version < 4)
+        {
+            // The audit trail: configuration changes and operator actions (who, when, what), kept with the state.
+            Execute(
+                """
+                CREATE TABLE audit(
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    detail TEXT NOT NULL);
                 """, tx);
         }
 

@@ -49,7 +49,7 @@ public static class DemoCommand
                 BootstrapServers = null,
                 DataDir = stateDir,
                 Urls = parse.GetValue(urls) ?? settings.Urls,
-                AuthTokens = token is null ? settings.AuthTokens : [new AccessToken(token, [AccessToken.Admin, AccessToken.Dialer])],
+                AuthTokens = token is null ? settings.AuthTokens : [new AccessToken("demo", token, [AccessToken.Admin])],
             };
             using var signals = new Signals(ct);
             using var timeout = parse.GetValue(duration) is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds)) : new CancellationTokenSource();

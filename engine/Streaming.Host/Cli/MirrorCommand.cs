@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using StackExchange.Redis;
 using Streaming.Connectors.Redis;
+using Streaming.Connectors.Sql;
 using Streaming.Host.Hosting;
 
 namespace Streaming.Host.Cli;
@@ -63,9 +64,19 @@ public static class MirrorCommand
                 {
                     var result = await new RedisResync(multiplexer, new RedisKeySchema(keyPrefix), line => Console.Error.WriteLine("resync: " + line))
                         .RunAsync(directory, ct).ConfigureAwait(false);
-                    await Console.Out.WriteLineAsync(string.Create(
+                    var summary = string.Create(
                         CultureInfo.InvariantCulture,
-                        $"resynced customers={result.Customers} seq={result.Seq} written={result.Written} newerKept={result.NewerKept} keysDeleted={result.KeysDeleted} membersPruned={result.MembersPruned} seconds={result.Elapsed.TotalSeconds:0.0}")).ConfigureAwait(false);
+                        $"resynced customers={result.Customers} seq={result.Seq} written={result.Written} newerKept={result.NewerKept} keysDeleted={result.KeysDeleted} membersPruned={result.MembersPruned} seconds={result.Elapsed.TotalSeconds:0.0}");
+                    await Console.Out.WriteLineAsync(summary).ConfigureAwait(false);
+                    try
+                    {
+                        SqliteStateStore.AppendAuditTo(directory, TimeProvider.System.GetUtcNow().UtcTicks, AuditTrail.Cli, "mirror.resync", $"prefix {keyPrefix}: customers={result.Customers} seq={result.Seq}");
+                    }
+                    catch (Exception ex) when (ex is InvalidOperationException or System.Data.Common.DbException)
+                    {
+                        await Console.Error.WriteLineAsync("streaming mirror resync: not recorded in the audit trail: " + ex.Message).ConfigureAwait(false);
+                    }
+
                     return 0;
                 }
                 catch (Exception ex) when (ex is RedisException or TimeoutException or InvalidOperationException or IOException or System.Data.Common.DbException)

@@ -18,9 +18,11 @@ public static class RunCommand
         command.SetAction(async (parse, ct) =>
         {
             StreamingSettings settings;
+            IConfiguration configuration;
             try
             {
-                settings = StreamingSettings.From(StreamingSettings.LoadConfiguration(parse.GetValue(config)));
+                configuration = StreamingSettings.LoadConfiguration(parse.GetValue(config));
+                settings = StreamingSettings.From(configuration);
             }
             catch (Exception ex) when (ex is InvalidOperationException or FileNotFoundException or InvalidDataException)
             {
@@ -38,7 +40,7 @@ public static class RunCommand
             EngineHost host;
             try
             {
-                host = await EngineHost.StartAsync(settings, LogLevel.Information, ct).ConfigureAwait(false);
+                host = await EngineHost.StartAsync(settings, LogLevel.Information, ct, configuration).ConfigureAwait(false);
             }
             catch (RuleSetException ex)
             {

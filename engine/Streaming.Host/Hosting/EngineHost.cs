@@ -47,10 +47,24 @@ public sealed partial class EngineHost : IAsyncDisposable
     /// <summary>The Redis mirror, or null when <c>Streaming:Redis:Connection</c> is not set.</summary>
     public RedisMirror? Mirror { get; }
 
-    /// <summary>Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.</summary>
-    public static async Task<EngineHost> StartAsync(StreamingSettings settings, LogLevel minimumLevel, CancellationToken cancellationToken)
+    /// <summary>Who changed what: rule sets, outreach acks and releases, mirror resyncs.</summary>
+    public AuditTrail Audit { get; private set; } = null!;
+
+    /// <summary>
+    /// Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.
+    /// <paramref name="configuration"/> (the <c>--config</c> file and the environment) also configures Kestrel, e.g.
+    /// HTTPS endpoints under <c>Kestrel:Endpoints</c>.
+    /// </summary>
+    public static async Task<EngineHost> StartAsync(StreamingSettings settings, LogLevel minimumLevel, CancellationToken cancellationToken, IConfiguration? configuration = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        if (configuration is not null)
+        {
+            builder.Configuration.AddConfiguration(configuration);
+        }
+
+        // HTTPS endpoints and certificates from configuration (the slim builder leaves this out).
+        builder.WebHost.UseKestrelHttpsConfiguration();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -63,6 +77,9 @@ public sealed partial class EngineHost : IAsyncDisposable
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.WebHost.UseUrls(settings.Urls);
         ApiRoutes.AddServices(builder.Services, new PrometheusCollectorOptions { MeterPrefixes = settings.MetricsMeterPrefixes });
+        builder.Services.AddSingleton(settings);
+        Http.Auth.AccessPolicies.AddTo(builder.Services);
+        Http.Auth.RateLimits.AddTo(builder.Services, settings);
         Otlp.AddTo(builder.Services, settings);
         var web = builder.Build();
         var logger = web.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Streaming.Engine");
@@ -120,7 +137,11 @@ public sealed partial class EngineHost : IAsyncDisposable
         engine.FiringsCommitted = relay.Signal;
         engine.OutreachStats = () => store.OutreachStats(TimeProvider.System.GetUtcNow().UtcTicks);
         var outreach = new OutreachService(store, engine, relay, TimeProvider.System, instruments);
-        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger, mirror);
+        var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger, mirror)
+        {
+            Audit = new AuditTrail(store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<AuditTrail>()),
+        };
+        rules.Audit = host.Audit;
         if (settings.OtlpEndpoint is { } endpoint)
         {
             LogOtlp(logger, endpoint, settings.OtlpIntervalMs);

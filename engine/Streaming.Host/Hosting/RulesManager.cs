@@ -95,7 +95,13 @@ public sealed partial class RulesManager : IAsyncDisposable
     /// <summary>Validates and, if valid, schedules a rule set sent over HTTP.</summary>
     /// <exception cref="RuleSetException">The text has errors; the running set stays.</exception>
     /// <exception cref="InvalidOperationException">A rules directory is configured: it is the source of truth.</exception>
-    public RuleSet Submit(string text, string fileName)
+    /// <summary>Where accepted and rejected rule sets are recorded (null: nowhere, e.g. in tests).</summary>
+    public AuditTrail? Audit { get; set; }
+
+    /// <param name="text">The rule file's text.</param>
+    /// <param name="fileName">Its name in errors and in <c>GET /v1/rules</c>.</param>
+    /// <param name="actor">Who sent it (the token's name), for the audit trail.</param>
+    public RuleSet Submit(string text, string fileName, string actor = AuditTrail.Cli)
     {
         if (_directory is not null)
         {
@@ -109,11 +115,11 @@ public sealed partial class RulesManager : IAsyncDisposable
         }
         catch (RuleSetException ex)
         {
-            Reject(ex, "api");
+            Reject(ex, "api", actor);
             throw;
         }
 
-        Accept(rules, "api");
+        Accept(rules, "api", actor);
         return rules;
     }
 
@@ -139,7 +145,7 @@ public sealed partial class RulesManager : IAsyncDisposable
         }
         catch (Exception ex) when (ex is RuleSetException or IOException or UnauthorizedAccessException)
         {
-            Reject(ex as RuleSetException ?? new RuleSetException([new RuleError(_directory, 0, 0, ex.Message)]), "directory");
+            Reject(ex as RuleSetException ?? new RuleSetException([new RuleError(_directory, 0, 0, ex.Message)]), "directory", AuditTrail.Directory);
             return;
         }
 
@@ -150,11 +156,12 @@ public sealed partial class RulesManager : IAsyncDisposable
             return;
         }
 
-        Accept(rules, "directory");
+        Accept(rules, "directory", AuditTrail.Directory);
     }
 
-    private void Accept(RuleSet rules, string origin)
+    private void Accept(RuleSet rules, string origin, string actor)
     {
+        Audit?.Record(actor, "rules.accepted", $"version {rules.Version} from {origin}");
         LastError = null;
         Origin = origin;
         _engine?.SwitchRules(rules);
@@ -162,8 +169,10 @@ public sealed partial class RulesManager : IAsyncDisposable
         LogRulesAccepted(_logger, rules.Version, origin);
     }
 
-    private void Reject(RuleSetException ex, string origin)
+    private void Reject(RuleSetException ex, string origin, string actor)
     {
+        var first = ex.Errors.Count > 0 ? ex.Errors[0] : null;
+        Audit?.Record(actor, "rules.rejected", $"{ex.Errors.Count} error(s) from {origin}" + (first is null ? "" : $"; first at {first.File}:{first.Line}:{first.Column}"));
         LastError = new RulesRejection(_time.GetUtcNow(), origin, ex.Errors);
         _instruments?.RulesReloads.Add(1, new KeyValuePair<string, object?>("result", "rejected"));
         foreach (var error in ex.Errors)

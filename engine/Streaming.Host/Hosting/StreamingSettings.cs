@@ -8,16 +8,27 @@ using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Hosting;
 
-/// <summary>A bearer token and the scopes it grants.</summary>
-public sealed record AccessToken(string Token, IReadOnlyList<string> Scopes)
+/// <summary>
+/// A bearer token, who holds it (<paramref name="Name"/>: shown in the audit trail and logs, never the secret) and
+/// the scopes it grants (CONTRACTS.md §7.1): <c>admin</c> implies every other scope.
+/// </summary>
+public sealed record AccessToken(string Name, string Token, IReadOnlyList<string> Scopes)
 {
     public const string Admin = "admin";
     public const string Dialer = "dialer";
-    public static readonly IReadOnlyList<string> KnownScopes = [Admin, Dialer];
+    public const string Read = "read";
+    public const string Metrics = "metrics";
+    public static readonly IReadOnlyList<string> KnownScopes = [Admin, Dialer, Read, Metrics];
+
+    /// <summary>Whether the token grants <paramref name="scope"/> (directly, or through <c>admin</c>).</summary>
+    public bool Grants(string scope) => Scopes.Contains(scope) || Scopes.Contains(Admin);
 
     /// <summary>Never print the secret.</summary>
-    public override string ToString() => $"AccessToken {{ Scopes = {string.Join(",", Scopes)} }}";
+    public override string ToString() => $"AccessToken {{ Name = {Name}, Scopes = {string.Join(",", Scopes)} }}";
 }
+
+/// <summary>A fixed-window request limit: at most <paramref name="PermitLimit"/> requests per <paramref name="WindowSeconds"/> per caller.</summary>
+public sealed record RateLimit(int PermitLimit, int WindowSeconds);
 
 /// <summary>
 /// The engine's settings, read from appsettings.json (working directory), an optional --config file and environment
@@ -53,8 +64,20 @@ public sealed record StreamingSettings
     /// <summary>Hybrid mode: seconds without records after which a partition follows the wall clock.</summary>
     public int IdleAfterSeconds { get; init; } = 30;
 
-    /// <summary>Bearer tokens and their scopes (<c>admin</c>, <c>dialer</c>); none = the guarded routes are closed.</summary>
+    /// <summary>Bearer tokens and their scopes (<c>admin</c>, <c>dialer</c>, <c>read</c>, <c>metrics</c>); none = the guarded routes are closed.</summary>
     public IReadOnlyList<AccessToken> AuthTokens { get; init; } = [];
+
+    /// <summary><c>Streaming:Auth:RequireReadScope</c>: every <c>GET /v1/…</c> route (and the console) needs the <c>read</c> scope.</summary>
+    public bool RequireReadScope { get; init; }
+
+    /// <summary><c>Streaming:Auth:ProtectMetrics</c>: <c>GET /metrics</c> needs the <c>metrics</c> scope.</summary>
+    public bool ProtectMetrics { get; init; }
+
+    /// <summary><c>Streaming:RateLimits:RuleUploads</c>: <c>PUT /v1/rules</c> per caller (default 10 a minute).</summary>
+    public RateLimit RuleUploadLimit { get; init; } = new(10, 60);
+
+    /// <summary><c>Streaming:RateLimits:Leases</c>: <c>POST /v1/outreach/lease</c> per caller (default 20 a second).</summary>
+    public RateLimit LeaseLimit { get; init; } = new(20, 1);
 
     /// <summary>The Redis mirror's server (a StackExchange.Redis connection string); null = no mirror.</summary>
     public string? RedisConnection { get; init; }
@@ -125,6 +148,10 @@ public sealed record StreamingSettings
             },
             IdleAfterSeconds = Int(s, "Engine:IdleAfterSeconds", defaults.IdleAfterSeconds, 1, 86_400),
             AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
+            RequireReadScope = Bool(s, "Auth:RequireReadScope"),
+            ProtectMetrics = Bool(s, "Auth:ProtectMetrics"),
+            RuleUploadLimit = Limit(s, "RateLimits:RuleUploads", defaults.RuleUploadLimit),
+            LeaseLimit = Limit(s, "RateLimits:Leases", defaults.LeaseLimit),
             RedisConnection = RedisConnectionSetting(s["Redis:Connection"]),
             RedisPrefix = RedisPrefixSetting(s["Redis:Prefix"]) ?? defaults.RedisPrefix,
         };
@@ -182,11 +209,33 @@ public sealed record StreamingSettings
                 }
             }
 
-            tokens.Add(new AccessToken(token, scopes));
+            var name = entry["Name"] is { Length: > 0 } given ? given : "token-" + entry.Key;
+            if (name.Length > 64 || name.Any(char.IsControl))
+            {
+                throw new InvalidOperationException($"configuration Streaming:Auth:Tokens:{entry.Key}:Name must be at most 64 characters without control characters");
+            }
+
+            if (tokens.Any(t => t.Name == name))
+            {
+                throw new InvalidOperationException($"configuration Streaming:Auth:Tokens:{entry.Key}:Name '{name}' is used by another token");
+            }
+
+            tokens.Add(new AccessToken(name, token, scopes));
         }
 
         return tokens;
     }
+
+    private static bool Bool(IConfiguration s, string key) => s[key] switch
+    {
+        null or "" => false,
+        var raw when bool.TryParse(raw, out var value) => value,
+        var raw => throw new InvalidOperationException($"configuration Streaming:{key} = '{raw}' must be true or false"),
+    };
+
+    private static RateLimit Limit(IConfiguration s, string key, RateLimit fallback) => new(
+        Int(s, key + ":PermitLimit", fallback.PermitLimit, 1, 1_000_000),
+        Int(s, key + ":WindowSeconds", fallback.WindowSeconds, 1, 86_400));
 
     public EngineOptions ToEngineOptions(string bootstrapServers) => new()
     {

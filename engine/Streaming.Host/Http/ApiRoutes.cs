@@ -3,6 +3,7 @@ using System.Text;
 using Streaming.Connectors.Kafka;
 using Streaming.Engine.Rules;
 using Streaming.Host.Hosting;
+using Streaming.Host.Http.Auth;
 using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Http;
@@ -27,6 +28,10 @@ public static class ApiRoutes
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         CustomerIdRoute.Use(app);
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseRateLimiter();
+        var settings = host.Settings;
 
         // Reads that need the engine thread answer 503 while it is stopping or after it failed.
         app.Use(async (context, next) =>
@@ -50,7 +55,7 @@ public static class ApiRoutes
             context.Response.ContentType = PrometheusCollector.ContentType;
             await collector.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
             instruments.ScrapeDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
-        });
+        }).Protect(settings);
 
         app.MapGet("/healthz", () => host.Engine.Stopped.IsCompleted
             ? Results.Problem(statusCode: 503, title: "engine stopped", detail: "the engine thread has ended")
@@ -95,7 +100,7 @@ public static class ApiRoutes
                     }
                     : null,
             });
-        });
+        }).Read(settings);
 
         app.MapGet("/v1/customers/{customerId}", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
@@ -109,7 +114,7 @@ public static class ApiRoutes
             return profile is not null ? Results.Ok(profile)
                 : served ? CustomerIdRoute.NotFound(customerId)
                 : CustomerIdRoute.NotOwned(context);
-        });
+        }).Read(settings);
 
         TriggerRoutes.Map(app, host);
 
@@ -117,17 +122,12 @@ public static class ApiRoutes
         {
             var population = await host.Engine.QueryAsync(view => view.Population(), ct).ConfigureAwait(false);
             return Results.Ok(PopulationBody(population));
-        });
+        }).Read(settings);
 
-        app.MapGet("/v1/rules", () => Results.Ok(RulesBody(host)));
+        app.MapGet("/v1/rules", () => Results.Ok(RulesBody(host))).Read(settings);
 
         app.MapPut("/v1/rules", async (HttpContext context) =>
         {
-            if (Access.Check(context, host.Settings.AuthTokens, AccessToken.Admin) is { } denied)
-            {
-                return denied;
-            }
-
             if (host.Rules.Directory is not null)
             {
                 return Results.Problem(statusCode: 409, title: "rules come from a directory", detail: $"this engine watches {host.Rules.Directory}; edit the files there");
@@ -141,7 +141,7 @@ public static class ApiRoutes
 
             try
             {
-                var rules = host.Rules.Submit(text, "rules.yaml");
+                var rules = host.Rules.Submit(text, "rules.yaml", AccessPolicies.Actor(context) ?? "anonymous");
                 return Results.Accepted("/v1/rules", new { version = rules.Version, status = "pending", active = host.Engine.ActiveRules.Version });
             }
             catch (RuleSetException ex)
@@ -152,8 +152,14 @@ public static class ApiRoutes
                     detail: $"{ex.Errors.Count} error(s); the running rule set {host.Engine.ActiveRules.Version} stays in force",
                     extensions: new Dictionary<string, object?> { ["errors"] = ErrorsBody(ex.Errors) });
             }
-        });
+        }).Needs(AccessToken.Admin).RequireRateLimiting(RateLimits.RuleUploads);
+
+        AuditRoutes.Map(app, host);
     }
+
+    /// <summary><c>/metrics</c>: open, unless <c>Streaming:Auth:ProtectMetrics</c> asks for the <c>metrics</c> scope.</summary>
+    private static TBuilder Protect<TBuilder>(this TBuilder builder, StreamingSettings settings)
+        where TBuilder : IEndpointConventionBuilder => settings.ProtectMetrics ? builder.Needs(AccessToken.Metrics) : builder;
 
     private static object PopulationBody(PopulationView p)
     {

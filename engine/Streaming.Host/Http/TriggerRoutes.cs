@@ -2,6 +2,7 @@ using System.Text.Json;
 using Streaming.Connectors.Triggers;
 using Streaming.Engine.Rules;
 using Streaming.Host.Hosting;
+using Streaming.Host.Http.Auth;
 
 namespace Streaming.Host.Http;
 
@@ -12,15 +13,10 @@ public static class TriggerRoutes
 
     public static void Map(WebApplication app, EngineHost host)
     {
-        var tokens = host.Settings.AuthTokens;
+        var settings = host.Settings;
 
         app.MapPost("/v1/outreach/lease", async (HttpContext context, LeaseRequest? body) =>
         {
-            if (Access.Check(context, tokens, AccessToken.Dialer) is { } denied)
-            {
-                return denied;
-            }
-
             if (body is null || body.Channel is not ("voice" or "sms"))
             {
                 return Invalid("channel must be voice or sms");
@@ -35,37 +31,35 @@ public static class TriggerRoutes
 
             var items = await host.Outreach.LeaseAsync(body.Channel, max, TimeSpan.FromSeconds(leaseSeconds), body.Dialer, context.RequestAborted).ConfigureAwait(false);
             return Results.Ok(new { items = items.Select(ItemBody) });
-        });
+        }).Needs(AccessToken.Dialer).RequireRateLimiting(RateLimits.Leases);
 
         app.MapPost("/v1/outreach/{outreachId}/ack", async (HttpContext context, string outreachId, AckRequest? body) =>
         {
-            if (Access.Check(context, tokens, AccessToken.Dialer) is { } denied)
-            {
-                return denied;
-            }
-
             if (body?.Outcome is not { } outcome || !OutreachService.Outcomes.Contains(outcome))
             {
                 return Invalid("outcome must be one of: " + string.Join(", ", OutreachService.Outcomes));
             }
 
             var result = await host.Outreach.AckAsync(outreachId, outcome, context.RequestAborted).ConfigureAwait(false);
-            return result.Status == 204
-                ? Results.NoContent()
-                : Results.Problem(statusCode: result.Status, title: result.Status == 404 ? "outreach item not found" : "outreach item not open", detail: result.Detail);
-        });
+            if (result.Status == 204)
+            {
+                host.Audit.Record(AccessPolicies.Actor(context) ?? "anonymous", "outreach.ack", $"outreach {outreachId}: {outcome}");
+                return Results.NoContent();
+            }
+
+            return Results.Problem(statusCode: result.Status, title: result.Status == 404 ? "outreach item not found" : "outreach item not open", detail: result.Detail);
+        }).Needs(AccessToken.Dialer);
 
         app.MapPost("/v1/outreach/{outreachId}/release", (HttpContext context, string outreachId) =>
         {
-            if (Access.Check(context, tokens, AccessToken.Dialer) is { } denied)
+            if (!host.Outreach.Release(outreachId))
             {
-                return denied;
+                return Results.Problem(statusCode: 409, title: "not leased", detail: $"outreach item '{outreachId}' is not leased");
             }
 
-            return host.Outreach.Release(outreachId)
-                ? Results.NoContent()
-                : Results.Problem(statusCode: 409, title: "not leased", detail: $"outreach item '{outreachId}' is not leased");
-        });
+            host.Audit.Record(AccessPolicies.Actor(context) ?? "anonymous", "outreach.release", $"outreach {outreachId}");
+            return Results.NoContent();
+        }).Needs(AccessToken.Dialer);
 
         app.MapGet("/v1/outreach/stats", () =>
         {
@@ -74,7 +68,7 @@ public static class TriggerRoutes
             return Results.Ok(channels.ToDictionary(
                 c => c,
                 c => OutreachStates.All.ToDictionary(s => s, s => stats.GetValueOrDefault((c, s)))));
-        });
+        }).Read(settings);
 
         app.MapGet("/v1/customers/{customerId}/triggers", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
@@ -112,7 +106,7 @@ public static class TriggerRoutes
                 }),
                 outreach = all.Select(ItemBody),
             });
-        });
+        }).Read(settings);
 
         app.MapGet("/v1/rules/{ruleId}/lift", async (string ruleId, CancellationToken ct) =>
         {
@@ -143,7 +137,7 @@ public static class TriggerRoutes
                 lift = contactedRate - holdoutRate,
                 relativeLift = holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : (decimal?)null,
             });
-        });
+        }).Read(settings);
     }
 
     private static object ItemBody(OutreachItem i) => new
