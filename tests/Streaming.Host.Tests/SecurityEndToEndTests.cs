@@ -1,0 +1,391 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using Streaming.Host.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Streaming.Host.Tests;
+
+/// <summary>
+/// Access, audit, personal data, TLS and rate limits (CONTRACTS.md §7.1), against real engine processes (each with its
+/// embedded broker). Expected answers come from the contract's table of scopes, written out below.
+/// </summary>
+[Collection(EndToEnd.Name)]
+public sealed class SecurityEndToEndTests(ITestOutputHelper output)
+{
+    private const string Admin = "admin-token-for-security-tests-0001";
+    private const string Dialer = "dialer-token-for-security-tests-001";
+    private const string Reader = "reader-token-for-security-tests-001";
+    private const string Scraper = "scraper-token-for-security-tests-01";
+    private const string Burst = "burst-admin-token-for-security-test";
+
+    private static readonly Dictionary<string, string> Tokens = new()
+    {
+        ["Streaming__Auth__Tokens__0__Name"] = "ops-alice",
+        ["Streaming__Auth__Tokens__0__Token"] = Admin,
+        ["Streaming__Auth__Tokens__0__Scopes__0"] = "admin",
+        ["Streaming__Auth__Tokens__1__Name"] = "dialer-bob",
+        ["Streaming__Auth__Tokens__1__Token"] = Dialer,
+        ["Streaming__Auth__Tokens__1__Scopes__0"] = "dialer",
+        ["Streaming__Auth__Tokens__2__Name"] = "analyst-carol",
+        ["Streaming__Auth__Tokens__2__Token"] = Reader,
+        ["Streaming__Auth__Tokens__2__Scopes__0"] = "read",
+        ["Streaming__Auth__Tokens__3__Name"] = "prometheus",
+        ["Streaming__Auth__Tokens__3__Token"] = Scraper,
+        ["Streaming__Auth__Tokens__3__Scopes__0"] = "metrics",
+        ["Streaming__Auth__Tokens__4__Name"] = "ops-burst",
+        ["Streaming__Auth__Tokens__4__Token"] = Burst,
+        ["Streaming__Auth__Tokens__4__Scopes__0"] = "admin",
+        ["Streaming__RateLimits__RuleUploads__PermitLimit"] = "3",
+        ["Streaming__RateLimits__RuleUploads__WindowSeconds"] = "600",
+    };
+
+    /// <summary>A route, the scope it needs with the switches off and on (null: open), and a request that passes validation.</summary>
+    private sealed record Route(string Method, string Path, string? ScopeOff, string? ScopeOn, string? Body = null);
+
+    private static readonly Route[] Routes =
+    [
+        new("GET", "/healthz", null, null),
+        new("GET", "/readyz", null, null),
+        new("GET", "/metrics", null, "metrics"),
+        new("GET", "/v1/status", null, "read"),
+        new("GET", "/v1/customers/someone", null, "read"),
+        new("GET", "/v1/customers/someone/triggers", null, "read"),
+        new("GET", "/v1/population", null, "read"),
+        new("GET", "/v1/rules", null, "read"),
+        new("GET", "/v1/outreach/stats", null, "read"),
+        new("GET", "/v1/rules/win-back/lift", null, "read"),
+        new("GET", "/v1/audit", "admin", "admin"),
+        new("PUT", "/v1/rules", "admin", "admin", "name: [broken"),
+        new("POST", "/v1/outreach/lease", "dialer", "dialer", """{"channel":"voice","max":1,"leaseSeconds":60,"dialer":"d"}"""),
+        new("POST", "/v1/outreach/no-such-item/ack", "dialer", "dialer", """{"outcome":"answered"}"""),
+        new("POST", "/v1/outreach/no-such-item/release", "dialer", "dialer", "{}"),
+    ];
+
+    /// <summary>A configured token that lacks <paramref name="scope"/>.</summary>
+    private static string Without(string scope) => scope switch
+    {
+        "read" or "admin" or "metrics" => Dialer,
+        _ => Reader,
+    };
+
+    private static string With(string scope) => scope switch
+    {
+        "read" => Reader,
+        "dialer" => Dialer,
+        "metrics" => Scraper,
+        _ => Admin,
+    };
+
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, Route route, string? token)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(route.Method), route.Path);
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        if (route.Body is not null)
+        {
+            request.Content = new StringContent(route.Body, Encoding.UTF8, route.Method == "PUT" ? "application/yaml" : "application/json");
+        }
+
+        return await http.SendAsync(request);
+    }
+
+    private static async Task<CliProcess> StartEngineAsync(string dataDir, int httpPort, Dictionary<string, string> environment, string scheme = "http", HttpMessageHandler? handler = null)
+    {
+        var process = CliProcess.Start(["run", "--data-dir", dataDir, "--urls", $"http://127.0.0.1:{httpPort}"], environment);
+        using var http = new HttpClient(handler ?? new HttpClientHandler(), disposeHandler: handler is null) { BaseAddress = new Uri($"{scheme}://127.0.0.1:{httpPort}/") };
+        await Eventually.WaitAsync(
+            async () =>
+            {
+                Assert.False(process.HasExited, "engine exited: " + CliProcess.Tail(process.StandardError));
+                try
+                {
+                    return (await http.GetAsync("readyz")).IsSuccessStatusCode;
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(90),
+            () => "engine ready: " + CliProcess.Tail(process.StandardError));
+        return process;
+    }
+
+    [Fact]
+    public async Task Every_route_answers_each_kind_of_caller_as_the_scope_table_says_with_the_switches_off_and_on()
+    {
+        var failures = new List<string>();
+        foreach (var switches in new[] { false, true })
+        {
+            var port = TestEnvironment.FreePort();
+            var environment = new Dictionary<string, string>(Tokens)
+            {
+                ["Streaming__Auth__RequireReadScope"] = switches ? "true" : "false",
+                ["Streaming__Auth__ProtectMetrics"] = switches ? "true" : "false",
+            };
+            await using var engine = await StartEngineAsync(TestEnvironment.NewTempDir("streaming-access"), port, environment);
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+            foreach (var route in Routes)
+            {
+                var scope = switches ? route.ScopeOn : route.ScopeOff;
+                var callers = new (string Who, string? Token, string Expect)[]
+                {
+                    ("no token", null, scope is null ? "allowed" : "401"),
+                    ("unknown token", "not-a-configured-token-0000000", scope is null ? "allowed" : "401 invalid_token"),
+                    ("token without the scope", scope is null ? Reader : Without(scope), scope is null ? "allowed" : "403"),
+                    ("token with the scope", scope is null ? Reader : With(scope), "allowed"),
+                    ("admin token", Admin, "allowed"),
+                };
+                foreach (var (who, token, expect) in callers)
+                {
+                    using var response = await SendAsync(http, route, token);
+                    var status = (int)response.StatusCode;
+                    var challenge = response.Headers.WwwAuthenticate.ToString();
+                    var problem = response.Content.Headers.ContentType?.MediaType == "application/problem+json";
+                    var got = status switch
+                    {
+                        401 when challenge == "Bearer" && problem => "401",
+                        401 when challenge == "Bearer error=\"invalid_token\"" && problem => "401 invalid_token",
+                        403 when problem => "403",
+                        401 or 403 => $"{status} (WWW-Authenticate '{challenge}', problem+json {problem})",
+                        _ => "allowed",
+                    };
+                    if (got != expect)
+                    {
+                        failures.Add($"switches {(switches ? "on" : "off")}: {route.Method} {route.Path} with {who}: expected {expect}, got {got} ({status})");
+                    }
+                }
+            }
+        }
+
+        Assert.True(failures.Count == 0, string.Join('\n', failures));
+    }
+
+    [Fact]
+    public async Task Rule_changes_and_outreach_acks_are_audited_durably_and_personal_data_stays_out_of_logs_metrics_and_dead_letters()
+    {
+        var dataDir = TestEnvironment.NewTempDir("streaming-audit");
+        var port = TestEnvironment.FreePort();
+        var environment = new Dictionary<string, string>(Tokens) { ["Streaming__Auth__ProtectMetrics"] = "false" };
+        var engine = await StartEngineAsync(dataDir, port, environment);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+        var bootstrap = (await http.GetFromJsonAsync<JsonElement>("v1/status")).GetProperty("kafka").GetProperty("bootstrapServers").GetString()!;
+
+        // Rule sets: one rejected, one accepted, by ops-alice.
+        var rules = await http.GetFromJsonAsync<JsonElement>("v1/rules");
+        var valid = rules.GetProperty("files")[0].GetProperty("text").GetString()!.Replace("name: default", "name: audited", StringComparison.Ordinal);
+        using (var rejected = await SendAsync(http, new Route("PUT", "/v1/rules", "admin", "admin", "name: [broken"), Admin))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, rejected.StatusCode);
+        }
+
+        using (var accepted = await SendAsync(http, new Route("PUT", "/v1/rules", "admin", "admin", valid), Admin))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        }
+
+        var version = (await http.GetFromJsonAsync<JsonElement>("v1/rules")).GetProperty("pending").GetString()
+            ?? (await http.GetFromJsonAsync<JsonElement>("v1/rules")).GetProperty("version").GetString()!;
+
+        // Personal data planted in updates (and in records that are dead-lettered), then an outreach item acked by dialer-bob.
+        const string Phone = "+44 7700 900461";
+        const string Email = "planted.person@example.org";
+        const string Birthday = "1966-06-16";
+        var now = DateTimeOffset.UtcNow;
+        var offset = ((14 - now.UtcDateTime.Hour) % 24 + 24) % 24;
+        offset = offset > 14 ? offset - 24 : offset;
+        var zone = offset == 0 ? "Etc/GMT" : offset > 0 ? $"Etc/GMT-{offset}" : $"Etc/GMT+{-offset}";
+        string Event(string id, string type, string fields, string customer = "pii-1") =>
+            $$"""{"eventId":"{{id}}","customerId":"{{customer}}","occurredAt":"{{now.AddMinutes(-1):O}}","type":"{{type}}"{{fields}}}""";
+        await Kcat.ProduceAsync(bootstrap, "customer-updates",
+        [
+            ("pii-1", Event("a-1", "attributes", $$""","attributes":{"birthday":"{{Birthday}}","timeZone":"{{zone}}","phone":"{{Phone}}","email":"{{Email}}"}""")),
+            ("pii-1", Event("c-1", "consent", ""","consent":{"voice":true,"sms":true,"email":true}""")),
+            ("pii-2", Event("a-2", "attributes", $$""","attributes":{"birthday":"{{Birthday}}x","phone":"{{Phone}}","email":"{{Email}}"}""", "pii-2")),
+            ("pii-3", Event("a-3", "consent", $$""","consent":{"voice":"{{Email}}","sms":"{{Phone}}"}""", "pii-3")),
+            ("someone-else", Event("a-4", "attributes", $$""","attributes":{"email":"{{Email}}"}""", "pii-4")),
+        ]);
+        // Topics are consumed independently: the call goes in once the consent is applied, so it is not suppressed.
+        await Eventually.WaitAsync(
+            async () =>
+            {
+                using var profile = await http.GetAsync("v1/customers/pii-1");
+                return profile.IsSuccessStatusCode
+                    && (await profile.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("attributes").GetProperty("consent").GetProperty("voice").ValueKind == JsonValueKind.True;
+            },
+            TimeSpan.FromSeconds(30),
+            () => "pii-1's consent applied");
+        await Kcat.ProduceAsync(bootstrap, "callcenter", [("pii-1", Event("k-1", "call_abandoned", ""","waitSeconds":300""").Replace(now.AddMinutes(-1).ToString("O"), now.ToString("O"), StringComparison.Ordinal))]);
+
+        JsonElement item = default;
+        await Eventually.WaitAsync(
+            async () =>
+            {
+                using var lease = await SendAsync(http, new Route("POST", "/v1/outreach/lease", null, null, """{"channel":"voice","max":1,"leaseSeconds":60,"dialer":"bob"}"""), Dialer);
+                var items = (await lease.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("items");
+                if (items.GetArrayLength() == 0)
+                {
+                    return false;
+                }
+
+                item = items[0];
+                return true;
+            },
+            TimeSpan.FromSeconds(60),
+            () => "service-recovery call queued for pii-1; engine: " + CliProcess.Tail(engine.StandardError, 15));
+        var outreachId = item.GetProperty("outreachId").GetString()!;
+        using (var ack = await SendAsync(http, new Route("POST", $"/v1/outreach/{outreachId}/ack", null, null, """{"outcome":"answered"}"""), Dialer))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, ack.StatusCode);
+        }
+
+        async Task<List<(string Actor, string Action, string Detail)>> AuditAsync(HttpClient client)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "v1/audit?limit=50");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Admin);
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+            return body.GetProperty("entries").EnumerateArray()
+                .Select(e => (e.GetProperty("actor").GetString()!, e.GetProperty("action").GetString()!, e.GetProperty("detail").GetString()!))
+                .ToList();
+        }
+
+        void AssertAudit(List<(string Actor, string Action, string Detail)> entries)
+        {
+            // Newest first: the ack, then the accepted set, then the rejected one.
+            Assert.Equal(["outreach.ack", "rules.accepted", "rules.rejected"], entries.Select(e => e.Action));
+            Assert.Equal(["dialer-bob", "ops-alice", "ops-alice"], entries.Select(e => e.Actor));
+            Assert.Contains(outreachId, entries[0].Detail, StringComparison.Ordinal);
+            Assert.Contains("answered", entries[0].Detail, StringComparison.Ordinal);
+            Assert.Contains(version, entries[1].Detail, StringComparison.Ordinal);
+            Assert.Matches(@"^1 error\(s\) from api; first at rules\.yaml:\d+:\d+$", entries[2].Detail);
+        }
+
+        AssertAudit(await AuditAsync(http));
+
+        // The scan: the engine's whole log, /metrics and the dead letters' headers hold none of the planted values.
+        await Eventually.WaitAsync(async () => (await http.GetFromJsonAsync<JsonElement>("v1/status")).GetProperty("deadLetters").GetInt64() >= 3, TimeSpan.FromSeconds(30), () => "three dead letters");
+        var metrics = await http.GetStringAsync("metrics");
+        var (code, headers, err) = await Kcat.RunAsync(["-C", "-b", bootstrap, "-t", "dead-letters", "-o", "beginning", "-e", "-q", "-f", "%h\n"]);
+        Assert.True(code == 0, err);
+        Assert.Equal(3, headers.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        // Restart on the same state: the audit trail is still there.
+        await engine.DisposeAsync();
+        var log = engine.StandardError + engine.StandardOutput;
+        engine = await StartEngineAsync(dataDir, port, environment);
+        await using (engine)
+        {
+            AssertAudit(await AuditAsync(http));
+            log += engine.StandardError + engine.StandardOutput;
+        }
+
+        Assert.Contains("Audit", log, StringComparison.Ordinal); // one structured line per entry
+        foreach (var planted in new[] { Phone, Email, Birthday, "1966-06-16x", "900461" })
+        {
+            Assert.False(log.Contains(planted, StringComparison.Ordinal), $"log contains '{planted}'");
+            Assert.False(metrics.Contains(planted, StringComparison.Ordinal), $"/metrics contains '{planted}'");
+            Assert.False(headers.Contains(planted, StringComparison.Ordinal), $"dead-letter headers contain '{planted}'");
+        }
+
+        output.WriteLine($"scanned {log.Length:N0} characters of log, {metrics.Length:N0} of metrics, {headers.Length:N0} of dead-letter headers");
+    }
+
+    [Fact]
+    public async Task A_burst_of_rule_uploads_is_limited_per_caller_with_429_and_retry_after()
+    {
+        var port = TestEnvironment.FreePort();
+        await using var engine = await StartEngineAsync(TestEnvironment.NewTempDir("streaming-burst"), port, Tokens);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+        var upload = new Route("PUT", "/v1/rules", "admin", "admin", "name: [broken");
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 5; i++)
+        {
+            using var response = await SendAsync(http, upload, Burst);
+            statuses.Add(response.StatusCode);
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                Assert.True(response.Headers.RetryAfter?.Delta > TimeSpan.Zero, "Retry-After in seconds");
+            }
+        }
+
+        // The configured limit is 3 per 600 s: three answers, then 429s.
+        Assert.Equal([HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], statuses);
+
+        // Another caller has a window of its own.
+        using var other = await SendAsync(http, upload, Admin);
+        Assert.Equal(HttpStatusCode.BadRequest, other.StatusCode);
+    }
+
+    [Fact]
+    public async Task Over_https_with_a_configured_certificate_and_no_plain_http()
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        var dir = TestEnvironment.NewTempDir("streaming-tls");
+        var pfx = Path.Combine(dir, "engine.pfx");
+        await File.WriteAllBytesAsync(pfx, certificate.Export(X509ContentType.Pfx, "test-only-password"));
+
+        var httpsPort = TestEnvironment.FreePort();
+        var plainPort = TestEnvironment.FreePort();
+        var environment = new Dictionary<string, string>
+        {
+            ["Kestrel__Endpoints__Https__Url"] = $"https://127.0.0.1:{httpsPort}",
+            ["Kestrel__Endpoints__Https__Certificate__Path"] = pfx,
+            ["Kestrel__Endpoints__Https__Certificate__Password"] = "test-only-password",
+        };
+        var thumbprint = certificate.Thumbprint;
+        using var trusting = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, cert, _, _) => cert?.Thumbprint == thumbprint };
+        var process = CliProcess.Start(["run", "--data-dir", Path.Combine(dir, "state"), "--urls", $"http://127.0.0.1:{plainPort}"], environment);
+        await using (process)
+        {
+            using var https = new HttpClient(trusting, disposeHandler: false) { BaseAddress = new Uri($"https://127.0.0.1:{httpsPort}/") };
+            await Eventually.WaitAsync(
+                async () =>
+                {
+                    Assert.False(process.HasExited, "engine exited: " + CliProcess.Tail(process.StandardError));
+                    try
+                    {
+                        return (await https.GetAsync("readyz")).IsSuccessStatusCode;
+                    }
+                    catch (HttpRequestException)
+                    {
+                        return false;
+                    }
+                },
+                TimeSpan.FromSeconds(90),
+                () => "engine ready over TLS: " + CliProcess.Tail(process.StandardError));
+
+            var status = await https.GetFromJsonAsync<JsonElement>("v1/status");
+            Assert.True(status.GetProperty("ready").GetBoolean());
+
+            // Plain HTTP is refused: on the TLS port it is no HTTP exchange, and the --urls address is not bound.
+            using var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            var onTlsPort = await Record.ExceptionAsync(async () =>
+            {
+                using var r = await plain.GetAsync($"http://127.0.0.1:{httpsPort}/readyz");
+                Assert.NotEqual(HttpStatusCode.OK, r.StatusCode);
+            });
+            output.WriteLine("plain HTTP on the TLS port: " + (onTlsPort?.GetType().Name ?? "a non-200 answer"));
+            await Assert.ThrowsAsync<HttpRequestException>(() => plain.GetAsync($"http://127.0.0.1:{plainPort}/readyz"));
+
+            // An untrusted certificate is not accepted by a default client: the engine presents the configured one.
+            using var strict = new HttpClient();
+            await Assert.ThrowsAsync<HttpRequestException>(() => strict.GetAsync($"https://127.0.0.1:{httpsPort}/readyz"));
+        }
+    }
+}
