@@ -88,6 +88,15 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
             }
 
             Assert.True(storeSeq >= lastSeq);
+
+            // The resync is in the audit trail, by the command line.
+            using (var store = Streaming.Connectors.Sql.SqliteStateStore.OpenDirectory(dataDir))
+            {
+                var entry = Assert.Single(store.ReadAudit(long.MaxValue, 10), e => e.Action == "mirror.resync");
+                Assert.Equal("cli", entry.Actor);
+                Assert.Equal($"prefix {prefix}: customers={profiles.Count} seq={storeSeq}", entry.Detail);
+            }
+
             var mismatches = await CompareAsync(db, prefix, profiles, exactSeq: storeSeq);
             Assert.True(mismatches.IsEmpty, Report("after resync", profiles.Count, mismatches));
         }
