@@ -135,6 +135,102 @@ public sealed class CustomerState
 
     public decimal NetAmount => GrossAmount - RefundAmount;
 
+    /// <summary>
+    /// Becomes an exact copy of <paramref name="source"/> (its id excepted), reusing this instance's collections, so a
+    /// change can be undone without allocating: the partition host snapshots a customer before each change and copies
+    /// the snapshot back if the change fails. Shared references are immutable (strings, <see cref="FiringSummary"/>,
+    /// the <see cref="Tags"/> array, which is replaced, never changed in place). A test checks the copy against the
+    /// state codec, which covers every persisted field.
+    /// </summary>
+    public void CopyFrom(CustomerState source)
+    {
+        FirstSeenTicks = source.FirstSeenTicks;
+        LastSeenTicks = source.LastSeenTicks;
+        EventsApplied = source.EventsApplied;
+        OrderCount = source.OrderCount;
+        CancelledCount = source.CancelledCount;
+        GrossAmount = source.GrossAmount;
+        RefundAmount = source.RefundAmount;
+        FirstOrderTicks = source.FirstOrderTicks;
+        LastOrderTicks = source.LastOrderTicks;
+        ItemsBought = source.ItemsBought;
+        PageViews = source.PageViews;
+        ProductViews = source.ProductViews;
+        CartAdds = source.CartAdds;
+        Favorites = source.Favorites;
+        Searches = source.Searches;
+        Logins = source.Logins;
+        Sessions = source.Sessions;
+        LastSessionId = source.LastSessionId;
+        CallsCompleted = source.CallsCompleted;
+        CallsAbandoned = source.CallsAbandoned;
+        WaitSecondsTotal = source.WaitSecondsTotal;
+        TalkSecondsTotal = source.TalkSecondsTotal;
+        Country = source.Country;
+        Birthday = source.Birthday;
+        TimeZone = source.TimeZone;
+        ConsentVoice = source.ConsentVoice;
+        ConsentSms = source.ConsentSms;
+        ConsentEmail = source.ConsentEmail;
+        DoNotContact = source.DoNotContact;
+        CopyArray(source.FieldTicks, FieldTicks, a => FieldTicks = a);
+        PlacedOrderIds.CopyFrom(source.PlacedOrderIds);
+        OutcomesReceived = source.OutcomesReceived;
+        LastCallTicks = source.LastCallTicks;
+        LastCartAddTicks = source.LastCartAddTicks;
+        CartAddsSinceOrder = source.CartAddsSinceOrder;
+        ChannelsUsed = source.ChannelsUsed;
+        TopCategories.CopyFrom(source.TopCategories);
+        TopProducts.CopyFrom(source.TopProducts);
+        Days.CopyFrom(source.Days);
+        Frequency = source.Frequency;
+        Monetary = source.Monetary;
+        RScore = source.RScore;
+        FScore = source.FScore;
+        MScore = source.MScore;
+        RfmSegment = source.RfmSegment;
+        ChurnRisk = source.ChurnRisk;
+        Stages.Clear();
+        foreach (var (ladder, stage) in source.Stages)
+        {
+            Stages.Add(ladder, stage);
+        }
+
+        TierName = source.TierName;
+        TierPoints = source.TierPoints;
+        TierProjected = source.TierProjected;
+        TierReviewTicks = source.TierReviewTicks;
+        Tags = source.Tags;
+        RuleVersion = source.RuleVersion;
+        Triggers.Clear();
+        foreach (var (id, memory) in source.Triggers)
+        {
+            Triggers.Add(id, memory);
+        }
+
+        Contacts.Clear();
+        Contacts.AddRange(source.Contacts);
+        RecentFirings.Clear();
+        RecentFirings.AddRange(source.RecentFirings);
+        CopyArray(source.OutcomeCounts, OutcomeCounts, a => OutcomeCounts = a);
+        CopyArray(source.AnsweredHours, AnsweredHours, a => AnsweredHours = a);
+        EvaluatedAtTicks = source.EvaluatedAtTicks;
+        WakeTicks = source.WakeTicks;
+        RecentEventIds.CopyFrom(source.RecentEventIds);
+    }
+
+    private static void CopyArray<T>(T[] source, T[] target, Action<T[]> replace)
+    {
+        if (source.Length == target.Length)
+        {
+            source.CopyTo(target, 0);
+        }
+        else
+        {
+            replace((T[])source.Clone());
+        }
+    }
+
     public int CallCount => CallsCompleted + CallsAbandoned;
 
     public int ClickCount => PageViews + ProductViews + CartAdds + Favorites + Searches + Logins;
@@ -210,6 +306,18 @@ public sealed class IdSet
 
     public bool Contains(ulong hash) => _items.AsSpan(0, _count).BinarySearch(hash) >= 0;
 
+    /// <summary>Becomes a copy of <paramref name="source"/>, reusing this array when it is large enough.</summary>
+    internal void CopyFrom(IdSet source)
+    {
+        if (_items.Length < source._count)
+        {
+            _items = new ulong[source._items.Length];
+        }
+
+        source._items.AsSpan(0, source._count).CopyTo(_items);
+        _count = source._count;
+    }
+
     /// <summary>Adds <paramref name="hash"/>; false if it was already there.</summary>
     public bool Add(ulong hash)
     {
@@ -264,7 +372,9 @@ public sealed record FiringSummary
 
     /// <summary>The rule's inputs and their values when it fired (<c>name=value</c>, one per entry).</summary>
     public required IReadOnlyList<string> Reason { get; init; }
-    public string? Outcome { get; set; }
+
+    /// <summary>The outcome a dialer reported, if any. Immutable: an outcome replaces the summary in the list.</summary>
+    public string? Outcome { get; init; }
 }
 
 /// <summary>A ladder stage and the instant it was entered.</summary>
@@ -308,6 +418,19 @@ public sealed class RecentIds
     internal ReadOnlySpan<ulong> Raw => _ring.AsSpan(0, _count);
 
     internal int Next => _next;
+
+    /// <summary>Becomes a copy of <paramref name="source"/>, reusing this ring when it is large enough.</summary>
+    internal void CopyFrom(RecentIds source)
+    {
+        if (_ring.Length < source._count)
+        {
+            _ring = new ulong[source._ring.Length];
+        }
+
+        source._ring.AsSpan(0, source._count).CopyTo(_ring);
+        _count = source._count;
+        _next = source._next;
+    }
 
     public bool Contains(ulong hash)
     {

@@ -47,6 +47,18 @@ public sealed class DayBuckets
         _count = items.Length;
     }
 
+    /// <summary>Becomes a copy of <paramref name="source"/>, reusing this instance's array when it is large enough.</summary>
+    internal void CopyFrom(DayBuckets source)
+    {
+        if (_items.Length < source._count)
+        {
+            _items = new DayBucket[source._items.Length];
+        }
+
+        source._items.AsSpan(0, source._count).CopyTo(_items);
+        _count = source._count;
+    }
+
     /// <summary>The bucket of <paramref name="day"/>, created if missing.</summary>
     public ref DayBucket At(int day)
     {
@@ -167,6 +179,13 @@ public sealed class TopCounts
     }
 
     internal void Set(string key, int count) => _items.Add(new(key, count));
+
+    /// <summary>Becomes a copy of <paramref name="source"/>.</summary>
+    internal void CopyFrom(TopCounts source)
+    {
+        _items.Clear();
+        _items.AddRange(source._items);
+    }
 
     /// <summary>Keys by descending count, then ordinally.</summary>
     public string[] Ranked()

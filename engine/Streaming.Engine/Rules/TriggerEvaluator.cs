@@ -78,10 +78,12 @@ public static class TriggerEvaluator
     public static void RecordOutcome(CustomerState s, OutcomeEvent outcome, TimeZoneInfo defaultZone)
     {
         var channel = TriggerNames.Channel(outcome.Channel);
-        var summary = s.RecentFirings.FindLast(f => f.Id == outcome.OutreachId);
-        if (summary is not null)
+        var at = s.RecentFirings.FindLastIndex(f => f.Id == outcome.OutreachId);
+        if (at >= 0)
         {
-            summary.Outcome = outcome.Outcome;
+            // Replaced, not changed in place: a snapshot of the state may share the summary.
+            var summary = s.RecentFirings[at] with { Outcome = outcome.Outcome };
+            s.RecentFirings[at] = summary;
             channel ??= (ContactChannel)summary.Channel;
         }
 

@@ -66,8 +66,8 @@ public sealed class PartitionHost
     private readonly EvalContext _ctx = new();
     private readonly FiringCollector _firings;
 
-    /// <summary>The state of the customer being changed, as it was before (restored if the change fails).</summary>
-    private readonly ArrayBufferWriter<byte> _undo = new(1024);
+    /// <summary>The state of the customer being changed, as it was before (copied back if the change fails).</summary>
+    private readonly CustomerState _undo = new("");
 
     /// <summary>Population moves and firings of the change under way; they count only if it succeeds.</summary>
     private readonly EffectBuffer _effects = new();
@@ -472,8 +472,7 @@ public sealed class PartitionHost
         _effects.Clear();
         if (!fresh)
         {
-            _undo.Clear();
-            CustomerStateCodec.Encode(entry.State, _undo);
+            _undo.CopyFrom(entry.State);
         }
     }
 
@@ -487,7 +486,7 @@ public sealed class PartitionHost
             return;
         }
 
-        entry.State = CustomerStateCodec.Decode(entry.State.CustomerId, _undo.WrittenSpan);
+        entry.State.CopyFrom(_undo);
     }
 
     private static string Describe(string customerId, Exception ex) => $"customer '{Truncate(customerId, 64)}': {ex.GetType().Name}: {Truncate(ex.Message, 200)}";
@@ -660,7 +659,7 @@ public sealed class PartitionHost
 
     private sealed class Entry(CustomerState state)
     {
-        public CustomerState State { get; set; } = state;
+        public CustomerState State { get; } = state;
         public bool Dirty { get; set; }
 
         /// <summary>Part of a checkpoint batch not yet durable: must not be passivated.</summary>
