@@ -170,21 +170,7 @@ public sealed class HostileCorpusTests
         await using var process = CliProcess.Start(["run", "--bootstrap", $"127.0.0.1:{TestEnvironment.FreePort()}", "--data-dir", dataDir, "--urls", $"http://127.0.0.1:{httpPort}"]);
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}/"), Timeout = TimeSpan.FromSeconds(30) };
-            await Eventually.WaitAsync(
-                async () =>
-                {
-                    Assert.False(process.HasExited, "engine exited: " + CliProcess.Tail(process.StandardError));
-                    try
-                    {
-                        return (await http.GetAsync("healthz")).IsSuccessStatusCode;
-                    }
-                    catch (HttpRequestException)
-                    {
-                        return false;
-                    }
-                },
-                TimeSpan.FromSeconds(90),
-                () => "engine alive");
+            await EngineProcess.WaitAnswersAsync(process, http, "healthz", TimeSpan.FromSeconds(90));
 
             using var customer = await http.GetAsync("v1/customers/anyone");
             Assert.Equal(HttpStatusCode.ServiceUnavailable, customer.StatusCode);

@@ -97,25 +97,12 @@ public sealed class SecurityEndToEndTests(ITestOutputHelper output)
         return await http.SendAsync(request);
     }
 
-    private static async Task<CliProcess> StartEngineAsync(string dataDir, int httpPort, Dictionary<string, string> environment, string scheme = "http", HttpMessageHandler? handler = null)
+    /// <summary>An engine with its embedded broker, ready (partitions assigned).</summary>
+    private static async Task<CliProcess> StartEngineAsync(string dataDir, int httpPort, Dictionary<string, string> environment)
     {
         var process = CliProcess.Start(["run", "--data-dir", dataDir, "--urls", $"http://127.0.0.1:{httpPort}"], environment);
-        using var http = new HttpClient(handler ?? new HttpClientHandler(), disposeHandler: handler is null) { BaseAddress = new Uri($"{scheme}://127.0.0.1:{httpPort}/") };
-        await Eventually.WaitAsync(
-            async () =>
-            {
-                Assert.False(process.HasExited, "engine exited: " + CliProcess.Tail(process.StandardError));
-                try
-                {
-                    return (await http.GetAsync("readyz")).IsSuccessStatusCode;
-                }
-                catch (HttpRequestException)
-                {
-                    return false;
-                }
-            },
-            TimeSpan.FromSeconds(90),
-            () => "engine ready: " + CliProcess.Tail(process.StandardError));
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}/") };
+        await EngineProcess.WaitAnswersAsync(process, http, "readyz", TimeSpan.FromSeconds(90));
         return process;
     }
 
@@ -354,21 +341,7 @@ public sealed class SecurityEndToEndTests(ITestOutputHelper output)
         await using (process)
         {
             using var https = new HttpClient(trusting, disposeHandler: false) { BaseAddress = new Uri($"https://127.0.0.1:{httpsPort}/") };
-            await Eventually.WaitAsync(
-                async () =>
-                {
-                    Assert.False(process.HasExited, "engine exited: " + CliProcess.Tail(process.StandardError));
-                    try
-                    {
-                        return (await https.GetAsync("readyz")).IsSuccessStatusCode;
-                    }
-                    catch (HttpRequestException)
-                    {
-                        return false;
-                    }
-                },
-                TimeSpan.FromSeconds(90),
-                () => "engine ready over TLS: " + CliProcess.Tail(process.StandardError));
+            await EngineProcess.WaitAnswersAsync(process, https, "readyz", TimeSpan.FromSeconds(90));
 
             var status = await https.GetFromJsonAsync<JsonElement>("v1/status");
             Assert.True(status.GetProperty("ready").GetBoolean());

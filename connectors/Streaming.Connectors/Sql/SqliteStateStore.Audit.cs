@@ -16,13 +16,7 @@ public sealed partial class SqliteStateStore
     {
         lock (_gate)
         {
-            using var cmd = _connection.CreateCommand();
-            cmd.CommandText = "INSERT INTO audit(at, actor, action, detail) VALUES ($at, $actor, $action, $detail) RETURNING seq";
-            cmd.Parameters.AddWithValue("$at", atTicks);
-            cmd.Parameters.AddWithValue("$actor", actor);
-            cmd.Parameters.AddWithValue("$action", action);
-            cmd.Parameters.AddWithValue("$detail", detail);
-            return (long)cmd.ExecuteScalar()!;
+            return InsertAudit(_connection, atTicks, actor, action, detail);
         }
     }
 
@@ -36,20 +30,25 @@ public sealed partial class SqliteStateStore
         var builder = new SqliteConnectionStringBuilder { DataSource = System.IO.Path.Combine(dataDir, "state.db"), Mode = SqliteOpenMode.ReadWrite, DefaultTimeout = 30 };
         using var connection = new SqliteConnection(builder.ConnectionString);
         connection.Open();
+        try
+        {
+            return InsertAudit(connection, atTicks, actor, action, detail);
+        }
+        catch (SqliteException ex) when (ex.Message.Contains("no such table", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"the state store in {dataDir} has no audit trail yet: start the engine once with this build", ex);
+        }
+    }
+
+    private static long InsertAudit(SqliteConnection connection, long atTicks, string actor, string action, string detail)
+    {
         using var cmd = connection.CreateCommand();
         cmd.CommandText = "INSERT INTO audit(at, actor, action, detail) VALUES ($at, $actor, $action, $detail) RETURNING seq";
         cmd.Parameters.AddWithValue("$at", atTicks);
         cmd.Parameters.AddWithValue("$actor", actor);
         cmd.Parameters.AddWithValue("$action", action);
         cmd.Parameters.AddWithValue("$detail", detail);
-        try
-        {
-            return (long)cmd.ExecuteScalar()!;
-        }
-        catch (SqliteException ex) when (ex.Message.Contains("no such table", StringComparison.Ordinal))
-        {
-            throw new InvalidOperationException($"the state store in {dataDir} has no audit trail yet: start the engine once with this build", ex);
-        }
+        return (long)cmd.ExecuteScalar()!;
     }
 
     /// <summary>Up to <paramref name="limit"/> entries with a seq below <paramref name="beforeSeq"/>, newest first.</summary>

@@ -71,17 +71,22 @@ public sealed class EngineProcess : IAsyncDisposable
         var uri = new Uri($"http://127.0.0.1:{port}");
         var process = CliProcess.Start(["run", "--bootstrap", bootstrap, "--data-dir", dataDir, "--urls", uri.ToString().TrimEnd('/')], environment);
         var engine = new EngineProcess(process, uri);
-        await Eventually.WaitAsync(
+        await WaitAnswersAsync(process, engine.Http, "/readyz", TimeSpan.FromSeconds(90));
+        return engine;
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="process"/> answers <paramref name="path"/> with a success status through
+    /// <paramref name="http"/> (connection errors count as "not yet"); fails at once if the process exits.
+    /// </summary>
+    public static Task WaitAnswersAsync(CliProcess process, HttpClient http, string path, TimeSpan timeout) =>
+        Eventually.WaitAsync(
             async () =>
             {
-                if (process.HasExited)
-                {
-                    throw new InvalidOperationException($"engine exited with {process.ExitCode}: {CliProcess.Tail(process.StandardError)}");
-                }
-
+                Assert.False(process.HasExited, $"engine exited with {(process.HasExited ? process.ExitCode : 0)}: " + CliProcess.Tail(process.StandardError));
                 try
                 {
-                    using var response = await engine.Http.GetAsync("/readyz");
+                    using var response = await http.GetAsync(path);
                     return response.IsSuccessStatusCode;
                 }
                 catch (HttpRequestException)
@@ -89,10 +94,8 @@ public sealed class EngineProcess : IAsyncDisposable
                     return false;
                 }
             },
-            TimeSpan.FromSeconds(90),
-            () => "engine ready; stderr: " + CliProcess.Tail(process.StandardError));
-        return engine;
-    }
+            timeout,
+            () => $"engine answers {path}; stderr: " + CliProcess.Tail(process.StandardError));
 
     public async Task<JsonElement> StatusAsync() => await Http.GetFromJsonAsync<JsonElement>("/v1/status");
 
