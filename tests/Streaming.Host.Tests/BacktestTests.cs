@@ -253,19 +253,5 @@ public sealed class BacktestTests(ITestOutputHelper output)
     private static SortedDictionary<string, long> Counts(JsonElement map) =>
         new(map.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64()), StringComparer.Ordinal);
 
-    /// <summary>CRC-32 (IEEE), bit by bit: librdkafka's default partitioner hashes keys with it.</summary>
-    private static uint Crc32(byte[] data)
-    {
-        var crc = 0xFFFFFFFFu;
-        foreach (var b in data)
-        {
-            crc ^= b;
-            for (var bit = 0; bit < 8; bit++)
-            {
-                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
-            }
-        }
-
-        return ~crc;
-    }
+    private static uint Crc32(byte[] data) => ProducerPartitioner.Crc32(data);
 }

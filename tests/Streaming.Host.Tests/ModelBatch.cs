@@ -10,7 +10,15 @@ public sealed record CustomerHistory(
     string CustomerId,
     IReadOnlyList<(DateTimeOffset At, decimal Amount)> Placed,
     IReadOnlyList<(DateTimeOffset At, decimal Amount)> Cancelled,
-    IReadOnlyList<(DateTimeOffset At, bool Abandoned)> Calls);
+    IReadOnlyList<(DateTimeOffset At, bool Abandoned)> Calls)
+{
+    /// <summary>
+    /// The latest event time over every event the replay produces for the customer, whichever its topic and whether or
+    /// not the model reads it (Taobao clicks included; a repeated bank call, a duplicate, changes nothing): what moves
+    /// its partition's clock.
+    /// </summary>
+    public DateTimeOffset? LastEventAt { get; init; }
+}
 
 /// <summary>The customer model's fields (CONTRACTS.md §6, default rule pack) as the batch computation expects them.</summary>
 public sealed record ExpectedModel(int? RecencyDays, int Frequency, decimal Monetary, string LifecycleStage, int ChurnRisk, long Points, string ProjectedTier);
@@ -116,6 +124,7 @@ public static class ModelBatch
             var builder = GetBuilder(builders, invoice.CustomerId);
             var order = (FromLocal(invoice.EarliestLocal, london), Math.Abs(invoice.Sum));
             (invoiceNo.StartsWith('C') ? builder.Cancelled : builder.Placed).Add(order);
+            builder.Seen(order.Item1);
         }
 
         return Build(builders);
@@ -147,9 +156,10 @@ public static class ModelBatch
 
             var fields = Split(line, ',', 5, path, lineNumber);
             var builder = GetBuilder(builders, "tb-" + fields[0]);
+            var at = DateTimeOffset.FromUnixTimeSeconds(long.Parse(fields[4], NumberStyles.None, CultureInfo.InvariantCulture));
+            builder.Seen(at);
             if (fields[3] == "buy")
             {
-                var at = DateTimeOffset.FromUnixTimeSeconds(long.Parse(fields[4], NumberStyles.None, CultureInfo.InvariantCulture));
                 builder.Placed.Add((at, 0m));
             }
         }
@@ -204,9 +214,11 @@ public static class ModelBatch
         var seen = new HashSet<(string, string)>();
         foreach (var call in calls.OrderBy(c => c.At))
         {
+            var builder = GetBuilder(builders, call.CustomerId);
             if (seen.Add((call.CustomerId, call.EventId)))
             {
-                GetBuilder(builders, call.CustomerId).Calls.Add((call.At, call.Abandoned));
+                builder.Calls.Add((call.At, call.Abandoned));
+                builder.Seen(call.At); // a repeated call changes nothing, its partition's clock included
             }
         }
 
@@ -391,7 +403,7 @@ public static class ModelBatch
         {
             b.Placed.Sort((x, y) => x.At.CompareTo(y.At));
             b.Cancelled.Sort((x, y) => x.At.CompareTo(y.At));
-            result.Add(customerId, new CustomerHistory(customerId, b.Placed, b.Cancelled, b.Calls));
+            result.Add(customerId, new CustomerHistory(customerId, b.Placed, b.Cancelled, b.Calls) { LastEventAt = b.Latest });
         }
 
         return result;
@@ -406,5 +418,15 @@ public static class ModelBatch
         public List<(DateTimeOffset At, decimal Amount)> Cancelled { get; } = [];
 
         public List<(DateTimeOffset At, bool Abandoned)> Calls { get; } = [];
+
+        public DateTimeOffset? Latest { get; private set; }
+
+        public void Seen(DateTimeOffset at)
+        {
+            if (Latest is not { } latest || at > latest)
+            {
+                Latest = at;
+            }
+        }
     }
 }

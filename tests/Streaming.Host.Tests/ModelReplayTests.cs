@@ -15,12 +15,17 @@ namespace Streaming.Host.Tests;
 /// <summary>
 /// Each real dataset replayed in full through separate <c>streaming broker</c>, <c>streaming replay</c> and
 /// <c>streaming run</c> processes; then every customer's model fields (CONTRACTS.md §6) must equal the independent
-/// batch computation <see cref="ModelBatch"/> evaluated at the profile's own <c>asOf</c>.
+/// batch computation <see cref="ModelBatch"/>. The instant they are evaluated at is computed here, not taken from the
+/// engine: each customer's partition is the one a librdkafka producer picks (<see cref="ProducerPartitioner"/>), and
+/// the partition's clock ends at its latest event time minus the allowed lateness; every profile's <c>partition</c>
+/// and <c>asOf</c> must be exactly that, so a wrong clock cannot move the expectation with it.
 /// </summary>
 [Collection(EndToEnd.Name)]
 public sealed partial class ModelReplayTests(ITestOutputHelper output)
 {
     private const int ReportedMismatches = 20;
+    private const int Partitions = 16;
+    private static readonly TimeSpan Lateness = TimeSpan.FromSeconds(300);
 
     [Fact]
     public Task Online_retail_profiles_match_the_batch_model() =>
@@ -46,9 +51,10 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
         var total = Stopwatch.StartNew();
         var path = TestEnvironment.DataFile(file);
         var histories = load(path);
-        output.WriteLine($"{dataset}: batch loaded {histories.Count} customers in {total.ElapsedMilliseconds} ms");
+        var watermarks = ProducerPartitioner.ExpectedWatermarks(histories.Values.Select(h => (h.CustomerId, h.LastEventAt!.Value)), Partitions, Lateness);
+        output.WriteLine($"{dataset}: batch loaded {histories.Count} customers in {total.ElapsedMilliseconds} ms; expected watermarks: {string.Join(", ", watermarks.OrderBy(w => w.Key).Select(w => $"{w.Key}={w.Value:O}"))}");
 
-        await using var broker = await BrokerProcess.StartAsync(partitions: 16);
+        await using var broker = await BrokerProcess.StartAsync(partitions: Partitions);
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
         try
         {
@@ -75,7 +81,7 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
                 output.WriteLine($"{dataset}: status duplicates={status.GetProperty("duplicates").GetInt64()}");
 
                 phase.Restart();
-                var result = await CompareAllAsync(engine.Http, histories);
+                var result = await CompareAllAsync(engine.Http, histories, watermarks);
                 output.WriteLine($"{dataset}: compared {histories.Count} profiles in {phase.ElapsedMilliseconds} ms; asOf values: {string.Join(", ", result.AsOfs.Order().Select(t => t.ToString("O", CultureInfo.InvariantCulture)))}");
                 output.WriteLine($"{dataset}: batch coverage: {string.Join(", ", result.Coverage.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Key}={c.Value}"))}");
                 output.WriteLine($"{dataset}: {result.Mismatches.Count} mismatches" + ByField(result.Mismatches));
@@ -120,8 +126,11 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
         public IEnumerable<DateTimeOffset> AsOfs => AsOfSet.Keys;
     }
 
-    /// <summary>Fetches every batch customer's profile (8 requests at a time) and compares it with the batch model at its asOf.</summary>
-    private static async Task<Comparison> CompareAllAsync(HttpClient http, IReadOnlyDictionary<string, CustomerHistory> histories)
+    /// <summary>
+    /// Fetches every batch customer's profile (8 requests at a time): its partition and asOf must be the ones computed
+    /// here, and its model the batch model at that instant.
+    /// </summary>
+    private static async Task<Comparison> CompareAllAsync(HttpClient http, IReadOnlyDictionary<string, CustomerHistory> histories, Dictionary<int, DateTimeOffset> watermarks)
     {
         var result = new Comparison([], new(), new(StringComparer.Ordinal));
         await Parallel.ForEachAsync(histories.Values, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (history, ct) =>
@@ -142,8 +151,20 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
                 return;
             }
 
-            var asOf = p.GetProperty("asOf").GetDateTimeOffset();
-            result.AsOfSet.TryAdd(asOf, true);
+            var engineAsOf = p.GetProperty("asOf").GetDateTimeOffset();
+            result.AsOfSet.TryAdd(engineAsOf, true);
+            var partition = ProducerPartitioner.PartitionOf(id, Partitions);
+            var asOf = watermarks[partition];
+            if (p.GetProperty("partition").GetInt32() != partition)
+            {
+                result.Mismatches.Add(new(id, "partition", partition.ToString(CultureInfo.InvariantCulture), p.GetProperty("partition").GetRawText(), asOf));
+            }
+
+            if (engineAsOf != asOf)
+            {
+                result.Mismatches.Add(new(id, "asOf", asOf.ToString("O", CultureInfo.InvariantCulture), engineAsOf.ToString("O", CultureInfo.InvariantCulture), asOf));
+            }
+
             var want = ModelBatch.Evaluate(history, asOf);
             result.Coverage.AddOrUpdate("stage " + want.LifecycleStage, 1, (_, n) => n + 1);
             result.Coverage.AddOrUpdate("tier " + want.ProjectedTier, 1, (_, n) => n + 1);

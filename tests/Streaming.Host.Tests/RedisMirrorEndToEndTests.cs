@@ -24,34 +24,100 @@ namespace Streaming.Host.Tests;
 public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
 {
     private const string RetailFile = "online_retail_2010_2011.csv.gz";
+    private const string AdminToken = "admin-token-for-mirror-tests-0123456789";
     private const int ReportedMismatches = 20;
     private static readonly TimeSpan Outage = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// One max-rate replay with the mirror, an admin token and checkpoints every 250 ms. Mid-replay the rule set is
+    /// switched by <c>PUT /v1/rules</c> (the VIP tag's threshold from 5000 to 1000 net), and the engine is SIGKILLed as
+    /// soon as Redis shows a customer evaluated with the new set (so the checkpoint that stored the switch is durable),
+    /// then restarted on the same data directory. A sampler reads the <c>seq</c> and <c>ruleVersion</c> of 2,000
+    /// customer hashes every 200 ms throughout: no <c>seq</c> ever goes back, no checkpoint carries two versions, and
+    /// every checkpoint after the switch carries the new one. The restarted engine resumes with the switched set; every
+    /// profile ends on it, with orders equal to the batch computation and the VIP tag exactly where net ≥ 1000; the mirror
+    /// equals the API. Then the mirror is damaged and <c>streaming mirror resync</c> rebuilds it.
+    /// </summary>
     [Fact]
-    public async Task Replay_mirrors_every_customer_and_resync_rebuilds_it()
+    public async Task Replay_mirrors_every_customer_across_a_rule_switch_and_a_kill_and_resync_rebuilds_it()
     {
+        var total = Stopwatch.StartNew();
         await using var redis = await RedisTestServer.SharedOrPrivateAsync();
         var prefix = "e2e-" + Guid.NewGuid().ToString("N")[..10] + ":";
         using var client = await ConnectionMultiplexer.ConnectAsync(redis.Connection + ",syncTimeout=15000");
         var db = client.GetDatabase();
         await using var broker = await BrokerProcess.StartAsync(partitions: 16);
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
+        var expected = OnlineRetailBatch.Compute(TestEnvironment.DataFile(RetailFile));
+        var (switched, v2) = await SwitchedPackAsync(dataDir);
+        var env = MirrorEnvironment(redis, prefix);
+        env["Streaming__Auth__Tokens__0__Token"] = AdminToken;
+        env["Streaming__Auth__Tokens__0__Scopes__0"] = "admin";
+        env["Streaming__Engine__CheckpointIntervalMs"] = "250";
         try
         {
             Dictionary<string, Profile> profiles;
             long lastSeq;
-            await using (var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, MirrorEnvironment(redis, prefix)))
+            var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
+            try
             {
-                var clock = Stopwatch.StartNew();
-                var replay = await CliProcess.RunAsync(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers], TimeSpan.FromMinutes(5));
-                Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
-                var produced = Produced(replay);
-                await engine.WaitProcessedAsync("orders", produced, TimeSpan.FromMinutes(3));
-                await WaitMirrorIdleAsync(engine);
-                output.WriteLine($"{produced} events replayed, processed and mirrored in {clock.ElapsedMilliseconds} ms");
+                var v1 = (await RulesAsync(engine)).GetProperty("version").GetString()!;
+                Assert.NotEqual(v1, v2);
+                await using var sampler = new SeqSampler(redis.Connection, prefix, maxKeys: 2000);
+                var replay = CliProcess.Start(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers]);
 
+                await engine.WaitProcessedAsync("orders", expected.Invoices * 15 / 100, TimeSpan.FromMinutes(2));
+                using (var request = new HttpRequestMessage(HttpMethod.Put, "/v1/rules") { Content = new StringContent(switched, Encoding.UTF8, "application/yaml") })
+                {
+                    request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
+                    using var put = await engine.Http.SendAsync(request);
+                    Assert.Equal(HttpStatusCode.Accepted, put.StatusCode);
+                }
+
+                var putAt = total.ElapsedMilliseconds;
+                await Eventually.WaitAsync(() => Task.FromResult(sampler.Saw(v2)), TimeSpan.FromMinutes(1), () => $"a hash with ruleVersion {v2}; sampler saw {sampler.Versions}");
+                var processed = await engine.ProcessedOffsetsAsync("orders");
+                output.WriteLine($"switch to {v2} put at {putAt} ms, seen in Redis at {total.ElapsedMilliseconds} ms; SIGKILL with {processed} of {expected.Invoices} orders processed");
+                Assert.True(processed < expected.Invoices, "the replay was over before the kill: the switch and the kill were not under load");
+                await engine.Process.KillAsync();
+                await engine.DisposeAsync();
+                engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
+                var resumed = await RulesAsync(engine);
+                Assert.Equal((v2, "stored"), (resumed.GetProperty("version").GetString(), resumed.GetProperty("origin").GetString()));
+                output.WriteLine($"restarted at {total.ElapsedMilliseconds} ms");
+
+                await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
+                Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
+                Assert.Equal(expected.Invoices, Produced(replay));
+                await engine.WaitProcessedAsync("orders", expected.Invoices, TimeSpan.FromMinutes(3));
+                Assert.True(sampler.Decreases.IsEmpty, "seq went backwards after the restart: " + string.Join("; ", sampler.Decreases.Take(20)));
+
+                // Customers not touched since the restart are re-evaluated by the background sweep.
+                var customerIds = expected.Customers.Keys.ToList();
+                var stale = customerIds;
+                await Eventually.WaitAsync(
+                    async () => (stale = [.. (await ProfilesAsync(engine.Http, customerIds)).Values.Where(p => p.RuleVersion != v2).Select(p => p.Id)]).Count == 0,
+                    TimeSpan.FromMinutes(1),
+                    () => $"{stale.Count} profiles not on {v2}, e.g. {string.Join(", ", stale.Take(5))}");
+                await WaitMirrorIdleAsync(engine);
+                output.WriteLine($"{expected.Invoices} events processed, every profile on {v2} and the mirror idle at {total.ElapsedMilliseconds} ms");
+
+                await ProfileAssert.OrdersMatchAsync(engine.Http, expected, "after a rule switch and a SIGKILL");
                 (profiles, lastSeq) = await MirrorEqualsApiEventuallyAsync(engine, db, dataDir, prefix);
-                Assert.True(profiles.Count >= 4000, $"only {profiles.Count} customers");
+                Assert.Equal(expected.Customers.Count, profiles.Count);
+                var vipWrong = profiles.Values.Where(p => p.Tags.Contains("vip") != (expected.Customers[p.Id].Net >= 1000m)).Select(p => $"{p.Id} (net {expected.Customers[p.Id].Net}, tags {string.Join(',', p.Tags)})").ToList();
+                Assert.True(vipWrong.Count == 0, $"{vipWrong.Count} customers' vip tag is not net >= 1000: {string.Join("; ", vipWrong.Take(ReportedMismatches))}");
+                Assert.Contains(profiles.Values, p => p.Tags.Contains("vip") && expected.Customers[p.Id].Net < 5000m);
+
+                await sampler.StopAsync();
+                output.WriteLine($"sampler: {sampler.Rounds} rounds over {sampler.Keys} keys, {sampler.Increases} increases, versions by seq: {sampler.Versions}");
+                Assert.True(sampler.Decreases.IsEmpty, "seq went backwards: " + string.Join("; ", sampler.Decreases.Take(20)));
+                Assert.True(sampler.Conflicts.IsEmpty, "a checkpoint carries two rule versions: " + string.Join("; ", sampler.Conflicts.Take(20)));
+                var lastOld = sampler.SeqRange(v1).Max;
+                var firstNew = sampler.SeqRange(v2).Min;
+                Assert.True(lastOld < firstNew, $"checkpoints with {v1} up to seq {lastOld}, with {v2} from seq {firstNew}: the versions interleave");
+                Assert.True(sampler.Keys >= 2000 && sampler.Increases > 2000, $"the sampler tracked {sampler.Keys} keys and saw {sampler.Increases} increases");
+
                 var status = await engine.StatusAsync();
                 output.WriteLine("status.mirror: " + status.GetProperty("mirror"));
                 Assert.Equal(0, status.GetProperty("mirror").GetProperty("errors").GetInt64());
@@ -64,6 +130,10 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
                 await engine.Process.WaitForExitAsync(TimeSpan.FromSeconds(15));
                 Assert.Equal(0, engine.Process.ExitCode);
             }
+            finally
+            {
+                await engine.DisposeAsync();
+            }
 
             // Damage the mirror as a lost or foreign Redis would: missing keys, a stray member, a seq from another life.
             var ids = profiles.Keys.Order(StringComparer.Ordinal).ToList();
@@ -72,7 +142,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
                 await db.KeyDeleteAsync(prefix + "customer:" + id);
             }
 
-            await db.SetAddAsync(prefix + "tag:vip", ids[^1]);
+            await db.SetAddAsync(prefix + "tag:vip", ids.Last(id => !profiles[id].Tags.Contains("vip")));
             await db.SetAddAsync(prefix + "stage:prospect", "nobody");
             await db.HashSetAsync(prefix + "customer:" + ids[^2], "seq", 999_999_999);
 
@@ -99,6 +169,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
 
             var mismatches = await CompareAsync(db, prefix, profiles, exactSeq: storeSeq);
             Assert.True(mismatches.IsEmpty, Report("after resync", profiles.Count, mismatches));
+            output.WriteLine($"total {total.ElapsedMilliseconds} ms");
         }
         finally
         {
@@ -180,6 +251,24 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
         ["Streaming__Redis__Connection"] = redis.Connection,
         ["Streaming__Redis__Prefix"] = prefix,
     };
+
+    private static async Task<JsonElement> RulesAsync(EngineProcess engine) => await engine.Http.GetFromJsonAsync<JsonElement>("/v1/rules");
+
+    /// <summary>The default pack with the VIP tag at net ≥ 1000 instead of 5000, and its version as <c>streaming rules check</c> gives it.</summary>
+    private static async Task<(string Text, string Version)> SwitchedPackAsync(string dir)
+    {
+        var pack = await CliProcess.RunAsync(["rules", "default"], TimeSpan.FromSeconds(60));
+        Assert.Equal(0, pack.ExitCode);
+        const string From = "when: orders.net >= 5000";
+        Assert.Contains(From, pack.StandardOutput, StringComparison.Ordinal);
+        var text = pack.StandardOutput.Replace(From, "when: orders.net >= 1000", StringComparison.Ordinal);
+        var file = Path.Combine(dir, "switched.yaml");
+        await File.WriteAllTextAsync(file, text);
+        var check = await CliProcess.RunAsync(["rules", "check", file], TimeSpan.FromSeconds(60));
+        Assert.True(check.ExitCode == 0, check.StandardError);
+        File.Delete(file);
+        return (text, check.StandardOutput.Split(' ')[1]);
+    }
 
     /// <summary>Waits until the mirror has written everything the engine checkpointed (the engine must be idle).</summary>
     private static async Task WaitMirrorIdleAsync(EngineProcess engine)
@@ -453,8 +542,9 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
     private static partial Regex ProducedLine();
 
     /// <summary>
-    /// Reads the <c>seq</c> of up to <c>maxKeys</c> customer hashes (the first it discovers) every 200 ms on its own
-    /// connection and records every decrease; rounds fail while Redis is down and are counted.
+    /// Reads the <c>seq</c> and <c>ruleVersion</c> of up to <c>maxKeys</c> customer hashes (the first it discovers) every
+    /// 200 ms on its own connection and records every decrease of a key's seq, and every seq seen with two rule versions;
+    /// rounds fail while Redis is down and are counted.
     /// </summary>
     private sealed class SeqSampler : IAsyncDisposable
     {
@@ -462,6 +552,8 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
         private readonly string _prefix;
         private readonly int _maxKeys;
         private readonly Dictionary<string, long> _seen = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<long, string> _versionBySeq = new();
+        private static readonly RedisValue[] s_fields = ["seq", "ruleVersion"];
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
         private int _failedRounds;
@@ -479,6 +571,22 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
         }
 
         public ConcurrentQueue<string> Decreases { get; } = new();
+
+        /// <summary>Checkpoints (seq) seen with two rule versions.</summary>
+        public ConcurrentQueue<string> Conflicts { get; } = new();
+
+        /// <summary>Rule versions seen, each with the range of seq it was seen at.</summary>
+        public string Versions => string.Join(", ", _versionBySeq.GroupBy(v => v.Value).Select(g => $"{g.Key} at seq {g.Min(v => v.Key)}..{g.Max(v => v.Key)} ({g.Count()} checkpoints)"));
+
+        public bool Saw(string version) => _versionBySeq.Values.Contains(version);
+
+        /// <summary>The smallest and the largest seq seen with <paramref name="version"/>; fails when never seen.</summary>
+        public (long Min, long Max) SeqRange(string version)
+        {
+            var seqs = _versionBySeq.Where(v => v.Value == version).Select(v => v.Key).ToList();
+            Assert.True(seqs.Count > 0, $"the sampler never saw {version}: {Versions}");
+            return (seqs.Min(), seqs.Max());
+        }
 
         public int Rounds => Volatile.Read(ref _rounds);
 
@@ -536,16 +644,26 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
                     }
 
                     var batch = db.CreateBatch();
-                    var reads = ids.Select(id => batch.HashGetAsync(_prefix + "customer:" + id, "seq")).ToList();
+                    var reads = ids.Select(id => batch.HashGetAsync(_prefix + "customer:" + id, s_fields)).ToList();
                     batch.Execute();
                     var values = await Task.WhenAll(reads).WaitAsync(TimeSpan.FromSeconds(2));
                     for (var i = 0; i < ids.Count; i++)
                     {
-                        var seq = values[i].HasValue ? (long)values[i] : 0;
+                        var seq = values[i][0].HasValue ? (long)values[i][0] : 0;
+                        if (seq > 0 && values[i][1].HasValue)
+                        {
+                            var version = (string)values[i][1]!;
+                            var first = _versionBySeq.GetOrAdd(seq, version);
+                            if (first != version)
+                            {
+                                Conflicts.Enqueue($"seq {seq}: {first} and {version} ({ids[i]})");
+                            }
+                        }
+
                         var previous = _seen[ids[i]];
                         if (seq < previous)
                         {
-                            Decreases.Enqueue($"{ids[i]}: {previous} -> {(values[i].HasValue ? seq.ToString(CultureInfo.InvariantCulture) : "absent")}");
+                            Decreases.Enqueue($"{ids[i]}: {previous} -> {(values[i][0].HasValue ? seq.ToString(CultureInfo.InvariantCulture) : "absent")}");
                         }
                         else if (seq > previous)
                         {

@@ -27,6 +27,8 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     private const string WinBack = "win-back";
     private const string WinBackDays = "days_since(orders.lastAt)";
     private const int Reported = 20;
+    private const int Partitions = 16;
+    private static readonly TimeSpan Lateness = TimeSpan.FromSeconds(300);
     private static readonly long LapseTicks = TimeSpan.FromDays(91).Ticks;
     private static readonly string[] s_deliveries = ["queued", "suppressed", "holdout", "notify"];
     private static readonly string[] s_channels = ["voice", "sms", "email", "notify"];
@@ -39,7 +41,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
         var total = Stopwatch.StartNew();
         var histories = s_histories.Value;
         var invoices = histories.Values.Sum(h => h.Placed.Count + h.Cancelled.Count);
-        await using var broker = await BrokerProcess.StartAsync(partitions: 16);
+        await using var broker = await BrokerProcess.StartAsync(partitions: Partitions);
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
         try
         {
@@ -60,7 +62,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
             Assert.True(repeated.Count == 0, $"{repeated.Count} CloudEvent ids appear more than once, e.g. {string.Join(", ", repeated.Take(Reported).Select(g => $"{g.Key} x{g.Count()}"))}");
             Assert.Equal(published.Count, status.GetProperty("triggersPublished").GetInt64());
 
-            var asOf = await AsOfAsync(engine.Http, histories.Keys);
+            var asOf = await AsOfAsync(engine.Http, histories);
             AssertWinBacks(histories, asOf, published, "clean replay");
             AssertOrderRules(histories, published);
             await AssertCountersMatchAsync(engine.Http, published);
@@ -87,7 +89,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
         output.WriteLine($"seed {seed}");
         var histories = s_histories.Value;
         var invoices = histories.Values.Sum(h => h.Placed.Count + h.Cancelled.Count);
-        await using var broker = await BrokerProcess.StartAsync(partitions: 16);
+        await using var broker = await BrokerProcess.StartAsync(partitions: Partitions);
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
         var env = new Dictionary<string, string> { ["Streaming__Engine__CheckpointIntervalMs"] = "250" };
         var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
@@ -131,7 +133,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
             Assert.True(differing.Count == 0, $"{differing.Count} ids were published with different contents, e.g.\n{string.Join("\n", differing.Take(5).SelectMany(g => g.Select(p => "  " + p.Raw)))}");
             var distinct = byId.Select(g => g.First()).ToList();
 
-            var asOf = await AsOfAsync(engine.Http, histories.Keys);
+            var asOf = await AsOfAsync(engine.Http, histories);
             AssertWinBacks(histories, asOf, distinct, $"after two SIGKILLs (seed {seed})");
             AssertOrderRules(histories, distinct);
             await AssertCountersMatchAsync(engine.Http, distinct);
@@ -359,22 +361,36 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Every batch customer's profile <c>asOf</c>: the watermark of its partition when the replay was done.</summary>
-    private static async Task<Dictionary<string, long>> AsOfAsync(HttpClient http, IEnumerable<string> customers)
+    /// <summary>
+    /// Each batch customer's partition clock when the replay is done, computed here rather than read from the engine:
+    /// its partition is the one a librdkafka producer picks (<see cref="ProducerPartitioner"/>), and the partition's
+    /// watermark is its latest event time minus the allowed lateness (300 s). Every profile's <c>partition</c> and
+    /// <c>asOf</c> must be exactly these; the win-back expectation is then evaluated at the computed instants.
+    /// </summary>
+    private async Task<Dictionary<string, long>> AsOfAsync(HttpClient http, IReadOnlyDictionary<string, CustomerHistory> histories)
     {
-        var result = new System.Collections.Concurrent.ConcurrentDictionary<string, long>(StringComparer.Ordinal);
-        await Parallel.ForEachAsync(customers, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (id, ct) =>
+        var watermarks = ProducerPartitioner.ExpectedWatermarks(histories.Values.Select(h => (h.CustomerId, h.LastEventAt!.Value)), Partitions, Lateness);
+        var expected = histories.Keys.ToDictionary(id => id, id => watermarks[ProducerPartitioner.PartitionOf(id, Partitions)].UtcTicks, StringComparer.Ordinal);
+        var problems = new System.Collections.Concurrent.ConcurrentBag<string>();
+        await Parallel.ForEachAsync(histories.Keys, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (id, ct) =>
         {
             var profile = await http.GetFromJsonAsync<JsonElement>("/v1/customers/" + Uri.EscapeDataString(id), ct);
-            result[id] = profile.GetProperty("asOf").GetDateTimeOffset().UtcTicks;
+            var partition = ProducerPartitioner.PartitionOf(id, Partitions);
+            var asOf = profile.GetProperty("asOf").GetDateTimeOffset().UtcTicks;
+            if (profile.GetProperty("partition").GetInt32() != partition || asOf != expected[id])
+            {
+                problems.Add($"  {id}: partition {profile.GetProperty("partition").GetInt32()} asOf {Show(asOf)}, expected partition {partition} asOf {Show(expected[id])}");
+            }
         });
-        return new Dictionary<string, long>(result, StringComparer.Ordinal);
+        output.WriteLine($"partition clocks: {string.Join(", ", watermarks.OrderBy(w => w.Key).Select(w => $"{w.Key}={Show(w.Value.UtcTicks)}"))}");
+        Assert.True(problems.IsEmpty, $"{problems.Count} profiles are not at their partition's computed clock; the first {Math.Min(Reported, problems.Count)}:\n{string.Join("\n", problems.Order(StringComparer.Ordinal).Take(Reported))}");
+        return expected;
     }
 
     /// <summary>
     /// The batch expectation of win-back: per customer, for each pair of consecutive placed orders whose gap is more
     /// than 90 whole days, a firing at the earlier order + 91 days; and for the last order, a firing at + 91 days if
-    /// time reached that instant: the partition watermark (the profile's asOf) or, within the allowed lateness, one of
+    /// time reached that instant: the partition watermark (computed by <see cref="AsOfAsync"/>) or, within the allowed lateness, one of
     /// the customer's own later events (its wake-ups due by an event's time fire before the event).
     /// </summary>
     private static Dictionary<string, List<long>> ExpectedWinBacks(IReadOnlyDictionary<string, CustomerHistory> histories, Dictionary<string, long> asOf, out int byOwnEvent)
