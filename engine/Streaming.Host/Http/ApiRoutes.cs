@@ -3,6 +3,7 @@ using System.Text;
 using Streaming.Connectors.Kafka;
 using Streaming.Engine.Rules;
 using Streaming.Host.Hosting;
+using Prometheus;
 using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Http;
@@ -15,12 +16,12 @@ public static class ApiRoutes
     /// <summary>Largest rule file accepted by <c>PUT /v1/rules</c>.</summary>
     private const int MaxRulesBytes = 1 << 20;
 
-    public static void AddServices(IServiceCollection services, PrometheusCollectorOptions metrics)
+    public static void AddServices(IServiceCollection services, MeterBridgeOptions metrics)
     {
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.WriteIndented = false);
         services.AddSingleton(metrics);
-        services.AddSingleton<PrometheusCollector>();
+        services.AddSingleton<MeterBridge>();
         services.AddSingleton<MetricsInstruments>();
     }
 
@@ -43,14 +44,26 @@ public static class ApiRoutes
         });
 
         // Resolved now, before the engine starts: a listener only sees measurements made after it subscribed.
-        var collector = app.Services.GetRequiredService<PrometheusCollector>();
+        var bridge = app.Services.GetRequiredService<MeterBridge>();
         var instruments = app.Services.GetRequiredService<MetricsInstruments>();
-        app.MapGet("/metrics", async (HttpContext context) =>
+        app.Use(async (context, next) =>
         {
+            if (!context.Request.Path.Equals("/metrics", StringComparison.Ordinal))
+            {
+                await next(context).ConfigureAwait(false);
+                return;
+            }
+
             var started = Stopwatch.GetTimestamp();
-            context.Response.ContentType = PrometheusCollector.ContentType;
-            await collector.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+            await next(context).ConfigureAwait(false);
             instruments.ScrapeDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        });
+
+        // prometheus-net writes the exposition; OpenMetrics stays off so every scraper gets text format 0.0.4.
+        app.MapMetrics(settings =>
+        {
+            settings.Registry = bridge.Registry;
+            settings.EnableOpenMetrics = false;
         });
 
         app.MapGet("/healthz", () => host.Engine.Stopped.IsCompleted
