@@ -34,8 +34,13 @@ public static class TriggerRoutes
             }
 
             var items = await host.Outreach.LeaseAsync(body.Channel, max, TimeSpan.FromSeconds(leaseSeconds), body.Dialer, context.RequestAborted).ConfigureAwait(false);
-            return Results.Ok(new { items = items.Select(ItemBody) });
-        });
+            return Results.Ok(new LeaseBody([.. items.Select(ItemBody)]));
+        })
+            .Produces<LeaseBody>()
+            .ProducesProblem(400)
+            .ProducesProblem(401)
+            .ProducesProblem(403)
+            .WithMetadata(new RequiresScope(AccessToken.Dialer));
 
         app.MapPost("/v1/outreach/{outreachId}/ack", async (HttpContext context, string outreachId, AckRequest? body) =>
         {
@@ -53,7 +58,14 @@ public static class TriggerRoutes
             return result.Status == 204
                 ? Results.NoContent()
                 : Results.Problem(statusCode: result.Status, title: result.Status == 404 ? "outreach item not found" : "outreach item not open", detail: result.Detail);
-        });
+        })
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(400)
+            .ProducesProblem(401)
+            .ProducesProblem(403)
+            .ProducesProblem(404)
+            .ProducesProblem(409)
+            .WithMetadata(new RequiresScope(AccessToken.Dialer));
 
         app.MapPost("/v1/outreach/{outreachId}/release", (HttpContext context, string outreachId) =>
         {
@@ -65,7 +77,12 @@ public static class TriggerRoutes
             return host.Outreach.Release(outreachId)
                 ? Results.NoContent()
                 : Results.Problem(statusCode: 409, title: "not leased", detail: $"outreach item '{outreachId}' is not leased");
-        });
+        })
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(401)
+            .ProducesProblem(403)
+            .ProducesProblem(409)
+            .WithMetadata(new RequiresScope(AccessToken.Dialer));
 
         app.MapGet("/v1/outreach/stats", () =>
         {
@@ -74,7 +91,8 @@ public static class TriggerRoutes
             return Results.Ok(channels.ToDictionary(
                 c => c,
                 c => OutreachStates.All.ToDictionary(s => s, s => stats.GetValueOrDefault((c, s)))));
-        });
+        })
+            .Produces<Dictionary<string, Dictionary<string, long>>>();
 
         app.MapGet("/v1/customers/{customerId}/triggers", async (string customerId, CancellationToken ct) =>
         {
@@ -88,25 +106,24 @@ public static class TriggerRoutes
 
             var all = host.Store.OutreachOf(customerId, 100);
             var items = all.ToLookup(i => i.OutreachId);
-            return Results.Ok(new
-            {
+            return Results.Ok(new CustomerTriggersBody(
                 customerId,
-                firings = firings.AsEnumerable().Reverse().Select(f => new
-                {
-                    id = f.Id,
-                    rule = f.Rule,
-                    ruleVersion = f.RuleVersion,
-                    at = Time(f.AtTicks),
-                    channel = TriggerNames.Of((ContactChannel)f.Channel),
-                    delivery = TriggerNames.Of((Delivery)f.Delivery),
-                    suppressedBy = f.SuppressedBy,
-                    reason = f.Reason.Select(r => r.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
-                    outcome = f.Outcome,
-                    outreach = items[f.Id].Select(ItemBody).FirstOrDefault(),
-                }),
-                outreach = all.Select(ItemBody),
-            });
-        });
+                [.. firings.AsEnumerable().Reverse().Select(f => new FiringBody(
+                    Id: f.Id,
+                    Rule: f.Rule,
+                    RuleVersion: f.RuleVersion,
+                    At: Time(f.AtTicks),
+                    Channel: TriggerNames.Of((ContactChannel)f.Channel),
+                    Delivery: TriggerNames.Of((Delivery)f.Delivery),
+                    SuppressedBy: f.SuppressedBy,
+                    Reason: f.Reason.Select(r => r.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
+                    Outcome: f.Outcome,
+                    Outreach: items[f.Id].Select(ItemBody).FirstOrDefault()))],
+                [.. all.Select(ItemBody)]));
+        })
+            .Produces<CustomerTriggersBody>()
+            .ProducesProblem(404)
+            .ProducesProblem(503);
 
         app.MapGet("/v1/rules/{ruleId}/lift", async (string ruleId, CancellationToken ct) =>
         {
@@ -125,37 +142,36 @@ public static class TriggerRoutes
             decimal? Rate(long converted, long total) => total == 0 ? null : Math.Round((decimal)converted / total, 4);
             var contactedRate = Rate(contactedConverted, contacted);
             var holdoutRate = Rate(heldConverted, held);
-            return Results.Ok(new
-            {
-                rule = ruleId,
-                ruleVersion = rules.Version,
-                holdoutShare = trigger.Holdout,
-                attributionDays = trigger.Attribution.TotalDays,
-                contacted = new { firings = contacted, conversions = contactedConverted, rate = contactedRate },
-                holdout = new { firings = held, conversions = heldConverted, rate = holdoutRate },
-                suppressed = new { firings = Count("fired", "suppressed"), conversions = Count("converted", "suppressed") },
-                lift = contactedRate - holdoutRate,
-                relativeLift = holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : (decimal?)null,
-            });
-        });
+            return Results.Ok(new LiftBody(
+                Rule: ruleId,
+                RuleVersion: rules.Version,
+                HoldoutShare: trigger.Holdout,
+                AttributionDays: trigger.Attribution.TotalDays,
+                Contacted: new LiftGroupBody(contacted, contactedConverted, contactedRate),
+                Holdout: new LiftGroupBody(held, heldConverted, holdoutRate),
+                Suppressed: new SuppressedGroupBody(Count("fired", "suppressed"), Count("converted", "suppressed")),
+                Lift: contactedRate - holdoutRate,
+                RelativeLift: holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : null));
+        })
+            .Produces<LiftBody>()
+            .ProducesProblem(404)
+            .ProducesProblem(503);
     }
 
-    private static object ItemBody(OutreachItem i) => new
-    {
-        outreachId = i.OutreachId,
-        customerId = i.CustomerId,
-        rule = i.Rule,
-        channel = i.Channel,
-        priority = i.Priority,
-        dueAt = Time(i.DueTicks),
-        expiresAt = Time(i.ExpiresTicks),
-        leaseUntil = i.LeaseUntilTicks == 0 ? null : Time(i.LeaseUntilTicks),
-        attempt = i.Attempt,
-        state = i.State,
-        reason = i.Reason,
-        outcome = i.Outcome,
-        context = JsonSerializer.Deserialize<JsonElement>(i.Context),
-    };
+    private static OutreachItemBody ItemBody(OutreachItem i) => new(
+        OutreachId: i.OutreachId,
+        CustomerId: i.CustomerId,
+        Rule: i.Rule,
+        Channel: i.Channel,
+        Priority: i.Priority,
+        DueAt: Time(i.DueTicks),
+        ExpiresAt: Time(i.ExpiresTicks),
+        LeaseUntil: i.LeaseUntilTicks == 0 ? null : Time(i.LeaseUntilTicks),
+        Attempt: i.Attempt,
+        State: i.State,
+        Reason: i.Reason,
+        Outcome: i.Outcome,
+        Context: JsonSerializer.Deserialize<JsonElement>(i.Context));
 
     private static DateTimeOffset? Time(long ticks) => ticks == 0 ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
 
