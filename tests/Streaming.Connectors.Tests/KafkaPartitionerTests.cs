@@ -19,7 +19,6 @@ public sealed class KafkaPartitionerTests
         const int partitions = 7;
         using var cluster = MockCluster.Start();
         cluster.CreateTopics([Topics.Orders], partitions);
-        KafkaNative.EnsureLoaded();
         using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = cluster.BootstrapServers })
             .SetLogHandler((_, _) => { }).Build();
 

@@ -35,7 +35,6 @@ public sealed class MockClusterTests
         cluster.CreateTopics(Topics.All, 4);
 
         Assert.Matches(@"^(127\.0\.0\.1|localhost):\d+$", cluster.BootstrapServers);
-        KafkaNative.EnsureLoaded();
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = cluster.BootstrapServers })
             .SetLogHandler((_, _) => { }).Build();
         var metadata = admin.GetMetadata(TimeSpan.FromSeconds(10));
@@ -44,6 +43,30 @@ public sealed class MockClusterTests
             var t = Assert.Single(metadata.Topics, m => m.Topic == topic);
             Assert.Equal(4, t.Partitions.Count);
         }
+    }
+
+    /// <summary>
+    /// The mock cluster and Confluent.Kafka run on one librdkafka, the redist package's 2.16 next to the test assembly,
+    /// never the operating system's (Debian's librdkafka1 is installed on test machines for kcat).
+    /// </summary>
+    [Fact]
+    public void Cluster_and_clients_share_the_redist_librdkafka()
+    {
+        using var cluster = MockCluster.Start();
+        cluster.CreateTopics([Topics.Orders], 1);
+        using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = cluster.BootstrapServers })
+            .SetLogHandler((_, _) => { }).Build();
+
+        Assert.Equal("2.16.0", KafkaNative.Version);
+        var mapped = File.ReadLines("/proc/self/maps")
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(fields => fields.Length >= 6 && Path.GetFileName(fields[5]).Contains("librdkafka", StringComparison.Ordinal))
+            .Select(fields => fields[5])
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        var file = Assert.Single(mapped);
+        var native = Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native");
+        Assert.StartsWith(native + Path.DirectorySeparatorChar, file, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -122,7 +122,6 @@ public sealed partial class KafkaEngine : IDisposable
     public void Start()
     {
         _startedAt = _time.GetTimestamp();
-        KafkaNative.EnsureLoaded();
         _thread = new Thread(Run) { Name = "streaming-engine", IsBackground = true };
         _thread.Start();
     }

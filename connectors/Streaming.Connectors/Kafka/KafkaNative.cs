@@ -1,21 +1,28 @@
+using System.Reflection;
 using System.Runtime.InteropServices;
 
 namespace Streaming.Connectors.Kafka;
 
 /// <summary>
-/// Binds Confluent.Kafka (and our own P/Invoke) to the operating system's librdkafka (Debian <c>librdkafka1</c>).
-/// Confluent.Kafka 1.9's own loader looks for a bundled copy that is not installed here.
+/// Binds our own P/Invoke into librdkafka (the mock cluster's <c>rd_kafka_mock_*</c> functions, which Confluent.Kafka
+/// does not wrap) to the copy of the <c>librdkafka.redist</c> package that Confluent.Kafka loaded. Confluent.Kafka
+/// tries <c>runtimes/linux-x64/native/librdkafka.so</c> first (it needs <c>libsasl2.so.3</c>) and falls back to
+/// <c>centos8-librdkafka.so</c> (glibc only); the same order here gives the same file, so one librdkafka is mapped.
 /// </summary>
 public static class KafkaNative
 {
-    public const string LibraryName = "librdkafka.so.1";
+    /// <summary>The name our <c>LibraryImport</c>s use; resolved by <see cref="EnsureLoaded"/>'s resolver.</summary>
+    public const string LibraryName = "librdkafka";
+
+    // The redist's file names without extension, in Confluent.Kafka's order of preference on glibc Linux.
+    private static readonly string[] s_candidates = [LibraryName, "centos8-librdkafka"];
 
     private static readonly Lock s_gate = new();
     private static bool s_loaded;
     private static IntPtr s_handle;
 
-    /// <summary>Installs the resolver and loads the library once.</summary>
-    /// <exception cref="InvalidOperationException">librdkafka is not installed.</exception>
+    /// <summary>Loads librdkafka through Confluent.Kafka, then the same file for our imports; once.</summary>
+    /// <exception cref="InvalidOperationException">no librdkafka of the redist package could be loaded.</exception>
     public static void EnsureLoaded()
     {
         lock (s_gate)
@@ -25,18 +32,30 @@ public static class KafkaNative
                 return;
             }
 
-            if (!NativeLibrary.TryLoad(LibraryName, out s_handle))
+            Confluent.Kafka.Library.Load();
+            var assembly = typeof(KafkaNative).Assembly;
+            foreach (var name in s_candidates)
             {
-                throw new InvalidOperationException(
-                    $"{LibraryName} was not found. Install it with 'apt-get install -y librdkafka1' (deploy/local/streaming does this for you).");
+                if (NativeLibrary.TryLoad(name, assembly, searchPath: null, out s_handle))
+                {
+                    break;
+                }
             }
 
-            NativeLibrary.SetDllImportResolver(typeof(Confluent.Kafka.Library).Assembly, Resolve);
-            NativeLibrary.SetDllImportResolver(typeof(KafkaNative).Assembly, Resolve);
+            if (s_handle == IntPtr.Zero)
+            {
+                throw new InvalidOperationException(
+                    $"librdkafka of the librdkafka.redist package was not found next to the application ({string.Join(", ", s_candidates)})");
+            }
+
+            NativeLibrary.SetDllImportResolver(assembly, Resolve);
             s_loaded = true;
         }
     }
 
-    private static IntPtr Resolve(string name, System.Reflection.Assembly assembly, DllImportSearchPath? path) =>
-        name.StartsWith("librdkafka", StringComparison.Ordinal) ? s_handle : IntPtr.Zero;
+    /// <summary>The librdkafka version Confluent.Kafka runs on, e.g. <c>2.16.0</c>.</summary>
+    public static string Version => Confluent.Kafka.Library.VersionString;
+
+    private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path) =>
+        name == LibraryName ? s_handle : IntPtr.Zero;
 }

@@ -19,7 +19,6 @@ public sealed class ReplayPacer : IDisposable
 
     public ReplayPacer(string bootstrapServers, string groupId, long budgetBytes, TimeProvider time)
     {
-        KafkaNative.EnsureLoaded();
         GroupId = groupId;
         _budgetBytes = budgetBytes;
         _time = time;

@@ -38,7 +38,6 @@ public sealed class ReplayProducer(ReplayOptions options, TimeProvider time)
     /// <exception cref="KafkaException">A record could not be delivered.</exception>
     public long Run(IEnumerable<ReplayRecord> records, Func<double> fileShare, Action<ReplayProgress>? progress, Action<string>? notice, CancellationToken cancellationToken)
     {
-        KafkaNative.EnsureLoaded();
         using var pacer = options.PaceGroup is { } group ? new ReplayPacer(options.BootstrapServers, group, options.PaceBudgetBytes, time) : null;
         using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
         {

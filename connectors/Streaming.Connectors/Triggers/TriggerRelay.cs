@@ -33,7 +33,6 @@ public sealed partial class TriggerRelay : IAsyncDisposable
         _time = time;
         _logger = logger;
         _instruments = instruments;
-        Kafka.KafkaNative.EnsureLoaded();
         _producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig
         {
             BootstrapServers = bootstrapServers,

@@ -128,7 +128,6 @@ public static class BenchCommand
 
     private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, CancellationToken ct)
     {
-        KafkaNative.EnsureLoaded();
         using var cluster = MockCluster.Start();
         cluster.CreateTopics(Topics.All, partitions);
 

@@ -92,7 +92,7 @@ public sealed record StreamingSettings
     public int OtlpIntervalMs { get; init; } = 10_000;
 
     /// <summary>Meters exported on <c>/metrics</c>: those whose names start with one of these.</summary>
-    public IReadOnlyList<string> MetricsMeterPrefixes { get; init; } = PrometheusCollectorOptions.DefaultMeterPrefixes;
+    public IReadOnlyList<string> MetricsMeterPrefixes { get; init; } = MeterBridgeOptions.DefaultMeterPrefixes;
 
     public static IConfiguration LoadConfiguration(string? configFile)
     {

@@ -4,6 +4,7 @@ using Streaming.Connectors.Kafka;
 using Streaming.Engine.Rules;
 using Streaming.Host.Hosting;
 using Streaming.Host.Http.Auth;
+using Prometheus;
 using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Http;
@@ -14,13 +15,14 @@ public static class ApiRoutes
     /// <summary>Largest rule file accepted by <c>PUT /v1/rules</c>.</summary>
     private const int MaxRulesBytes = 1 << 20;
 
-    public static void AddServices(IServiceCollection services, PrometheusCollectorOptions metrics)
+    public static void AddServices(IServiceCollection services, MeterBridgeOptions metrics)
     {
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.WriteIndented = false);
         services.AddSingleton(metrics);
-        services.AddSingleton<PrometheusCollector>();
+        services.AddSingleton<MeterBridge>();
         services.AddSingleton<MetricsInstruments>();
+        OpenApiDocument.AddTo(services);
     }
 
     public static void Map(WebApplication app, EngineHost host)
@@ -47,60 +49,68 @@ public static class ApiRoutes
         });
 
         // Resolved now, before the engine starts: a listener only sees measurements made after it subscribed.
-        var collector = app.Services.GetRequiredService<PrometheusCollector>();
+        var bridge = app.Services.GetRequiredService<MeterBridge>();
         var instruments = app.Services.GetRequiredService<MetricsInstruments>();
-        app.MapGet("/metrics", async (HttpContext context) =>
+        app.Use(async (context, next) =>
         {
+            if (!context.Request.Path.Equals("/metrics", StringComparison.Ordinal))
+            {
+                await next(context).ConfigureAwait(false);
+                return;
+            }
+
             var started = Stopwatch.GetTimestamp();
-            context.Response.ContentType = PrometheusCollector.ContentType;
-            await collector.WriteAsync(context.Response.Body, context.RequestAborted).ConfigureAwait(false);
+            await next(context).ConfigureAwait(false);
             instruments.ScrapeDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        });
+
+        // prometheus-net writes the exposition; OpenMetrics stays off so every scraper gets text format 0.0.4.
+        app.MapMetrics(options =>
+        {
+            options.Registry = bridge.Registry;
+            options.EnableOpenMetrics = false;
         }).Protect(settings);
+
+        app.MapOpenApi("/openapi/{documentName}.json");
 
         app.MapGet("/healthz", () => host.Engine.Stopped.IsCompleted
             ? Results.Problem(statusCode: 503, title: "engine stopped", detail: "the engine thread has ended")
-            : Results.Ok(new { status = "ok" }));
+            : Results.Ok(new HealthBody("ok")))
+            .Produces<HealthBody>()
+            .ProducesProblem(503);
 
         app.MapGet("/readyz", () => host.Engine.Ready
-            ? Results.Ok(new { status = "ready", partitions = host.Engine.Status.Partitions.Count })
-            : Results.Problem(statusCode: 503, title: "not ready", detail: "waiting for partition assignment"));
+            ? Results.Ok(new HealthBody("ready", host.Engine.Status.Partitions.Count))
+            : Results.Problem(statusCode: 503, title: "not ready", detail: "waiting for partition assignment"))
+            .Produces<HealthBody>()
+            .ProducesProblem(503);
 
         app.MapGet("/v1/status", () =>
         {
             var status = host.Engine.Status;
-            return Results.Ok(new
+            return Results.Ok(new StatusBody(
+                Kafka: new KafkaBody(host.BootstrapServers, host.Embedded),
+                ConsumerLag: status.ConsumerLag,
+                EventsProcessed: host.Engine.EventsProcessed,
+                DeadLetters: host.Engine.DeadLetters,
+                Duplicates: host.Engine.Duplicates,
+                Checkpoints: host.Engine.Checkpoints,
+                CheckpointSeq: status.CheckpointSeq,
+                CachedCustomers: status.CachedCustomers,
+                Passivations: host.Engine.Passivations,
+                FiringsPending: status.FiringsPending,
+                OutboxBacklog: host.Store.OutboxBacklog(),
+                TriggersPublished: host.Relay.Published,
+                Partitions: [.. status.Partitions.Select(p => new PartitionBody(p.Topic, p.Partition, p.Offset, p.Lag, p.Watermark))],
+                Mirror: host.Mirror is { } m
+                    ? new MirrorBody(true, m.Endpoint, m.Schema.Prefix, m.Pending, m.LagCheckpoints, m.MirroredSeq, m.PublishedSeq, m.Writes, m.Errors)
+                    : null)
             {
-                kafka = new { bootstrapServers = host.BootstrapServers, embedded = host.Embedded },
-                // null while no partition is owned: "not assigned yet" must not read as "caught up" (CONTRACTS.md §5 v1.1).
-                consumerLag = status.ConsumerLag,
-                eventsProcessed = host.Engine.EventsProcessed,
-                deadLetters = host.Engine.DeadLetters,
-                duplicates = host.Engine.Duplicates,
-                checkpoints = host.Engine.Checkpoints,
-                checkpointSeq = status.CheckpointSeq,
-                cachedCustomers = status.CachedCustomers,
-                passivations = host.Engine.Passivations,
-                ready = host.Engine.Ready,
-                firingsPending = status.FiringsPending,
-                outboxBacklog = host.Store.OutboxBacklog(),
-                triggersPublished = host.Relay.Published,
-                partitions = status.Partitions.Select(p => new { topic = p.Topic, partition = p.Partition, offset = p.Offset, lag = p.Lag, watermark = p.Watermark }),
-                mirror = host.Mirror is { } m
-                    ? new
-                    {
-                        enabled = true,
-                        endpoint = m.Endpoint,
-                        prefix = m.Schema.Prefix,
-                        pending = m.Pending,
-                        lagCheckpoints = m.LagCheckpoints,
-                        lastSeq = m.MirroredSeq,
-                        publishedSeq = m.PublishedSeq,
-                        writes = m.Writes,
-                        errors = m.Errors,
-                    }
-                    : null,
+                Ready = host.Engine.Ready,
             });
-        }).Read(settings);
+        })
+            .Produces<StatusBody>()
+            .Read(settings);
 
         app.MapGet("/v1/customers/{customerId}", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
@@ -114,7 +124,12 @@ public static class ApiRoutes
             return profile is not null ? Results.Ok(profile)
                 : served ? CustomerIdRoute.NotFound(customerId)
                 : CustomerIdRoute.NotOwned(context);
-        }).Read(settings);
+        })
+            .Produces<Streaming.Engine.Model.CustomerProfile>()
+            .ProducesProblem(400)
+            .ProducesProblem(404)
+            .ProducesProblem(503)
+            .Read(settings);
 
         TriggerRoutes.Map(app, host);
 
@@ -122,9 +137,14 @@ public static class ApiRoutes
         {
             var population = await host.Engine.QueryAsync(view => view.Population(), ct).ConfigureAwait(false);
             return Results.Ok(PopulationBody(population));
-        }).Read(settings);
+        })
+            .Produces<PopulationBody>()
+            .ProducesProblem(503)
+            .Read(settings);
 
-        app.MapGet("/v1/rules", () => Results.Ok(RulesBody(host))).Read(settings);
+        app.MapGet("/v1/rules", () => Results.Ok(RulesBody(host)))
+            .Produces<RulesBody>()
+            .Read(settings);
 
         app.MapPut("/v1/rules", async (HttpContext context) =>
         {
@@ -142,7 +162,7 @@ public static class ApiRoutes
             try
             {
                 var rules = host.Rules.Submit(text, "rules.yaml", AccessPolicies.Actor(context) ?? "anonymous");
-                return Results.Accepted("/v1/rules", new { version = rules.Version, status = "pending", active = host.Engine.ActiveRules.Version });
+                return Results.Accepted("/v1/rules", new RulesAcceptedBody(rules.Version, "pending", host.Engine.ActiveRules.Version));
             }
             catch (RuleSetException ex)
             {
@@ -152,7 +172,17 @@ public static class ApiRoutes
                     detail: $"{ex.Errors.Count} error(s); the running rule set {host.Engine.ActiveRules.Version} stays in force",
                     extensions: new Dictionary<string, object?> { ["errors"] = ErrorsBody(ex.Errors) });
             }
-        }).Needs(AccessToken.Admin).RequireRateLimiting(RateLimits.RuleUploads);
+        })
+            .Accepts<string>("application/yaml", "text/yaml", "text/plain")
+            .Produces<RulesAcceptedBody>(StatusCodes.Status202Accepted)
+            .ProducesProblem(400)
+            .ProducesProblem(401)
+            .ProducesProblem(403)
+            .ProducesProblem(409)
+            .ProducesProblem(413)
+            .ProducesProblem(429)
+            .Needs(AccessToken.Admin)
+            .RequireRateLimiting(RateLimits.RuleUploads);
 
         AuditRoutes.Map(app, host);
     }
@@ -161,7 +191,7 @@ public static class ApiRoutes
     private static TBuilder Protect<TBuilder>(this TBuilder builder, StreamingSettings settings)
         where TBuilder : IEndpointConventionBuilder => settings.ProtectMetrics ? builder.Needs(AccessToken.Metrics) : builder;
 
-    private static object PopulationBody(PopulationView p)
+    private static PopulationBody PopulationBody(PopulationView p)
     {
         Dictionary<string, long> Dimension(string name) => p.Counts
             .Where(c => c.Key.Dimension == name)
@@ -169,46 +199,42 @@ public static class ApiRoutes
             .ToDictionary(c => c.Key.Value, c => c.Value, StringComparer.Ordinal);
 
         var dimensions = p.Counts.Keys.Select(k => k.Dimension).Distinct().Order(StringComparer.Ordinal).ToList();
-        return new
-        {
-            ruleVersion = p.RuleVersion,
-            customers = Dimension("lifecycle").Values.Sum(),
-            lifecycle = Dimension("lifecycle"),
-            aarrr = Dimension("aarrr"),
-            ladder = Dimension("ladder"),
-            tier = Dimension(RuleEvaluator.TierDimension),
-            rfmSegment = Dimension(RuleEvaluator.SegmentDimension),
-            dimensions = dimensions.ToDictionary(d => d, Dimension, StringComparer.Ordinal),
-            transitions = p.Transitions
+        return new PopulationBody(
+            RuleVersion: p.RuleVersion,
+            Customers: Dimension("lifecycle").Values.Sum(),
+            Lifecycle: Dimension("lifecycle"),
+            Aarrr: Dimension("aarrr"),
+            Ladder: Dimension("ladder"),
+            Tier: Dimension(RuleEvaluator.TierDimension),
+            RfmSegment: Dimension(RuleEvaluator.SegmentDimension),
+            Dimensions: dimensions.ToDictionary(d => d, d => (IReadOnlyDictionary<string, long>)Dimension(d), StringComparer.Ordinal),
+            Transitions: [.. p.Transitions
                 .OrderBy(t => t.Key.Dimension, StringComparer.Ordinal).ThenBy(t => t.Key.From, StringComparer.Ordinal).ThenBy(t => t.Key.To, StringComparer.Ordinal)
-                .Select(t => new { dimension = t.Key.Dimension, from = t.Key.From, to = t.Key.To, count = t.Value }),
-            timers = new { fired = p.TimersFired, late = p.LateTimersFired },
-        };
+                .Select(t => new TransitionBody(t.Key.Dimension, t.Key.From, t.Key.To, t.Value))],
+            Timers: new TimersBody(p.TimersFired, p.LateTimersFired));
     }
 
-    private static object RulesBody(EngineHost host)
+    private static RulesBody RulesBody(EngineHost host)
     {
         var active = host.Engine.ActiveRules;
         var error = host.Rules.LastError;
-        return new
-        {
-            name = active.Name,
-            version = active.Version,
-            pending = host.Engine.PendingRules?.Version,
-            origin = host.Rules.Origin,
-            directory = host.Rules.Directory,
-            files = active.Sources.Select(s => new { file = s.FileName, text = s.Text }),
-            ladders = active.Ladders.Select(l => new { name = l.Name, stages = l.Stages.Select(s => new { stage = s.Name, when = s.When.Text }) }),
-            rfmSegments = active.Rfm.Segments.Select(s => new { name = s.Name, when = s.When.Text }),
-            tiers = active.Tiers.Levels.Select(l => new { name = l.Name, points = l.Points }),
-            tags = active.Tags.Select(t => new { name = t.Name, when = t.When.Text }),
-            churnRisk = active.ChurnRisk.Text,
-            lastError = error is null ? null : new { at = error.At, origin = error.Origin, errors = ErrorsBody(error.Errors) },
-        };
+        return new RulesBody(
+            Name: active.Name,
+            Version: active.Version,
+            Pending: host.Engine.PendingRules?.Version,
+            Origin: host.Rules.Origin,
+            Directory: host.Rules.Directory,
+            Files: [.. active.Sources.Select(s => new RuleFileBody(s.FileName, s.Text))],
+            Ladders: [.. active.Ladders.Select(l => new LadderBody(l.Name, [.. l.Stages.Select(s => new LadderStageBody(s.Name, s.When.Text))]))],
+            RfmSegments: [.. active.Rfm.Segments.Select(s => new ConditionBody(s.Name, s.When.Text))],
+            Tiers: [.. active.Tiers.Levels.Select(l => new TierBody(l.Name, l.Points))],
+            Tags: [.. active.Tags.Select(t => new ConditionBody(t.Name, t.When.Text))],
+            ChurnRisk: active.ChurnRisk.Text,
+            LastError: error is null ? null : new RulesErrorBody(error.At, error.Origin, ErrorsBody(error.Errors)));
     }
 
-    private static IEnumerable<object> ErrorsBody(IReadOnlyList<RuleError> errors) =>
-        errors.Select(e => new { file = e.File, line = e.Line, column = e.Column, message = e.Message, text = e.ToString() });
+    private static List<RuleErrorBody> ErrorsBody(IReadOnlyList<RuleError> errors) =>
+        [.. errors.Select(e => new RuleErrorBody(e.File, e.Line, e.Column, e.Message, e.ToString()))];
 
     /// <summary>The body as UTF-8 text, or null if it is longer than <paramref name="limit"/> bytes.</summary>
     private static async Task<string?> ReadLimitedAsync(HttpRequest request, int limit, CancellationToken ct)

@@ -20,18 +20,14 @@ public static class AuditRoutes
             }
 
             var entries = host.Audit.Read(before ?? long.MaxValue, size);
-            return Results.Ok(new
-            {
-                entries = entries.Select(e => new
-                {
-                    seq = e.Seq,
-                    at = new DateTimeOffset(e.AtTicks, TimeSpan.Zero),
-                    actor = e.Actor,
-                    action = e.Action,
-                    detail = e.Detail,
-                }),
-                next = entries.Count == size ? entries[^1].Seq : (long?)null,
-            });
-        }).Needs(AccessToken.Admin);
+            return Results.Ok(new AuditPageBody(
+                [.. entries.Select(e => new AuditEntryBody(e.Seq, new DateTimeOffset(e.AtTicks, TimeSpan.Zero), e.Actor, e.Action, e.Detail))],
+                entries.Count == size ? entries[^1].Seq : null));
+        })
+            .Produces<AuditPageBody>()
+            .ProducesProblem(400)
+            .ProducesProblem(401)
+            .ProducesProblem(403)
+            .Needs(AccessToken.Admin);
     }
 }

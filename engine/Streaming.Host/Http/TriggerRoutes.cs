@@ -30,8 +30,15 @@ public static class TriggerRoutes
             }
 
             var items = await host.Outreach.LeaseAsync(body.Channel, max, TimeSpan.FromSeconds(leaseSeconds), body.Dialer, context.RequestAborted).ConfigureAwait(false);
-            return Results.Ok(new { items = items.Select(ItemBody) });
-        }).Needs(AccessToken.Dialer).RequireRateLimiting(RateLimits.Leases);
+            return Results.Ok(new LeaseBody([.. items.Select(ItemBody)]));
+        })
+            .Produces<LeaseBody>()
+            .ProducesProblem(400)
+            .ProducesProblem(401)
+            .ProducesProblem(403)
+            .ProducesProblem(429)
+            .Needs(AccessToken.Dialer)
+            .RequireRateLimiting(RateLimits.Leases);
 
         app.MapPost("/v1/outreach/{outreachId}/ack", async (HttpContext context, string outreachId, AckRequest? body) =>
         {
@@ -48,7 +55,14 @@ public static class TriggerRoutes
             }
 
             return Results.Problem(statusCode: result.Status, title: result.Status == 404 ? "outreach item not found" : "outreach item not open", detail: result.Detail);
-        }).Needs(AccessToken.Dialer);
+        })
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(400)
+            .ProducesProblem(401)
+            .ProducesProblem(403)
+            .ProducesProblem(404)
+            .ProducesProblem(409)
+            .Needs(AccessToken.Dialer);
 
         app.MapPost("/v1/outreach/{outreachId}/release", (HttpContext context, string outreachId) =>
         {
@@ -57,9 +71,19 @@ public static class TriggerRoutes
                 return Results.Problem(statusCode: 409, title: "not leased", detail: $"outreach item '{outreachId}' is not leased");
             }
 
+            if (!host.Outreach.Release(outreachId))
+            {
+                return Results.Problem(statusCode: 409, title: "not leased", detail: $"outreach item '{outreachId}' is not leased");
+            }
+
             host.Audit.Record(AccessPolicies.Actor(context) ?? "anonymous", "outreach.release", $"outreach {outreachId}");
             return Results.NoContent();
-        }).Needs(AccessToken.Dialer);
+        })
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(401)
+            .ProducesProblem(403)
+            .ProducesProblem(409)
+            .Needs(AccessToken.Dialer);
 
         app.MapGet("/v1/outreach/stats", () =>
         {
@@ -68,7 +92,9 @@ public static class TriggerRoutes
             return Results.Ok(channels.ToDictionary(
                 c => c,
                 c => OutreachStates.All.ToDictionary(s => s, s => stats.GetValueOrDefault((c, s)))));
-        }).Read(settings);
+        })
+            .Produces<Dictionary<string, Dictionary<string, long>>>()
+            .Read(settings);
 
         app.MapGet("/v1/customers/{customerId}/triggers", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
@@ -88,25 +114,26 @@ public static class TriggerRoutes
 
             var all = host.Store.OutreachOf(customerId, 100);
             var items = all.ToLookup(i => i.OutreachId);
-            return Results.Ok(new
-            {
+            return Results.Ok(new CustomerTriggersBody(
                 customerId,
-                firings = firings.AsEnumerable().Reverse().Select(f => new
-                {
-                    id = f.Id,
-                    rule = f.Rule,
-                    ruleVersion = f.RuleVersion,
-                    at = Time(f.AtTicks),
-                    channel = TriggerNames.Of((ContactChannel)f.Channel),
-                    delivery = TriggerNames.Of((Delivery)f.Delivery),
-                    suppressedBy = f.SuppressedBy,
-                    reason = f.Reason.Select(r => r.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
-                    outcome = f.Outcome,
-                    outreach = items[f.Id].Select(ItemBody).FirstOrDefault(),
-                }),
-                outreach = all.Select(ItemBody),
-            });
-        }).Read(settings);
+                [.. firings.AsEnumerable().Reverse().Select(f => new FiringBody(
+                    Id: f.Id,
+                    Rule: f.Rule,
+                    RuleVersion: f.RuleVersion,
+                    At: Time(f.AtTicks),
+                    Channel: TriggerNames.Of((ContactChannel)f.Channel),
+                    Delivery: TriggerNames.Of((Delivery)f.Delivery),
+                    SuppressedBy: f.SuppressedBy,
+                    Reason: f.Reason.Select(r => r.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
+                    Outcome: f.Outcome,
+                    Outreach: items[f.Id].Select(ItemBody).FirstOrDefault()))],
+                [.. all.Select(ItemBody)]));
+        })
+            .Produces<CustomerTriggersBody>()
+            .ProducesProblem(400)
+            .ProducesProblem(404)
+            .ProducesProblem(503)
+            .Read(settings);
 
         app.MapGet("/v1/rules/{ruleId}/lift", async (string ruleId, CancellationToken ct) =>
         {
@@ -125,37 +152,37 @@ public static class TriggerRoutes
             decimal? Rate(long converted, long total) => total == 0 ? null : Math.Round((decimal)converted / total, 4);
             var contactedRate = Rate(contactedConverted, contacted);
             var holdoutRate = Rate(heldConverted, held);
-            return Results.Ok(new
-            {
-                rule = ruleId,
-                ruleVersion = rules.Version,
-                holdoutShare = trigger.Holdout,
-                attributionDays = trigger.Attribution.TotalDays,
-                contacted = new { firings = contacted, conversions = contactedConverted, rate = contactedRate },
-                holdout = new { firings = held, conversions = heldConverted, rate = holdoutRate },
-                suppressed = new { firings = Count("fired", "suppressed"), conversions = Count("converted", "suppressed") },
-                lift = contactedRate - holdoutRate,
-                relativeLift = holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : (decimal?)null,
-            });
-        }).Read(settings);
+            return Results.Ok(new LiftBody(
+                Rule: ruleId,
+                RuleVersion: rules.Version,
+                HoldoutShare: trigger.Holdout,
+                AttributionDays: trigger.Attribution.TotalDays,
+                Contacted: new LiftGroupBody(contacted, contactedConverted, contactedRate),
+                Holdout: new LiftGroupBody(held, heldConverted, holdoutRate),
+                Suppressed: new SuppressedGroupBody(Count("fired", "suppressed"), Count("converted", "suppressed")),
+                Lift: contactedRate - holdoutRate,
+                RelativeLift: holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : null));
+        })
+            .Produces<LiftBody>()
+            .ProducesProblem(404)
+            .ProducesProblem(503)
+            .Read(settings);
     }
 
-    private static object ItemBody(OutreachItem i) => new
-    {
-        outreachId = i.OutreachId,
-        customerId = i.CustomerId,
-        rule = i.Rule,
-        channel = i.Channel,
-        priority = i.Priority,
-        dueAt = Time(i.DueTicks),
-        expiresAt = Time(i.ExpiresTicks),
-        leaseUntil = i.LeaseUntilTicks == 0 ? null : Time(i.LeaseUntilTicks),
-        attempt = i.Attempt,
-        state = i.State,
-        reason = i.Reason,
-        outcome = i.Outcome,
-        context = JsonSerializer.Deserialize<JsonElement>(i.Context),
-    };
+    private static OutreachItemBody ItemBody(OutreachItem i) => new(
+        OutreachId: i.OutreachId,
+        CustomerId: i.CustomerId,
+        Rule: i.Rule,
+        Channel: i.Channel,
+        Priority: i.Priority,
+        DueAt: Time(i.DueTicks),
+        ExpiresAt: Time(i.ExpiresTicks),
+        LeaseUntil: i.LeaseUntilTicks == 0 ? null : Time(i.LeaseUntilTicks),
+        Attempt: i.Attempt,
+        State: i.State,
+        Reason: i.Reason,
+        Outcome: i.Outcome,
+        Context: JsonSerializer.Deserialize<JsonElement>(i.Context));
 
     private static DateTimeOffset? Time(long ticks) => ticks == 0 ? null : new DateTimeOffset(ticks, TimeSpan.Zero);
 
