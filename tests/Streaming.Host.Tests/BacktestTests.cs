@@ -254,7 +254,7 @@ public sealed class BacktestTests(ITestOutputHelper output)
         new(map.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64()), StringComparer.Ordinal);
 
     /// <summary>CRC-32 (IEEE), bit by bit: librdkafka's default partitioner hashes keys with it.</summary>
-    private static uint Crc32(byte[] data)
+    internal static uint Crc32(byte[] data)
     {
         var crc = 0xFFFFFFFFu;
         foreach (var b in data)
