@@ -100,6 +100,16 @@ public sealed class RedisTestServer : IAsyncDisposable
     /// <summary>SIGCONT after <see cref="PauseAsync"/>.</summary>
     public Task ResumeAsync() => SignalAsync("CONT");
 
+    /// <summary>SIGKILL (a paused server too) and wait for the process to end: open connections are reset, new ones refused.</summary>
+    public async Task KillAsync()
+    {
+        var process = _process ?? throw new InvalidOperationException("not running");
+        process.Kill();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(20));
+        process.Dispose();
+        _process = null;
+    }
+
     /// <summary>SHUTDOWN (saving the AOF when append-only) and wait for the process to end: connections are refused until <see cref="StartAsync"/>.</summary>
     public async Task ShutdownAsync()
     {
@@ -153,29 +163,39 @@ public sealed class RedisTestServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits for <c>+PONG</c>. Any other reply (<c>-LOADING</c>, <c>-NOAUTH</c>, another service on the port), a
+    /// refused connection or a dead process counts as not ready; at the deadline it throws with the last reply or error.
+    /// </summary>
     private async Task WaitReadyAsync(TimeSpan timeout)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
         {
+            Exception? error = null;
+            string? reply = null;
             try
             {
-                if (await CommandAsync("PING") == "+PONG")
+                reply = await CommandAsync("PING");
+                if (reply == "+PONG")
                 {
                     return;
                 }
             }
             catch (Exception ex) when (ex is SocketException or IOException or TimeoutException)
             {
-                if (_process is { HasExited: true })
-                {
-                    throw new InvalidOperationException($"redis-server exited with {_process.ExitCode}: {await _process.StandardError.ReadToEndAsync()}", ex);
-                }
+                error = ex;
+            }
 
-                if (deadline.Elapsed > timeout)
-                {
-                    throw new TimeoutException($"redis-server at {Connection} did not answer PING within {timeout.TotalSeconds:0}s", ex);
-                }
+            if (_process is { HasExited: true })
+            {
+                throw new InvalidOperationException($"redis-server exited with {_process.ExitCode}: {await _process.StandardError.ReadToEndAsync()}", error);
+            }
+
+            if (deadline.Elapsed > timeout)
+            {
+                var last = error is null ? $"last reply '{reply}'" : "last error: " + error.Message;
+                throw new TimeoutException($"redis-server at {Connection} did not answer PING with +PONG within {timeout.TotalSeconds:0}s; {last}", error);
             }
 
             await Task.Delay(50);

@@ -78,10 +78,36 @@ public sealed class DemoPopulationTests
         }
     }
 
+    /// <summary>
+    /// The birthday and consent the stream carries for each retail customer are those <see cref="DemoPopulation.Synthetic"/>
+    /// gives for the id alone, whatever else was computed before (the stream was built in file order; here in reverse).
+    /// </summary>
     [Fact]
     public void Synthetic_attributes_depend_only_on_the_id()
     {
-        Assert.Equal(DemoPopulation.Synthetic("17850"), DemoPopulation.Synthetic("17850"));
+        var streamed = new Dictionary<string, (string? Birthday, bool? Voice, bool? Sms, bool? Email)>(StringComparer.Ordinal);
+        foreach (var record in s_records.Value.Where(r => r.Topic == "customer-updates"))
+        {
+            using var doc = JsonDocument.Parse(record.Value);
+            var root = doc.RootElement;
+            var seen = streamed.GetValueOrDefault(record.Key);
+            streamed[record.Key] = root.GetProperty("type").GetString() == "attributes"
+                ? seen with { Birthday = root.GetProperty("attributes").GetProperty("birthday").GetString() }
+                : seen with
+                {
+                    Voice = root.GetProperty("consent").GetProperty("voice").GetBoolean(),
+                    Sms = root.GetProperty("consent").GetProperty("sms").GetBoolean(),
+                    Email = root.GetProperty("consent").GetProperty("email").GetBoolean(),
+                };
+        }
+
+        Assert.Equal(4372, streamed.Count);
+        foreach (var (id, values) in streamed.Reverse())
+        {
+            var (birthday, voice, sms, email) = DemoPopulation.Synthetic(id);
+            Assert.Equal((birthday.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), voice, sms, email), (values.Birthday, values.Voice!.Value, values.Sms!.Value, values.Email!.Value));
+        }
+
         var birthdays = Enumerable.Range(0, 200).Select(i => DemoPopulation.Synthetic(i.ToString(CultureInfo.InvariantCulture)).Birthday).Distinct().Count();
         Assert.True(birthdays > 150, $"birthdays should spread out, got {birthdays} distinct of 200");
         Assert.All(Enumerable.Range(0, 200), i => Assert.InRange(DemoPopulation.Synthetic(i.ToString(CultureInfo.InvariantCulture)).Birthday, new DateOnly(1950, 1, 1), new DateOnly(2000, 1, 1)));

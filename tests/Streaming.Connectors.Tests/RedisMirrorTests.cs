@@ -279,39 +279,46 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(25, db.SetLength(_prefix + "tag:frequent_buyer"));
     }
 
+    /// <summary>
+    /// Publishing while Redis hangs returns without waiting for it, shown by order of events rather than by a time
+    /// limit: every Redis call of this mirror (its own timeout and the client's) may wait two minutes, so a
+    /// <c>Publish</c> that waited for Redis could only return through a failed attempt; yet all twenty return with no
+    /// attempt failed and nothing more written.
+    /// </summary>
     [Fact]
     public async Task Publishing_never_waits_for_redis()
     {
         await using var hung = await RedisTestServer.StartPrivateAsync();
-        await using var mirror = Mirror(hung.Connection, operationTimeout: TimeSpan.FromMilliseconds(300));
+        await using var mirror = Mirror(hung.Connection + ",syncTimeout=120000,responseTimeout=120000", operationTimeout: TimeSpan.FromMinutes(2));
+
+        // Connected, with one customer written, before the server hangs.
+        mirror.Publish(1, [Customer("first")]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
         await hung.PauseAsync();
-        try
+        var batch = Enumerable.Range(0, 20_000).Select(i => Customer("c" + i)).ToList();
+        for (var seq = 2; seq <= 21; seq++)
         {
-            var batch = Enumerable.Range(0, 20_000).Select(i => Customer("c" + i)).ToList();
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            for (var seq = 1; seq <= 20; seq++)
-            {
-                mirror.Publish(seq, batch);
-            }
-
-            // 400,000 merges while Redis hangs: bounded by the map, not by Redis.
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"publishing took {clock.Elapsed}");
-
-            // Once a failed attempt has put its batch back, each customer is pending once, with its latest state.
-            var errors = mirror.Errors;
-            await Eventually.Require(Wait, () => mirror.Errors > errors, () => $"errors {mirror.Errors}");
-            Assert.Equal(20_000, mirror.Pending);
-            Assert.Equal(20, mirror.LagCheckpoints);
+            mirror.Publish(seq, batch);
         }
-        finally
-        {
-            await hung.ResumeAsync();
-        }
+
+        // 400,000 merges while Redis hangs, and not one attempt came back.
+        Assert.Equal(0, mirror.Errors);
+        Assert.Equal(1, mirror.Writes);
+
+        // The hung server dies: the attempt in flight fails, puts its batch back, and each customer is pending once,
+        // with its latest state.
+        await hung.KillAsync();
+        await Eventually.Require(Wait, () => mirror.Errors > 0, () => $"errors {mirror.Errors}");
+        Assert.Equal(20_000, mirror.Pending);
+        Assert.Equal(20, mirror.LagCheckpoints);
     }
 
-    /// <summary>Catch-up speed: 50,000 changed customers (as after an outage) written in batches of 500; reported, loosely bounded.</summary>
+    /// <summary>
+    /// Catch-up: 50,000 changed customers (as after an outage) written in batches of 500. The speed is printed, not
+    /// asserted (a unit test on two shared cores is no place for a speed limit).
+    /// </summary>
     [Fact]
-    public async Task Catches_up_thousands_of_customers_per_second()
+    public async Task Catches_up_fifty_thousand_customers_in_batches()
     {
         await using var mirror = Mirror();
         var customers = Enumerable.Range(0, 50_000)
@@ -324,7 +331,8 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         output.WriteLine($"mirrored {customers.Count} customers in {clock.ElapsedMilliseconds} ms: {perSecond:0} customers/s");
         Assert.Equal(customers.Count, mirror.Writes);
         Assert.Equal(10_000, Db.SetLength(_prefix + "tag:vip"));
-        Assert.True(perSecond > 2_000, $"{perSecond:0} customers/s");
+        Assert.Equal(40_000, Db.SetLength(_prefix + "tag:lapsed"));
+        Assert.Equal(16_667, Db.SetLength(_prefix + "stage:active"));
     }
 
     [Fact]

@@ -1,16 +1,21 @@
+using System.Globalization;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
+using Streaming.Engine.Rules;
 using Streaming.Engine.Runtime;
+using Streaming.Engine.Tests.Properties;
 using static Streaming.Engine.Tests.TestEvents;
 
 namespace Streaming.Engine.Tests;
 
 /// <summary>
 /// A dictionary-backed <see cref="IStateStore"/> for unit tests of the host. It keeps encoded bytes (as the real store
-/// does) so that a reload goes through the codec. The SQLite store has its own tests.
+/// does) so that a reload goes through the codec, and the firings of each checkpoint (keyed by id, as the outbox and the
+/// outreach queue). The SQLite store has its own tests, and runs the checkpoint/restore property too.
 /// </summary>
-internal sealed class InMemoryStateStore : IStateStore
+internal sealed class InMemoryStateStore : ICheckpointStore
 {
+    private readonly Dictionary<string, string> _firings = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (int Partition, byte[] State, long Wake)> _customers = new(StringComparer.Ordinal);
     private readonly Dictionary<TopicPartitionKey, long> _offsets = [];
     private readonly Dictionary<int, long> _maxEventTicks = [];
@@ -74,8 +79,32 @@ internal sealed class InMemoryStateStore : IStateStore
             _settings[key] = value;
         }
 
+        // As the SQLite store's outbox and outreach queue: keyed by firing id, a firing written again is ignored.
+        foreach (var f in batch.Firings)
+        {
+            _firings.TryAdd(f.Id, Describe(f));
+        }
+
         LastCheckpointSeq++;
     }
+
+    public IReadOnlyList<string> StoredFirings() => _firings.Values.Order(StringComparer.Ordinal).ToList();
+
+    public ICheckpointStore Reopen() => this;
+
+    private static string Describe(TriggerFiring f)
+    {
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"{f.Id} customer={f.CustomerId} rule={f.Rule}@{f.RuleVersion} at={f.AtTicks} delivery={TriggerNames.Of(f.Delivery)} channel={TriggerNames.Of(f.Channel)} " +
+            $"suppressedBy={f.SuppressedBy} priority={f.Priority} due={f.DueTicks} expires={f.ExpiresTicks} attempt={f.Attempt} partition={f.Partition} " +
+            $"reason=[{string.Join(", ", f.Reason.Select(r => r.Key + "=" + r.Value))}] " +
+            $"profile=[{string.Join(", ", f.Profile.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + Text(p.Value)))}]");
+        return f.Delivery == Delivery.Queued ? text + " outreach due" : text;
+    }
+
+    private static string? Text(object? value) => value is System.Collections.IEnumerable list and not string
+        ? "[" + string.Join(' ', list.Cast<object?>().Select(Text)) + "]"
+        : Convert.ToString(value, CultureInfo.InvariantCulture);
 
     public void SetMaxEventTicks(int partition, long ticks) => _maxEventTicks[partition] = ticks;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Streaming.Connectors.Datasets;
 using Streaming.Host.Tests.Infrastructure;
 
 namespace Streaming.Host.Tests;
@@ -26,12 +27,15 @@ public sealed class CoreBenchTests
         Assert.Equal(4, r.GetProperty("partitions").GetInt32());
         Assert.True(r.GetProperty("coreEventsPerSec").GetDouble() > 0);
         Assert.True(r.GetProperty("coreWithCheckpointsEventsPerSec").GetDouble() > 0);
-        Assert.True(r.GetProperty("timersFired").GetInt64() >= 0);
+        // The demo population's first 20,000 events span months of event time: new customers turn active after 30 days
+        // (a wake-up each), so a bench that fired no timer has lost its timers.
+        Assert.True(r.GetProperty("timersFired").GetInt64() > 0, "no wake-up fired");
         Assert.Equal(0, r.GetProperty("deadLetters").GetInt64());
 
         // Every customer ends up in the store, and nothing is passivated: the store and the cache agree.
+        // The timed records are the demo population's first 20,000: as many customers as distinct keys among them.
         var customers = r.GetProperty("customers").GetInt64();
-        Assert.InRange(customers, 1, 20_000);
+        Assert.Equal(DemoPopulation.Read(TestEnvironment.DataDir).Take(20_000).Select(record => record.Key).Distinct(StringComparer.Ordinal).LongCount(), customers);
         Assert.Equal(customers, r.GetProperty("cachedCustomers").GetInt64());
 
         // A checkpoint every 5,000 events: four of them, the last at the end; each customer written once to four times.
@@ -44,8 +48,9 @@ public sealed class CoreBenchTests
         Assert.InRange(r.GetProperty("checkpointMaxMs").GetDouble(), r.GetProperty("checkpointP50Ms").GetDouble(), checkpointMs);
 
         Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0);
-        Assert.True(r.GetProperty("gen0Collections").GetInt32() >= r.GetProperty("gen1Collections").GetInt32());
-        Assert.True(r.GetProperty("gen1Collections").GetInt32() >= r.GetProperty("gen2Collections").GetInt32());
+        // Collection counts are reported, not checked against each other: the runtime counts a gen1 or gen2 collection
+        // as one of every younger generation too, so their order holds by construction and proves nothing.
+        Assert.All(["gen0Collections", "gen1Collections", "gen2Collections"], name => Assert.Equal(JsonValueKind.Number, r.GetProperty(name).ValueKind));
         Assert.True(r.GetProperty("peakWorkingSetMB").GetDouble() > 0);
 
         // The profile's parts add up to the run with checkpoints (the rest is "other" by construction).

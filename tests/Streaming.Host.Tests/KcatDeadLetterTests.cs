@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json;
 using Streaming.Host.Tests.Infrastructure;
 
@@ -39,6 +41,17 @@ public sealed class KcatDeadLetterTests
 
         var lines = new List<string> { "kc-1\t" + Good, "kc-1\t" + Good, "kc-1\t" + GoodCancel };
         lines.AddRange(s_bad.Select(b => b.Key + "\t" + b.Value));
+        // Where each record lands, computed here: kcat's partitioner for a keyed record is CRC-32 of the key modulo the
+        // partition count, and a fresh broker numbers each partition's records from 0 in the order they were produced.
+        var expectedPlace = new Dictionary<string, (int Partition, long Offset)>(StringComparer.Ordinal);
+        var nextOffset = new long[4];
+        foreach (var line in lines)
+        {
+            var (key, value) = (line[..line.IndexOf('\t', StringComparison.Ordinal)], line[(line.IndexOf('\t', StringComparison.Ordinal) + 1)..]);
+            var partition = (int)(ProducerPartitioner.Crc32(Encoding.UTF8.GetBytes(key)) % 4);
+            expectedPlace[value] = (partition, nextOffset[partition]++);
+        }
+
         var input = Path.Combine(dataDir, "events.txt");
         await File.WriteAllLinesAsync(input, lines);
         var (code, _, err) = await Kcat.RunAsync(["-P", "-b", broker.BootstrapServers, "-t", "orders", "-K", "\t", "-l", input]);
@@ -77,8 +90,9 @@ public sealed class KcatDeadLetterTests
             var headers = ParseHeaders(match[0]);
             Assert.StartsWith(expectedCode + ":", headers["error"], StringComparison.Ordinal);
             Assert.Equal("orders", headers["source-topic"]);
-            Assert.InRange(int.Parse(headers["source-partition"], System.Globalization.CultureInfo.InvariantCulture), 0, 3);
-            Assert.True(long.Parse(headers["source-offset"], System.Globalization.CultureInfo.InvariantCulture) >= 0);
+            var (partition, offset) = expectedPlace[value];
+            Assert.Equal(partition.ToString(CultureInfo.InvariantCulture), headers["source-partition"]);
+            Assert.Equal(offset.ToString(CultureInfo.InvariantCulture), headers["source-offset"]);
         }
     }
 

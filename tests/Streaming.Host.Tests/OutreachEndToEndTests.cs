@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -223,6 +224,183 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
             async () => (await FiringsAsync("race-2")).Any(f => Id(f) == conflicting && f.GetProperty("outcome").GetString() == winner),
             Patience,
             () => "the recorded outcome on the customer's firing");
+    }
+
+    /// <summary>
+    /// An item whose expiry passed before any dialer asked (a call abandoned two days ago: <c>service-recovery</c>
+    /// items expire a day after they are due) is never leased: the lease marks it <c>expired</c>, stats count it, and
+    /// an acknowledgement of it conflicts.
+    /// </summary>
+    [Fact]
+    public async Task An_item_past_its_expiry_is_marked_expired_at_lease_time_and_never_leased()
+    {
+        var t = Now();
+        var called = t.AddDays(-2);
+        const string customer = "expired-1";
+        await ContactableAsync([customer], ZoneAt(called, 14), called.AddMinutes(-1));
+        await fixture.ProduceAsync("callcenter", [(customer, AbandonedCall(customer, called, waitSeconds: 150))]);
+        var queued = await WaitForItemAsync(customer, i => i.GetProperty("state").GetString() == "due");
+        Assert.Equal(called, queued.GetProperty("dueAt").GetDateTimeOffset());
+        Assert.Equal(called.AddDays(1), queued.GetProperty("expiresAt").GetDateTimeOffset());
+        var before = await StatsAsync("voice");
+
+        var leased = await LeaseOwnAsync("voice", [customer], leaseSeconds: 60, "late-dialer");
+        Assert.Empty(leased);
+        var view = await ItemAsync(customer, Id(queued));
+        Assert.Equal("expired", view.GetProperty("state").GetString());
+        var after = await StatsAsync("voice");
+        Assert.Equal(before["expired"] + 1, after["expired"]);
+        Assert.Equal(before["due"] - 1, after["due"]);
+
+        // Expired is final: an outcome for it conflicts and nothing reaches outreach-outcomes.
+        Assert.Equal(HttpStatusCode.Conflict, await AckAsync(Id(queued), "answered"));
+        Assert.Equal(HttpStatusCode.Conflict, await ReleaseAsync(Id(queued)));
+        Assert.DoesNotContain(await OutcomeRecordsAsync(), r => r.OutreachId == Id(queued));
+        Assert.Equal("expired", (await ItemAsync(customer, Id(queued))).GetProperty("state").GetString());
+    }
+
+    /// <summary>
+    /// Eight dialers with 5 s leases work one queue at once. Each item's first holder does one of four things: acks at
+    /// once, releases at once, lets the lease run out, or lets it run out and acks late (racing whoever holds the item
+    /// by then); later holders ack at once. From every grant's <c>leaseUntil</c> (start = leaseUntil − 5 s), no two
+    /// holders of an item overlap unless the earlier one released it first; every item ends <c>done</c> with the
+    /// outcome of the acknowledgement that got 204, and exactly that outcome reaches <c>outreach-outcomes</c>.
+    /// </summary>
+    [Fact]
+    public async Task Many_dialers_with_short_leases_never_hold_an_item_together_and_every_item_ends_in_one_final_state()
+    {
+        const int leaseSeconds = 5;
+        var lease = TimeSpan.FromSeconds(leaseSeconds);
+        var t = Now();
+        var customers = Enumerable.Range(1, 24).Select(i => $"lx-{i:00}").ToList();
+        await ContactableAsync(customers, ZoneAt(t, 14), t.AddMinutes(-1));
+        await fixture.ProduceAsync("callcenter", customers.Select(c => (c, AbandonedCall(c, t, waitSeconds: 150))));
+        var ids = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var customer in customers)
+        {
+            ids[Id(await WaitForItemAsync(customer, i => i.GetProperty("state").GetString() == "due"))] = customer;
+        }
+
+        var grants = new ConcurrentBag<(string Dialer, string Id, DateTimeOffset LeaseUntil, DateTimeOffset Received)>();
+        var releases = new ConcurrentBag<(string Dialer, string Id, HttpStatusCode Status, DateTimeOffset Sent)>();
+        var acks = new ConcurrentBag<(string Dialer, string Id, string Outcome, HttpStatusCode Status)>();
+        var firstHolder = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
+        var finished = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(90);
+        var clock = Stopwatch.StartNew();
+
+        async Task AckAsync(string dialer, string id, string outcome)
+        {
+            var status = await this.AckAsync(id, outcome);
+            acks.Add((dialer, id, outcome, status));
+            if (status == HttpStatusCode.NoContent)
+            {
+                finished[id] = true;
+            }
+        }
+
+        async Task DialAsync(string dialer)
+        {
+            // Items whose lease this dialer lets run out, and whether it acks them once the lease has ended.
+            var lapsing = new List<(string Id, DateTimeOffset LeaseUntil, bool AckLate)>();
+            while ((finished.Count < ids.Count || lapsing.Count > 0) && DateTimeOffset.UtcNow < deadline)
+            {
+                // Just after the lease ended: the item may be with another dialer already, who acks it at once.
+                foreach (var late in lapsing.Where(l => DateTimeOffset.UtcNow > l.LeaseUntil).ToList())
+                {
+                    lapsing.Remove(late);
+                    if (late.AckLate)
+                    {
+                        await AckAsync(dialer, late.Id, "converted");
+                    }
+                }
+
+                var (status, items) = await LeaseAsync("voice", max: 2, leaseSeconds, dialer);
+                Assert.Equal(HttpStatusCode.OK, status);
+                var received = DateTimeOffset.UtcNow;
+                foreach (var item in items)
+                {
+                    var id = Id(item);
+                    if (!ids.ContainsKey(id))
+                    {
+                        // Another scenario's item: give it back at once.
+                        Assert.Equal(HttpStatusCode.NoContent, await ReleaseAsync(id));
+                        continue;
+                    }
+
+                    var leaseUntil = item.GetProperty("leaseUntil").GetDateTimeOffset();
+                    grants.Add((dialer, id, leaseUntil, received));
+                    if (!firstHolder.TryAdd(id, dialer))
+                    {
+                        await AckAsync(dialer, id, "answered");
+                        continue;
+                    }
+
+                    var choice = int.Parse(ids[id].AsSpan(3), CultureInfo.InvariantCulture) % 4;
+                    switch (choice)
+                    {
+                        case 0:
+                            await AckAsync(dialer, id, "answered");
+                            break;
+                        case 1:
+                            var sent = DateTimeOffset.UtcNow;
+                            releases.Add((dialer, id, await ReleaseAsync(id), sent));
+                            break;
+                        default:
+                            lapsing.Add((id, leaseUntil, AckLate: choice == 3));
+                            break;
+                    }
+                }
+
+                if (items.Count == 0)
+                {
+                    // Nothing free right now: ask again shortly (a dialer's polling interval, not a wait for a result;
+                    // shorter while a lease of its own is about to end).
+                    await Task.Delay(lapsing.Count > 0 ? 20 : 100);
+                }
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(1, 8).Select(i => Task.Run(() => DialAsync("lx-dialer-" + i))));
+        output.WriteLine($"8 dialers: {grants.Count} grants, {releases.Count} releases, {acks.Count} acks in {clock.ElapsedMilliseconds} ms");
+        Assert.True(finished.Count == ids.Count, $"only {finished.Count} of {ids.Count} items acknowledged before the deadline");
+
+        // No two holders at once: each grant starts at or after the previous one's lease end, unless that holder released it first.
+        var overlaps = new List<string>();
+        foreach (var item in grants.GroupBy(g => g.Id))
+        {
+            var ordered = item.OrderBy(g => g.LeaseUntil).ToList();
+            for (var i = 1; i < ordered.Count; i++)
+            {
+                var (earlier, later) = (ordered[i - 1], ordered[i]);
+                var start = later.LeaseUntil - lease;
+                var released = releases.Any(r => r.Id == item.Key && r.Dialer == earlier.Dialer && r.Status == HttpStatusCode.NoContent && r.Sent >= earlier.Received && r.Sent <= later.Received);
+                if (start < earlier.LeaseUntil && !released)
+                {
+                    overlaps.Add($"{item.Key}: {earlier.Dialer} until {earlier.LeaseUntil:O}, {later.Dialer} from {start:O}");
+                }
+            }
+        }
+
+        Assert.True(overlaps.Count == 0, $"{overlaps.Count} items held by two dialers at once: " + string.Join("; ", overlaps.Take(5)));
+        Assert.True(grants.Select(g => g.Id).Distinct().Count() == ids.Count, "every item was leased");
+        Assert.Contains(grants.GroupBy(g => g.Id), g => g.Count() > 1);
+        Assert.All(releases, r => Assert.Equal(HttpStatusCode.NoContent, r.Status));
+
+        // One final state per item: done, with the outcome of the acknowledgement that succeeded (a late one that lost
+        // the race got 409), and only that outcome on the topic.
+        var outcomes = await OutcomeRecordsAsync();
+        foreach (var (id, customer) in ids)
+        {
+            var succeeded = acks.Where(a => a.Id == id && a.Status == HttpStatusCode.NoContent).Select(a => a.Outcome).Distinct().ToList();
+            var winner = Assert.Single(succeeded);
+            Assert.All(acks.Where(a => a.Id == id && a.Status != HttpStatusCode.NoContent), a => Assert.Equal(HttpStatusCode.Conflict, a.Status));
+            Assert.Equal(("done", winner), await StateAndOutcomeAsync(customer, id));
+            Assert.Equal([winner], outcomes.Where(r => r.OutreachId == id).Select(r => r.Outcome));
+            Assert.Single((await TriggersAsync(customer)).GetProperty("outreach").EnumerateArray());
+        }
+
+        output.WriteLine($"acknowledgements refused with 409 (late ones that lost the race): {acks.Count(a => a.Status == HttpStatusCode.Conflict)}");
     }
 
     [Fact]
@@ -479,6 +657,12 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
     private async Task<HttpStatusCode> AckAsync(string outreachId, string outcome)
     {
         using var response = await PostAsync($"/v1/outreach/{outreachId}/ack", new { outcome }, DialerToken);
+        return response.StatusCode;
+    }
+
+    private async Task<HttpStatusCode> ReleaseAsync(string outreachId)
+    {
+        using var response = await PostAsync($"/v1/outreach/{outreachId}/release", new { }, DialerToken);
         return response.StatusCode;
     }
 

@@ -45,12 +45,18 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
         try
         {
-            await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir);
+            // A cache far smaller than the 4,372 customers: the win-back wake-ups of passivated customers are paged in from
+            // the store and fire on reloaded states.
+            var environment = new Dictionary<string, string> { ["Streaming__Engine__MaxCachedCustomers"] = ModelReplayTests.PassivatingCache.ToString(CultureInfo.InvariantCulture) };
+            await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, environment);
             var replay = await CliProcess.RunAsync(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers], TimeSpan.FromMinutes(5));
             Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
             Assert.Equal(invoices, Produced(replay));
             var status = await WaitDrainedAsync(engine, new() { ["orders"] = invoices });
             Assert.Equal(0, status.GetProperty("deadLetters").GetInt64());
+            var passivations = status.GetProperty("passivations").GetInt64();
+            output.WriteLine($"passivations={passivations} with a cache of {ModelReplayTests.PassivatingCache}");
+            Assert.True(passivations > histories.Count - ModelReplayTests.PassivatingCache, $"only {passivations} passivations");
             output.WriteLine($"replayed {invoices} invoices, processed and drained after {total.ElapsedMilliseconds} ms; status triggersPublished={status.GetProperty("triggersPublished").GetInt64()}");
 
             var published = await ReadTriggersAsync(broker.BootstrapServers);

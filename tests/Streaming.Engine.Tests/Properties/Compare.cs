@@ -42,6 +42,15 @@ internal static class Compare
         }
     }
 
+    /// <summary>Fails unless both lists hold the same lines in the same order, listing the lines only one side has.</summary>
+    public static void SameLines(string what, IReadOnlyList<string> expected, IReadOnlyList<string> actual)
+    {
+        if (!expected.SequenceEqual(actual, StringComparer.Ordinal))
+        {
+            throw new XunitException($"{what}: {expected.Count} expected, {actual.Count} actual" + Diff(expected.ToList(), actual.ToList()));
+        }
+    }
+
     /// <summary>Counts and transitions, one per line, sorted.</summary>
     public static List<string> Lines(Population p)
     {
