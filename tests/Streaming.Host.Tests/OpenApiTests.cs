@@ -23,6 +23,7 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
     private const string RetailFile = "online_retail_2010_2011.csv.gz";
     private const string AdminToken = "openapi-test-admin-token-0123";
     private const string DialerToken = "openapi-test-dialer-token-0123";
+    private const string ReaderToken = "openapi-test-reader-token-0123";
     private static readonly Uri DocumentUri = new("https://streaming.test/openapi/v1.json");
 
     [Fact]
@@ -39,6 +40,8 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
                 ["Streaming__Auth__Tokens__0__Scopes__0"] = "admin",
                 ["Streaming__Auth__Tokens__1__Token"] = DialerToken,
                 ["Streaming__Auth__Tokens__1__Scopes__0"] = "dialer",
+                ["Streaming__Auth__Tokens__2__Token"] = ReaderToken,
+                ["Streaming__Auth__Tokens__2__Scopes__0"] = "read",
             };
             await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
             var replay = await CliProcess.RunAsync(
@@ -92,7 +95,7 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
             await checks.CallAsync("/v1/outreach/lease", "post", "/v1/outreach/lease", HttpStatusCode.OK, Json("""{"channel":"voice","max":5,"leaseSeconds":60,"dialer":"openapi"}"""), DialerToken);
             await checks.CallAsync("/v1/outreach/lease", "post", "/v1/outreach/lease", HttpStatusCode.BadRequest, Json("""{"channel":"fax","dialer":"openapi"}"""), DialerToken);
             await checks.CallAsync("/v1/outreach/lease", "post", "/v1/outreach/lease", HttpStatusCode.Unauthorized, Json("""{"channel":"voice","dialer":"openapi"}"""));
-            await checks.CallAsync("/v1/outreach/lease", "post", "/v1/outreach/lease", HttpStatusCode.Forbidden, Json("""{"channel":"voice","dialer":"openapi"}"""), AdminToken);
+            await checks.CallAsync("/v1/outreach/lease", "post", "/v1/outreach/lease", HttpStatusCode.Forbidden, Json("""{"channel":"voice","dialer":"openapi"}"""), ReaderToken);
             await checks.CallAsync("/v1/outreach/{outreachId}/ack", "post", "/v1/outreach/no-such-item/ack", HttpStatusCode.NotFound, Json("""{"outcome":"answered"}"""), DialerToken);
             await checks.CallAsync("/v1/outreach/{outreachId}/ack", "post", "/v1/outreach/no-such-item/ack", HttpStatusCode.BadRequest, Json("""{"outcome":"maybe"}"""), DialerToken);
             await checks.CallAsync("/v1/outreach/{outreachId}/release", "post", "/v1/outreach/no-such-item/release", HttpStatusCode.Conflict, Json("{}"), DialerToken);

@@ -144,6 +144,15 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
         var view = await ItemAsync(customer, Id(first));
         Assert.Equal(("leased", 1), (view.GetProperty("state").GetString(), view.GetProperty("attempt").GetInt32()));
 
+        // The first dialer's lease went to "second": naming itself, the first can no longer give the item back.
+        using (var stale = await PostAsync($"/v1/outreach/{Id(first)}/release", new { dialer = "first" }, DialerToken))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, stale.StatusCode);
+        }
+
+        Assert.Equal("leased", (await ItemAsync(customer, Id(first))).GetProperty("state").GetString());
+        Assert.Empty(await LeaseOwnAsync("voice", [customer], leaseSeconds: 60, "third"));
+
         Assert.Equal(HttpStatusCode.NoContent, await AckAsync(Id(first), "answered"));
     }
 
@@ -377,7 +386,8 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
                 var released = releases.Any(r => r.Id == item.Key && r.Dialer == earlier.Dialer && r.Status == HttpStatusCode.NoContent && r.Sent >= earlier.Received && r.Sent <= later.Received);
                 if (start < earlier.LeaseUntil && !released)
                 {
-                    overlaps.Add($"{item.Key}: {earlier.Dialer} until {earlier.LeaseUntil:O}, {later.Dialer} from {start:O}");
+                    var tried = string.Join(", ", releases.Where(r => r.Id == item.Key).Select(r => $"{r.Dialer} released at {r.Sent:O}: {(int)r.Status}"));
+                    overlaps.Add($"{item.Key}: {earlier.Dialer} until {earlier.LeaseUntil:O} (received {earlier.Received:O}), {later.Dialer} from {start:O} (received {later.Received:O}); {tried}");
                 }
             }
         }
@@ -749,6 +759,9 @@ public sealed class OutreachEndToEndTests(OutreachEndToEndTests.SharedEngine fix
                 ["Streaming__Auth__Tokens__1__Scopes__0"] = "admin",
                 ["Streaming__Auth__Tokens__2__Token"] = ReaderToken,
                 ["Streaming__Auth__Tokens__2__Scopes__0"] = "read",
+
+                // Dialers here poll without pause to provoke races; the rate limit has its own test.
+                ["Streaming__RateLimits__Leases__PermitLimit"] = "1000000",
             });
         }
 

@@ -333,15 +333,22 @@ public sealed partial class SqliteStateStore
         }
     }
 
-    /// <summary>Gives a leased item back. False if it was not leased.</summary>
-    public bool Release(string outreachId, long now)
+    /// <summary>
+    /// Gives a leased item back while its lease runs (a lease that ended is due already); with
+    /// <paramref name="dialer"/>, only if that dialer holds the lease. False otherwise.
+    /// </summary>
+    public bool Release(string outreachId, long now, string? dialer = null)
     {
         lock (_gate)
         {
             using var cmd = _connection.CreateCommand();
-            cmd.CommandText = "UPDATE outreach SET state = 'due', lease_until = 0, dialer = NULL, updated_at = $now WHERE outreach_id = $id AND state = 'leased'";
+            cmd.CommandText = """
+                UPDATE outreach SET state = 'due', lease_until = 0, dialer = NULL, updated_at = $now
+                WHERE outreach_id = $id AND state = 'leased' AND lease_until > $now AND ($dialer IS NULL OR dialer = $dialer)
+                """;
             cmd.Parameters.AddWithValue("$now", now);
             cmd.Parameters.AddWithValue("$id", outreachId);
+            cmd.Parameters.AddWithValue("$dialer", (object?)dialer ?? DBNull.Value);
             return cmd.ExecuteNonQuery() == 1;
         }
     }

@@ -163,7 +163,11 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
         return AckResult.Done;
     }
 
-    public bool Release(string outreachId) => store.Release(outreachId, time.GetUtcNow().UtcTicks);
+    /// <summary>
+    /// Gives a leased item back before its lease ends; with <paramref name="dialer"/>, only if that dialer holds it.
+    /// False when the item is not leased (or the lease ended, or another dialer holds it).
+    /// </summary>
+    public bool Release(string outreachId, string? dialer = null) => store.Release(outreachId, time.GetUtcNow().UtcTicks, dialer);
 
     public IReadOnlyDictionary<(string Channel, string State), long> Stats() => store.OutreachStats(time.GetUtcNow().UtcTicks);
 }

@@ -76,8 +76,11 @@ public sealed record StreamingSettings
     /// <summary><c>Streaming:RateLimits:RuleUploads</c>: <c>PUT /v1/rules</c> per caller (default 10 a minute).</summary>
     public RateLimit RuleUploadLimit { get; init; } = new(10, 60);
 
-    /// <summary><c>Streaming:RateLimits:Leases</c>: <c>POST /v1/outreach/lease</c> per caller (default 20 a second).</summary>
-    public RateLimit LeaseLimit { get; init; } = new(20, 1);
+    /// <summary>
+    /// <c>Streaming:RateLimits:Leases</c>: <c>POST /v1/outreach/lease</c> per caller (default 200 a second: a call
+    /// centre's dialers often share one token, and an idle dialer polls).
+    /// </summary>
+    public RateLimit LeaseLimit { get; init; } = new(200, 1);
 
     /// <summary>The Redis mirror's server (a StackExchange.Redis connection string); null = no mirror.</summary>
     public string? RedisConnection { get; init; }

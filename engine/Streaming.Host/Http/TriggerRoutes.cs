@@ -64,22 +64,36 @@ public static class TriggerRoutes
             .ProducesProblem(409)
             .Needs(AccessToken.Dialer);
 
-        app.MapPost("/v1/outreach/{outreachId}/release", (HttpContext context, string outreachId) =>
+        // Optional body {"dialer": "name"}: then only that dialer's current lease is given back (a dialer whose lease
+        // ended and went to another cannot take the item from its new holder). A lease that ended is never released.
+        app.MapPost("/v1/outreach/{outreachId}/release", async (HttpContext context, string outreachId) =>
         {
-            if (!host.Outreach.Release(outreachId))
+            ReleaseRequest? body = null;
+            if (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0)
             {
-                return Results.Problem(statusCode: 409, title: "not leased", detail: $"outreach item '{outreachId}' is not leased");
+                try
+                {
+                    body = await context.Request.ReadFromJsonAsync<ReleaseRequest>(context.RequestAborted).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+                {
+                    return Invalid("the body must be a JSON object such as {\"dialer\": \"name\"}, or empty");
+                }
             }
 
-            if (!host.Outreach.Release(outreachId))
+            if (!host.Outreach.Release(outreachId, body?.Dialer))
             {
-                return Results.Problem(statusCode: 409, title: "not leased", detail: $"outreach item '{outreachId}' is not leased");
+                return Results.Problem(statusCode: 409, title: "not leased", detail: body?.Dialer is null
+                    ? $"outreach item '{outreachId}' is not leased"
+                    : $"outreach item '{outreachId}' is not leased by '{body.Dialer}'");
             }
 
             host.Audit.Record(AccessPolicies.Actor(context) ?? "anonymous", "outreach.release", $"outreach {outreachId}");
             return Results.NoContent();
         })
+            .Accepts<ReleaseRequest>(isOptional: true, "application/json")
             .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(400)
             .ProducesProblem(401)
             .ProducesProblem(403)
             .ProducesProblem(409)
@@ -190,6 +204,9 @@ public static class TriggerRoutes
 
     /// <summary>Body of <c>POST /v1/outreach/lease</c>.</summary>
     public sealed record LeaseRequest(string? Channel, int? Max, int? LeaseSeconds, string? Dialer);
+
+    /// <summary>Optional body of <c>POST /v1/outreach/{id}/release</c>: the dialer that holds the lease.</summary>
+    public sealed record ReleaseRequest(string? Dialer);
 
     /// <summary>Body of <c>POST /v1/outreach/{id}/ack</c>.</summary>
     public sealed record AckRequest(string? Outcome);
