@@ -74,14 +74,22 @@ public static class BrokerCommand
             var wanted = text.Split('\n').Any(l => l.Trim() == "dead-letters offline");
             if (wanted != offline)
             {
-                for (var p = 0; p < partitions; p++)
+                try
                 {
-                    cluster.SetPartitionLeader(Topics.DeadLetters, p, wanted ? -1 : 1);
-                }
+                    for (var p = 0; p < partitions; p++)
+                    {
+                        cluster.SetPartitionLeader(Topics.DeadLetters, p, wanted ? -1 : 1);
+                    }
 
-                offline = wanted;
-                Console.Out.WriteLine("fault dead-letters " + (offline ? "offline" : "online"));
-                await Console.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    offline = wanted;
+                    Console.Out.WriteLine("fault dead-letters " + (offline ? "offline" : "online"));
+                    await Console.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (InvalidOperationException ex)
+                {
+                    // The mock cluster refused for now: say why, and try again at the next check.
+                    await Console.Error.WriteLineAsync("fault injection: " + ex.Message).ConfigureAwait(false);
+                }
             }
 
             await Task.Delay(100, ct).ConfigureAwait(false);

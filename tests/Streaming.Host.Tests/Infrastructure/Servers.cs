@@ -36,7 +36,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         await Eventually.WaitAsync(
             () => Task.FromResult(_process.StandardOutput.Split('\n').LastOrDefault(l => l.StartsWith("fault ", StringComparison.Ordinal))?.Trim() == want),
             TimeSpan.FromSeconds(30),
-            () => $"'{want}' on the broker's stdout: '{_process.StandardOutput}'");
+            () => $"'{want}' on the broker's stdout: '{_process.StandardOutput}'; stderr: '{CliProcess.Tail(_process.StandardError)}'");
     }
 
     /// <param name="partitions">Partitions of every topic.</param>
