@@ -65,42 +65,7 @@ public static class ApiRoutes
             ? Results.Ok(new { status = "ready", partitions = host.Engine.Status.Partitions.Count })
             : Results.Problem(statusCode: 503, title: "not ready", detail: "waiting for partition assignment"));
 
-        app.MapGet("/v1/status", () =>
-        {
-            var status = host.Engine.Status;
-            return Results.Ok(new
-            {
-                kafka = new { bootstrapServers = host.BootstrapServers, embedded = host.Embedded },
-                // null while no partition is owned: "not assigned yet" must not read as "caught up" (CONTRACTS.md §5 v1.1).
-                consumerLag = status.ConsumerLag,
-                eventsProcessed = host.Engine.EventsProcessed,
-                deadLetters = host.Engine.DeadLetters,
-                duplicates = host.Engine.Duplicates,
-                checkpoints = host.Engine.Checkpoints,
-                checkpointSeq = status.CheckpointSeq,
-                cachedCustomers = status.CachedCustomers,
-                passivations = host.Engine.Passivations,
-                ready = host.Engine.Ready,
-                firingsPending = status.FiringsPending,
-                outboxBacklog = host.Store.OutboxBacklog(),
-                triggersPublished = host.Relay.Published,
-                partitions = status.Partitions.Select(p => new { topic = p.Topic, partition = p.Partition, offset = p.Offset, lag = p.Lag, watermark = p.Watermark }),
-                mirror = host.Mirror is { } m
-                    ? new
-                    {
-                        enabled = true,
-                        endpoint = m.Endpoint,
-                        prefix = m.Schema.Prefix,
-                        pending = m.Pending,
-                        lagCheckpoints = m.LagCheckpoints,
-                        lastSeq = m.MirroredSeq,
-                        publishedSeq = m.PublishedSeq,
-                        writes = m.Writes,
-                        errors = m.Errors,
-                    }
-                    : null,
-            });
-        }).Read(settings);
+        app.MapGet("/v1/status", () => Results.Ok(StatusBody(host))).Read(settings);
 
         app.MapGet("/v1/customers/{customerId}", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
@@ -155,13 +120,53 @@ public static class ApiRoutes
         }).Needs(AccessToken.Admin).RequireRateLimiting(RateLimits.RuleUploads);
 
         AuditRoutes.Map(app, host);
+        BacktestRoutes.Map(app, host);
+        WebConsole.ConsoleRoutes.Map(app, host);
+    }
+
+    /// <summary>The body of <c>GET /v1/status</c>.</summary>
+    internal static object StatusBody(EngineHost host)
+    {
+        var status = host.Engine.Status;
+        return new
+        {
+            kafka = new { bootstrapServers = host.BootstrapServers, embedded = host.Embedded },
+            // null while no partition is owned: "not assigned yet" must not read as "caught up" (CONTRACTS.md §5 v1.1).
+            consumerLag = status.ConsumerLag,
+            eventsProcessed = host.Engine.EventsProcessed,
+            deadLetters = host.Engine.DeadLetters,
+            duplicates = host.Engine.Duplicates,
+            checkpoints = host.Engine.Checkpoints,
+            checkpointSeq = status.CheckpointSeq,
+            cachedCustomers = status.CachedCustomers,
+            passivations = host.Engine.Passivations,
+            ready = host.Engine.Ready,
+            firingsPending = status.FiringsPending,
+            outboxBacklog = host.Store.OutboxBacklog(),
+            triggersPublished = host.Relay.Published,
+            partitions = status.Partitions.Select(p => new { topic = p.Topic, partition = p.Partition, offset = p.Offset, lag = p.Lag, watermark = p.Watermark }),
+            mirror = host.Mirror is { } m
+                ? new
+                {
+                    enabled = true,
+                    endpoint = m.Endpoint,
+                    prefix = m.Schema.Prefix,
+                    pending = m.Pending,
+                    lagCheckpoints = m.LagCheckpoints,
+                    lastSeq = m.MirroredSeq,
+                    publishedSeq = m.PublishedSeq,
+                    writes = m.Writes,
+                    errors = m.Errors,
+                }
+                : null,
+        };
     }
 
     /// <summary><c>/metrics</c>: open, unless <c>Streaming:Auth:ProtectMetrics</c> asks for the <c>metrics</c> scope.</summary>
     private static TBuilder Protect<TBuilder>(this TBuilder builder, StreamingSettings settings)
         where TBuilder : IEndpointConventionBuilder => settings.ProtectMetrics ? builder.Needs(AccessToken.Metrics) : builder;
 
-    private static object PopulationBody(PopulationView p)
+    internal static object PopulationBody(PopulationView p)
     {
         Dictionary<string, long> Dimension(string name) => p.Counts
             .Where(c => c.Key.Dimension == name)
@@ -186,7 +191,7 @@ public static class ApiRoutes
         };
     }
 
-    private static object RulesBody(EngineHost host)
+    internal static object RulesBody(EngineHost host)
     {
         var active = host.Engine.ActiveRules;
         var error = host.Rules.LastError;
@@ -207,7 +212,7 @@ public static class ApiRoutes
         };
     }
 
-    private static IEnumerable<object> ErrorsBody(IReadOnlyList<RuleError> errors) =>
+    internal static IEnumerable<object> ErrorsBody(IReadOnlyList<RuleError> errors) =>
         errors.Select(e => new { file = e.File, line = e.Line, column = e.Column, message = e.Message, text = e.ToString() });
 
     /// <summary>The body as UTF-8 text, or null if it is longer than <paramref name="limit"/> bytes.</summary>

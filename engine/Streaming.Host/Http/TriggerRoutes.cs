@@ -61,14 +61,7 @@ public static class TriggerRoutes
             return Results.NoContent();
         }).Needs(AccessToken.Dialer);
 
-        app.MapGet("/v1/outreach/stats", () =>
-        {
-            var stats = host.Outreach.Stats();
-            var channels = stats.Keys.Select(k => k.Channel).Append("voice").Append("sms").Distinct().Order(StringComparer.Ordinal);
-            return Results.Ok(channels.ToDictionary(
-                c => c,
-                c => OutreachStates.All.ToDictionary(s => s, s => stats.GetValueOrDefault((c, s)))));
-        }).Read(settings);
+        app.MapGet("/v1/outreach/stats", () => Results.Ok(StatsBody(host))).Read(settings);
 
         app.MapGet("/v1/customers/{customerId}/triggers", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
@@ -78,66 +71,91 @@ public static class TriggerRoutes
                 return invalid;
             }
 
-            var (firings, served) = await host.Engine.QueryAsync(
-                view => (view.FindState(customerId) is { } found ? found.State.RecentFirings.Select(f => f with { }).ToList() : null, view.Serves(customerId)),
-                ct).ConfigureAwait(false);
-            if (firings is null)
-            {
-                return served ? CustomerIdRoute.NotFound(customerId) : CustomerIdRoute.NotOwned(context);
-            }
-
-            var all = host.Store.OutreachOf(customerId, 100);
-            var items = all.ToLookup(i => i.OutreachId);
-            return Results.Ok(new
-            {
-                customerId,
-                firings = firings.AsEnumerable().Reverse().Select(f => new
-                {
-                    id = f.Id,
-                    rule = f.Rule,
-                    ruleVersion = f.RuleVersion,
-                    at = Time(f.AtTicks),
-                    channel = TriggerNames.Of((ContactChannel)f.Channel),
-                    delivery = TriggerNames.Of((Delivery)f.Delivery),
-                    suppressedBy = f.SuppressedBy,
-                    reason = f.Reason.Select(r => r.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
-                    outcome = f.Outcome,
-                    outreach = items[f.Id].Select(ItemBody).FirstOrDefault(),
-                }),
-                outreach = all.Select(ItemBody),
-            });
+            var body = await TriggersBody(host, customerId, ct).ConfigureAwait(false);
+            return body is not null ? Results.Ok(body)
+                : await host.Engine.QueryAsync(view => view.Serves(customerId), ct).ConfigureAwait(false) ? CustomerIdRoute.NotFound(customerId)
+                : CustomerIdRoute.NotOwned(context);
         }).Read(settings);
 
         app.MapGet("/v1/rules/{ruleId}/lift", async (string ruleId, CancellationToken ct) =>
-        {
-            var rules = host.Engine.ActiveRules;
-            if (rules.FindTrigger(ruleId) is not { } trigger)
-            {
-                return Results.Problem(statusCode: 404, title: "rule not found", detail: $"the rule set {rules.Version} has no trigger '{ruleId}'");
-            }
+            await LiftBody(host, ruleId, ct).ConfigureAwait(false) is { } body
+                ? Results.Ok(body)
+                : Results.Problem(statusCode: 404, title: "rule not found", detail: $"the rule set {host.Engine.ActiveRules.Version} has no trigger '{ruleId}'")).Read(settings);
+    }
 
-            var counters = await host.Engine.QueryAsync(view => view.RuleCounters(), ct).ConfigureAwait(false);
-            long Count(string counter, string group) => counters.GetValueOrDefault((ruleId, counter, group));
-            var contacted = Count("fired", "queued") + Count("fired", "notify");
-            var contactedConverted = Count("converted", "queued") + Count("converted", "notify");
-            var held = Count("fired", "holdout");
-            var heldConverted = Count("converted", "holdout");
-            decimal? Rate(long converted, long total) => total == 0 ? null : Math.Round((decimal)converted / total, 4);
-            var contactedRate = Rate(contactedConverted, contacted);
-            var holdoutRate = Rate(heldConverted, held);
-            return Results.Ok(new
+    /// <summary>The body of <c>GET /v1/outreach/stats</c>: per channel, counts per state.</summary>
+    internal static Dictionary<string, Dictionary<string, long>> StatsBody(EngineHost host)
+    {
+        var stats = host.Outreach.Stats();
+        var channels = stats.Keys.Select(k => k.Channel).Append("voice").Append("sms").Distinct().Order(StringComparer.Ordinal);
+        return channels.ToDictionary(
+            c => c,
+            c => OutreachStates.All.ToDictionary(s => s, s => stats.GetValueOrDefault((c, s))), StringComparer.Ordinal);
+    }
+
+    /// <summary>The body of <c>GET /v1/customers/{id}/triggers</c>, or null when this node has no such customer.</summary>
+    internal static async Task<object?> TriggersBody(EngineHost host, string customerId, CancellationToken ct)
+    {
+        var firings = await host.Engine.QueryAsync(
+            view => view.FindState(customerId) is { } found ? found.State.RecentFirings.Select(f => f with { }).ToList() : null,
+            ct).ConfigureAwait(false);
+        if (firings is null)
+        {
+            return null;
+        }
+
+        var all = host.Store.OutreachOf(customerId, 100);
+        var items = all.ToLookup(i => i.OutreachId);
+        return new
+        {
+            customerId,
+            firings = firings.AsEnumerable().Reverse().Select(f => new
             {
-                rule = ruleId,
-                ruleVersion = rules.Version,
-                holdoutShare = trigger.Holdout,
-                attributionDays = trigger.Attribution.TotalDays,
-                contacted = new { firings = contacted, conversions = contactedConverted, rate = contactedRate },
-                holdout = new { firings = held, conversions = heldConverted, rate = holdoutRate },
-                suppressed = new { firings = Count("fired", "suppressed"), conversions = Count("converted", "suppressed") },
-                lift = contactedRate - holdoutRate,
-                relativeLift = holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : (decimal?)null,
-            });
-        }).Read(settings);
+                id = f.Id,
+                rule = f.Rule,
+                ruleVersion = f.RuleVersion,
+                at = Time(f.AtTicks),
+                channel = TriggerNames.Of((ContactChannel)f.Channel),
+                delivery = TriggerNames.Of((Delivery)f.Delivery),
+                suppressedBy = f.SuppressedBy,
+                reason = f.Reason.Select(r => r.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
+                outcome = f.Outcome,
+                outreach = items[f.Id].Select(ItemBody).FirstOrDefault(),
+            }),
+            outreach = all.Select(ItemBody),
+        };
+    }
+
+    /// <summary>The body of <c>GET /v1/rules/{id}/lift</c>, or null when the running set has no such trigger.</summary>
+    internal static async Task<object?> LiftBody(EngineHost host, string ruleId, CancellationToken ct)
+    {
+        var rules = host.Engine.ActiveRules;
+        if (rules.FindTrigger(ruleId) is not { } trigger)
+        {
+            return null;
+        }
+
+        var counters = await host.Engine.QueryAsync(view => view.RuleCounters(), ct).ConfigureAwait(false);
+        long Count(string counter, string group) => counters.GetValueOrDefault((ruleId, counter, group));
+        var contacted = Count("fired", "queued") + Count("fired", "notify");
+        var contactedConverted = Count("converted", "queued") + Count("converted", "notify");
+        var held = Count("fired", "holdout");
+        var heldConverted = Count("converted", "holdout");
+        decimal? Rate(long converted, long total) => total == 0 ? null : Math.Round((decimal)converted / total, 4);
+        var contactedRate = Rate(contactedConverted, contacted);
+        var holdoutRate = Rate(heldConverted, held);
+        return new
+        {
+            rule = ruleId,
+            ruleVersion = rules.Version,
+            holdoutShare = trigger.Holdout,
+            attributionDays = trigger.Attribution.TotalDays,
+            contacted = new { firings = contacted, conversions = contactedConverted, rate = contactedRate },
+            holdout = new { firings = held, conversions = heldConverted, rate = holdoutRate },
+            suppressed = new { firings = Count("fired", "suppressed"), conversions = Count("converted", "suppressed") },
+            lift = contactedRate - holdoutRate,
+            relativeLift = holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : (decimal?)null,
+        };
     }
 
     private static object ItemBody(OutreachItem i) => new
