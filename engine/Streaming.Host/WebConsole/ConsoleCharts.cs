@@ -157,11 +157,16 @@ public static class ConsoleCharts
         return sb.ToString();
     }
 
-    /// <summary>Grouped bars as SVG: each bar carries <c>data-group</c>, <c>data-series</c>, <c>data-value</c> and a title with the raw value.</summary>
-    public static string BarSvg(IReadOnlyList<Bar> bars, IReadOnlyList<string> groups, string label, double width, double height)
+    /// <summary>
+    /// Grouped bars as SVG: each bar carries <c>data-group</c>, <c>data-series</c>, <c>data-value</c> and a title with
+    /// the raw value. Long group names (<paramref name="slanted"/>) are written at an angle under every group.
+    /// </summary>
+    public static string BarSvg(IReadOnlyList<Bar> bars, IReadOnlyList<string> groups, string label, double width, double height, bool slanted = false)
     {
         var sb = new StringBuilder();
-        sb.Append(Invariant, $"<svg class=\"bars\" viewBox=\"0 0 {width:0.#} {height + 34:0.#}\" role=\"img\" aria-label=\"{ConsoleFormat.E(label)}\">");
+        var below = slanted ? 110 : 34;
+        var left = slanted ? 90 : 0;
+        sb.Append(Invariant, $"<svg class=\"bars\" viewBox=\"{-left} 0 {width + left:0.#} {height + below:0.#}\" role=\"img\" aria-label=\"{ConsoleFormat.E(label)}\">");
         sb.Append(Invariant, $"<line class=\"axis\" x1=\"0\" y1=\"{height:0.#}\" x2=\"{width:0.#}\" y2=\"{height:0.#}\"/>");
         foreach (var bar in bars)
         {
@@ -170,10 +175,18 @@ public static class ConsoleCharts
         }
 
         var slot = groups.Count == 0 ? 0 : width / groups.Count;
-        var every = Math.Max(1, (int)Math.Ceiling(groups.Count / 12.0));
+        var every = slanted ? 1 : Math.Max(1, (int)Math.Ceiling(groups.Count / 12.0));
         for (var g = 0; g < groups.Count; g += every)
         {
-            sb.Append(Invariant, $"<text x=\"{(g * slot) + (slot / 2):0.#}\" y=\"{height + 16:0.#}\" text-anchor=\"middle\">{ConsoleFormat.E(groups[g])}</text>");
+            var x = (g * slot) + (slot / 2);
+            if (slanted)
+            {
+                sb.Append(Invariant, $"<text x=\"{x:0.#}\" y=\"{height + 12:0.#}\" text-anchor=\"end\" transform=\"rotate(-35 {x:0.#} {height + 12:0.#})\">{ConsoleFormat.E(groups[g])}</text>");
+            }
+            else
+            {
+                sb.Append(Invariant, $"<text x=\"{x:0.#}\" y=\"{height + 16:0.#}\" text-anchor=\"middle\">{ConsoleFormat.E(groups[g])}</text>");
+            }
         }
 
         sb.Append("</svg>");

@@ -356,7 +356,7 @@ public static class ConsolePages
 
         sb.Append("<section aria-labelledby=\"per-rule\"><h2 id=\"per-rule\">Per rule</h2>");
         sb.Append("<div class=\"chart\" id=\"rules-chart\">").Append(ConsoleCharts.BarSvg(
-            ConsoleCharts.Bars(rules, series, (r, s) => Fired(s == "base" ? baseResult : compare, r), 640, 200), rules, "firings per rule", 640, 200)).Append("</div>");
+            ConsoleCharts.Bars(rules, series, (r, s) => Fired(s == "base" ? baseResult : compare, r), 640, 200), rules, "firings per rule", 640, 200, slanted: true)).Append("</div>");
         sb.Append("<p class=\"legend\"><span class=\"key s-base\"></span> running set (base)").Append(compared ? " <span class=\"key s-compare\"></span> edited set (compare)" : "").Append("</p>");
         sb.Append("<div class=\"scroll\"><table id=\"backtest-rules\"><thead><tr><th scope=\"col\">Rule</th><th scope=\"col\" class=\"n\">Fired, base</th>");
         if (compared)
