@@ -240,6 +240,39 @@ public sealed class ConsoleBrowserTests(ConsoleEngine fixture, ITestOutputHelper
     }
 
     [Fact]
+    public async Task The_outreach_page_shows_the_queue_and_the_lift_of_each_rule_as_the_api_gives_them()
+    {
+        await fixture.WithPageAsync(nameof(The_outreach_page_shows_the_queue_and_the_lift_of_each_rule_as_the_api_gives_them), async page =>
+        {
+            var stats = await fixture.Http.GetFromJsonAsync<JsonElement>("/v1/outreach/stats");
+            await page.GotoAsync(fixture.Url("/console/outreach"));
+            foreach (var channel in stats.EnumerateObject())
+            {
+                foreach (var state in channel.Value.EnumerateObject())
+                {
+                    Assert.Equal(
+                        state.Value.GetInt64().ToString("N0", Invariant),
+                        (await page.InnerTextAsync($"#queue-table tr[data-channel=\"{channel.Name}\"] td[data-state=\"{state.Name}\"]")).Trim());
+                }
+            }
+
+            var rows = 0;
+            foreach (var rule in (await fixture.Http.GetFromJsonAsync<JsonElement>("/v1/rules")).GetProperty("files")[0].GetProperty("text").GetString()!
+                .Split('\n').Select(l => l.Trim()).Where(l => l.StartsWith("- id: ", StringComparison.Ordinal)).Select(l => l["- id: ".Length..].Trim()))
+            {
+                var lift = await fixture.Http.GetFromJsonAsync<JsonElement>($"/v1/rules/{rule}/lift");
+                var cells = await page.Locator($"#lift-table tr[data-rule=\"{rule}\"] td").AllInnerTextsAsync();
+                Assert.Equal(lift.GetProperty("contacted").GetProperty("firings").GetInt64().ToString("N0", Invariant), cells[0].Trim());
+                Assert.Equal(lift.GetProperty("holdout").GetProperty("firings").GetInt64().ToString("N0", Invariant), cells[3].Trim());
+                rows++;
+            }
+
+            Assert.True(rows >= 5, $"only {rows} triggers found in the rule text");
+            Assert.Equal(rows, await page.Locator("#lift-table tbody tr").CountAsync());
+        });
+    }
+
+    [Fact]
     public async Task Backtests_over_http_need_admin_run_one_at_a_time_can_be_cancelled_and_are_rate_limited()
     {
         using var noToken = await fixture.Http.PostAsJsonAsync("/v1/backtests", new { dataset = "online-retail" });
