@@ -64,6 +64,16 @@ public sealed class SecurityEndToEndTests(ITestOutputHelper output)
         new("POST", "/v1/outreach/lease", "dialer", "dialer", """{"channel":"voice","max":1,"leaseSeconds":60,"dialer":"d"}"""),
         new("POST", "/v1/outreach/no-such-item/ack", "dialer", "dialer", """{"outcome":"answered"}"""),
         new("POST", "/v1/outreach/no-such-item/release", "dialer", "dialer", "{}"),
+        new("POST", "/v1/backtests", "admin", "admin", """{"dataset":"no-such-dataset"}"""),
+        new("GET", "/v1/backtests/bt-none", null, "read"),
+        new("DELETE", "/v1/backtests/bt-none", "admin", "admin"),
+        new("GET", "/console", null, "read"),
+        new("GET", "/console/customers/someone", null, "read"),
+        new("GET", "/console/rules", null, "read"),
+        new("GET", "/console/outreach", null, "read"),
+        new("GET", "/console/backtests/bt-none", null, "read"),
+        new("POST", "/console/rules/check", null, "read", "name: [broken"),
+        new("GET", "/console/assets/console.css", null, null),
     ];
 
     /// <summary>A configured token that lacks <paramref name="scope"/>.</summary>

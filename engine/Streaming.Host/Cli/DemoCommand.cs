@@ -69,6 +69,7 @@ public static class DemoCommand
                 Console.Out.WriteLine($"  (token for this run, scopes admin and dialer: {token})");
             }
 
+            Console.Out.WriteLine($"Console: {baseUrl}/console");
             Console.Out.WriteLine("Ctrl-C stops.");
             var feed = new Feed();
             var replay = Task.Run(() => feed.Run(dataDir, host.BootstrapServers, settings.GroupId, parse.GetValue(rate), stop.Token));

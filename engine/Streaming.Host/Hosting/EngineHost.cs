@@ -50,6 +50,9 @@ public sealed partial class EngineHost : IAsyncDisposable
     /// <summary>Who changed what: rule sets, outreach acks and releases, mirror resyncs.</summary>
     public AuditTrail Audit { get; private set; } = null!;
 
+    /// <summary>Backtests started over HTTP (<c>/v1/backtests</c>), one at a time, apart from the live state.</summary>
+    public BacktestRunner Backtests { get; private set; } = null!;
+
     /// <summary>
     /// Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.
     /// <paramref name="configuration"/> (the <c>--config</c> file and the environment) also configures Kestrel, e.g.
@@ -140,6 +143,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger, mirror)
         {
             Audit = new AuditTrail(store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<AuditTrail>()),
+            Backtests = new BacktestRunner(settings, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BacktestRunner>()),
         };
         rules.Audit = host.Audit;
         if (settings.OtlpEndpoint is { } endpoint)
@@ -187,6 +191,7 @@ public sealed partial class EngineHost : IAsyncDisposable
             await Mirror.StopAsync(RedisMirror.DefaultDrainTimeout).ConfigureAwait(false);
         }
 
+        Backtests.Dispose();
         await Rules.DisposeAsync().ConfigureAwait(false);
 
         // The final checkpoint may have added firings: give the relay a moment to publish them (the rest waits in the

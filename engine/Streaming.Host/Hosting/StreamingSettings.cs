@@ -82,6 +82,15 @@ public sealed record StreamingSettings
     /// </summary>
     public RateLimit LeaseLimit { get; init; } = new(200, 1);
 
+    /// <summary><c>Streaming:RateLimits:Backtests</c>: <c>POST /v1/backtests</c> per caller (default 10 a minute).</summary>
+    public RateLimit BacktestLimit { get; init; } = new(10, 60);
+
+    /// <summary>
+    /// <c>Streaming:Backtest:DataDir</c>: where <c>POST /v1/backtests</c> finds the datasets (their usual file names);
+    /// default as <c>streaming backtest</c>: <c>STREAMING_DATA_DIR</c>, else <c>../shared/data</c>.
+    /// </summary>
+    public string? BacktestDataDir { get; init; }
+
     /// <summary>The Redis mirror's server (a StackExchange.Redis connection string); null = no mirror.</summary>
     public string? RedisConnection { get; init; }
 
@@ -155,6 +164,8 @@ public sealed record StreamingSettings
             ProtectMetrics = Bool(s, "Auth:ProtectMetrics"),
             RuleUploadLimit = Limit(s, "RateLimits:RuleUploads", defaults.RuleUploadLimit),
             LeaseLimit = Limit(s, "RateLimits:Leases", defaults.LeaseLimit),
+            BacktestLimit = Limit(s, "RateLimits:Backtests", defaults.BacktestLimit),
+            BacktestDataDir = Blank(s["Backtest:DataDir"]),
             RedisConnection = RedisConnectionSetting(s["Redis:Connection"]),
             RedisPrefix = RedisPrefixSetting(s["Redis:Prefix"]) ?? defaults.RedisPrefix,
         };

@@ -85,30 +85,7 @@ public static class ApiRoutes
             .Produces<HealthBody>()
             .ProducesProblem(503);
 
-        app.MapGet("/v1/status", () =>
-        {
-            var status = host.Engine.Status;
-            return Results.Ok(new StatusBody(
-                Kafka: new KafkaBody(host.BootstrapServers, host.Embedded),
-                ConsumerLag: status.ConsumerLag,
-                EventsProcessed: host.Engine.EventsProcessed,
-                DeadLetters: host.Engine.DeadLetters,
-                Duplicates: host.Engine.Duplicates,
-                Checkpoints: host.Engine.Checkpoints,
-                CheckpointSeq: status.CheckpointSeq,
-                CachedCustomers: status.CachedCustomers,
-                Passivations: host.Engine.Passivations,
-                FiringsPending: status.FiringsPending,
-                OutboxBacklog: host.Store.OutboxBacklog(),
-                TriggersPublished: host.Relay.Published,
-                Partitions: [.. status.Partitions.Select(p => new PartitionBody(p.Topic, p.Partition, p.Offset, p.Lag, p.Watermark))],
-                Mirror: host.Mirror is { } m
-                    ? new MirrorBody(true, m.Endpoint, m.Schema.Prefix, m.Pending, m.LagCheckpoints, m.MirroredSeq, m.PublishedSeq, m.Writes, m.Errors)
-                    : null)
-            {
-                Ready = host.Engine.Ready,
-            });
-        })
+        app.MapGet("/v1/status", () => Results.Ok(StatusBody(host)))
             .Produces<StatusBody>()
             .Read(settings);
 
@@ -185,13 +162,41 @@ public static class ApiRoutes
             .RequireRateLimiting(RateLimits.RuleUploads);
 
         AuditRoutes.Map(app, host);
+        BacktestRoutes.Map(app, host);
+        WebConsole.ConsoleRoutes.Map(app, host);
+    }
+
+    /// <summary>The body of <c>GET /v1/status</c> (the console renders the same).</summary>
+    internal static StatusBody StatusBody(EngineHost host)
+    {
+        var status = host.Engine.Status;
+        return new StatusBody(
+            Kafka: new KafkaBody(host.BootstrapServers, host.Embedded),
+            ConsumerLag: status.ConsumerLag,
+            EventsProcessed: host.Engine.EventsProcessed,
+            DeadLetters: host.Engine.DeadLetters,
+            Duplicates: host.Engine.Duplicates,
+            Checkpoints: host.Engine.Checkpoints,
+            CheckpointSeq: status.CheckpointSeq,
+            CachedCustomers: status.CachedCustomers,
+            Passivations: host.Engine.Passivations,
+            FiringsPending: status.FiringsPending,
+            OutboxBacklog: host.Store.OutboxBacklog(),
+            TriggersPublished: host.Relay.Published,
+            Partitions: [.. status.Partitions.Select(p => new PartitionBody(p.Topic, p.Partition, p.Offset, p.Lag, p.Watermark))],
+            Mirror: host.Mirror is { } m
+                ? new MirrorBody(true, m.Endpoint, m.Schema.Prefix, m.Pending, m.LagCheckpoints, m.MirroredSeq, m.PublishedSeq, m.Writes, m.Errors)
+                : null)
+        {
+            Ready = host.Engine.Ready,
+        };
     }
 
     /// <summary><c>/metrics</c>: open, unless <c>Streaming:Auth:ProtectMetrics</c> asks for the <c>metrics</c> scope.</summary>
     private static TBuilder Protect<TBuilder>(this TBuilder builder, StreamingSettings settings)
         where TBuilder : IEndpointConventionBuilder => settings.ProtectMetrics ? builder.Needs(AccessToken.Metrics) : builder;
 
-    private static PopulationBody PopulationBody(PopulationView p)
+    internal static PopulationBody PopulationBody(PopulationView p)
     {
         Dictionary<string, long> Dimension(string name) => p.Counts
             .Where(c => c.Key.Dimension == name)
@@ -214,7 +219,7 @@ public static class ApiRoutes
             Timers: new TimersBody(p.TimersFired, p.LateTimersFired));
     }
 
-    private static RulesBody RulesBody(EngineHost host)
+    internal static RulesBody RulesBody(EngineHost host)
     {
         var active = host.Engine.ActiveRules;
         var error = host.Rules.LastError;
@@ -233,7 +238,7 @@ public static class ApiRoutes
             LastError: error is null ? null : new RulesErrorBody(error.At, error.Origin, ErrorsBody(error.Errors)));
     }
 
-    private static List<RuleErrorBody> ErrorsBody(IReadOnlyList<RuleError> errors) =>
+    internal static List<RuleErrorBody> ErrorsBody(IReadOnlyList<RuleError> errors) =>
         [.. errors.Select(e => new RuleErrorBody(e.File, e.Line, e.Column, e.Message, e.ToString()))];
 
     /// <summary>The body as UTF-8 text, or null if it is longer than <paramref name="limit"/> bytes.</summary>

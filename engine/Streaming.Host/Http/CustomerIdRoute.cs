@@ -4,7 +4,8 @@ using Streaming.Engine.Events;
 namespace Streaming.Host.Http;
 
 /// <summary>
-/// The <c>{customerId}</c> of <c>/v1/customers/{customerId}[/…]</c>, percent-decoded exactly once from the raw
+/// The <c>{customerId}</c> of <c>/v1/customers/{customerId}[/…]</c> and of the console's
+/// <c>/console/customers/{customerId}</c>, percent-decoded exactly once from the raw
 /// request target (CONTRACTS.md §5 v1.1): <c>a%2Fb</c> is the customer <c>a/b</c>, <c>a%252Fb</c> the customer
 /// <c>a%2Fb</c>, and <c>.</c> or <c>..</c> are customers, not path steps.
 /// </summary>
@@ -15,11 +16,21 @@ namespace Streaming.Host.Http;
 /// </remarks>
 public static class CustomerIdRoute
 {
-    /// <summary>The routes this applies to start with this prefix.</summary>
+    /// <summary>The API's routes this applies to start with this prefix.</summary>
     public const string Prefix = "/v1/customers/";
+
+    /// <summary>The console's customer view starts with this prefix.</summary>
+    public const string ConsolePrefix = "/console/customers/";
+
+    private static readonly string[] Prefixes = [Prefix, ConsolePrefix];
 
     private const string ItemKey = "Streaming.CustomerId";
     private const string Placeholder = "_";
+
+    /// <summary>The path segment that addresses <paramref name="customerId"/> in a URL: escaped once, so it decodes back exactly.</summary>
+    public static string Segment(string customerId) => customerId is "." or ".."
+        ? customerId.Replace(".", "%2E", StringComparison.Ordinal)
+        : Uri.EscapeDataString(customerId);
 
     /// <summary>Adds the middleware, then routing (so routes match the rewritten path).</summary>
     public static void Use(WebApplication app)
@@ -27,16 +38,17 @@ public static class CustomerIdRoute
         app.Use((context, next) =>
         {
             var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
-            if (raw is not null && raw.StartsWith(Prefix, StringComparison.Ordinal))
+            var prefix = raw is null ? null : Array.Find(Prefixes, p => raw.StartsWith(p, StringComparison.Ordinal));
+            if (raw is not null && prefix is not null)
             {
                 var query = raw.IndexOf('?', StringComparison.Ordinal);
                 var path = query < 0 ? raw : raw[..query];
-                var end = path.IndexOf('/', Prefix.Length);
-                var segment = end < 0 ? path[Prefix.Length..] : path[Prefix.Length..end];
+                var end = path.IndexOf('/', prefix.Length);
+                var segment = end < 0 ? path[prefix.Length..] : path[prefix.Length..end];
                 if (segment.Length > 0)
                 {
                     context.Items[ItemKey] = Uri.UnescapeDataString(segment);
-                    context.Request.Path = new PathString(Prefix + Placeholder + (end < 0 ? "" : path[end..]));
+                    context.Request.Path = new PathString(prefix + Placeholder + (end < 0 ? "" : path[end..]));
                 }
             }
 

@@ -99,14 +99,7 @@ public static class TriggerRoutes
             .ProducesProblem(409)
             .Needs(AccessToken.Dialer);
 
-        app.MapGet("/v1/outreach/stats", () =>
-        {
-            var stats = host.Outreach.Stats();
-            var channels = stats.Keys.Select(k => k.Channel).Append("voice").Append("sms").Distinct().Order(StringComparer.Ordinal);
-            return Results.Ok(channels.ToDictionary(
-                c => c,
-                c => OutreachStates.All.ToDictionary(s => s, s => stats.GetValueOrDefault((c, s)))));
-        })
+        app.MapGet("/v1/outreach/stats", () => Results.Ok(StatsBody(host)))
             .Produces<Dictionary<string, Dictionary<string, long>>>()
             .Read(settings);
 
@@ -118,30 +111,10 @@ public static class TriggerRoutes
                 return invalid;
             }
 
-            var (firings, served) = await host.Engine.QueryAsync(
-                view => (view.FindState(customerId) is { } found ? found.State.RecentFirings.Select(f => f with { }).ToList() : null, view.Serves(customerId)),
-                ct).ConfigureAwait(false);
-            if (firings is null)
-            {
-                return served ? CustomerIdRoute.NotFound(customerId) : CustomerIdRoute.NotOwned(context);
-            }
-
-            var all = host.Store.OutreachOf(customerId, 100);
-            var items = all.ToLookup(i => i.OutreachId);
-            return Results.Ok(new CustomerTriggersBody(
-                customerId,
-                [.. firings.AsEnumerable().Reverse().Select(f => new FiringBody(
-                    Id: f.Id,
-                    Rule: f.Rule,
-                    RuleVersion: f.RuleVersion,
-                    At: Time(f.AtTicks),
-                    Channel: TriggerNames.Of((ContactChannel)f.Channel),
-                    Delivery: TriggerNames.Of((Delivery)f.Delivery),
-                    SuppressedBy: f.SuppressedBy,
-                    Reason: f.Reason.Select(r => r.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
-                    Outcome: f.Outcome,
-                    Outreach: items[f.Id].Select(ItemBody).FirstOrDefault()))],
-                [.. all.Select(ItemBody)]));
+            var body = await TriggersBody(host, customerId, ct).ConfigureAwait(false);
+            return body is not null ? Results.Ok(body)
+                : await host.Engine.QueryAsync(view => view.Serves(customerId), ct).ConfigureAwait(false) ? CustomerIdRoute.NotFound(customerId)
+                : CustomerIdRoute.NotOwned(context);
         })
             .Produces<CustomerTriggersBody>()
             .ProducesProblem(400)
@@ -150,37 +123,82 @@ public static class TriggerRoutes
             .Read(settings);
 
         app.MapGet("/v1/rules/{ruleId}/lift", async (string ruleId, CancellationToken ct) =>
-        {
-            var rules = host.Engine.ActiveRules;
-            if (rules.FindTrigger(ruleId) is not { } trigger)
-            {
-                return Results.Problem(statusCode: 404, title: "rule not found", detail: $"the rule set {rules.Version} has no trigger '{ruleId}'");
-            }
-
-            var counters = await host.Engine.QueryAsync(view => view.RuleCounters(), ct).ConfigureAwait(false);
-            long Count(string counter, string group) => counters.GetValueOrDefault((ruleId, counter, group));
-            var contacted = Count("fired", "queued") + Count("fired", "notify");
-            var contactedConverted = Count("converted", "queued") + Count("converted", "notify");
-            var held = Count("fired", "holdout");
-            var heldConverted = Count("converted", "holdout");
-            decimal? Rate(long converted, long total) => total == 0 ? null : Math.Round((decimal)converted / total, 4);
-            var contactedRate = Rate(contactedConverted, contacted);
-            var holdoutRate = Rate(heldConverted, held);
-            return Results.Ok(new LiftBody(
-                Rule: ruleId,
-                RuleVersion: rules.Version,
-                HoldoutShare: trigger.Holdout,
-                AttributionDays: trigger.Attribution.TotalDays,
-                Contacted: new LiftGroupBody(contacted, contactedConverted, contactedRate),
-                Holdout: new LiftGroupBody(held, heldConverted, holdoutRate),
-                Suppressed: new SuppressedGroupBody(Count("fired", "suppressed"), Count("converted", "suppressed")),
-                Lift: contactedRate - holdoutRate,
-                RelativeLift: holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : null));
-        })
+            await LiftBody(host, ruleId, ct).ConfigureAwait(false) is { } body
+                ? Results.Ok(body)
+                : Results.Problem(statusCode: 404, title: "rule not found", detail: $"the rule set {host.Engine.ActiveRules.Version} has no trigger '{ruleId}'"))
             .Produces<LiftBody>()
             .ProducesProblem(404)
             .ProducesProblem(503)
             .Read(settings);
+    }
+
+    /// <summary>The body of <c>GET /v1/outreach/stats</c>: per channel, counts per state.</summary>
+    internal static Dictionary<string, Dictionary<string, long>> StatsBody(EngineHost host)
+    {
+        var stats = host.Outreach.Stats();
+        var channels = stats.Keys.Select(k => k.Channel).Append("voice").Append("sms").Distinct().Order(StringComparer.Ordinal);
+        return channels.ToDictionary(
+            c => c,
+            c => OutreachStates.All.ToDictionary(s => s, s => stats.GetValueOrDefault((c, s))), StringComparer.Ordinal);
+    }
+
+    /// <summary>The body of <c>GET /v1/customers/{id}/triggers</c>, or null when this node has no such customer.</summary>
+    internal static async Task<CustomerTriggersBody?> TriggersBody(EngineHost host, string customerId, CancellationToken ct)
+    {
+        var firings = await host.Engine.QueryAsync(
+            view => view.FindState(customerId) is { } found ? found.State.RecentFirings.Select(f => f with { }).ToList() : null,
+            ct).ConfigureAwait(false);
+        if (firings is null)
+        {
+            return null;
+        }
+
+        var all = host.Store.OutreachOf(customerId, 100);
+        var items = all.ToLookup(i => i.OutreachId);
+        return new CustomerTriggersBody(
+            customerId,
+            [.. firings.AsEnumerable().Reverse().Select(f => new FiringBody(
+                Id: f.Id,
+                Rule: f.Rule,
+                RuleVersion: f.RuleVersion,
+                At: Time(f.AtTicks),
+                Channel: TriggerNames.Of((ContactChannel)f.Channel),
+                Delivery: TriggerNames.Of((Delivery)f.Delivery),
+                SuppressedBy: f.SuppressedBy,
+                Reason: f.Reason.Select(r => r.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""),
+                Outcome: f.Outcome,
+                Outreach: items[f.Id].Select(ItemBody).FirstOrDefault()))],
+            [.. all.Select(ItemBody)]);
+    }
+
+    /// <summary>The body of <c>GET /v1/rules/{id}/lift</c>, or null when the running set has no such trigger.</summary>
+    internal static async Task<LiftBody?> LiftBody(EngineHost host, string ruleId, CancellationToken ct)
+    {
+        var rules = host.Engine.ActiveRules;
+        if (rules.FindTrigger(ruleId) is not { } trigger)
+        {
+            return null;
+        }
+
+        var counters = await host.Engine.QueryAsync(view => view.RuleCounters(), ct).ConfigureAwait(false);
+        long Count(string counter, string group) => counters.GetValueOrDefault((ruleId, counter, group));
+        var contacted = Count("fired", "queued") + Count("fired", "notify");
+        var contactedConverted = Count("converted", "queued") + Count("converted", "notify");
+        var held = Count("fired", "holdout");
+        var heldConverted = Count("converted", "holdout");
+        decimal? Rate(long converted, long total) => total == 0 ? null : Math.Round((decimal)converted / total, 4);
+        var contactedRate = Rate(contactedConverted, contacted);
+        var holdoutRate = Rate(heldConverted, held);
+        return new LiftBody(
+            Rule: ruleId,
+            RuleVersion: rules.Version,
+            HoldoutShare: trigger.Holdout,
+            AttributionDays: trigger.Attribution.TotalDays,
+            Contacted: new LiftGroupBody(contacted, contactedConverted, contactedRate),
+            Holdout: new LiftGroupBody(held, heldConverted, holdoutRate),
+            Suppressed: new SuppressedGroupBody(Count("fired", "suppressed"), Count("converted", "suppressed")),
+            Lift: contactedRate - holdoutRate,
+            RelativeLift: holdoutRate is > 0 && contactedRate is { } c ? Math.Round((c - holdoutRate.Value) / holdoutRate.Value, 4) : null);
     }
 
     private static OutreachItemBody ItemBody(OutreachItem i) => new(

@@ -16,12 +16,16 @@ public static class RateLimits
     /// <summary>Policy of <c>POST /v1/outreach/lease</c> (<c>Streaming:RateLimits:Leases</c>).</summary>
     public const string Leases = "leases";
 
+    /// <summary>Policy of <c>POST /v1/backtests</c> (<c>Streaming:RateLimits:Backtests</c>).</summary>
+    public const string Backtests = "backtests";
+
     public static void AddTo(IServiceCollection services, StreamingSettings settings)
     {
         services.AddRateLimiter(options =>
         {
             options.AddPolicy(RuleUploads, context => Window(context, settings.RuleUploadLimit));
             options.AddPolicy(Leases, context => Window(context, settings.LeaseLimit));
+            options.AddPolicy(Backtests, context => Window(context, settings.BacktestLimit));
             options.OnRejected = async (rejected, ct) =>
             {
                 var retry = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)) : 1;
