@@ -67,21 +67,6 @@ public sealed partial class MockCluster : IDisposable
         }
     }
 
-    /// <summary>
-    /// Sets the leader of one partition: a broker id (the brokers are numbered from 1), or -1 for none. A partition
-    /// without a leader accepts no produce and serves no fetch until it gets one again (fault injection for tests).
-    /// </summary>
-    /// <exception cref="InvalidOperationException">The topic, partition or broker is unknown to the cluster.</exception>
-    public void SetPartitionLeader(string topic, int partition, int brokerId)
-    {
-        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
-        var code = rd_kafka_mock_partition_set_leader(_cluster, topic, partition, brokerId);
-        if (code != 0)
-        {
-            throw new InvalidOperationException($"setting the leader of {topic}/{partition} to {brokerId} failed: error {code}");
-        }
-    }
-
     public void CreateTopics(IEnumerable<string> topics, int partitions)
     {
         foreach (var topic in topics)
@@ -139,9 +124,6 @@ public sealed partial class MockCluster : IDisposable
 
     [LibraryImport(KafkaNative.LibraryName)]
     private static partial IntPtr rd_kafka_mock_cluster_bootstraps(IntPtr cluster);
-
-    [LibraryImport(KafkaNative.LibraryName, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int rd_kafka_mock_partition_set_leader(IntPtr cluster, string topic, int partition, int brokerId);
 
     [LibraryImport(KafkaNative.LibraryName, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int rd_kafka_mock_topic_create(IntPtr cluster, string topic, int partitionCount, int replicationFactor);

@@ -11,12 +11,7 @@ public static class BrokerCommand
     {
         var partitions = new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 16 };
         var bootstrapFile = new Option<string?>("--bootstrap-file") { Description = "Write the bootstrap address to this file once the broker accepts connections" };
-        var faultFile = new Option<string?>("--fault-file")
-        {
-            Description = "Tests only: while this file holds the line 'dead-letters offline', the dead-letters topic has no leader (no produce is accepted)",
-            Hidden = true,
-        };
-        var command = new Command("broker", "Run an embedded Kafka-protocol broker (librdkafka mock cluster) until SIGTERM/SIGINT") { partitions, bootstrapFile, faultFile };
+        var command = new Command("broker", "Run an embedded Kafka-protocol broker (librdkafka mock cluster) until SIGTERM/SIGINT") { partitions, bootstrapFile };
         command.SetAction(async (parse, ct) =>
         {
             var count = parse.GetValue(partitions);
@@ -42,11 +37,6 @@ public static class BrokerCommand
 
             try
             {
-                if (parse.GetValue(faultFile) is { } faults)
-                {
-                    await WatchFaultsAsync(cluster, count, faults, signals.Token).ConfigureAwait(false);
-                }
-
                 await Task.Delay(Timeout.Infinite, signals.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
@@ -57,43 +47,6 @@ public static class BrokerCommand
             return 0;
         });
         return command;
-    }
-
-    /// <summary>
-    /// Fault injection for tests: checks <paramref name="file"/> every 100 ms; while it holds the line
-    /// <c>dead-letters offline</c>, every partition of <c>dead-letters</c> has no leader (producers keep their records
-    /// and retry), otherwise broker 1 leads them. Each change is confirmed on stdout as <c>fault dead-letters
-    /// offline</c> or <c>fault dead-letters online</c>. Runs until <paramref name="ct"/> is cancelled.
-    /// </summary>
-    private static async Task WatchFaultsAsync(MockCluster cluster, int partitions, string file, CancellationToken ct)
-    {
-        var offline = false;
-        while (true)
-        {
-            var text = File.Exists(file) ? await File.ReadAllTextAsync(file, ct).ConfigureAwait(false) : "";
-            var wanted = text.Split('\n').Any(l => l.Trim() == "dead-letters offline");
-            if (wanted != offline)
-            {
-                try
-                {
-                    for (var p = 0; p < partitions; p++)
-                    {
-                        cluster.SetPartitionLeader(Topics.DeadLetters, p, wanted ? -1 : 1);
-                    }
-
-                    offline = wanted;
-                    Console.Out.WriteLine("fault dead-letters " + (offline ? "offline" : "online"));
-                    await Console.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (InvalidOperationException ex)
-                {
-                    // The mock cluster refused for now: say why, and try again at the next check.
-                    await Console.Error.WriteLineAsync("fault injection: " + ex.Message).ConfigureAwait(false);
-                }
-            }
-
-            await Task.Delay(100, ct).ConfigureAwait(false);
-        }
     }
 
     /// <summary>Connects to the first bootstrap address until it accepts a TCP connection.</summary>

@@ -9,50 +9,21 @@ public sealed class BrokerProcess : IAsyncDisposable
     private readonly CliProcess _process;
     private readonly string _dir;
 
-    private readonly string? _faultFile;
-
-    private BrokerProcess(CliProcess process, string bootstrap, string dir, string? faultFile)
+    private BrokerProcess(CliProcess process, string bootstrap, string dir)
     {
         _process = process;
         BootstrapServers = bootstrap;
         _dir = dir;
-        _faultFile = faultFile;
     }
 
     public string BootstrapServers { get; }
 
-    /// <summary>
-    /// Takes every partition of <c>dead-letters</c> offline (no leader: producers keep their records and retry) or back
-    /// online, through the broker's test-only <c>--fault-file</c>, and waits until the broker confirms it. Only for a
-    /// broker started with <c>faults: true</c>.
-    /// </summary>
-    public async Task SetDeadLettersOfflineAsync(bool offline)
-    {
-        var file = _faultFile ?? throw new InvalidOperationException("the broker was started without faults: true");
-        var tmp = file + ".tmp";
-        await File.WriteAllTextAsync(tmp, offline ? "dead-letters offline\n" : "");
-        File.Move(tmp, file, overwrite: true);
-        var want = "fault dead-letters " + (offline ? "offline" : "online");
-        await Eventually.WaitAsync(
-            () => Task.FromResult(_process.StandardOutput.Split('\n').LastOrDefault(l => l.StartsWith("fault ", StringComparison.Ordinal))?.Trim() == want),
-            TimeSpan.FromSeconds(30),
-            () => $"'{want}' on the broker's stdout: '{_process.StandardOutput}'; stderr: '{CliProcess.Tail(_process.StandardError)}'");
-    }
-
     /// <param name="partitions">Partitions of every topic.</param>
-    /// <param name="faults">Whether <see cref="SetDeadLettersOfflineAsync"/> may be used.</param>
-    public static async Task<BrokerProcess> StartAsync(int partitions, bool faults = false)
+    public static async Task<BrokerProcess> StartAsync(int partitions)
     {
         var dir = TestEnvironment.NewTempDir("streaming-broker");
         var file = Path.Combine(dir, "bootstrap");
-        var faultFile = faults ? Path.Combine(dir, "faults") : null;
-        List<string> args = ["broker", "--partitions", partitions.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bootstrap-file", file];
-        if (faultFile is not null)
-        {
-            args.AddRange(["--fault-file", faultFile]);
-        }
-
-        var process = CliProcess.Start(args);
+        var process = CliProcess.Start(["broker", "--partitions", partitions.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bootstrap-file", file]);
 
         // The broker prints its line before it writes the file, but the line reaches StandardOutput through an
         // asynchronous reader that may lag behind: wait for both.
@@ -72,7 +43,7 @@ public sealed class BrokerProcess : IAsyncDisposable
             () => Task.FromResult(process.StandardOutput.Contains("bootstrap=" + bootstrap, StringComparison.Ordinal)),
             TimeSpan.FromSeconds(10),
             () => $"'bootstrap={bootstrap}' on the broker's stdout: '{process.StandardOutput}'");
-        return new BrokerProcess(process, bootstrap, dir, faultFile);
+        return new BrokerProcess(process, bootstrap, dir);
     }
 
     public async ValueTask DisposeAsync()
