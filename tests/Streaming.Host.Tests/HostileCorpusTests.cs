@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Confluent.Kafka;
 using Streaming.Host.Tests.Infrastructure;
+using Streaming.Tests.Shared;
 
 namespace Streaming.Host.Tests;
 
@@ -12,7 +13,8 @@ namespace Streaming.Host.Tests;
 /// The hostile-input corpus (<c>HostileInput/corpus.jsonl</c>: our own records, each with the outcome it must have) is
 /// produced through the broker into a running engine. Every record ends exactly as the corpus says (applied, duplicate,
 /// or dead-lettered with its code), and the customers the corpus builds read back through the HTTP API with the values
-/// in <c>HostileInput/expected-customers.json</c>, written by hand from the records.
+/// in <c>HostileInput/expected-customers.json</c>, written by hand from the records, and under the same ids in the
+/// Redis mirror's keys and the CloudEvents <c>subject</c> of their triggers.
 /// </summary>
 [Collection(EndToEnd.Name)]
 public sealed class HostileCorpusTests
@@ -39,7 +41,13 @@ public sealed class HostileCorpusTests
         Assert.True(corpus.Count >= 50, $"the corpus has {corpus.Count} records");
         await using var broker = await BrokerProcess.StartAsync(partitions: 4);
         var dataDir = TestEnvironment.NewTempDir("streaming-hostile");
-        await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir);
+        await using var redis = await RedisTestServer.SharedOrPrivateAsync();
+        var prefix = "hostile-" + Guid.NewGuid().ToString("N")[..10] + ":";
+        await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, new Dictionary<string, string>
+        {
+            ["Streaming__Redis__Connection"] = redis.Connection,
+            ["Streaming__Redis__Prefix"] = prefix,
+        });
 
         // One record at a time, so each customer's records keep their order; the delivery report gives each its offset.
         var at = new Dictionary<(string Topic, int Partition, long Offset), int>();
@@ -143,6 +151,65 @@ public sealed class HostileCorpusTests
             Assert.Equal(HttpStatusCode.OK, triggers.StatusCode);
             Assert.Equal(id, JsonNode.Parse(await triggers.Content.ReadAsStringAsync())!["customerId"]!.GetValue<string>());
         }
+
+        // The same ids in the Redis mirror's keys (the id as it is, after the prefix) and in the CloudEvents subject of
+        // the welcome trigger each customer with an order gets.
+        using var mirror = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Connection + ",syncTimeout=15000");
+        var db = mirror.GetDatabase();
+        var withOrders = expected
+            .Where(c => c.Value!["orders.count"] is { } n ? n.GetValue<int>() > 0 : c.Value["orders.grossAmount"] is not null)
+            .Select(c => c.Key)
+            .ToList();
+        await Eventually.WaitAsync(
+            async () =>
+            {
+                foreach (var id in expected.Select(c => c.Key))
+                {
+                    if (!await db.KeyExistsAsync(prefix + "customer:" + id))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            },
+            TimeSpan.FromSeconds(60),
+            () => "every corpus customer mirrored under its own key");
+        foreach (var id in withOrders)
+        {
+            var count = (string?)await db.HashGetAsync(prefix + "customer:" + id, "ordersCount");
+            var want = expected[id]!["orders.count"]?.GetValue<int>() ?? 1;
+            Assert.True(count == want.ToString(CultureInfo.InvariantCulture), $"Redis hash of '{id}': ordersCount {count ?? "missing"}, expected {want}");
+        }
+
+        var subjects = new HashSet<string>(StringComparer.Ordinal);
+        using (var triggers = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+        {
+            BootstrapServers = broker.BootstrapServers,
+            GroupId = "hostile-triggers-" + Guid.NewGuid().ToString("N"),
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = false,
+        }).Build())
+        {
+            triggers.Subscribe("customer-triggers");
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!withOrders.All(subjects.Contains) && DateTime.UtcNow < deadline)
+            {
+                if (triggers.Consume(TimeSpan.FromSeconds(1))?.Message is { } m)
+                {
+                    var cloudEvent = JsonNode.Parse(m.Value)!;
+                    var subject = cloudEvent["subject"]!.GetValue<string>();
+                    Assert.Equal(subject, cloudEvent["data"]!["customerId"]!.GetValue<string>());
+                    Assert.Equal(subject, Encoding.UTF8.GetString(m.Key!));
+                    subjects.Add(subject);
+                }
+            }
+
+            triggers.Close();
+        }
+
+        var missingSubjects = withOrders.Where(id => !subjects.Contains(id)).ToList();
+        Assert.True(missingSubjects.Count == 0, "no trigger with subject " + string.Join(", ", missingSubjects.Select(id => $"'{id}'")));
 
         // The old opt-in did not re-enable contact: service recovery fired, suppressed by consent.
         var firings = JsonNode.Parse(await engine.Http.GetStringAsync("/v1/customers/h-consent/triggers"))!["firings"]!.AsArray();
