@@ -3,8 +3,9 @@ using StackExchange.Redis;
 namespace Streaming.Connectors.Redis;
 
 /// <summary>
-/// How the mirror and resync connect (StackExchange.Redis 1.2.6): a connection that never aborts at start (it keeps
-/// reconnecting in the background), and Lua scripts loaded once per server and run by EVALSHA.
+/// How the mirror and resync connect (StackExchange.Redis 3.x): a connection that never aborts at start (it keeps
+/// reconnecting in the background) and never holds commands for a reconnection (the mirror keeps what it could not
+/// write and retries it), and Lua scripts loaded once per server and run by EVALSHA.
 /// </summary>
 public static class RedisConnection
 {
@@ -30,6 +31,11 @@ public static class RedisConnection
 
         // Reconnect in the background instead of failing: Redis may be down when the engine starts.
         options.AbortOnConnectFail = false;
+
+        // Commands never wait in the client's backlog for a reconnection: with the connection gone they fail at once,
+        // so a write attempt ends when Redis goes away (instead of after its timeout) and the mirror, which keeps
+        // every unwritten customer pending, retries once a PING answers again.
+        options.BacklogPolicy = BacklogPolicy.FailFast;
         options.ClientName ??= "streaming";
         if (!connection.Contains("connectTimeout", StringComparison.OrdinalIgnoreCase))
         {

@@ -370,7 +370,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
             var all = Task.WhenAll(tasks);
             try
             {
-                // StackExchange.Redis 1.2.6 does not time out async commands itself (a hung server holds them).
+                // Our own bound on a batch, whatever the client's timeouts: a hung server must not hold the writer for ever.
                 await all.WaitAsync(_options.OperationTimeout, _time, ct).ConfigureAwait(false);
             }
             catch (RedisServerException) when (attempt == 0 && RedisScript.FailedWithNoScript(all))

@@ -164,13 +164,17 @@ public sealed partial class SqliteStateStore
 
     /// <summary>
     /// Applies lease-time decisions atomically: each item is claimed only if it is still free (due, or its lease
-    /// ended), so two dialers never hold the same item. Returns the items leased.
+    /// ended), so two dialers never hold the same item. The grant time is read from <paramref name="clock"/> inside the
+    /// store's write lock, so lease ends follow the order in which leases were granted. Returns the items leased, each
+    /// held until grant time plus <paramref name="lease"/>.
     /// </summary>
-    public IReadOnlyList<OutreachItem> ApplyLease(IReadOnlyList<(OutreachItem Item, LeaseDecision Decision)> decisions, string dialer, long now, long leaseUntil, int max)
+    public IReadOnlyList<OutreachItem> ApplyLease(IReadOnlyList<(OutreachItem Item, LeaseDecision Decision)> decisions, string dialer, TimeProvider clock, TimeSpan lease, int max)
     {
         var leased = new List<OutreachItem>();
         lock (_gate)
         {
+            var now = clock.GetUtcNow().UtcTicks;
+            var leaseUntil = now + lease.Ticks;
             using var tx = _connection.BeginTransaction();
             using var cmd = _connection.CreateCommand();
             cmd.Transaction = tx;

@@ -33,7 +33,7 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
             }
 
             var decisions = await engine.QueryAsync(view => candidates.Select(item => (item, Recheck(view, item, now))).ToList(), ct).ConfigureAwait(false);
-            leased.AddRange(store.ApplyLease(decisions, dialer, now, now + lease.Ticks, max - leased.Count));
+            leased.AddRange(store.ApplyLease(decisions, dialer, time, lease, max - leased.Count));
         }
 
         instruments?.OutreachLeases.Add(leased.Count, new KeyValuePair<string, object?>("channel", channel));
