@@ -311,7 +311,9 @@ public sealed partial class KafkaEngine : IDisposable
         }
         finally
         {
-            _deadLetterProducer?.Flush(TimeSpan.FromSeconds(5));
+            // Bounded so that a stop stays within the host's 8 s: dead letters still unacknowledged now are not lost,
+            // since no checkpoint covers their records (the final one was deferred), which are re-read at the next start.
+            _deadLetterProducer?.Flush(TimeSpan.FromSeconds(2));
             _deadLetterProducer?.Dispose();
 
             // Answer queries that arrived while stopping, so no HTTP request waits for a thread that is gone.
@@ -522,7 +524,7 @@ public sealed partial class KafkaEngine : IDisposable
         // outage of the broker does not hold the engine thread (queries, membership) for longer.
         if (Interlocked.Read(ref _unacknowledgedDeadLetters) > 0)
         {
-            _deadLetterProducer!.Flush(background ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(5));
+            _deadLetterProducer!.Flush(background ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(3));
         }
 
         if (Interlocked.Read(ref _unacknowledgedDeadLetters) is var unacknowledged and > 0)
