@@ -14,8 +14,10 @@ namespace Streaming.Connectors.Kafka;
 /// <summary>
 /// The engine's runtime: a consumer-group member on its own thread, with one <see cref="PartitionHost"/> per assigned
 /// partition number. Every record is applied on that thread; every checkpoint interval the changed customers and the
-/// offsets they reflect are written in one store transaction, and only then committed to Kafka. On assignment the
-/// consumer seeks to the store's offsets (the store is the truth); on revoke it checkpoints first.
+/// offsets they reflect are written in one store transaction, and only then committed to Kafka. A checkpoint waits
+/// until the broker has acknowledged every dead letter of the records it covers (failed ones are produced again), and
+/// consumption pauses while too many records wait for it. On assignment the consumer seeks to the store's offsets (the
+/// store is the truth); on revoke it checkpoints first.
 /// </summary>
 public sealed partial class KafkaEngine : IDisposable
 {
