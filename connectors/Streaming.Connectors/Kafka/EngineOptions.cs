@@ -20,6 +20,12 @@ public sealed record EngineOptions
 
     public int SessionTimeoutMs { get; init; } = 6000;
 
+    /// <summary>
+    /// How long the dead-letter producer tries to deliver one dead letter (librdkafka <c>message.timeout.ms</c>) before
+    /// reporting a failure; the engine then produces it again, so this only sets how often failures are reported.
+    /// </summary>
+    public TimeSpan DeadLetterTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Upper bound of records prefetched from the brokers and not yet processed, in KiB.</summary>
     public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
 

@@ -16,8 +16,17 @@ public sealed partial class KafkaEngine
     [LoggerMessage(Level = LogLevel.Warning, Message = "Dead letter from {Topic}[{Partition}]@{Offset}: {Code}: {Detail}")]
     private partial void LogDeadLetter(string topic, int partition, long offset, string code, string detail);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Checkpoint deferred: dead letters not acknowledged by the broker ({Reason})")]
-    private partial void LogCheckpointDeferred(string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Checkpoint deferred: {Count} dead letter(s) not acknowledged by the broker ({Reason}); the store and the committed offsets stay at the last checkpoint")]
+    private partial void LogCheckpointDeferred(long count, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} dead letter(s) were not delivered ({Reason}); producing them again")]
+    private partial void LogDeadLettersRetried(int count, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Consumption paused: {Records} records processed since the last checkpoint, which waits for {Count} dead letter(s) the broker has not acknowledged")]
+    private partial void LogConsumptionPaused(long records, long count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Consumption resumed: the dead letters are on the broker and the checkpoint went through")]
+    private partial void LogConsumptionResumed();
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Committing offsets to Kafka failed (the store keeps the truth): {Reason}")]
     private partial void LogCommitFailed(string reason);

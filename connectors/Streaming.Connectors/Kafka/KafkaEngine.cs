@@ -14,8 +14,10 @@ namespace Streaming.Connectors.Kafka;
 /// <summary>
 /// The engine's runtime: a consumer-group member on its own thread, with one <see cref="PartitionHost"/> per assigned
 /// partition number. Every record is applied on that thread; every checkpoint interval the changed customers and the
-/// offsets they reflect are written in one store transaction, and only then committed to Kafka. On assignment the
-/// consumer seeks to the store's offsets (the store is the truth); on revoke it checkpoints first.
+/// offsets they reflect are written in one store transaction, and only then committed to Kafka. A checkpoint waits
+/// until the broker has acknowledged every dead letter of the records it covers (failed ones are produced again), and
+/// consumption pauses while too many records wait for it. On assignment the consumer seeks to the store's offsets (the
+/// store is the truth); on revoke it checkpoints first.
 /// </summary>
 public sealed partial class KafkaEngine : IDisposable
 {
@@ -40,8 +42,28 @@ public sealed partial class KafkaEngine : IDisposable
     private long _sinceCheckpoint;
     private long _lastCheckpointAt;
     private long _lastStatusAt;
-    private int _pendingDeadLetters;
-    private string? _deadLetterFailure;
+
+    // Dead letters produced and not yet acknowledged by the broker, those waiting to be produced again included. A
+    // checkpoint is written only while this is zero: it covers every record processed so far.
+    private long _unacknowledgedDeadLetters;
+
+    // Dead letters whose delivery failed (message timeout, local queue full), with the reason: the engine thread
+    // produces them again. They are never dropped; a crash loses them together with the checkpoint they hold back.
+    private readonly ConcurrentQueue<(Message<byte[]?, byte[]?> Message, string Reason)> _failedDeadLetters = new();
+    private volatile string? _lastDeadLetterFailure;
+    private volatile string? _deadLetterFatal;
+    private long _lastDeadLetterRetryAt;
+    private long _deadLetterRetries;
+    private long _checkpointsDeferred;
+
+    // The last checkpoint attempt was deferred (dead letters unacknowledged); the next one is due after this many
+    // records since the last written checkpoint, after the interval, or as soon as every dead letter is acknowledged.
+    private bool _checkpointDeferred;
+    private long _nextCheckpointAfterEvents;
+
+    // Consumption is paused while a deferred checkpoint holds back more than two checkpoints' worth of records.
+    private bool _consumptionPaused;
+    private int _pausedPartitions;
     private volatile EngineStatus _status = EngineStatus.Empty;
     private readonly Dictionary<int, long> _lastRecordAt = [];
     private volatile RuleSet _rules;
@@ -102,6 +124,15 @@ public sealed partial class KafkaEngine : IDisposable
     public long Duplicates => Interlocked.Read(ref _duplicates);
 
     public long Checkpoints => Interlocked.Read(ref _checkpoints);
+
+    /// <summary>Checkpoint attempts put off because dead letters were not yet acknowledged by the broker.</summary>
+    public long CheckpointsDeferred => Interlocked.Read(ref _checkpointsDeferred);
+
+    /// <summary>Dead letters produced and not yet acknowledged by the broker (failed ones waiting to be produced again included).</summary>
+    public long UnacknowledgedDeadLetters => Interlocked.Read(ref _unacknowledgedDeadLetters);
+
+    /// <summary>Dead letters produced again after a failed delivery (each attempt counts).</summary>
+    public long DeadLetterRetries => Interlocked.Read(ref _deadLetterRetries);
 
     /// <summary>True once partitions are assigned and the engine is consuming.</summary>
     public bool Ready => _status.Partitions.Count > 0;
@@ -185,13 +216,31 @@ public sealed partial class KafkaEngine : IDisposable
                 LingerMs = 5,
                 CompressionType = CompressionType.Lz4,
                 ClientId = "streaming-engine-dlq",
-            }).SetLogHandler((_, m) => LogKafka(m)).Build();
+                MessageTimeoutMs = (int)_options.DeadLetterTimeout.TotalMilliseconds,
+            })
+            .SetLogHandler((_, m) => LogKafka(m))
+            .SetErrorHandler((_, e) =>
+            {
+                // A fatal producer error (e.g. the idempotent producer lost its sequence) would fail every dead letter
+                // from now on and hold back every checkpoint: end the engine loudly instead.
+                if (e.IsFatal)
+                {
+                    _deadLetterFatal = e.Reason;
+                }
+            })
+            .Build();
+            _nextCheckpointAfterEvents = _options.CheckpointEveryEvents;
 
             using var consumer = BuildConsumer();
             consumer.Subscribe(Topics.Inputs);
             _lastCheckpointAt = _time.GetTimestamp();
             while (!_stop.IsCancellationRequested)
             {
+                if (_deadLetterFatal is { } fatal)
+                {
+                    throw new InvalidOperationException("the dead-letter producer failed fatally: " + fatal);
+                }
+
                 ConsumeResult<byte[]?, byte[]?>? result;
                 try
                 {
@@ -210,13 +259,16 @@ public sealed partial class KafkaEngine : IDisposable
                 }
 
                 DrainQueries();
+                ProduceFailedDeadLetters(force: false);
                 if (_write is { IsCompleted: true })
                 {
                     FinishWrite(consumer);
                 }
 
                 var now = _time.GetTimestamp();
-                if (_sinceCheckpoint >= _options.CheckpointEveryEvents || _time.GetElapsedTime(_lastCheckpointAt, now) >= _options.CheckpointInterval)
+                if (_sinceCheckpoint >= _nextCheckpointAfterEvents
+                    || _time.GetElapsedTime(_lastCheckpointAt, now) >= _options.CheckpointInterval
+                    || (_checkpointDeferred && Interlocked.Read(ref _unacknowledgedDeadLetters) == 0))
                 {
                     if (_write is null)
                     {
@@ -229,6 +281,7 @@ public sealed partial class KafkaEngine : IDisposable
                     }
                 }
 
+                ApplyBackpressure(consumer);
                 if (_time.GetElapsedTime(_lastStatusAt, now) >= TimeSpan.FromMilliseconds(500))
                 {
                     RefreshStatus(consumer);
@@ -260,7 +313,9 @@ public sealed partial class KafkaEngine : IDisposable
         }
         finally
         {
-            _deadLetterProducer?.Flush(TimeSpan.FromSeconds(5));
+            // Bounded so that a stop stays within the host's 8 s: dead letters still unacknowledged now are not lost,
+            // since no checkpoint covers their records (the final one was deferred), which are re-read at the next start.
+            _deadLetterProducer?.Flush(TimeSpan.FromSeconds(2));
             _deadLetterProducer?.Dispose();
 
             // Answer queries that arrived while stopping, so no HTTP request waits for a thread that is gone.
@@ -355,25 +410,105 @@ public sealed partial class KafkaEngine : IDisposable
             { "source-partition", Encoding.UTF8.GetBytes(result.Partition.Value.ToString(CultureInfo.InvariantCulture)) },
             { "source-offset", Encoding.UTF8.GetBytes(result.Offset.Value.ToString(CultureInfo.InvariantCulture)) },
         };
-        Interlocked.Increment(ref _pendingDeadLetters);
-        _deadLetterProducer!.Produce(
-            Topics.DeadLetters,
-            new Message<byte[]?, byte[]?> { Key = result.Message.Key, Value = result.Message.Value, Headers = headers },
-            report =>
-            {
-                if (report.Error.IsError)
+        Interlocked.Increment(ref _unacknowledgedDeadLetters);
+        ProduceDeadLetter(new Message<byte[]?, byte[]?> { Key = result.Message.Key, Value = result.Message.Value, Headers = headers });
+    }
+
+    /// <summary>
+    /// Hands a dead letter to the producer. It counts as unacknowledged until the broker acknowledges it; a failed
+    /// delivery (after the producer's own retries, at its message timeout) or a full local queue puts it on
+    /// <see cref="_failedDeadLetters"/> to be produced again.
+    /// </summary>
+    private void ProduceDeadLetter(Message<byte[]?, byte[]?> message)
+    {
+        try
+        {
+            _deadLetterProducer!.Produce(
+                Topics.DeadLetters,
+                message,
+                report =>
                 {
-                    Volatile.Write(ref _deadLetterFailure, report.Error.Reason);
+                    if (report.Error.IsError)
+                    {
+                        _lastDeadLetterFailure = report.Error.Reason;
+                        _failedDeadLetters.Enqueue((message, report.Error.Reason));
+                    }
+                    else
+                    {
+                        Interlocked.Decrement(ref _unacknowledgedDeadLetters);
+                    }
+                });
+        }
+        catch (ProduceException<byte[]?, byte[]?> ex) when (ex.Error.Code == ErrorCode.Local_QueueFull)
+        {
+            _lastDeadLetterFailure = ex.Error.Reason;
+            _failedDeadLetters.Enqueue((message, ex.Error.Reason));
+        }
+    }
+
+    /// <summary>Produces again the dead letters whose delivery failed (at most every 100 ms unless <paramref name="force"/>).</summary>
+    private void ProduceFailedDeadLetters(bool force)
+    {
+        if (_failedDeadLetters.IsEmpty || (!force && _time.GetElapsedTime(_lastDeadLetterRetryAt) < TimeSpan.FromMilliseconds(100)))
+        {
+            return;
+        }
+
+        _lastDeadLetterRetryAt = _time.GetTimestamp();
+
+        // Only those failed so far: one that fails again at once (a full queue) waits for the next round.
+        var count = _failedDeadLetters.Count;
+        var produced = 0;
+        var reason = "";
+        while (produced < count && _failedDeadLetters.TryDequeue(out var failed))
+        {
+            reason = failed.Reason;
+            ProduceDeadLetter(failed.Message);
+            produced++;
+        }
+
+        Interlocked.Add(ref _deadLetterRetries, produced);
+        _instruments?.DeadLettersRetried.Add(produced);
+        LogDeadLettersRetried(produced, reason);
+    }
+
+    /// <summary>
+    /// Pauses consumption while a deferred checkpoint holds back two checkpoints' worth of records (memory stays bounded
+    /// while the broker refuses dead letters), and resumes it once a checkpoint went through. The consumer keeps
+    /// polling meanwhile, so the group membership and HTTP queries go on.
+    /// </summary>
+    private void ApplyBackpressure(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        var hold = _checkpointDeferred && _sinceCheckpoint >= 2L * _options.CheckpointEveryEvents;
+        if (hold)
+        {
+            var assignment = consumer.Assignment;
+            if (!_consumptionPaused || assignment.Count != _pausedPartitions)
+            {
+                // Again after an assignment changed: newly assigned partitions start unpaused.
+                consumer.Pause(assignment);
+                if (!_consumptionPaused)
+                {
+                    LogConsumptionPaused(_sinceCheckpoint, Interlocked.Read(ref _unacknowledgedDeadLetters));
                 }
 
-                Interlocked.Decrement(ref _pendingDeadLetters);
-            });
+                _consumptionPaused = true;
+                _pausedPartitions = assignment.Count;
+            }
+        }
+        else if (_consumptionPaused)
+        {
+            consumer.Resume(consumer.Assignment);
+            _consumptionPaused = false;
+            LogConsumptionResumed();
+        }
     }
 
     /// <summary>Waits for any write in flight, then writes the current changes before returning (revoke, stop).</summary>
     private void Checkpoint(IConsumer<byte[]?, byte[]?> consumer)
     {
         FinishWrite(consumer);
+        ProduceFailedDeadLetters(force: true);
         StartCheckpoint(background: false);
         FinishWrite(consumer);
     }
@@ -386,19 +521,28 @@ public sealed partial class KafkaEngine : IDisposable
     {
         _lastCheckpointAt = _time.GetTimestamp();
 
-        // Dead letters of the records this checkpoint covers must be on the broker before their offsets are stored.
-        if (Volatile.Read(ref _pendingDeadLetters) > 0)
+        // The dead letters of the records this checkpoint covers (every record processed so far) must be on the broker
+        // before their offsets are stored. They normally are within milliseconds; the wait is bounded so that an
+        // outage of the broker does not hold the engine thread (queries, membership) for longer.
+        if (Interlocked.Read(ref _unacknowledgedDeadLetters) > 0)
         {
-            _deadLetterProducer!.Flush(TimeSpan.FromSeconds(30));
+            _deadLetterProducer!.Flush(background ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(3));
         }
 
-        var failure = Interlocked.Exchange(ref _deadLetterFailure, null);
-        if (failure is not null || Volatile.Read(ref _pendingDeadLetters) > 0)
+        if (Interlocked.Read(ref _unacknowledgedDeadLetters) is var unacknowledged and > 0)
         {
-            LogCheckpointDeferred(failure ?? "dead letters still in flight");
+            // Nothing is collected: the changes stay with their hosts and go into the next checkpoint, which is tried
+            // again after the interval, after another CheckpointEveryEvents records, or as soon as all are acknowledged.
+            _checkpointDeferred = true;
+            _nextCheckpointAfterEvents = _sinceCheckpoint + _options.CheckpointEveryEvents;
+            Interlocked.Increment(ref _checkpointsDeferred);
             _instruments?.CheckpointsDeferred.Add(1);
+            LogCheckpointDeferred(unacknowledged, _lastDeadLetterFailure ?? "in flight");
             return;
         }
+
+        _checkpointDeferred = false;
+        _nextCheckpointAfterEvents = _options.CheckpointEveryEvents;
 
         var batch = new CheckpointBatch();
         foreach (var host in _hosts.Values)
@@ -770,6 +914,8 @@ public sealed partial class KafkaEngine : IDisposable
             CustomerLoads = loads,
             Passivations = Passivations,
             Checkpoints = Checkpoints,
+            DeadLettersUnacknowledged = UnacknowledgedDeadLetters,
+            ConsumptionPaused = _consumptionPaused,
             SecondsSinceCheckpoint = _time.GetElapsedTime(_lastCommitAt == 0 ? _startedAt : _lastCommitAt).TotalSeconds,
             TimersFired = timers,
             TimersLate = late,

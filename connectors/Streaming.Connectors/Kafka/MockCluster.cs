@@ -12,6 +12,10 @@ public sealed partial class MockCluster : IDisposable
 {
     private const int ProducerType = 0;
 
+    // Kafka protocol: the Produce request's API key, and the error code NOT_ENOUGH_REPLICAS.
+    private const short ProduceApiKey = 0;
+    private const int NotEnoughReplicas = 19;
+
     private IntPtr _client;
     private IntPtr _cluster;
 
@@ -65,6 +69,28 @@ public sealed partial class MockCluster : IDisposable
         {
             throw new InvalidOperationException($"creating topic '{topic}' on the mock cluster failed: error {code}");
         }
+    }
+
+    /// <summary>
+    /// Fault injection for tests: the next <paramref name="count"/> Produce requests to any broker of the cluster, from
+    /// any client, are answered with <c>NOT_ENOUGH_REPLICAS</c> for every partition in them and append nothing.
+    /// Producers treat that error as retriable (the records are not persisted) and keep retrying until their message
+    /// timeout. Reads (Fetch, offsets, group membership) are not affected. <see cref="AcceptProduce"/> ends it.
+    /// </summary>
+    public void RefuseProduce(int count)
+    {
+        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        var errors = new int[count];
+        Array.Fill(errors, NotEnoughReplicas);
+        rd_kafka_mock_push_request_errors_array(_cluster, ProduceApiKey, (nuint)errors.Length, errors);
+    }
+
+    /// <summary>Drops the refusals <see cref="RefuseProduce"/> queued and not used yet: Produce requests succeed again.</summary>
+    public void AcceptProduce()
+    {
+        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        rd_kafka_mock_clear_request_errors(_cluster, ProduceApiKey);
     }
 
     public void CreateTopics(IEnumerable<string> topics, int partitions)
@@ -124,6 +150,12 @@ public sealed partial class MockCluster : IDisposable
 
     [LibraryImport(KafkaNative.LibraryName)]
     private static partial IntPtr rd_kafka_mock_cluster_bootstraps(IntPtr cluster);
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial void rd_kafka_mock_push_request_errors_array(IntPtr cluster, short apiKey, nuint count, int[] errors);
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial void rd_kafka_mock_clear_request_errors(IntPtr cluster, short apiKey);
 
     [LibraryImport(KafkaNative.LibraryName, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int rd_kafka_mock_topic_create(IntPtr cluster, string topic, int partitionCount, int replicationFactor);

@@ -21,6 +21,9 @@ public static class InstrumentNames
     public const string CheckpointDuration = "streaming.checkpoint.duration";
     public const string CheckpointCustomers = "streaming.checkpoint.customers";
     public const string CheckpointsDeferred = "streaming.checkpoints.deferred";
+    public const string DeadLettersUnacknowledged = "streaming.dead_letters.unacknowledged";
+    public const string DeadLettersRetried = "streaming.dead_letters.retried";
+    public const string ConsumptionPaused = "streaming.consumption.paused";
     public const string LastCheckpointAge = "streaming.checkpoint.age";
     public const string TimersFired = "streaming.timers.fired";
     public const string TimersLate = "streaming.timers.late";
@@ -70,6 +73,7 @@ public sealed class EngineInstruments
             InstrumentNames.CheckpointCustomers, description: "Customers written by one checkpoint.",
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = SizeBuckets });
         CheckpointsDeferred = meter.CreateCounter<long>(InstrumentNames.CheckpointsDeferred, description: "Checkpoints put off because dead letters were not acknowledged by the broker.");
+        DeadLettersRetried = meter.CreateCounter<long>(InstrumentNames.DeadLettersRetried, description: "Dead letters produced again after a failed delivery (each attempt counts).");
         WakeUpFailures = meter.CreateCounter<long>(InstrumentNames.TimersFailed, description: "Wake-ups and rule-switch re-evaluations that failed (a rule that throws, an overflow); the customer kept its state.");
         RulesReloads = meter.CreateCounter<long>(InstrumentNames.RulesReloads, description: "Rule sets offered to the engine, by result (accepted, rejected).");
         TriggerLatency = meter.CreateHistogram<double>(
@@ -85,6 +89,7 @@ public sealed class EngineInstruments
         }
 
         CheckpointsDeferred.Add(0);
+        DeadLettersRetried.Add(0);
         WakeUpFailures.Add(0);
         RulesReloads.Add(0, new KeyValuePair<string, object?>("result", "accepted"));
         RulesReloads.Add(0, new KeyValuePair<string, object?>("result", "rejected"));
@@ -112,6 +117,8 @@ public sealed class EngineInstruments
         meter.CreateObservableCounter(InstrumentNames.Passivations, () => _snapshot().Passivations, description: "Idle customers dropped from memory.");
         meter.CreateObservableCounter(InstrumentNames.Checkpoints, () => _snapshot().Checkpoints, description: "Checkpoints committed.");
         meter.CreateObservableGauge(InstrumentNames.LastCheckpointAge, () => _snapshot().SecondsSinceCheckpoint, unit: "s", description: "Seconds since the last committed checkpoint (grows while checkpoints fail or are deferred).");
+        meter.CreateObservableGauge(InstrumentNames.DeadLettersUnacknowledged, () => _snapshot().DeadLettersUnacknowledged, description: "Dead letters produced and not yet acknowledged by the broker; checkpoints wait while there are any.");
+        meter.CreateObservableGauge(InstrumentNames.ConsumptionPaused, () => _snapshot().ConsumptionPaused ? 1 : 0, description: "1 while input consumption is paused because a deferred checkpoint holds back too many records.");
         meter.CreateObservableCounter(InstrumentNames.TimersFired, () => _snapshot().TimersFired, description: "Timer wake-ups evaluated (customers moved by time alone).");
         meter.CreateObservableCounter(InstrumentNames.TimersLate, () => _snapshot().TimersLate, description: "Wake-ups that fired more than an hour after they were due (after an outage).");
         meter.CreateObservableGauge(InstrumentNames.TimersInMemory, () => _snapshot().TimersInMemory, description: "Wake-ups held in memory (the rest are paged from the store).");
@@ -129,6 +136,9 @@ public sealed class EngineInstruments
     public Histogram<long> CheckpointCustomers { get; }
 
     public Counter<long> CheckpointsDeferred { get; }
+
+    /// <summary>Dead letters produced again after a failed delivery (<see cref="InstrumentNames.DeadLettersRetried"/>).</summary>
+    public Counter<long> DeadLettersRetried { get; }
 
     public Counter<long> RulesReloads { get; }
 
@@ -231,6 +241,8 @@ public sealed record EngineMetricsSnapshot
     public long CustomerLoads { get; init; }
     public long Passivations { get; init; }
     public long Checkpoints { get; init; }
+    public long DeadLettersUnacknowledged { get; init; }
+    public bool ConsumptionPaused { get; init; }
     public double SecondsSinceCheckpoint { get; init; }
     public long TimersFired { get; init; }
     public long TimersLate { get; init; }

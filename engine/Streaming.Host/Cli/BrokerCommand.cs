@@ -11,7 +11,12 @@ public static class BrokerCommand
     {
         var partitions = new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 16 };
         var bootstrapFile = new Option<string?>("--bootstrap-file") { Description = "Write the bootstrap address to this file once the broker accepts connections" };
-        var command = new Command("broker", "Run an embedded Kafka-protocol broker (librdkafka mock cluster) until SIGTERM/SIGINT") { partitions, bootstrapFile };
+        var faultFile = new Option<string?>("--fault-file")
+        {
+            Description = "Tests only: while this file holds the line 'refuse-produce', every Produce request is refused (retriable NOT_ENOUGH_REPLICAS)",
+            Hidden = true,
+        };
+        var command = new Command("broker", "Run an embedded Kafka-protocol broker (librdkafka mock cluster) until SIGTERM/SIGINT") { partitions, bootstrapFile, faultFile };
         command.SetAction(async (parse, ct) =>
         {
             var count = parse.GetValue(partitions);
@@ -37,6 +42,11 @@ public static class BrokerCommand
 
             try
             {
+                if (parse.GetValue(faultFile) is { } faults)
+                {
+                    await WatchFaultsAsync(cluster, faults, signals.Token).ConfigureAwait(false);
+                }
+
                 await Task.Delay(Timeout.Infinite, signals.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
@@ -48,6 +58,43 @@ public static class BrokerCommand
         });
         return command;
     }
+
+    /// <summary>
+    /// Fault injection for tests: checks <paramref name="file"/> every 100 ms. While it holds the line
+    /// <c>refuse-produce</c>, Produce requests of every client are refused with the retriable
+    /// <c>NOT_ENOUGH_REPLICAS</c> (the next <see cref="RefusalsQueued"/> requests, queued when the line appears; reads
+    /// go on); when the line is gone they are accepted again. Each change is confirmed on stdout as
+    /// <c>fault produce refused</c> or <c>fault produce accepted</c>. Runs until <paramref name="ct"/> is cancelled.
+    /// </summary>
+    private static async Task WatchFaultsAsync(MockCluster cluster, string file, CancellationToken ct)
+    {
+        var refused = false;
+        while (true)
+        {
+            var text = File.Exists(file) ? await File.ReadAllTextAsync(file, ct).ConfigureAwait(false) : "";
+            var wanted = text.Split('\n').Any(l => l.Trim() == "refuse-produce");
+            if (wanted != refused)
+            {
+                if (wanted)
+                {
+                    cluster.RefuseProduce(RefusalsQueued);
+                }
+                else
+                {
+                    cluster.AcceptProduce();
+                }
+
+                refused = wanted;
+                Console.Out.WriteLine("fault produce " + (refused ? "refused" : "accepted"));
+                await Console.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+
+            await Task.Delay(100, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Produce requests refused per <c>refuse-produce</c>: producers retry at most a few times a second, so hours' worth.</summary>
+    private const int RefusalsQueued = 100_000;
 
     /// <summary>Connects to the first bootstrap address until it accepts a TCP connection.</summary>
     private static async Task WaitUntilAcceptingAsync(string bootstrap, CancellationToken ct)

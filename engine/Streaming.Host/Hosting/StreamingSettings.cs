@@ -50,6 +50,9 @@ public sealed record StreamingSettings
     /// <summary>How far (seconds) <c>occurredAt</c> may lie after the record's broker timestamp; beyond: <c>time-in-future</c>.</summary>
     public int MaxFutureSkewSeconds { get; init; } = 3600;
     public int MaxRecordBytes { get; init; } = 256 * 1024;
+
+    /// <summary>Milliseconds the dead-letter producer tries one delivery before reporting a failure (the engine then produces it again).</summary>
+    public int DeadLetterTimeoutMs { get; init; } = 30_000;
     public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
 
     /// <summary>A directory of rule files (*.yaml), watched for changes; null = the stored or the default rule set.</summary>
@@ -142,6 +145,7 @@ public sealed record StreamingSettings
             AllowedLatenessSeconds = Int(s, "Engine:AllowedLatenessSeconds", defaults.AllowedLatenessSeconds, 0, 86_400 * 30),
             MaxFutureSkewSeconds = Int(s, "Engine:MaxFutureSkewSeconds", defaults.MaxFutureSkewSeconds, 0, int.MaxValue),
             MaxRecordBytes = Int(s, "Engine:MaxRecordBytes", defaults.MaxRecordBytes, 1024, 64 * 1024 * 1024),
+            DeadLetterTimeoutMs = Int(s, "Engine:DeadLetterTimeoutMs", defaults.DeadLetterTimeoutMs, 100, 3_600_000),
             PrefetchMaxKbytes = Int(s, "Kafka:PrefetchMaxKbytes", defaults.PrefetchMaxKbytes, 1024, 2_097_151),
             MetricsMeterPrefixes = List(s["Metrics:MeterPrefixes"]) ?? defaults.MetricsMeterPrefixes,
             OtlpEndpoint = Blank(s["Metrics:OtlpEndpoint"]) is { } otlp
@@ -261,6 +265,7 @@ public sealed record StreamingSettings
         PrefetchMaxKbytes = PrefetchMaxKbytes,
         TimeMode = TimeMode,
         IdleAfter = TimeSpan.FromSeconds(IdleAfterSeconds),
+        DeadLetterTimeout = TimeSpan.FromMilliseconds(DeadLetterTimeoutMs),
         Host = new PartitionHostOptions
         {
             Actor = new ActorOptions { RecentIdCapacity = RecentEventIds },

@@ -9,21 +9,50 @@ public sealed class BrokerProcess : IAsyncDisposable
     private readonly CliProcess _process;
     private readonly string _dir;
 
-    private BrokerProcess(CliProcess process, string bootstrap, string dir)
+    private readonly string? _faultFile;
+
+    private BrokerProcess(CliProcess process, string bootstrap, string dir, string? faultFile)
     {
         _process = process;
         BootstrapServers = bootstrap;
         _dir = dir;
+        _faultFile = faultFile;
     }
 
     public string BootstrapServers { get; }
 
+    /// <summary>
+    /// Makes the broker refuse every Produce request (retriable <c>NOT_ENOUGH_REPLICAS</c>: producers keep their
+    /// records and retry; reads go on) or accept them again, through its test-only <c>--fault-file</c>, and waits
+    /// until the broker confirms it on stdout. Only for a broker started with <c>faults: true</c>.
+    /// </summary>
+    public async Task SetProduceRefusedAsync(bool refused)
+    {
+        var file = _faultFile ?? throw new InvalidOperationException("the broker was started without faults: true");
+        var tmp = file + ".tmp";
+        await File.WriteAllTextAsync(tmp, refused ? "refuse-produce\n" : "");
+        File.Move(tmp, file, overwrite: true);
+        var want = "fault produce " + (refused ? "refused" : "accepted");
+        await Eventually.WaitAsync(
+            () => Task.FromResult(_process.StandardOutput.Split('\n').LastOrDefault(l => l.StartsWith("fault ", StringComparison.Ordinal))?.Trim() == want),
+            TimeSpan.FromSeconds(30),
+            () => $"'{want}' on the broker's stdout: '{_process.StandardOutput}'; stderr: '{CliProcess.Tail(_process.StandardError)}'");
+    }
+
     /// <param name="partitions">Partitions of every topic.</param>
-    public static async Task<BrokerProcess> StartAsync(int partitions)
+    /// <param name="faults">Whether <see cref="SetProduceRefusedAsync"/> may be used.</param>
+    public static async Task<BrokerProcess> StartAsync(int partitions, bool faults = false)
     {
         var dir = TestEnvironment.NewTempDir("streaming-broker");
         var file = Path.Combine(dir, "bootstrap");
-        var process = CliProcess.Start(["broker", "--partitions", partitions.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bootstrap-file", file]);
+        var faultFile = faults ? Path.Combine(dir, "faults") : null;
+        List<string> args = ["broker", "--partitions", partitions.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bootstrap-file", file];
+        if (faultFile is not null)
+        {
+            args.AddRange(["--fault-file", faultFile]);
+        }
+
+        var process = CliProcess.Start(args);
 
         // The broker prints its line before it writes the file, but the line reaches StandardOutput through an
         // asynchronous reader that may lag behind: wait for both.
@@ -43,7 +72,7 @@ public sealed class BrokerProcess : IAsyncDisposable
             () => Task.FromResult(process.StandardOutput.Contains("bootstrap=" + bootstrap, StringComparison.Ordinal)),
             TimeSpan.FromSeconds(10),
             () => $"'bootstrap={bootstrap}' on the broker's stdout: '{process.StandardOutput}'");
-        return new BrokerProcess(process, bootstrap, dir);
+        return new BrokerProcess(process, bootstrap, dir, faultFile);
     }
 
     public async ValueTask DisposeAsync()
