@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -106,6 +107,20 @@ public sealed class ConsoleAccessTests(FreshConsoleEngines fixture, ITestOutputH
             // The search box stays usable.
             Assert.Equal("12347", await page.InputValueAsync("#q"));
             Assert.Empty(errors);
+
+            // The chart library, as the page links it: served by the engine (the very file npm installed from the lock
+            // file), cacheable for a year at that versioned address, revalidated at any other.
+            await page.GotoAsync(fixture.NotReadyUrl("/console"));
+            var src = await page.GetAttributeAsync("script[src*='echarts']", "src");
+            Assert.Matches("^/console/assets/echarts\\.min\\.js\\?v=[0-9a-f]{16}$", src);
+            using var asset = await fixture.NotReady.Http.GetAsync(src);
+            Assert.Equal(HttpStatusCode.OK, asset.StatusCode);
+            Assert.Equal("public, max-age=31536000, immutable", asset.Headers.CacheControl?.ToString());
+            var npm = Path.Combine(TestEnvironment.RepoRoot, "engine", "Streaming.Host", "console", "node_modules", "echarts", "dist", "echarts.min.js");
+            Assert.Equal(await File.ReadAllBytesAsync(npm), await asset.Content.ReadAsByteArrayAsync());
+            using var unversioned = await fixture.NotReady.Http.GetAsync("/console/assets/echarts.min.js");
+            Assert.Equal("no-cache", unversioned.Headers.CacheControl?.ToString());
+            Assert.True(await page.EvaluateAsync<bool>("() => typeof window.echarts?.init === 'function'"), "echarts did not load in the page");
         });
     }
 
