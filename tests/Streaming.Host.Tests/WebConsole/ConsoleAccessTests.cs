@@ -57,8 +57,16 @@ public sealed class ConsoleAccessTests(FreshConsoleEngines fixture, ITestOutputH
             Assert.Equal(0, await page.Locator(".echart").CountAsync());
             Assert.Equal(5, await page.Locator(".card .none").CountAsync());
 
-            // The session opens the console, not the API.
+            // The session opens the console, not the API: the browser does not send it there, and the engine would not
+            // take it there if it were sent.
             Assert.Equal(401, await page.EvaluateAsync<int>("async () => (await fetch('/v1/population')).status"));
+            foreach (var (path, status) in new[] { ("/console/outreach", HttpStatusCode.OK), ("/v1/population", HttpStatusCode.Unauthorized) })
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, path);
+                request.Headers.Add("Cookie", $"{cookie.Name}={cookie.Value}");
+                using var answer = await fixture.Fresh.Http.SendAsync(request);
+                Assert.Equal(status, answer.StatusCode);
+            }
 
             // An unknown customer: a page that says so, with 404.
             response = await page.GotoAsync(fixture.Url("/console/customers/nobody-here"));
