@@ -46,21 +46,26 @@ public static class ConsoleCharts
             return null;
         }
 
+        // Each node is labelled with its stage and the customers who left it (left) or entered it (right), for people.
         var nodes = new JsonArray();
         foreach (var (prefix, stages, depth) in new[]
         {
-            ("from:", kept.Select(f => f.From), 0),
-            ("to:", kept.Select(f => f.To), 1),
+            ("from:", kept.Select(f => (Stage: f.From, f.Count)), 0),
+            ("to:", kept.Select(f => (Stage: f.To, f.Count)), 1),
         })
         {
-            foreach (var stage in stages.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+            foreach (var node in stages.GroupBy(s => s.Stage, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
             {
                 nodes.Add(new JsonObject
                 {
-                    ["name"] = prefix + stage,
-                    ["stage"] = stage,
+                    ["name"] = prefix + node.Key,
+                    ["stage"] = node.Key,
                     ["depth"] = depth,
-                    ["label"] = new JsonObject { ["formatter"] = Human(stage) },
+                    ["label"] = new JsonObject
+                    {
+                        ["formatter"] = $"{Human(node.Key)} \u00b7 {ConsoleFormat.Count(node.Sum(s => s.Count))}",
+                        ["position"] = depth == 0 ? "right" : "left",
+                    },
                 });
             }
         }
@@ -88,7 +93,7 @@ public static class ConsoleCharts
                     ["nodeAlign"] = "justify",
                     ["layoutIterations"] = 32,
                     ["emphasis"] = new JsonObject { ["focus"] = "adjacency" },
-                    ["label"] = new JsonObject { ["position"] = "inside", ["color"] = "#1d2430", ["fontSize"] = 11 },
+                    ["label"] = new JsonObject { ["color"] = "#1d2430", ["fontSize"] = 11 },
                     ["lineStyle"] = new JsonObject { ["color"] = "source", ["opacity"] = 0.35, ["curveness"] = 0.5 },
                     ["data"] = nodes,
                     ["links"] = links,
@@ -123,7 +128,12 @@ public static class ConsoleCharts
             categoryAxis["inverse"] = true;
         }
 
-        var valueAxis = new JsonObject { ["type"] = "value" };
+        var valueAxis = new JsonObject { ["type"] = "value", ["axisLabel"] = new JsonObject { ["hideOverlap"] = true } };
+        if (horizontal)
+        {
+            valueAxis["splitNumber"] = 3;
+        }
+
         if (valueKind == "count")
         {
             valueAxis["minInterval"] = 1;

@@ -55,7 +55,10 @@ public sealed class ConsoleViewTests
         Assert.Equal(["active", "at_risk", "new"], nodes.Where(n => n.Depth == 0).Select(n => n.Stage));
         Assert.Equal(["active", "at_risk"], nodes.Where(n => n.Depth == 1).Select(n => n.Stage));
         Assert.All(nodes, n => Assert.Equal((n.Depth == 0 ? "from:" : "to:") + n.Stage, n.Name));
-        Assert.Equal("at risk", nodes.First(n => n.Stage == "at_risk").Label);
+        // Labels for people: the stage, and the customers who left it (left) or entered it (right), summed by hand.
+        Assert.Equal("at risk \u00b7 120", nodes.Single(n => n.Name == "from:at_risk").Label);
+        Assert.Equal("at risk \u00b7 400", nodes.Single(n => n.Name == "to:at_risk").Label);
+        Assert.Equal("new \u00b7 700", nodes.Single(n => n.Name == "from:new").Label);
         Assert.Equal(nodes.Count, nodes.Select(n => n.Name).Distinct().Count());
 
         var links = series["links"]!.AsArray().Select(l => (Source: (string)l!["source"]!, Target: (string)l["target"]!, From: (string)l["from"]!, To: (string)l["to"]!, Value: (long)l["value"]!)).ToList();
