@@ -37,14 +37,38 @@ ensure_dotnet() {
 # The CLI assembly built by build_cli.
 cli_dll() { printf '%s/engine/Streaming.Host/bin/Release/net10.0/Streaming.dll' "$(repo_root)"; }
 
+# ensure_console_assets: installs the web console's front-end packages (engine/Streaming.Host/console: Apache ECharts)
+# exactly as package-lock.json pins them, with `npm ci` (no resolution, no lock-file change; the npm cache first).
+# Skipped when node_modules already holds that lock file's install. Installs Debian's nodejs and npm if npm is missing.
+ensure_console_assets() {
+  local dir want stamp log
+  dir="$(repo_root)/engine/Streaming.Host/console"
+  stamp="$dir/node_modules/.installed-lock.sha256"
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -f "$dir/node_modules/echarts/dist/echarts.min.js" ]; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || ensure_packages nodejs npm
+  say "installing the console's npm packages from package-lock.json (npm ci) ..."
+  log=$(mktemp)
+  if ! (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --ignore-scripts --loglevel=error) >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    die "npm ci failed in $dir: the console's chart library (echarts) cannot be installed"
+  fi
+  rm -f "$log"
+  printf '%s\n' "$want" >"$stamp"
+}
+
 # build_cli: builds the CLI (Release) when any source is newer than the last build.
 build_cli() {
   local root dll stamp
   root=$(repo_root)
   dll=$(cli_dll)
+  ensure_console_assets
   if [ -f "$dll" ] && [ -z "$(find "$root/engine" "$root/connectors" "$root"/Directory.*.props "$root/global.json" \
-        \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.json' -o -name '*.yaml' \) \
-        -not -path '*/bin/*' -not -path '*/obj/*' -newer "$dll" -print -quit 2>/dev/null)" ]; then
+        \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.json' -o -name '*.yaml' -o -name '*.js' -o -name '*.css' \) \
+        -not -path '*/bin/*' -not -path '*/obj/*' -not -path '*/node_modules/*' -newer "$dll" -print -quit 2>/dev/null)" ]; then
     return 0
   fi
   say "building streaming (Release) ..."

@@ -1,112 +1,182 @@
 using System.Globalization;
-using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Streaming.Host.WebConsole;
 
 /// <summary>A transition between two stages and how many customers made it.</summary>
 public sealed record Flow(string From, string To, long Count);
 
-/// <summary>A node of a flow diagram: a stage on the left (flows out) or right (flows in), its band and total.</summary>
-public sealed record FlowNode(string Stage, bool Left, double Y, double Height, long Total);
-
-/// <summary>A band from a left node to a right node: top edges at <see cref="Y0"/> and <see cref="Y1"/>, thickness proportional to the count.</summary>
-public sealed record FlowLink(Flow Flow, double Y0, double Y1, double Thickness);
-
-/// <summary>The geometry of a two-column flow diagram (a Sankey of <c>from → to</c> counts).</summary>
-public sealed record FlowLayout(IReadOnlyList<FlowNode> Nodes, IReadOnlyList<FlowLink> Links, double Height);
-
-/// <summary>A bar of a grouped bar chart: its group (e.g. a month), series (e.g. base or compare), value and geometry.</summary>
-public sealed record Bar(string Group, string Series, long Value, double X, double Y, double Width, double Height);
+/// <summary>A series of a bar chart: its key (e.g. <c>base</c>), its legend text and one value per category (null: no value).</summary>
+public sealed record BarSeries(string Key, string Name, IReadOnlyList<decimal?> Values);
 
 /// <summary>
-/// Layout of the console's charts, drawn as SVG on the server (no script, no chart library at run time): a two-column
-/// flow diagram, and grouped bars. Pure geometry, so it is unit-tested.
+/// The console's charts as Apache ECharts options (drawn in the browser by the ECharts build the engine serves,
+/// <c>/console/assets/echarts.min.js</c>, with its SVG renderer). Each chart is a <c>div</c> whose
+/// <c>data-chart</c> attribute holds the option as JSON, built here from the API's numbers; <c>console.js</c>
+/// initialises it and adds tooltips that give each value formatted and raw. Numbers stay in the option as the API
+/// gave them (counts, rates 0–1), so a test can read them back with <c>echarts.getInstanceByDom(el).getOption()</c>.
 /// </summary>
 public static class ConsoleCharts
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
+    /// <summary>Series colours: the running set (base) grey, the edited set (compare) green, others from the palette.</summary>
+    private static readonly Dictionary<string, string> Colours = new(StringComparer.Ordinal)
+    {
+        ["base"] = "#8a94a6",
+        ["compare"] = "#1f8f5f",
+        ["contacted"] = "#1f5fbf",
+        ["holdout"] = "#8a94a6",
+        ["suppressed"] = "#c07a00",
+        ["customers"] = "#1f5fbf",
+    };
+
     /// <summary>
-    /// Lays out <paramref name="flows"/> in <paramref name="height"/> units: left nodes are the <c>from</c> stages and
-    /// right nodes the <c>to</c> stages, each as tall as its total (largest first, <paramref name="gap"/> apart, one
-    /// scale for both sides); each link is as thick as its count and links stack inside their nodes without overlap.
+    /// A Sankey diagram of <paramref name="flows"/> in two columns: each <c>from</c> stage on the left (node name
+    /// <c>from:STAGE</c>), each <c>to</c> stage on the right (<c>to:STAGE</c>), so transitions back and forth
+    /// (<c>active → at_risk</c> and <c>at_risk → active</c>) never form a cycle. Links carry the raw stages
+    /// (<c>from</c>, <c>to</c>) and the count (<c>value</c>); flows of 0 are left out. Null when nothing is left.
     /// </summary>
-    public static FlowLayout Flows(IReadOnlyList<Flow> flows, double height, double gap)
+    public static JsonObject? Flows(IReadOnlyList<Flow> flows, string label)
     {
         var kept = flows.Where(f => f.Count > 0).ToList();
         if (kept.Count == 0)
         {
-            return new FlowLayout([], [], height);
+            return null;
         }
 
-        static List<(string Stage, long Total)> Side(IEnumerable<(string Stage, long Count)> items) => items
-            .GroupBy(i => i.Stage, StringComparer.Ordinal)
-            .Select(g => (g.Key, g.Sum(i => i.Count)))
-            .OrderByDescending(g => g.Item2).ThenBy(g => g.Key, StringComparer.Ordinal)
-            .ToList();
-
-        var left = Side(kept.Select(f => (f.From, f.Count)));
-        var right = Side(kept.Select(f => (f.To, f.Count)));
-        var total = kept.Sum(f => f.Count);
-        var scale = Math.Min(
-            (height - (gap * (left.Count - 1))) / total,
-            (height - (gap * (right.Count - 1))) / total);
-        var nodes = new List<FlowNode>();
-        var nextIn = new Dictionary<(bool, string), double>();
-        foreach (var (side, isLeft) in new[] { (left, true), (right, false) })
+        // Each node is labelled with its stage and the customers who left it (left) or entered it (right), for people.
+        var nodes = new JsonArray();
+        foreach (var (prefix, stages, depth) in new[]
         {
-            var y = 0.0;
-            foreach (var (stage, sum) in side)
+            ("from:", kept.Select(f => (Stage: f.From, f.Count)), 0),
+            ("to:", kept.Select(f => (Stage: f.To, f.Count)), 1),
+        })
+        {
+            foreach (var node in stages.GroupBy(s => s.Stage, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
             {
-                nodes.Add(new FlowNode(stage, isLeft, y, sum * scale, sum));
-                nextIn[(isLeft, stage)] = y;
-                y += (sum * scale) + gap;
+                nodes.Add(new JsonObject
+                {
+                    ["name"] = prefix + node.Key,
+                    ["stage"] = node.Key,
+                    ["depth"] = depth,
+                    ["label"] = new JsonObject
+                    {
+                        ["formatter"] = $"{Human(node.Key)} \u00b7 {ConsoleFormat.Count(node.Sum(s => s.Count))}",
+                        ["position"] = depth == 0 ? "right" : "left",
+                    },
+                });
             }
         }
 
-        // Links in node order on both sides, so bands leaving one node do not cross each other needlessly.
-        var leftRank = left.Select((n, i) => (n.Stage, i)).ToDictionary(p => p.Stage, p => p.i, StringComparer.Ordinal);
-        var rightRank = right.Select((n, i) => (n.Stage, i)).ToDictionary(p => p.Stage, p => p.i, StringComparer.Ordinal);
-        var links = new List<FlowLink>();
-        foreach (var flow in kept.OrderBy(f => leftRank[f.From]).ThenBy(f => rightRank[f.To]))
+        var links = new JsonArray();
+        foreach (var f in kept)
         {
-            var thickness = flow.Count * scale;
-            links.Add(new FlowLink(flow, nextIn[(true, flow.From)], 0, thickness));
-            nextIn[(true, flow.From)] += thickness;
+            links.Add(new JsonObject { ["source"] = "from:" + f.From, ["target"] = "to:" + f.To, ["from"] = f.From, ["to"] = f.To, ["value"] = f.Count });
         }
 
-        var byTarget = links.Select((l, i) => (l, i)).OrderBy(p => rightRank[p.l.Flow.To]).ThenBy(p => leftRank[p.l.Flow.From]).ToList();
-        foreach (var (link, i) in byTarget)
+        return new JsonObject
         {
-            links[i] = link with { Y1 = nextIn[(false, link.Flow.To)] };
-            nextIn[(false, link.Flow.To)] += link.Thickness;
-        }
-
-        return new FlowLayout(nodes, links, height);
+            ["aria"] = new JsonObject { ["enabled"] = true, ["label"] = new JsonObject { ["description"] = label } },
+            ["tooltip"] = new JsonObject { ["trigger"] = "item" },
+            ["series"] = new JsonArray
+            {
+                new JsonObject
+                {
+                    ["type"] = "sankey",
+                    ["name"] = label,
+                    ["left"] = 8,
+                    ["right"] = 8,
+                    ["top"] = 8,
+                    ["bottom"] = 8,
+                    ["nodeAlign"] = "justify",
+                    ["layoutIterations"] = 32,
+                    ["emphasis"] = new JsonObject { ["focus"] = "adjacency" },
+                    ["label"] = new JsonObject { ["color"] = "#1d2430", ["fontSize"] = 11 },
+                    ["lineStyle"] = new JsonObject { ["color"] = "source", ["opacity"] = 0.35, ["curveness"] = 0.5 },
+                    ["data"] = nodes,
+                    ["links"] = links,
+                },
+            },
+        };
     }
 
     /// <summary>
-    /// Grouped vertical bars: one group per entry of <paramref name="groups"/> (in order), one bar per series inside it,
-    /// heights proportional to the values with the largest reaching <paramref name="height"/>.
+    /// A bar chart: one bar per category and series (grouped), <paramref name="horizontal"/> for long category names.
+    /// <paramref name="valueKind"/> (<c>count</c> or <c>percent</c>, for rates 0–1) tells <c>console.js</c> how to
+    /// write values in tooltips and on the value axis. Values are kept exactly (no rounding); null stays null.
     /// </summary>
-    public static IReadOnlyList<Bar> Bars(IReadOnlyList<string> groups, IReadOnlyList<string> series, Func<string, string, long> value, double width, double height)
+    public static JsonObject Bars(string label, IReadOnlyList<string> categories, IReadOnlyList<BarSeries> series, bool horizontal = false, string valueKind = "count")
     {
-        var max = groups.SelectMany(g => series.Select(s => value(g, s))).DefaultIfEmpty(0).Max();
-        var slot = groups.Count == 0 ? 0 : width / groups.Count;
-        var barWidth = series.Count == 0 ? 0 : slot * 0.8 / series.Count;
-        var bars = new List<Bar>();
-        for (var g = 0; g < groups.Count; g++)
+        foreach (var s in series)
         {
-            for (var s = 0; s < series.Count; s++)
+            if (s.Values.Count != categories.Count)
             {
-                var v = value(groups[g], series[s]);
-                var h = max <= 0 ? 0 : Math.Max(0, v) * height / max;
-                bars.Add(new Bar(groups[g], series[s], v, (g * slot) + (slot * 0.1) + (s * barWidth), height - h, barWidth, h));
+                throw new ArgumentException($"series '{s.Key}' has {s.Values.Count} values for {categories.Count} categories", nameof(series));
             }
         }
 
-        return bars;
+        var categoryAxis = new JsonObject
+        {
+            ["type"] = "category",
+            ["data"] = new JsonArray([.. categories.Select(c => (JsonNode?)JsonValue.Create(c))]),
+            ["axisLabel"] = horizontal ? new JsonObject { ["width"] = 120, ["overflow"] = "truncate" } : new JsonObject { ["hideOverlap"] = true },
+        };
+        if (horizontal)
+        {
+            categoryAxis["inverse"] = true;
+        }
+
+        var valueAxis = new JsonObject { ["type"] = "value", ["axisLabel"] = new JsonObject { ["hideOverlap"] = true } };
+        if (horizontal)
+        {
+            valueAxis["splitNumber"] = 3;
+        }
+
+        if (valueKind == "count")
+        {
+            valueAxis["minInterval"] = 1;
+        }
+
+        var bars = new JsonArray();
+        foreach (var s in series)
+        {
+            var item = new JsonObject
+            {
+                ["type"] = "bar",
+                ["id"] = s.Key,
+                ["name"] = s.Name,
+                ["data"] = new JsonArray([.. s.Values.Select(v => v is { } d ? (JsonNode?)JsonValue.Create(d) : null)]),
+            };
+            if (Colours.TryGetValue(s.Key, out var colour))
+            {
+                item["itemStyle"] = new JsonObject { ["color"] = colour };
+            }
+
+            bars.Add(item);
+        }
+
+        return new JsonObject
+        {
+            ["aria"] = new JsonObject { ["enabled"] = true, ["label"] = new JsonObject { ["description"] = label } },
+            ["valueKind"] = valueKind,
+            ["tooltip"] = new JsonObject { ["trigger"] = "axis", ["axisPointer"] = new JsonObject { ["type"] = "shadow" } },
+            ["legend"] = series.Count > 1 ? new JsonObject { ["top"] = 0 } : new JsonObject { ["show"] = false },
+            ["grid"] = new JsonObject { ["left"] = 8, ["right"] = 16, ["top"] = series.Count > 1 ? 30 : 10, ["bottom"] = 8, ["containLabel"] = true },
+            ["xAxis"] = horizontal ? valueAxis : categoryAxis,
+            ["yAxis"] = horizontal ? categoryAxis : valueAxis,
+            ["series"] = bars,
+        };
     }
+
+    /// <summary>
+    /// The chart's element: a <c>div</c> with the option as JSON in <c>data-chart</c> (HTML-encoded), labelled for
+    /// screen readers; <paramref name="height"/> in CSS pixels. An empty string for a null option.
+    /// </summary>
+    public static string Element(string id, JsonObject? option, string label, int height) => option is null
+        ? ""
+        : $"<div class=\"echart\" id=\"{ConsoleFormat.E(id)}\" role=\"img\" aria-label=\"{ConsoleFormat.E(label)}\" style=\"height:{height.ToString(Invariant)}px\" data-chart=\"{ConsoleFormat.E(option.ToJsonString(JsonOptions))}\"></div>";
 
     /// <summary>Every month (<c>yyyy-MM</c>) from the earliest to the latest of <paramref name="months"/>, with no gaps.</summary>
     public static IReadOnlyList<string> MonthSpan(IEnumerable<string> months)
@@ -128,68 +198,7 @@ public static class ConsoleCharts
         return span;
     }
 
-    /// <summary>The flow diagram as SVG (with a title per link and node giving the raw count).</summary>
-    public static string FlowSvg(FlowLayout layout, string label)
-    {
-        const double width = 640, nodeWidth = 14, labelRoom = 130;
-        var sb = new StringBuilder();
-        sb.Append(Invariant, $"<svg class=\"flows\" viewBox=\"0 0 {width} {layout.Height + 4}\" role=\"img\" aria-label=\"{ConsoleFormat.E(label)}\">");
-        var x0 = labelRoom;
-        var x1 = width - labelRoom;
-        foreach (var link in layout.Links)
-        {
-            var a = x0 + nodeWidth;
-            var mid = (a + x1) / 2;
-            var t = link.Thickness;
-            sb.Append(Invariant, $"<path class=\"link\" data-from=\"{ConsoleFormat.E(link.Flow.From)}\" data-to=\"{ConsoleFormat.E(link.Flow.To)}\" data-count=\"{link.Flow.Count}\" d=\"M{a:0.#},{link.Y0 + 2:0.##} C{mid:0.#},{link.Y0 + 2:0.##} {mid:0.#},{link.Y1 + 2:0.##} {x1:0.#},{link.Y1 + 2:0.##} L{x1:0.#},{link.Y1 + t + 2:0.##} C{mid:0.#},{link.Y1 + t + 2:0.##} {mid:0.#},{link.Y0 + t + 2:0.##} {a:0.#},{link.Y0 + t + 2:0.##} Z\">");
-            sb.Append(Invariant, $"<title>{ConsoleFormat.Label(link.Flow.From)} \u2192 {ConsoleFormat.Label(link.Flow.To)}: {ConsoleFormat.Count(link.Flow.Count)} (raw {link.Flow.Count})</title></path>");
-        }
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
 
-        foreach (var node in layout.Nodes)
-        {
-            var x = node.Left ? x0 : x1;
-            sb.Append(Invariant, $"<rect class=\"node\" x=\"{x:0.#}\" y=\"{node.Y + 2:0.##}\" width=\"{nodeWidth}\" height=\"{Math.Max(1, node.Height):0.##}\"><title>{ConsoleFormat.Label(node.Stage)}: {ConsoleFormat.Count(node.Total)} (raw {node.Total})</title></rect>");
-            var tx = node.Left ? x - 6 : x + nodeWidth + 6;
-            sb.Append(Invariant, $"<text x=\"{tx:0.#}\" y=\"{node.Y + 2 + (node.Height / 2) + 4:0.##}\" text-anchor=\"{(node.Left ? "end" : "start")}\">{ConsoleFormat.Label(node.Stage)} {ConsoleFormat.Count(node.Total)}</text>");
-        }
-
-        sb.Append("</svg>");
-        return sb.ToString();
-    }
-
-    /// <summary>
-    /// Grouped bars as SVG: each bar carries <c>data-group</c>, <c>data-series</c>, <c>data-value</c> and a title with
-    /// the raw value. Long group names (<paramref name="slanted"/>) are written at an angle under every group.
-    /// </summary>
-    public static string BarSvg(IReadOnlyList<Bar> bars, IReadOnlyList<string> groups, string label, double width, double height, bool slanted = false)
-    {
-        var sb = new StringBuilder();
-        var below = slanted ? 110 : 34;
-        var left = slanted ? 90 : 0;
-        sb.Append(Invariant, $"<svg class=\"bars\" viewBox=\"{-left} 0 {width + left:0.#} {height + below:0.#}\" role=\"img\" aria-label=\"{ConsoleFormat.E(label)}\">");
-        sb.Append(Invariant, $"<line class=\"axis\" x1=\"0\" y1=\"{height:0.#}\" x2=\"{width:0.#}\" y2=\"{height:0.#}\"/>");
-        foreach (var bar in bars)
-        {
-            sb.Append(Invariant, $"<rect class=\"bar s-{ConsoleFormat.E(bar.Series)}\" data-group=\"{ConsoleFormat.E(bar.Group)}\" data-series=\"{ConsoleFormat.E(bar.Series)}\" data-value=\"{bar.Value}\" x=\"{bar.X:0.##}\" y=\"{bar.Y:0.##}\" width=\"{bar.Width:0.##}\" height=\"{bar.Height:0.##}\">");
-            sb.Append(Invariant, $"<title>{ConsoleFormat.E(bar.Group)} {ConsoleFormat.E(bar.Series)}: {ConsoleFormat.Count(bar.Value)} (raw {bar.Value})</title></rect>");
-        }
-
-        var slot = groups.Count == 0 ? 0 : width / groups.Count;
-        var every = slanted ? 1 : Math.Max(1, (int)Math.Ceiling(groups.Count / 12.0));
-        for (var g = 0; g < groups.Count; g += every)
-        {
-            var x = (g * slot) + (slot / 2);
-            if (slanted)
-            {
-                sb.Append(Invariant, $"<text x=\"{x:0.#}\" y=\"{height + 12:0.#}\" text-anchor=\"end\" transform=\"rotate(-35 {x:0.#} {height + 12:0.#})\">{ConsoleFormat.E(groups[g])}</text>");
-            }
-            else
-            {
-                sb.Append(Invariant, $"<text x=\"{x:0.#}\" y=\"{height + 16:0.#}\" text-anchor=\"middle\">{ConsoleFormat.E(groups[g])}</text>");
-            }
-        }
-
-        sb.Append("</svg>");
-        return sb.ToString();
-    }
+    private static string Human(string stage) => stage.Replace('_', ' ');
 }

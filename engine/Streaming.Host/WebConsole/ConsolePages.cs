@@ -19,22 +19,40 @@ public static class ConsolePages
         [("lifecycle", "Lifecycle"), ("aarrr", "AARRR"), ("ladder", "Loyalty ladder"), ("tier", "Tier"), ("rfmSegment", "RFM segment")];
 
     /// <summary>The page around a view: header with navigation, the main part, the script.</summary>
-    public static string Layout(string title, string active, string main, int refreshSeconds = 0)
+    /// <param name="signOut">Show a sign-out button (the console needs a sign-in: <c>Streaming:Auth:RequireReadScope</c>).</param>
+    public static string Layout(string title, string active, string main, int refreshSeconds = 0, bool signOut = false)
     {
         static string Nav(string href, string text, string key, string active) =>
             $"<a href=\"{href}\"{(key == active ? " aria-current=\"page\"" : "")}>{text}</a>";
         var refresh = refreshSeconds > 0 ? $" data-refresh=\"{refreshSeconds}\"" : "";
+        // The chart library only where a page has charts (live refresh may bring charts: refreshing pages load it too).
+        var charts = main.Contains("class=\"echart\"", StringComparison.Ordinal) || refreshSeconds > 0
+            ? $"<script src=\"{ConsoleAssets.Url(ConsoleAssets.ECharts)}\" defer></script>"
+            : "";
         return $"""
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>{E(title)} · Streaming console</title><link rel="stylesheet" href="/console/assets/console.css"></head>
+            <title>{E(title)} · Streaming console</title><link rel="stylesheet" href="{ConsoleAssets.Url("console.css")}"></head>
             <body><a class="skip" href="#main">Skip to content</a>
-            <header><span class="brand">Streaming</span><nav aria-label="Console">{Nav("/console", "Home", "home", active)}{Nav("/console/customers", "Customers", "customers", active)}{Nav("/console/rules", "Rules", "rules", active)}{Nav("/console/outreach", "Outreach", "outreach", active)}</nav></header>
+            <header><span class="brand">Streaming</span><nav aria-label="Console">{Nav("/console", "Home", "home", active)}{Nav("/console/customers", "Customers", "customers", active)}{Nav("/console/rules", "Rules", "rules", active)}{Nav("/console/outreach", "Outreach", "outreach", active)}</nav>{(signOut ? "<form class=\"sign-out\" method=\"post\" action=\"/console/sign-out\"><button type=\"submit\">Sign out</button></form>" : "")}</header>
             <main id="main" tabindex="-1"{refresh}><h1>{E(title)}</h1>
             {main}
-            </main><script src="/console/assets/console.js" defer></script></body></html>
+            </main>{charts}<script src="{ConsoleAssets.Url("console.js")}" defer></script></body></html>
             """;
     }
+
+    /// <summary>
+    /// The sign-in form: a token field (password) posting to <c>/console/sign-in</c>, then back to
+    /// <paramref name="next"/>; <paramref name="message"/> says why (an error when <paramref name="error"/>).
+    /// </summary>
+    public static string SignIn(string next, string message, bool error) =>
+        (error ? Problem("Not signed in.", message) : Notice("info", E(message))) +
+        $"""
+        <form class="sign-in" method="post" action="/console/sign-in"><input type="hidden" name="next" value="{E(next)}">
+        <label for="token">Token</label><input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+        <button type="submit">Sign in</button></form>
+        <p class="muted">The token is checked by the engine and not stored in the browser: the browser keeps only a session cookie for the console (HttpOnly, for 12 hours or until you sign out or the engine restarts).</p>
+        """;
 
     /// <summary>A notice: <paramref name="kind"/> is <c>info</c>, <c>warn</c> or <c>error</c>.</summary>
     public static string Notice(string kind, string html) =>
@@ -84,8 +102,14 @@ public static class ConsolePages
                 continue;
             }
 
+            var ordered = counts.OrderByDescending(c => c.Value.GetInt64()).ThenBy(c => c.Name, StringComparer.Ordinal).ToList();
+            sb.Append(ConsoleCharts.Element(
+                "stages-" + key,
+                ConsoleCharts.Bars($"customers per {title} stage", [.. ordered.Select(c => c.Name.Replace('_', ' '))], [new BarSeries("customers", "Customers", [.. ordered.Select(c => (decimal?)c.Value.GetInt64())])], horizontal: true),
+                $"Customers per {title} stage",
+                40 + (24 * ordered.Count)));
             sb.Append(Invariant, $"<table data-dimension=\"{E(key)}\"><thead><tr><th scope=\"col\">Stage</th><th scope=\"col\" class=\"n\">Customers</th><th scope=\"col\" class=\"n\">Share</th></tr></thead><tbody>");
-            foreach (var c in counts.OrderByDescending(c => c.Value.GetInt64()).ThenBy(c => c.Name, StringComparer.Ordinal))
+            foreach (var c in ordered)
             {
                 var share = total == 0 ? 0 : (decimal)c.Value.GetInt64() / total;
                 sb.Append(Invariant, $"<tr data-stage=\"{E(c.Name)}\" data-count=\"{c.Value.GetInt64()}\"><th scope=\"row\">{Label(c.Name)}</th><td class=\"n\">{Num(c.Value)}</td><td class=\"n\"><span class=\"share\" style=\"--w:{share * 100:0.#}%\" title=\"{share.ToString("0.####", Invariant)}\">{E(Percent(share))}</span></td></tr>");
@@ -121,7 +145,7 @@ public static class ConsolePages
             }
             else
             {
-                sb.Append("<div class=\"chart\">").Append(ConsoleCharts.FlowSvg(ConsoleCharts.Flows(flows, 320, 8), $"{flowDimension} transitions")).Append("</div>");
+                sb.Append(ConsoleCharts.Element("flows-chart", ConsoleCharts.Flows(flows, $"{flowDimension} transitions"), $"{flowDimension.Replace('_', ' ')} transitions: from each stage (left) to each stage (right)", 360));
                 sb.Append("<details><summary>Transitions as a table</summary><table><thead><tr><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\" class=\"n\">Customers</th></tr></thead><tbody>");
                 foreach (var f in flows.OrderByDescending(f => f.Count))
                 {
@@ -135,6 +159,21 @@ public static class ConsolePages
         sb.Append("</section>");
 
         sb.Append("<section aria-labelledby=\"firings\"><h2 id=\"firings\">Firings by rule</h2>");
+        decimal? Firings(JsonElement lift, string group) => lift.Get(group).Get("firings") is { ValueKind: JsonValueKind.Number } n ? n.GetDecimal() : null;
+        if (!firings.Any(f => new[] { "contacted", "holdout", "suppressed" }.Any(g => Firings(f.Lift, g) > 0)))
+        {
+            sb.Append("<p class=\"none\">No rule has fired yet.</p>");
+        }
+        else
+        {
+            sb.Append(ConsoleCharts.Element(
+                "firings-chart",
+                ConsoleCharts.Bars("firings per rule", [.. firings.Select(f => f.Rule)], [.. new[] { ("contacted", "Contacted"), ("holdout", "Holdout"), ("suppressed", "Suppressed") }.Select(g => new BarSeries(g.Item1, g.Item2, [.. firings.Select(f => Firings(f.Lift, g.Item1))]))], horizontal: true),
+                "Firings per rule: contacted, holdout, suppressed",
+                60 + (30 * firings.Count)));
+        }
+
+
         sb.Append("<table><thead><tr><th scope=\"col\">Rule</th><th scope=\"col\" class=\"n\">Contacted</th><th scope=\"col\" class=\"n\">Holdout</th><th scope=\"col\" class=\"n\">Suppressed</th></tr></thead><tbody>");
         foreach (var (rule, lift) in firings)
         {
@@ -355,9 +394,12 @@ public static class ConsolePages
         var series = compared ? new[] { "base", "compare" } : ["base"];
 
         sb.Append("<section aria-labelledby=\"per-rule\"><h2 id=\"per-rule\">Per rule</h2>");
-        sb.Append("<div class=\"chart\" id=\"rules-chart\">").Append(ConsoleCharts.BarSvg(
-            ConsoleCharts.Bars(rules, series, (r, s) => Fired(s == "base" ? baseResult : compare, r), 640, 200), rules, "firings per rule", 640, 200, slanted: true)).Append("</div>");
-        sb.Append("<p class=\"legend\"><span class=\"key s-base\"></span> running set (base)").Append(compared ? " <span class=\"key s-compare\"></span> edited set (compare)" : "").Append("</p>");
+        string SeriesName(string s) => s == "base" ? "Running set (base)" : "Edited set (compare)";
+        sb.Append(ConsoleCharts.Element(
+            "rules-chart",
+            ConsoleCharts.Bars("firings per rule", rules, [.. series.Select(s => new BarSeries(s, SeriesName(s), [.. rules.Select(r => (decimal?)Fired(s == "base" ? baseResult : compare, r))]))], horizontal: true),
+            "Firings per rule, running set against edited set",
+            50 + (rules.Count * 18 * series.Length)));
         sb.Append("<div class=\"scroll\"><table id=\"backtest-rules\"><thead><tr><th scope=\"col\">Rule</th><th scope=\"col\" class=\"n\">Fired, base</th>");
         if (compared)
         {
@@ -396,7 +438,11 @@ public static class ConsolePages
         {
             long PerMonth(string month, string s) => (s == "base" ? baseResult : compare).Get("rules").Get(rule).Get("perMonth").Long(month);
             sb.Append(Invariant, $"<figure class=\"chart\" data-month-chart=\"{E(rule)}\"><figcaption>{E(rule)}: firings per month</figcaption>");
-            sb.Append(ConsoleCharts.BarSvg(ConsoleCharts.Bars(months, series, PerMonth, 640, 140), months, $"{rule} firings per month", 640, 140));
+            sb.Append(ConsoleCharts.Element(
+                "month-chart-" + rule,
+                ConsoleCharts.Bars($"{rule} firings per month", months, [.. series.Select(s => new BarSeries(s, SeriesName(s), [.. months.Select(m => (decimal?)PerMonth(m, s))]))]),
+                $"{rule}: firings per month, running set against edited set",
+                200));
             sb.Append("</figure>");
         }
 
@@ -438,6 +484,20 @@ public static class ConsolePages
 
         sb.Append("</tbody></table></div></section>");
         sb.Append("<section aria-labelledby=\"lift\"><h2 id=\"lift\">Lift per rule</h2><p class=\"muted\">Conversion of contacted customers against the held-out control group, within each rule's attribution window.</p>");
+        decimal? Rate(JsonElement lift, string group) => lift.Get(group).Get("rate") is { ValueKind: JsonValueKind.Number } n ? n.GetDecimal() : null;
+        if (!lifts.Any(l => Rate(l.Lift, "contacted") is not null || Rate(l.Lift, "holdout") is not null))
+        {
+            sb.Append("<p class=\"none\">No conversion rates yet: no rule has contacted or held out a customer.</p>");
+        }
+        else
+        {
+            sb.Append(ConsoleCharts.Element(
+                "lift-chart",
+                ConsoleCharts.Bars("conversion rate per rule", [.. lifts.Select(l => l.Rule)], [new BarSeries("contacted", "Contacted", [.. lifts.Select(l => Rate(l.Lift, "contacted"))]), new BarSeries("holdout", "Holdout", [.. lifts.Select(l => Rate(l.Lift, "holdout"))])], horizontal: true, valueKind: "percent"),
+                "Conversion rate per rule: contacted against holdout",
+                60 + (36 * lifts.Count)));
+        }
+
         sb.Append("<div class=\"scroll\"><table id=\"lift-table\"><thead><tr><th scope=\"col\">Rule</th><th scope=\"col\" class=\"n\">Contacted</th><th scope=\"col\" class=\"n\">Converted</th><th scope=\"col\" class=\"n\">Rate</th><th scope=\"col\" class=\"n\">Holdout</th><th scope=\"col\" class=\"n\">Converted</th><th scope=\"col\" class=\"n\">Rate</th><th scope=\"col\" class=\"n\">Lift</th><th scope=\"col\" class=\"n\">Relative</th></tr></thead><tbody>");
         foreach (var (rule, lift) in lifts)
         {

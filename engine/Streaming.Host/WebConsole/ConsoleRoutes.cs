@@ -11,19 +11,87 @@ namespace Streaming.Host.WebConsole;
 /// <summary>
 /// The web console (CONTRACTS.md §9): server-rendered HTML pages under <c>/console</c>, built from the same bodies
 /// the API answers with, and their assets (served from the engine's assembly: no CDN). Read views follow the read
-/// routes' access (open unless <c>Streaming:Auth:RequireReadScope</c>); changes go through the API with the
-/// <c>admin</c> token the page asks for.
+/// routes' access (open unless <c>Streaming:Auth:RequireReadScope</c>): then a browser signs in once at
+/// <c>/console/sign-in</c> with a <c>read</c> (or <c>admin</c>) token and carries a session cookie for the read views
+/// (<see cref="ConsoleSessions"/>); a page asked for without it answers 401 with the sign-in form. Changes go through
+/// the API with the <c>admin</c> token the page asks for, as before.
 /// </summary>
 public static class ConsoleRoutes
 {
     private static readonly JsonSerializerOptions ApiJson = new(JsonSerializerDefaults.Web);
 
+    /// <summary>Maps the console's pages, its sign-in and its assets.</summary>
     public static void Map(WebApplication app, EngineHost host)
     {
         var settings = host.Settings;
         var rates = new RateSampler();
 
-        app.MapGet("/console", async (HttpContext context, string? flows, CancellationToken ct) =>
+        IResult Page(string title, string active, string main, int status = 200, int refreshSeconds = 0) =>
+            Results.Content(ConsolePages.Layout(title, active, main, refreshSeconds, signOut: settings.RequireReadScope), "text/html; charset=utf-8", Encoding.UTF8, status);
+
+        // A read view: open, unless RequireReadScope; then without read access, the sign-in form explains why (401), or
+        // that the token presented lacks the scope (403).
+        RouteHandlerBuilder View(RouteHandlerBuilder builder) => builder.AddEndpointFilter(async (context, next) =>
+        {
+            var user = context.HttpContext.User;
+            if (!settings.RequireReadScope || AccessPolicies.Has(user, AccessToken.Read))
+            {
+                return await next(context).ConfigureAwait(false);
+            }
+
+            var request = context.HttpContext.Request;
+            var back = request.Path + request.QueryString;
+            var authenticated = user.Identity?.IsAuthenticated == true;
+            if (!authenticated)
+            {
+                context.HttpContext.Response.Headers.WWWAuthenticate = "Bearer";
+            }
+
+            return Results.Content(
+                ConsolePages.Layout("Sign in", "", ConsolePages.SignIn(back, authenticated
+                    ? "The token you are signed in with does not grant the read scope."
+                    : "This engine's console needs a token with the read scope (Streaming:Auth:RequireReadScope is on). Sign in to see this page.", error: authenticated), 0, signOut: false),
+                "text/html; charset=utf-8", Encoding.UTF8, authenticated ? 403 : 401);
+        });
+
+        app.MapGet("/console/sign-in", (string? next) => Results.Content(
+            ConsolePages.Layout("Sign in", "", ConsolePages.SignIn(SafeNext(next), settings.RequireReadScope
+                ? "Enter a token with the read scope (an admin token also works). The browser then keeps a session for the console's read views; changing rules still needs the admin token on the rules page."
+                : "This engine's read views are open: no sign-in is needed. Changing rules needs the admin token on the rules page.", error: false), 0, signOut: false),
+            "text/html; charset=utf-8", Encoding.UTF8));
+
+        app.MapPost("/console/sign-in", async (HttpContext context, ConsoleSessions sessions) =>
+        {
+            var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+            var next = SafeNext(form["next"].ToString());
+            var token = ConsoleSessions.Match(settings.AuthTokens, form["token"].ToString());
+            if (token is null || !(token.Scopes.Contains(AccessToken.Read) || token.Scopes.Contains(AccessToken.Admin)))
+            {
+                var message = token is null ? "That token is not one of this engine's tokens." : $"The token '{token.Name}' does not grant the read scope.";
+                return Results.Content(
+                    ConsolePages.Layout("Sign in", "", ConsolePages.SignIn(next, message, error: true), 0, signOut: false),
+                    "text/html; charset=utf-8", Encoding.UTF8, token is null ? 401 : 403);
+            }
+
+            context.Response.Cookies.Append(ConsoleSessions.CookieName, sessions.Open(token.Name), new CookieOptions
+            {
+                HttpOnly = true,
+                SameSite = SameSiteMode.Strict,
+                Secure = context.Request.IsHttps,
+                Path = "/console",
+                MaxAge = ConsoleSessions.Lifetime,
+            });
+            return Results.Redirect(next);
+        }).DisableAntiforgery();
+
+        app.MapPost("/console/sign-out", (HttpContext context, ConsoleSessions sessions) =>
+        {
+            sessions.Close(context.Request.Cookies[ConsoleSessions.CookieName]);
+            context.Response.Cookies.Delete(ConsoleSessions.CookieName, new CookieOptions { Path = "/console" });
+            return Results.Redirect("/console/sign-in");
+        }).DisableAntiforgery();
+
+        View(app.MapGet("/console", async (HttpContext context, string? flows, CancellationToken ct) =>
         {
             var population = await host.Engine.QueryAsync(view => view.Population(), ct).ConfigureAwait(false);
             var status = Json(ApiRoutes.StatusBody(host));
@@ -31,13 +99,13 @@ public static class ConsoleRoutes
             var rate = rates.Sample(host.Engine.EventsProcessed, TimeProvider.System.GetTimestamp(), TimeProvider.System.TimestampFrequency);
             var main = ConsolePages.Home(status, Json(ApiRoutes.PopulationBody(population)), lifts, rate, flows ?? "lifecycle");
             return Page("Population now", "home", main, refreshSeconds: 10);
-        }).Read(settings);
+        }));
 
-        app.MapGet("/console/customers", (string? id) => id is { Length: > 0 }
+        View(app.MapGet("/console/customers", (string? id) => id is { Length: > 0 }
             ? Results.Redirect("/console/customers/" + CustomerIdRoute.Segment(id))
-            : Page("Customers", "customers", ConsolePages.Search(null) + "<p class=\"muted\">Enter a customer id, e.g. one from a replay.</p>")).Read(settings);
+            : Page("Customers", "customers", ConsolePages.Search(null) + "<p class=\"muted\">Enter a customer id, e.g. one from a replay.</p>")));
 
-        app.MapGet("/console/customers/{customerId}", async (HttpContext context, string customerId, CancellationToken ct) =>
+        View(app.MapGet("/console/customers/{customerId}", async (HttpContext context, string customerId, CancellationToken ct) =>
         {
             customerId = CustomerIdRoute.Of(context, customerId);
             var title = "Customer " + customerId;
@@ -56,9 +124,9 @@ public static class ConsoleRoutes
             }
 
             return Page(title, "customers", ConsolePages.Customer(Json(profile), Json(triggers)));
-        }).Read(settings);
+        }));
 
-        app.MapGet("/console/rules", () => Page("Rules", "rules", ConsolePages.Rules(Json(ApiRoutes.RulesBody(host)), Datasets.Names))).Read(settings);
+        View(app.MapGet("/console/rules", () => Page("Rules", "rules", ConsolePages.Rules(Json(ApiRoutes.RulesBody(host)), Datasets.Names))));
 
         // Checks a rule file without changing anything: the same loader and errors as PUT /v1/rules.
         app.MapPost("/console/rules/check", async (HttpContext context) =>
@@ -82,16 +150,26 @@ public static class ConsoleRoutes
             }
         }).Read(settings).DisableAntiforgery();
 
-        app.MapGet("/console/backtests/{id}", (string id) => host.Backtests.Find(id) is { } run
+        View(app.MapGet("/console/backtests/{id}", (string id) => host.Backtests.Find(id) is { } run
             ? Page("Backtest", "rules", ConsolePages.Backtest(Json(BacktestRoutes.Body(run))))
-            : Page("Backtest", "rules", ConsolePages.Problem("Backtest not found.", $"No backtest '{id}': the engine keeps the last {BacktestRunner.Kept}, and none survives a restart."), 404)).Read(settings);
+            : Page("Backtest", "rules", ConsolePages.Problem("Backtest not found.", $"No backtest '{id}': the engine keeps the last {BacktestRunner.Kept}, and none survives a restart."), 404)));
 
-        app.MapGet("/console/outreach", async (CancellationToken ct) =>
-            Page("Outreach", "outreach", ConsolePages.Outreach(Json(TriggerRoutes.StatsBody(host)), await LiftsAsync(host, ct).ConfigureAwait(false)), refreshSeconds: 10)).Read(settings);
+        View(app.MapGet("/console/outreach", async (CancellationToken ct) =>
+            Page("Outreach", "outreach", ConsolePages.Outreach(Json(TriggerRoutes.StatsBody(host)), await LiftsAsync(host, ct).ConfigureAwait(false)), refreshSeconds: 10)));
 
-        app.MapGet("/console/assets/{name}", (string name) => ConsoleAssets.Find(name) is { } asset
-            ? Results.Bytes(asset.Content, asset.ContentType)
-            : Results.NotFound());
+        // Assets: pages link them as /console/assets/NAME?v=HASH; that address never changes its content, so it may be
+        // cached for a year. Any other address of an asset is revalidated.
+        app.MapGet("/console/assets/{name}", (HttpContext context, string name, string? v) =>
+        {
+            if (ConsoleAssets.Find(name) is not { } asset)
+            {
+                return Results.NotFound();
+            }
+
+            context.Response.Headers.CacheControl = v == asset.Version ? "public, max-age=31536000, immutable" : "no-cache";
+            context.Response.Headers.ETag = "\"" + asset.Version + "\"";
+            return Results.Bytes(asset.Content, asset.ContentType);
+        });
     }
 
     /// <summary>Per trigger of the running set, the body of <c>GET /v1/rules/{id}/lift</c>.</summary>
@@ -112,8 +190,12 @@ public static class ConsoleRoutes
     /// <summary>A body as the API serializes it.</summary>
     private static JsonElement Json(object body) => JsonSerializer.SerializeToElement(body, body.GetType(), ApiJson);
 
-    private static IResult Page(string title, string active, string main, int status = 200, int refreshSeconds = 0) =>
-        Results.Content(ConsolePages.Layout(title, active, main, refreshSeconds), "text/html; charset=utf-8", Encoding.UTF8, status);
+    /// <summary>Where to go after signing in: a console address of this engine, else the home page.</summary>
+    public static string SafeNext(string? next) =>
+        next is { Length: > 0 } && (next == "/console" || next.StartsWith("/console/", StringComparison.Ordinal) || next.StartsWith("/console?", StringComparison.Ordinal))
+            && !next.Contains('\\', StringComparison.Ordinal) && !next.Contains("//", StringComparison.Ordinal)
+            ? next
+            : "/console";
 }
 
 /// <summary>Events per second between two looks at the processed-events counter (the home page's figure).</summary>
@@ -150,25 +232,36 @@ public sealed class RateSampler
     }
 }
 
-/// <summary>The console's stylesheet and script, embedded in the engine's assembly.</summary>
+/// <summary>
+/// The console's stylesheet and script, and the Apache ECharts build it draws charts with, embedded in the engine's
+/// assembly (no CDN). ECharts comes from npm (<c>engine/Streaming.Host/console/package-lock.json</c>, installed by
+/// <c>npm ci</c>); the build copies <c>echarts/dist/echarts.min.js</c> in and fails when it is missing.
+/// </summary>
 public static class ConsoleAssets
 {
-    private static readonly Dictionary<string, (byte[] Content, string ContentType)> Assets = Load();
+    /// <summary>The name of the ECharts asset.</summary>
+    public const string ECharts = "echarts.min.js";
 
-    /// <summary>The asset of that name (<c>console.css</c>, <c>console.js</c>), or null.</summary>
-    public static (byte[] Content, string ContentType)? Find(string name) => Assets.TryGetValue(name, out var a) ? a : null;
+    private static readonly Dictionary<string, (byte[] Content, string ContentType, string Version)> Assets = Load();
 
-    private static Dictionary<string, (byte[], string)> Load()
+    /// <summary>The asset of that name (<c>console.css</c>, <c>console.js</c>, <c>echarts.min.js</c>) with its version (a hash of its bytes), or null.</summary>
+    public static (byte[] Content, string ContentType, string Version)? Find(string name) => Assets.TryGetValue(name, out var a) ? a : null;
+
+    /// <summary>The address pages link an asset by: <c>/console/assets/NAME?v=VERSION</c>, cacheable for a year.</summary>
+    public static string Url(string name) => $"/console/assets/{name}?v={Assets[name].Version}";
+
+    private static Dictionary<string, (byte[], string, string)> Load()
     {
         var assembly = typeof(ConsoleAssets).Assembly;
-        var assets = new Dictionary<string, (byte[], string)>(StringComparer.Ordinal);
-        foreach (var (name, type) in new[] { ("console.css", "text/css; charset=utf-8"), ("console.js", "text/javascript; charset=utf-8") })
+        var assets = new Dictionary<string, (byte[], string, string)>(StringComparer.Ordinal);
+        foreach (var (name, type) in new[] { ("console.css", "text/css; charset=utf-8"), ("console.js", "text/javascript; charset=utf-8"), (ECharts, "text/javascript; charset=utf-8") })
         {
             using var stream = assembly.GetManifestResourceStream("Streaming.Host.WebConsole.Assets." + name)
                 ?? throw new InvalidOperationException($"console asset {name} is not embedded");
             using var buffer = new MemoryStream();
             stream.CopyTo(buffer);
-            assets[name] = (buffer.ToArray(), type);
+            var bytes = buffer.ToArray();
+            assets[name] = (bytes, type, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes))[..16]);
         }
 
         return assets;

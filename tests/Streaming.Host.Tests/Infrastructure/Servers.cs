@@ -95,13 +95,15 @@ public sealed class EngineProcess : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static async Task<EngineProcess> StartAsync(string bootstrap, string dataDir, IDictionary<string, string>? environment = null)
+    /// <param name="waitFor">The route that must answer with success before this returns: <c>/readyz</c> (partitions
+    /// assigned), or <c>/healthz</c> for an engine that is not meant to become ready.</param>
+    public static async Task<EngineProcess> StartAsync(string bootstrap, string dataDir, IDictionary<string, string>? environment = null, string waitFor = "/readyz")
     {
         var port = TestEnvironment.FreePort();
         var uri = new Uri($"http://127.0.0.1:{port}");
         var process = CliProcess.Start(["run", "--bootstrap", bootstrap, "--data-dir", dataDir, "--urls", uri.ToString().TrimEnd('/')], environment);
         var engine = new EngineProcess(process, uri);
-        await WaitAnswersAsync(process, engine.Http, "/readyz", TimeSpan.FromSeconds(90));
+        await WaitAnswersAsync(process, engine.Http, waitFor, TimeSpan.FromSeconds(90));
         return engine;
     }
 

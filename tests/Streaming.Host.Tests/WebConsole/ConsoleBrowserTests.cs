@@ -46,19 +46,42 @@ public sealed class ConsoleBrowserTests(ConsoleEngine fixture, ITestOutputHelper
                 }
 
                 Assert.Equal(fixture.Expected.Customers.Count, expected.Values.Sum());
+
+                // The dimension's bar chart, as ECharts holds it: one bar per stage with the API's count.
+                var chart = await ChartAsync(page, "stages-" + dimension);
+                var labels = chart.GetProperty("yAxis")[0].GetProperty("data").EnumerateArray().Select(l => l.GetString()!).ToList();
+                var bars = chart.GetProperty("series")[0].GetProperty("data").EnumerateArray().Select(v => v.GetInt64()).ToList();
+                Assert.Equal(
+                    expected.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => (e.Key.Replace('_', ' '), e.Value)),
+                    labels.Zip(bars).OrderBy(b => b.First, StringComparer.Ordinal).Select(b => (b.First, b.Second)));
             }
 
-            // The flow diagram draws each lifecycle transition with the API's count.
-            var transitions = population.GetProperty("transitions").EnumerateArray().Where(t => t.GetProperty("dimension").GetString() == "lifecycle").ToList();
+            // The Sankey diagram draws each lifecycle transition with the API's count.
+            var transitions = population.GetProperty("transitions").EnumerateArray().Where(t => t.GetProperty("dimension").GetString() == "lifecycle")
+                .Select(t => (t.GetProperty("from").GetString()!, t.GetProperty("to").GetString()!, t.GetProperty("count").GetInt64())).Where(t => t.Item3 > 0).Order().ToList();
             Assert.NotEmpty(transitions);
-            Assert.Equal(transitions.Count, await page.Locator("svg.flows path.link").CountAsync());
-            foreach (var t in transitions)
+            var flows = (await ChartAsync(page, "flows-chart")).GetProperty("series")[0];
+            Assert.Equal("sankey", flows.GetProperty("type").GetString());
+            Assert.Equal(
+                transitions,
+                flows.GetProperty("links").EnumerateArray().Select(l => (l.GetProperty("from").GetString()!, l.GetProperty("to").GetString()!, l.GetProperty("value").GetInt64())).Order());
+
+            // Firings by rule: the chart's bars are the table's numbers, which are /v1/rules/{id}/lift's.
+            var firings = await ChartAsync(page, "firings-chart");
+            var rules = firings.GetProperty("yAxis")[0].GetProperty("data").EnumerateArray().Select(r => r.GetString()!).ToList();
+            Assert.NotEmpty(rules);
+            foreach (var series in firings.GetProperty("series").EnumerateArray())
             {
-                var link = page.Locator($"svg.flows path.link[data-from=\"{t.GetProperty("from").GetString()}\"][data-to=\"{t.GetProperty("to").GetString()}\"]");
-                Assert.Equal(t.GetProperty("count").GetInt64().ToString(Invariant), await link.GetAttributeAsync("data-count"));
+                var group = series.GetProperty("id").GetString()!;
+                var values = series.GetProperty("data").EnumerateArray().ToList();
+                for (var i = 0; i < rules.Count; i++)
+                {
+                    var lift = await fixture.Http.GetFromJsonAsync<JsonElement>($"/v1/rules/{rules[i]}/lift");
+                    Assert.Equal(lift.GetProperty(group).GetProperty("firings").GetInt64(), values[i].GetInt64());
+                }
             }
 
-            output.WriteLine($"{checkedRows} stage counts and {transitions.Count} lifecycle flows equal /v1/population");
+            output.WriteLine($"{checkedRows} stage counts (tables and charts), {transitions.Count} lifecycle flows and {rules.Count} rules' firings equal the API");
 
             // Phone width: nothing wider than the screen but the scrollable chart and table boxes.
             await page.SetViewportSizeAsync(390, 844);
@@ -208,6 +231,7 @@ public sealed class ConsoleBrowserTests(ConsoleEngine fixture, ITestOutputHelper
                 var rules = sides["base"].GetProperty("rules").EnumerateObject().Select(r => r.Name).ToList();
                 Assert.Equal(rules.Count, await page.Locator("#backtest-rules tbody tr").CountAsync());
                 var charted = 0;
+                var perRule = await ChartAsync(page, "rules-chart");
                 foreach (var rule in rules)
                 {
                     foreach (var (side, result) in sides)
@@ -215,12 +239,20 @@ public sealed class ConsoleBrowserTests(ConsoleEngine fixture, ITestOutputHelper
                         var outcome = result.GetProperty("rules").GetProperty(rule);
                         var fired = outcome.GetProperty("fired").GetInt64();
                         Assert.Equal(fired.ToString("N0", Invariant), (await page.InnerTextAsync($"#backtest-rules tr[data-rule=\"{rule}\"] [data-field={side}-fired]")).Trim());
-                        Assert.Equal(fired.ToString(Invariant), await page.GetAttributeAsync($"#rules-chart rect[data-group=\"{rule}\"][data-series={side}]", "data-value"));
-                        foreach (var month in outcome.GetProperty("perMonth").EnumerateObject())
+                        Assert.Equal(fired, Bar(perRule, side, rule));
+                        if (fired == 0)
                         {
-                            Assert.Equal(
-                                month.Value.GetInt64().ToString(Invariant),
-                                await page.GetAttributeAsync($"figure[data-month-chart=\"{rule}\"] rect[data-group=\"{month.Name}\"][data-series={side}]", "data-value"));
+                            continue;
+                        }
+
+                        // Every month of the chart: the CLI's count, or 0 for a month the CLI has none in.
+                        var perMonth = await ChartAsync(page, "month-chart-" + rule);
+                        var months = perMonth.GetProperty("xAxis")[0].GetProperty("data").EnumerateArray().Select(m => m.GetString()!).ToList();
+                        Assert.Superset(outcome.GetProperty("perMonth").EnumerateObject().Select(m => m.Name).ToHashSet(), months.ToHashSet());
+                        foreach (var month in months)
+                        {
+                            var expectedCount = outcome.GetProperty("perMonth").TryGetProperty(month, out var n) ? n.GetInt64() : 0;
+                            Assert.Equal(expectedCount, Bar(perMonth, side, month));
                             charted++;
                         }
                     }
@@ -269,6 +301,21 @@ public sealed class ConsoleBrowserTests(ConsoleEngine fixture, ITestOutputHelper
 
             Assert.True(rows >= 5, $"only {rows} triggers found in the rule text");
             Assert.Equal(rows, await page.Locator("#lift-table tbody tr").CountAsync());
+
+            // The lift chart: each rule's conversion rate, contacted and held out, as /v1/rules/{id}/lift gives it.
+            var chart = await ChartAsync(page, "lift-chart");
+            var charted = chart.GetProperty("yAxis")[0].GetProperty("data").EnumerateArray().Select(r => r.GetString()!).ToList();
+            Assert.Equal(rows, charted.Count);
+            foreach (var rule in charted)
+            {
+                var lift = await fixture.Http.GetFromJsonAsync<JsonElement>($"/v1/rules/{rule}/lift");
+                foreach (var group in new[] { "contacted", "holdout" })
+                {
+                    var rate = lift.GetProperty(group).GetProperty("rate");
+                    var bar = chart.GetProperty("series").EnumerateArray().Single(x => x.GetProperty("id").GetString() == group).GetProperty("data")[charted.IndexOf(rule)];
+                    Assert.Equal(rate.ValueKind == JsonValueKind.Number ? rate.GetDouble() : (double?)null, bar.ValueKind == JsonValueKind.Number ? bar.GetDouble() : (double?)null);
+                }
+            }
         });
     }
 
@@ -313,6 +360,29 @@ public sealed class ConsoleBrowserTests(ConsoleEngine fixture, ITestOutputHelper
         }
 
         Assert.Equal([HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.BadRequest, HttpStatusCode.TooManyRequests], statuses);
+    }
+
+    /// <summary>
+    /// The option of the ECharts chart in element <paramref name="id"/>, as the chart holds it, once ECharts has drawn
+    /// it (an <c>svg</c> inside the element).
+    /// </summary>
+    internal static async Task<JsonElement> ChartAsync(IPage page, string id)
+    {
+        await page.WaitForFunctionAsync(
+            "id => { const el = document.getElementById(id); return !!(el && window.echarts && window.echarts.getInstanceByDom(el) && el.querySelector('svg')); }",
+            id);
+        var json = await page.EvaluateAsync<string>("id => JSON.stringify(window.echarts.getInstanceByDom(document.getElementById(id)).getOption())", id);
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.Clone();
+    }
+
+    /// <summary>The value of <paramref name="series"/> (its id) at <paramref name="category"/> in a bar chart's option.</summary>
+    private static long Bar(JsonElement option, string series, string category)
+    {
+        var axis = option.GetProperty("xAxis")[0].GetProperty("type").GetString() == "category" ? option.GetProperty("xAxis")[0] : option.GetProperty("yAxis")[0];
+        var index = axis.GetProperty("data").EnumerateArray().Select(c => c.GetString()).ToList().IndexOf(category);
+        Assert.True(index >= 0, $"no category '{category}' in the chart");
+        return option.GetProperty("series").EnumerateArray().Single(s => s.GetProperty("id").GetString() == series).GetProperty("data")[index].GetInt64();
     }
 
     private Task<HttpResponseMessage> PostAsync(string path, object body, string token)

@@ -4,7 +4,7 @@ using Streaming.Host.WebConsole;
 
 namespace Streaming.Host.Tests.WebConsole;
 
-/// <summary>The console's view logic: number formats, chart geometry, the timeline's order, customer-id segments.</summary>
+/// <summary>The console's view logic: number formats, chart options, the timeline's order, customer-id segments.</summary>
 public sealed class ConsoleViewTests
 {
     [Theory]
@@ -43,70 +43,77 @@ public sealed class ConsoleViewTests
     }
 
     [Fact]
-    public void Flow_bands_are_as_thick_as_their_counts_and_fill_their_nodes_without_overlap()
+    public void The_flow_diagram_puts_from_stages_left_and_to_stages_right_so_back_and_forth_is_no_cycle()
     {
-        Flow[] flows = [new("new", "active", 600), new("active", "at_risk", 300), new("new", "at_risk", 100), new("at_risk", "dormant", 50)];
-        var layout = ConsoleCharts.Flows(flows, height: 300, gap: 10);
+        Flow[] flows = [new("new", "active", 600), new("active", "at_risk", 300), new("at_risk", "active", 120), new("new", "at_risk", 100), new("dormant", "active", 0)];
+        var option = ConsoleCharts.Flows(flows, "lifecycle transitions")!;
+        var series = option["series"]![0]!;
+        Assert.Equal("sankey", (string?)series["type"]);
 
-        // One scale: the side with more nodes (3 on each side here) fills the height exactly.
-        var left = layout.Nodes.Where(n => n.Left).ToList();
-        var right = layout.Nodes.Where(n => !n.Left).ToList();
-        Assert.Equal(["new", "active", "at_risk"], left.Select(n => n.Stage));
-        Assert.Equal(["active", "at_risk", "dormant"], right.Select(n => n.Stage));
-        var scale = (300 - (10 * 2)) / 1050.0;
-        Assert.Equal(700 * scale, left[0].Height, 6);
-        Assert.Equal(400 * scale, right[1].Height, 6);
-        Assert.Equal(300, left[^1].Y + left[^1].Height, 6);
-        foreach (var link in layout.Links)
-        {
-            Assert.Equal(link.Flow.Count * scale, link.Thickness, 6);
-        }
+        var nodes = series["data"]!.AsArray().Select(n => (Name: (string)n!["name"]!, Stage: (string)n["stage"]!, Depth: (int)n["depth"]!, Label: (string)n["label"]!["formatter"]!)).ToList();
+        // Left: the stages customers left (the 0 flow from dormant is not drawn); right: the stages they entered.
+        Assert.Equal(["active", "at_risk", "new"], nodes.Where(n => n.Depth == 0).Select(n => n.Stage));
+        Assert.Equal(["active", "at_risk"], nodes.Where(n => n.Depth == 1).Select(n => n.Stage));
+        Assert.All(nodes, n => Assert.Equal((n.Depth == 0 ? "from:" : "to:") + n.Stage, n.Name));
+        // Labels for people: the stage, and the customers who left it (left) or entered it (right), summed by hand.
+        Assert.Equal("at risk \u00b7 120", nodes.Single(n => n.Name == "from:at_risk").Label);
+        Assert.Equal("at risk \u00b7 400", nodes.Single(n => n.Name == "to:at_risk").Label);
+        Assert.Equal("new \u00b7 700", nodes.Single(n => n.Name == "from:new").Label);
+        Assert.Equal(nodes.Count, nodes.Select(n => n.Name).Distinct().Count());
 
-        foreach (var side in new[] { left, right })
-        {
-            for (var i = 1; i < side.Count; i++)
-            {
-                Assert.True(side[i].Y >= side[i - 1].Y + side[i - 1].Height + 10 - 1e-9, "nodes overlap");
-            }
-
-            // The bands at each node stack from its top to its bottom.
-            foreach (var node in side)
-            {
-                var bands = layout.Links.Where(l => (node.Left ? l.Flow.From : l.Flow.To) == node.Stage)
-                    .Select(l => (Top: node.Left ? l.Y0 : l.Y1, l.Thickness)).OrderBy(b => b.Top).ToList();
-                var y = node.Y;
-                foreach (var (top, thickness) in bands)
-                {
-                    Assert.Equal(y, top, 6);
-                    y += thickness;
-                }
-
-                Assert.Equal(node.Y + node.Height, y, 6);
-            }
-        }
+        var links = series["links"]!.AsArray().Select(l => (Source: (string)l!["source"]!, Target: (string)l["target"]!, From: (string)l["from"]!, To: (string)l["to"]!, Value: (long)l["value"]!)).ToList();
+        Assert.Equal(4, links.Count);
+        var depth = nodes.ToDictionary(n => n.Name, n => n.Depth);
+        Assert.All(links, l => Assert.Equal((0, 1), (depth[l.Source], depth[l.Target])));
+        Assert.All(links, l => Assert.Equal(("from:" + l.From, "to:" + l.To), (l.Source, l.Target)));
+        // Customers into each right node, summed by hand from the flows above.
+        var into = links.GroupBy(l => l.To).ToDictionary(g => g.Key, g => g.Sum(l => l.Value));
+        Assert.Equal(600 + 120, into["active"]);
+        Assert.Equal(300 + 100, into["at_risk"]);
     }
 
     [Fact]
-    public void No_flows_lay_out_as_nothing()
+    public void No_flows_give_no_diagram()
     {
-        var layout = ConsoleCharts.Flows([new("a", "b", 0)], 100, 5);
-        Assert.Empty(layout.Nodes);
-        Assert.Empty(layout.Links);
+        Assert.Null(ConsoleCharts.Flows([new("a", "b", 0)], "x"));
+        Assert.Null(ConsoleCharts.Flows([], "x"));
+        Assert.Equal("", ConsoleCharts.Element("x", null, "x", 100));
     }
 
     [Fact]
-    public void Bars_are_proportional_to_their_values_with_the_largest_at_full_height()
+    public void Bar_options_keep_each_value_exactly_under_its_category_and_series()
     {
-        var values = new Dictionary<(string, string), long> { [("2011-01", "base")] = 40, [("2011-01", "compare")] = 80, [("2011-02", "base")] = 0, [("2011-02", "compare")] = 20 };
-        var bars = ConsoleCharts.Bars(["2011-01", "2011-02"], ["base", "compare"], (g, s) => values[(g, s)], width: 400, height: 100);
-        Assert.Equal(4, bars.Count);
-        Assert.Equal([50.0, 100.0, 0.0, 25.0], bars.Select(b => Math.Round(b.Height, 6)));
-        Assert.All(bars, b => Assert.Equal(100, b.Y + b.Height, 6));
-        Assert.All(bars, b => Assert.Equal(values[(b.Group, b.Series)], b.Value));
-        // Groups side by side, inside the width, bars of a group next to each other.
-        Assert.True(bars[1].X > bars[0].X && bars[2].X > bars[1].X + bars[1].Width);
-        Assert.True(bars[^1].X + bars[^1].Width <= 400);
-        Assert.All(ConsoleCharts.Bars(["x"], ["base"], (_, _) => 0, 100, 50), b => Assert.Equal(0, b.Height));
+        string[] months = ["2011-01", "2011-02", "2011-03"];
+        var option = ConsoleCharts.Bars("per month", months, [new BarSeries("base", "Base", [40, 0, 7]), new BarSeries("compare", "Compare", [80, null, 0.125m])]);
+        Assert.Equal(months, option["xAxis"]!["data"]!.AsArray().Select(c => (string)c!));
+        Assert.Equal("value", (string?)option["yAxis"]!["type"]);
+        var series = option["series"]!.AsArray();
+        Assert.Equal(["base", "compare"], series.Select(x => (string)x!["id"]!));
+        Assert.Equal(["40", "0", "7"], series[0]!["data"]!.AsArray().Select(v => v!.ToJsonString()));
+        Assert.Equal(["80", "null", "0.125"], series[1]!["data"]!.AsArray().Select(v => v?.ToJsonString() ?? "null"));
+
+        // Horizontal: categories on the y axis, first at the top.
+        var horizontal = ConsoleCharts.Bars("per rule", ["win-back", "welcome"], [new BarSeries("customers", "Customers", [3, 4])], horizontal: true, valueKind: "percent");
+        Assert.Equal(["win-back", "welcome"], horizontal["yAxis"]!["data"]!.AsArray().Select(c => (string)c!));
+        Assert.True((bool)horizontal["yAxis"]!["inverse"]!);
+        Assert.Equal("percent", (string?)horizontal["valueKind"]);
+
+        Assert.Throws<ArgumentException>(() => ConsoleCharts.Bars("bad", months, [new BarSeries("base", "Base", [1, 2])]));
+    }
+
+    [Fact]
+    public void A_charts_element_carries_its_option_html_encoded_and_decodes_back_to_the_same_json()
+    {
+        var option = ConsoleCharts.Bars("it's <b>\"odd\"</b> & more", ["a<b", "c'd"], [new BarSeries("base", "Base & co", [1234567, 0.5m])]);
+        var html = ConsoleCharts.Element("rules-chart", option, "firings", 180);
+        Assert.DoesNotContain("<b>", html, StringComparison.Ordinal);
+        var start = html.IndexOf("data-chart=\"", StringComparison.Ordinal) + "data-chart=\"".Length;
+        var attribute = html[start..html.IndexOf('"', start)];
+        var decoded = System.Text.Json.Nodes.JsonNode.Parse(System.Net.WebUtility.HtmlDecode(attribute))!;
+        Assert.Equal(option.ToJsonString(), decoded.ToJsonString());
+        Assert.Equal(1234567m, (decimal)decoded["series"]![0]!["data"]![0]!);
+        Assert.Contains("style=\"height:180px\"", html, StringComparison.Ordinal);
+        Assert.Contains("id=\"rules-chart\"", html, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,6 +1,4 @@
 using System.Security.Claims;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
@@ -13,12 +11,15 @@ namespace Streaming.Host.Http.Auth;
 /// §7.1). A request without an <c>Authorization</c> header is anonymous; one with an unknown token fails. Challenges
 /// and denials are RFC 6750 answers in problem+json: 401 with <c>WWW-Authenticate: Bearer</c> (and
 /// <c>error="invalid_token"</c> when a token was sent but is unknown), 403 when the token lacks the scope.
+/// A request to the console (<c>/console/…</c>) without the header may instead carry a console session cookie
+/// (<see cref="ConsoleSessions"/>): it authenticates with the <c>read</c> scope only.
 /// </summary>
 public sealed class BearerTokenHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    StreamingSettings settings)
+    StreamingSettings settings,
+    ConsoleSessions sessions)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     /// <summary>The scheme's name, as in the <c>Authorization</c> header.</summary>
@@ -34,6 +35,14 @@ public sealed class BearerTokenHandler(
         var header = Request.Headers.Authorization.ToString();
         if (header.Length == 0)
         {
+            // A signed-in browser on the console's pages: read only, whatever the token it signed in with.
+            if (Request.Path.StartsWithSegments("/console", StringComparison.Ordinal)
+                && sessions.Find(Request.Cookies[ConsoleSessions.CookieName]) is { } name)
+            {
+                var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, name), new Claim(ScopeClaim, AccessToken.Read)], SchemeName);
+                return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
+            }
+
             return Task.FromResult(AuthenticateResult.NoResult());
         }
 
@@ -42,17 +51,8 @@ public sealed class BearerTokenHandler(
             return Task.FromResult(AuthenticateResult.Fail("the Authorization header is not a Bearer token"));
         }
 
-        var presented = Encoding.UTF8.GetBytes(header[Prefix.Length..].Trim());
-        AccessToken? match = null;
-        foreach (var token in settings.AuthTokens)
-        {
-            // Constant time, and every token compared: timing must not reveal which token nearly matched.
-            if (CryptographicOperations.FixedTimeEquals(presented, Encoding.UTF8.GetBytes(token.Token)))
-            {
-                match = token;
-            }
-        }
-
+        // Constant time, and every token compared: timing must not reveal which token nearly matched.
+        var match = ConsoleSessions.Match(settings.AuthTokens, header[Prefix.Length..]);
         if (match is null)
         {
             return Task.FromResult(AuthenticateResult.Fail("unknown token"));
@@ -111,6 +111,7 @@ public static class AccessPolicies
     /// <summary>Registers the scheme and the policies <c>admin</c>, <c>dialer</c>, <c>read</c>, <c>metrics</c>.</summary>
     public static void AddTo(IServiceCollection services)
     {
+        services.AddSingleton(sp => new ConsoleSessions(sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.AddAuthentication(BearerTokenHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, configureOptions: null);
         services.AddAuthorization(options =>
@@ -132,6 +133,11 @@ public static class AccessPolicies
     /// <summary>A read route: open, unless <c>Streaming:Auth:RequireReadScope</c> closes it to tokens without <c>read</c>.</summary>
     public static TBuilder Read<TBuilder>(this TBuilder builder, StreamingSettings settings)
         where TBuilder : IEndpointConventionBuilder => settings.RequireReadScope ? builder.RequireAuthorization(AccessToken.Read) : builder;
+
+    /// <summary>Whether the request's user holds <paramref name="scope"/> (or <c>admin</c>, which implies every scope).</summary>
+    public static bool Has(ClaimsPrincipal user, string scope) =>
+        user.Identity?.IsAuthenticated == true
+        && (user.HasClaim(BearerTokenHandler.ScopeClaim, scope) || user.HasClaim(BearerTokenHandler.ScopeClaim, AccessToken.Admin));
 
     /// <summary>Who made the request: the token's name (null when anonymous).</summary>
     public static string? Actor(HttpContext context) => context.User.Identity?.IsAuthenticated == true ? context.User.Identity.Name : null;

@@ -1,7 +1,58 @@
-// Streaming console: live refresh and the rule editor's actions. Plain script, no dependencies.
+// Streaming console: charts, live refresh and the rule editor's actions. Plain script; the charts use Apache ECharts
+// (echarts.min.js, served by the engine) when the page loads it.
 (function () {
   'use strict';
   const $ = (s) => document.querySelector(s);
+
+  // Charts: each .echart element carries its ECharts option as JSON (built by the engine from the API's numbers).
+  // Tooltips give every value as people read it and raw, as the API gave it.
+  function human(v, kind) {
+    if (v === null || v === undefined || v === '-') return '\u2013';
+    const n = Number(v);
+    if (kind === 'percent') return (n * 100).toLocaleString('en', { minimumFractionDigits: 1, maximumFractionDigits: 1 }) + ' %';
+    return n.toLocaleString('en', { maximumFractionDigits: 2 });
+  }
+  function esc(t) { return String(t).replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';'); }
+  function raw(v) { return v === null || v === undefined ? 'no value' : 'raw ' + esc(v); }
+
+  function tooltips(option) {
+    const kind = option.valueKind || 'count';
+    for (const axis of [].concat(option.xAxis || [], option.yAxis || [])) {
+      if (axis.type === 'value') axis.axisLabel = Object.assign({}, axis.axisLabel, { formatter: (v) => human(v, kind) });
+    }
+    if (!option.tooltip) return;
+    option.tooltip.formatter = (params) => {
+      if (Array.isArray(params)) {
+        return esc(params.length ? params[0].axisValueLabel : '') + params.map((p) =>
+          '<br>' + p.marker + esc(p.seriesName) + ': <b>' + human(p.value, kind) + '</b> <small>(' + raw(p.value) + ')</small>').join('');
+      }
+      const d = params.data || {};
+      if (params.dataType === 'edge') {
+        return esc(String(d.from).replace(/_/g, ' ')) + ' \u2192 ' + esc(String(d.to).replace(/_/g, ' ')) + ': <b>' + human(d.value) + '</b> <small>(' + raw(d.value) + ')</small>';
+      }
+      const name = d.stage !== undefined ? d.stage.replace(/_/g, ' ') : params.name;
+      return esc(name) + ': <b>' + human(params.value, kind) + '</b> <small>(' + raw(params.value) + ')</small>';
+    };
+  }
+
+  function initCharts(root) {
+    if (!window.echarts) return;
+    root.querySelectorAll('.echart[data-chart]').forEach((el) => {
+      const option = JSON.parse(el.dataset.chart);
+      tooltips(option);
+      const chart = window.echarts.getInstanceByDom(el) || window.echarts.init(el, null, { renderer: 'svg' });
+      chart.setOption(option);
+    });
+  }
+  function disposeCharts(root) {
+    if (!window.echarts) return;
+    root.querySelectorAll('.echart').forEach((el) => { const c = window.echarts.getInstanceByDom(el); if (c) c.dispose(); });
+  }
+  initCharts(document);
+  window.addEventListener('resize', () => {
+    if (!window.echarts) return;
+    document.querySelectorAll('.echart').forEach((el) => { const c = window.echarts.getInstanceByDom(el); if (c) c.resize(); });
+  });
 
   // Live refresh: re-read this page and swap its main part, unless the user is working inside it.
   const main = $('main[data-refresh]');
@@ -12,18 +63,17 @@
         const r = await fetch(location.href, { headers: { Accept: 'text/html' } });
         if (!r.ok) return;
         const next = new DOMParser().parseFromString(await r.text(), 'text/html').querySelector('main');
-        if (next) main.innerHTML = next.innerHTML;
+        if (next) { disposeCharts(main); main.innerHTML = next.innerHTML; initCharts(main); }
       } catch (e) { /* keep the last good view */ }
     }, Number(main.dataset.refresh) * 1000);
   }
 
-  // A running backtest's page polls until it ends, then reloads to show the result.
+  // A running backtest's page re-reads itself (with the console's sign-in, if any) until the run ends, then reloads.
   const poll = $('[data-poll]');
   if (poll) {
-    const id = poll.dataset.poll;
     const timer = setInterval(async () => {
-      const r = await fetch('/v1/backtests/' + encodeURIComponent(id));
-      if (r.ok && (await r.json()).state !== 'running') { clearInterval(timer); location.reload(); }
+      const r = await fetch(location.href, { headers: { Accept: 'text/html' } });
+      if (r.ok && !(await r.text()).includes('data-poll=')) { clearInterval(timer); location.reload(); }
     }, 700);
   }
 
@@ -125,7 +175,7 @@
     progress.hidden = false;
     cancel.hidden = false;
     const timer = setInterval(async () => {
-      const s = await fetch('/v1/backtests/' + encodeURIComponent(running));
+      const s = await fetch('/v1/backtests/' + encodeURIComponent(running), { headers: headers({}) });
       if (!s.ok) return;
       const run = await s.json();
       progress.value = run.progress.fileShare;
