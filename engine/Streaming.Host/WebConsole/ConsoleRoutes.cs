@@ -42,9 +42,12 @@ public static class ConsoleRoutes
             var request = context.HttpContext.Request;
             var back = request.Path + request.QueryString;
             var authenticated = user.Identity?.IsAuthenticated == true;
-            if (!authenticated)
+
+            // The same status and challenge as the API; a browser gets the sign-in form, any other client problem+json.
+            var answer = authenticated ? BearerTokenHandler.Forbidden(context.HttpContext) : BearerTokenHandler.Challenge(context.HttpContext);
+            if (!WantsHtml(request))
             {
-                context.HttpContext.Response.Headers.WWWAuthenticate = "Bearer";
+                return answer;
             }
 
             return Results.Content(
@@ -196,6 +199,10 @@ public static class ConsoleRoutes
             && !next.Contains('\\', StringComparison.Ordinal) && !next.Contains("//", StringComparison.Ordinal)
             ? next
             : "/console";
+
+    /// <summary>The client asks for HTML (a browser): its Accept header names <c>text/html</c>.</summary>
+    private static bool WantsHtml(HttpRequest request) =>
+        request.Headers.Accept.Any(value => value?.Contains("text/html", StringComparison.OrdinalIgnoreCase) == true);
 }
 
 /// <summary>Events per second between two looks at the processed-events counter (the home page's figure).</summary>

@@ -153,8 +153,7 @@ public sealed class FreshConsoleEngines : IAsyncLifetime
 
     private BrokerProcess? _broker;
     private readonly List<string> _dirs = [];
-    private IPlaywright? _playwright;
-    private IBrowser? _browser;
+    private ConsoleBrowser? _browser;
 
     public EngineProcess Fresh { get; private set; } = null!;
 
@@ -195,13 +194,7 @@ public sealed class FreshConsoleEngines : IAsyncLifetime
         var notReadyStart = EngineProcess.StartAsync($"127.0.0.1:{TestEnvironment.FreePort()}", NewDir("console-not-ready"), waitFor: "/healthz");
         Fresh = await freshStart;
         NotReady = await notReadyStart;
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("STREAMING_TEST_CHROMIUM") ?? "/usr/bin/chromium",
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-dev-shm-usage"],
-        });
+        _browser = await ConsoleBrowser.LaunchAsync();
         Console.Error.WriteLine($"fresh console engines and browser ready in {clock.Elapsed.TotalSeconds:N1} s");
     }
 
@@ -212,30 +205,8 @@ public sealed class FreshConsoleEngines : IAsyncLifetime
         return dir;
     }
 
-    /// <summary>
-    /// Runs <paramref name="test"/> in a fresh 1280×800 page with the script errors the page raised so far; on failure
-    /// saves a screenshot (see <see cref="ConsoleEngine.Artifacts"/>).
-    /// </summary>
-    public async Task WithPageAsync(string name, Func<IPage, IReadOnlyList<string>, Task> test)
-    {
-        await using var context = await _browser!.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 800 } });
-        var page = await context.NewPageAsync();
-        page.SetDefaultTimeout(30_000);
-        var errors = new List<string>();
-        page.PageError += (_, error) => errors.Add(error);
-        try
-        {
-            await test(page, errors);
-        }
-        catch
-        {
-            Directory.CreateDirectory(ConsoleEngine.Artifacts);
-            var file = Path.Combine(ConsoleEngine.Artifacts, name + ".png");
-            await page.ScreenshotAsync(new PageScreenshotOptions { Path = file, FullPage = true });
-            Console.Error.WriteLine("screenshot of the failure: " + file);
-            throw;
-        }
-    }
+    /// <summary>Runs <paramref name="test"/> in a fresh page with the script errors it raises (<see cref="ConsoleBrowser.WithPageAsync"/>).</summary>
+    public Task WithPageAsync(string name, Func<IPage, IReadOnlyList<string>, Task> test) => _browser!.WithPageAsync(name, test);
 
     public async Task DisposeAsync()
     {
@@ -244,7 +215,6 @@ public sealed class FreshConsoleEngines : IAsyncLifetime
             await _browser.DisposeAsync();
         }
 
-        _playwright?.Dispose();
         foreach (var engine in new[] { Fresh, NotReady })
         {
             if (engine is not null)

@@ -420,13 +420,10 @@ public sealed class ConsoleEngine : IAsyncLifetime
     private BrokerProcess? _broker;
     private EngineProcess? _engine;
     private string? _dataDir;
-    private IPlaywright? _playwright;
-    private IBrowser? _browser;
+    private ConsoleBrowser? _browser;
 
-    /// <summary>Where screenshots of failed console tests go: <c>STREAMING_TEST_ARTIFACTS</c>, else <c>TestResults/console</c> in the repository.</summary>
-    public static string Artifacts { get; } = Environment.GetEnvironmentVariable("STREAMING_TEST_ARTIFACTS") is { Length: > 0 } dir
-        ? Path.Combine(dir, "console")
-        : Path.Combine(TestEnvironment.RepoRoot, "TestResults", "console");
+    /// <summary>Where screenshots of failed console tests go (<see cref="ConsoleBrowser.Artifacts"/>).</summary>
+    public static string Artifacts => ConsoleBrowser.Artifacts;
 
     public HttpClient Http => _engine!.Http;
 
@@ -462,43 +459,12 @@ public sealed class ConsoleEngine : IAsyncLifetime
             TimeSpan.FromSeconds(60),
             () => "firings written");
 
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("STREAMING_TEST_CHROMIUM") ?? "/usr/bin/chromium",
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-dev-shm-usage"],
-        });
+        _browser = await ConsoleBrowser.LaunchAsync();
         Console.Error.WriteLine($"console fixture: engine, replay and browser ready in {clock.Elapsed.TotalSeconds:N1} s");
     }
 
-    /// <summary>
-    /// Runs <paramref name="test"/> in a fresh 1280×800 page; on failure saves a full-page screenshot named after the
-    /// test (with <c>STREAMING_TEST_SCREENSHOTS=all</c>, also on success, to look at the pages).
-    /// </summary>
-    public async Task WithPageAsync(string name, Func<IPage, Task> test)
-    {
-        await using var context = await _browser!.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 800 } });
-        var page = await context.NewPageAsync();
-        page.SetDefaultTimeout(30_000);
-        try
-        {
-            await test(page);
-            if (Environment.GetEnvironmentVariable("STREAMING_TEST_SCREENSHOTS") == "all")
-            {
-                Directory.CreateDirectory(Artifacts);
-                await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Artifacts, name + ".ok.png"), FullPage = true });
-            }
-        }
-        catch
-        {
-            Directory.CreateDirectory(Artifacts);
-            var file = Path.Combine(Artifacts, name + ".png");
-            await page.ScreenshotAsync(new PageScreenshotOptions { Path = file, FullPage = true });
-            Console.Error.WriteLine("screenshot of the failure: " + file);
-            throw;
-        }
-    }
+    /// <summary>Runs <paramref name="test"/> in a fresh page (<see cref="ConsoleBrowser.WithPageAsync"/>).</summary>
+    public Task WithPageAsync(string name, Func<IPage, Task> test) => _browser!.WithPageAsync(name, (page, _) => test(page));
 
     public async Task DisposeAsync()
     {
@@ -507,7 +473,6 @@ public sealed class ConsoleEngine : IAsyncLifetime
             await _browser.DisposeAsync();
         }
 
-        _playwright?.Dispose();
         if (_engine is not null)
         {
             await _engine.DisposeAsync();

@@ -72,13 +72,7 @@ public sealed class BearerTokenHandler(
             return;
         }
 
-        var sent = Request.Headers.Authorization.Count > 0;
-        Response.Headers.WWWAuthenticate = sent ? "Bearer error=\"invalid_token\"" : "Bearer";
-        await Results.Problem(
-            statusCode: StatusCodes.Status401Unauthorized,
-            title: sent ? "invalid token" : "token required",
-            detail: sent ? "the token is not one of the configured tokens" : "send 'Authorization: Bearer <token>'")
-            .ExecuteAsync(Context).ConfigureAwait(false);
+        await Challenge(Context).ExecuteAsync(Context).ConfigureAwait(false);
     }
 
     protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
@@ -89,12 +83,31 @@ public sealed class BearerTokenHandler(
             return;
         }
 
-        Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_scope\"";
-        await Results.Problem(
+        await Forbidden(Context).ExecuteAsync(Context).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The RFC 6750 answer to a request that needs a token it did not bring: 401 with <c>WWW-Authenticate: Bearer</c>,
+    /// or <c>Bearer error="invalid_token"</c> when it sent one that is not configured, and a problem+json body.
+    /// </summary>
+    public static IResult Challenge(HttpContext context)
+    {
+        var sent = context.Request.Headers.Authorization.Count > 0;
+        context.Response.Headers.WWWAuthenticate = sent ? "Bearer error=\"invalid_token\"" : "Bearer";
+        return Results.Problem(
+            statusCode: StatusCodes.Status401Unauthorized,
+            title: sent ? "invalid token" : "token required",
+            detail: sent ? "the token is not one of the configured tokens" : "send 'Authorization: Bearer <token>'");
+    }
+
+    /// <summary>The RFC 6750 answer to a token without the scope a route needs: 403, <c>insufficient_scope</c>, problem+json.</summary>
+    public static IResult Forbidden(HttpContext context)
+    {
+        context.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_scope\"";
+        return Results.Problem(
             statusCode: StatusCodes.Status403Forbidden,
             title: "scope missing",
-            detail: "the token does not grant the scope this route needs")
-            .ExecuteAsync(Context).ConfigureAwait(false);
+            detail: "the token does not grant the scope this route needs");
     }
 
     /// <summary>No tokens configured: routes that need one are closed (403), whatever was sent.</summary>
