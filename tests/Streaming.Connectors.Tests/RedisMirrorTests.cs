@@ -58,6 +58,94 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
 
     private string[] Members(string set) => Db.SetMembers(_prefix + set).Select(m => (string)m!).Order(StringComparer.Ordinal).ToArray();
 
+    /// <summary>A store in a fresh directory with checkpoint 1 = {a, b} and checkpoint 2 = {b, c} (b changed: 2 orders).</summary>
+    private static SqliteStateStore StoreWithTwoCheckpoints(string dir)
+    {
+        var store = SqliteStateStore.OpenDirectory(dir);
+        static StateRow Row(string id, int orders)
+        {
+            var state = new CustomerState(id) { OrderCount = orders, GrossAmount = 10m * orders, RuleVersion = "default@0123456789ab", EvaluatedAtTicks = T0 };
+            return new StateRow(id, 4, CustomerStateCodec.Encode(state));
+        }
+
+        var first = new CheckpointBatch();
+        first.States.Add(Row("a", 1));
+        first.States.Add(Row("b", 1));
+        store.Commit(first);
+        var second = new CheckpointBatch();
+        second.States.Add(Row("b", 2));
+        second.States.Add(Row("c", 1));
+        store.Commit(second);
+        return store;
+    }
+
+    /// <summary>
+    /// A crash after checkpoint 2 was stored and before the mirror wrote it: Redis' marker says 1. At the next start the
+    /// catch-up queues exactly the customers checkpoint 2 stored, with seq 2; customers the marker covers are not
+    /// touched (a was deleted here to show it), and the marker reaches 2. Without a marker (an emptied Redis) every
+    /// stored customer is queued.
+    /// </summary>
+    [Fact]
+    public async Task Catch_up_at_start_writes_what_checkpoints_after_the_marker_stored()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "streaming-catchup-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var store = StoreWithTwoCheckpoints(dir);
+            await Db.HashSetAsync(_prefix + "mirror", "seq", 1);
+            await using (var mirror = Mirror())
+            {
+                var (queued, marker) = await MirrorCatchUp.RunAsync(store, mirror, Wait);
+                Assert.Equal((2, (long?)1), (queued, marker));
+                Assert.True(await mirror.WaitIdleAsync(Wait));
+                await Eventually.Require(Wait, () => (long)Db.HashGet(_prefix + "mirror", "seq") == 2, () => "marker " + Db.HashGet(_prefix + "mirror", "seq"));
+            }
+
+            Assert.False(Db.KeyExists(_prefix + "customer:a"));
+            Assert.Equal(("2", "2"), (Hash("b")["ordersCount"], Hash("b")["seq"]));
+            Assert.Equal(("1", "2"), (Hash("c")["ordersCount"], Hash("c")["seq"]));
+
+            // Up to date: nothing to do.
+            await using (var mirror = Mirror())
+            {
+                Assert.Equal((0, (long?)2), await MirrorCatchUp.RunAsync(store, mirror, Wait));
+            }
+
+            // Redis lost everything: every stored customer, each with the checkpoint that stored it.
+            await Db.KeyDeleteAsync([_prefix + "mirror", _prefix + "customer:b", _prefix + "customer:c"]);
+            await using (var mirror = Mirror())
+            {
+                Assert.Equal((3, (long?)null), await MirrorCatchUp.RunAsync(store, mirror, Wait));
+                Assert.True(await mirror.WaitIdleAsync(Wait));
+            }
+
+            Assert.Equal(("1", "1"), (Hash("a")["ordersCount"], Hash("a")["seq"]));
+            Assert.Equal("2", Hash("b")["seq"]);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task The_marker_follows_the_mirrored_checkpoint_and_never_moves_back()
+    {
+        await using var mirror = Mirror();
+        mirror.Publish(5, [Customer("m1")]);
+        mirror.Publish(6, []);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+        await Eventually.Require(Wait, () => (long)Db.HashGet(_prefix + "mirror", "seq") == 6, () => "marker " + Db.HashGet(_prefix + "mirror", "seq"));
+
+        // Another writer (a resync, say) already went further: a lower value leaves it.
+        await Db.HashSetAsync(_prefix + "mirror", "seq", 40);
+        mirror.Publish(7, [Customer("m2")]);
+        Assert.True(await mirror.WaitIdleAsync(Wait));
+        Assert.Equal(7, mirror.MirroredSeq);
+        Assert.Equal(40, (long)Db.HashGet(_prefix + "mirror", "seq"));
+    }
+
     [Fact]
     public async Task Writes_every_field_of_the_schema_and_joins_the_sets()
     {

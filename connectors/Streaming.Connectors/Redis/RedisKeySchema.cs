@@ -47,6 +47,17 @@ public sealed class RedisKeySchema
 
     public string StageKey(string stage) => Prefix + "stage:" + stage;
 
+    /// <summary>
+    /// <c>{prefix}mirror</c>: a hash whose field <c>seq</c> says every checkpoint up to it is in Redis (the mirror's
+    /// progress, so an engine that crashed before writing a checkpoint's customers finds them at its next start).
+    /// </summary>
+    public string MarkerKey => Prefix + "mirror";
+
+    /// <summary>Raises the marker (KEYS[1]) to ARGV[1] unless it already holds as much: the marker never moves back.</summary>
+    internal const string RaiseMarkerScript =
+        "local c = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1') " +
+        "if tonumber(ARGV[1]) > c then redis.call('HSET', KEYS[1], 'seq', ARGV[1]) end return 0";
+
     /// <summary>SCAN patterns of the three key families (the prefix holds no glob characters, see <see cref="Validate"/>).</summary>
     public IReadOnlyList<string> Patterns => [Prefix + "customer:*", Prefix + "tag:*", Prefix + "stage:*"];
 

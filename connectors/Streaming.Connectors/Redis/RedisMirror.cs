@@ -63,6 +63,9 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
     private readonly List<PendingWrite> _work = [];
     private long _publishedSeq;
     private long _mirroredSeq;
+
+    /// <summary>The checkpoint the marker in Redis was last set to by this mirror.</summary>
+    private long _markedSeq;
     private int _inFlight;
     private TaskCompletionSource _idle = NewCompleted();
 
@@ -238,6 +241,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
                 }
 
                 await DrainAsync(ct).ConfigureAwait(false);
+                await MarkAsync(ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -398,6 +402,44 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
             }
 
             return;
+        }
+    }
+
+    /// <summary>
+    /// Records in Redis (<see cref="RedisKeySchema.MarkerKey"/>) that every checkpoint up to <see cref="MirroredSeq"/> is
+    /// written. The script keeps the greater value, so the marker never moves back.
+    /// </summary>
+    private async Task MarkAsync(CancellationToken ct)
+    {
+        var seq = MirroredSeq;
+        if (seq <= _markedSeq)
+        {
+            return;
+        }
+
+        var connection = await ConnectAsync(ct).ConfigureAwait(false);
+        await connection.GetDatabase()
+            .ScriptEvaluateAsync(RedisKeySchema.RaiseMarkerScript, [_schema.MarkerKey], [seq])
+            .WaitAsync(_options.OperationTimeout, _time, ct)
+            .ConfigureAwait(false);
+        _markedSeq = seq;
+    }
+
+    /// <summary>
+    /// The checkpoint up to which Redis holds every customer, as the marker says: null when Redis holds no marker (a
+    /// new or emptied server) or cannot be reached within <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<long?> ReadMarkerAsync(TimeSpan timeout, CancellationToken ct = default)
+    {
+        try
+        {
+            var connection = await ConnectAsync(ct).WaitAsync(timeout, _time, ct).ConfigureAwait(false);
+            var value = await connection.GetDatabase().HashGetAsync(_schema.MarkerKey, "seq").WaitAsync(timeout, _time, ct).ConfigureAwait(false);
+            return value.IsNull ? null : (long)value;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or InvalidOperationException)
+        {
+            return null;
         }
     }
 

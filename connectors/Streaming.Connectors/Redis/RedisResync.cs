@@ -93,6 +93,8 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
             progress($"pruned {pruned} set members whose customer no longer qualifies");
         }
 
+        // Every customer of the snapshot is in Redis now: a later engine start has nothing to catch up before it.
+        await db.ScriptEvaluateAsync(RedisKeySchema.RaiseMarkerScript, [schema.MarkerKey], [snapshot.Seq]).ConfigureAwait(false);
         return new ResyncResult(snapshot.Seq, deleted, customers, written, newer, pruned, started.Elapsed);
     }
 

@@ -15,7 +15,7 @@ namespace Streaming.Connectors.Sql;
 public sealed partial class SqliteStateStore : IStateStore
 {
     /// <summary>The schema version this build writes.</summary>
-    public const int SchemaVersion = 4;
+    public const int SchemaVersion = 5;
 
     private readonly SqliteConnection _connection;
     private readonly SqliteConnection _reader;
@@ -195,6 +195,31 @@ public sealed partial class SqliteStateStore : IStateStore
         }
     }
 
+    /// <summary>
+    /// Stored customers whose state a checkpoint after <paramref name="afterSeq"/> wrote (every one for a negative
+    /// value), after <paramref name="afterId"/> in ordinal order, at most <paramref name="limit"/>: id, partition, encoded
+    /// state and the checkpoint that stored it. Pages for catching up a state mirror.
+    /// </summary>
+    public IReadOnlyList<(string CustomerId, int Partition, byte[] State, long Seq)> LoadStoredAfter(long afterSeq, string afterId, int limit)
+    {
+        lock (_readGate)
+        {
+            using var cmd = _reader.CreateCommand();
+            cmd.CommandText = "SELECT customer_id, partition, state, seq FROM customers WHERE seq > $s AND customer_id > $a ORDER BY customer_id LIMIT $l";
+            cmd.Parameters.AddWithValue("$s", afterSeq);
+            cmd.Parameters.AddWithValue("$a", afterId);
+            cmd.Parameters.AddWithValue("$l", limit);
+            var rows = new List<(string, int, byte[], long)>();
+            using var reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                rows.Add((reader.GetString(0), reader.GetInt32(1), (byte[])reader.GetValue(2), reader.GetInt64(3)));
+            }
+
+            return rows;
+        }
+    }
+
     public string? LoadSetting(string key)
     {
         lock (_readGate)
@@ -243,8 +268,9 @@ public sealed partial class SqliteStateStore : IStateStore
             {
                 upsert.Transaction = tx;
                 upsert.CommandText =
-                    "INSERT INTO customers(customer_id, partition, state, wake) VALUES($id, $p, $s, $w) " +
-                    "ON CONFLICT(customer_id) DO UPDATE SET partition = excluded.partition, state = excluded.state, wake = excluded.wake";
+                    "INSERT INTO customers(customer_id, partition, state, wake, seq) VALUES($id, $p, $s, $w, $seq) " +
+                    "ON CONFLICT(customer_id) DO UPDATE SET partition = excluded.partition, state = excluded.state, wake = excluded.wake, seq = excluded.seq";
+                upsert.Parameters.AddWithValue("$seq", _lastCheckpointSeq + 1);
                 var id = upsert.Parameters.Add("$id", SqliteType.Text);
                 var partition = upsert.Parameters.Add("$p", SqliteType.Integer);
                 var state = upsert.Parameters.Add("$s", SqliteType.Blob);
@@ -467,6 +493,17 @@ public sealed partial class SqliteStateStore : IStateStore
                     actor TEXT NOT NULL,
                     action TEXT NOT NULL,
                     detail TEXT NOT NULL);
+                """, tx);
+        }
+
+        if (version < 5)
+        {
+            // The checkpoint that stored each customer: a state mirror that fell behind (a crash between a checkpoint
+            // and its mirror write) finds what it misses. Rows from before this version read as checkpoint 0.
+            Execute(
+                """
+                ALTER TABLE customers ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX customers_seq ON customers(seq);
                 """, tx);
         }
 

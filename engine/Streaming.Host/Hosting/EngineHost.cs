@@ -156,6 +156,16 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogNoTokens(logger);
         }
 
+        if (mirror is not null)
+        {
+            // Before the first new checkpoint: customers a crash kept out of Redis are queued again.
+            var (queued, marker) = await MirrorCatchUp.RunAsync(store, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+            if (queued > 0)
+            {
+                LogMirrorCatchUp(logger, queued, marker?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", store.LastCheckpointSeq);
+            }
+        }
+
         engine.Start();
         relay.Start();
         rules.Start(engine, instruments);
@@ -225,6 +235,9 @@ public sealed partial class EngineHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Mirroring checkpoints to Redis at {Endpoint} under the prefix '{Prefix}'")]
     private static partial void LogMirror(ILogger logger, string endpoint, string prefix);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Redis mirror behind the store (marker {Marker}, store at checkpoint {Seq}): {Customers} customers queued again")]
+    private static partial void LogMirrorCatchUp(ILogger logger, int customers, string marker, long seq);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Metrics pushed over OTLP/HTTP to {Endpoint} every {IntervalMs} ms")]
     private static partial void LogOtlp(ILogger logger, Uri endpoint, int intervalMs);
