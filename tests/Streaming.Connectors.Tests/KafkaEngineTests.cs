@@ -12,7 +12,8 @@ namespace Streaming.Connectors.Tests;
 public sealed class KafkaEngineTests : IDisposable
 {
     private const int Partitions = 4;
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+    // Joining a fresh consumer group on the mock cluster can take tens of seconds while a whole test run loads both cores.
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
 
     private readonly MockCluster _cluster = MockCluster.Start();
     private readonly TempDirectory _dir = new();
@@ -69,6 +70,7 @@ public sealed class KafkaEngineTests : IDisposable
 
         var dbPath = _dir.File("state.db");
         var store = new SqliteStateStore(dbPath);
+        var log = new RecordingLogger();
         var engine = new KafkaEngine(
             new EngineOptions
             {
@@ -78,14 +80,14 @@ public sealed class KafkaEngineTests : IDisposable
             },
             store,
             TimeProvider.System,
-            NullLogger.Instance);
+            log);
         try
         {
             engine.Start();
             await Eventually.Require(
                 Deadline,
                 () => (engine.EventsProcessed >= input.Count && engine.Checkpoints >= 1) || engine.Stopped.IsCompleted,
-                () => $"processed {engine.EventsProcessed} of {input.Count}, checkpoints {engine.Checkpoints}");
+                () => $"processed {engine.EventsProcessed} of {input.Count}, checkpoints {engine.Checkpoints}; the engine's log:\n{log}");
             Assert.False(engine.Stopped.IsCompleted, "the engine thread ended early: " + engine.Stopped.Exception);
             Assert.Equal(input.Count, engine.EventsProcessed);
             Assert.Equal(1, engine.DeadLetters);
@@ -237,5 +239,21 @@ public sealed class KafkaEngineTests : IDisposable
         }
 
         Assert.Equal(1, total);
+    }
+
+    /// <summary>Keeps what the engine logs, to explain a failure.</summary>
+    private sealed class RecordingLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel}: {formatter(state, exception)}{(exception is null ? "" : " " + exception.Message)}");
+
+        public override string ToString() => string.Join('\n', _lines.TakeLast(40));
     }
 }
