@@ -1,9 +1,13 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
+using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
+using Streaming.Engine.Rules.Expressions;
 using Streaming.Engine.Runtime;
 
 namespace Streaming.Connectors.Tests;
@@ -135,6 +139,158 @@ public sealed class KafkaEngineTests : IDisposable
         {
             reopened.Dispose();
         }
+    }
+
+    /// <summary>The default rule set with one more tag whose condition is <paramref name="when"/> (a fault injected by the test).</summary>
+    private static RuleSet DefaultWith(string tag, Func<EvalContext, bool> when)
+    {
+        var d = RuleSetLoader.Default;
+        return new RuleSet
+        {
+            Name = d.Name,
+            Version = d.Version + "+" + tag,
+            Sources = d.Sources,
+            Rfm = d.Rfm,
+            ChurnRisk = d.ChurnRisk,
+            Ladders = d.Ladders,
+            Tiers = d.Tiers,
+            Tags = [.. d.Tags, new TagRule(tag, new BoolExpression(tag, new InjectedNode(when)))],
+            Triggers = d.Triggers,
+            Contact = d.Contact,
+            RetentionDays = d.RetentionDays,
+        };
+    }
+
+    /// <summary>A rule condition supplied by the test: it reads orders and time, and may throw.</summary>
+    private sealed class InjectedNode(Func<EvalContext, bool> when) : Streaming.Engine.Rules.Expressions.Node(0, ValueKind.Bool, Inputs.Orders | Inputs.Time)
+    {
+        public override bool EvalBool(EvalContext c) => when(c);
+    }
+
+    private static byte[] Click(string eventId, string customerId, string occurredAt) =>
+        Encoding.UTF8.GetBytes($$"""{"eventId":"{{eventId}}","customerId":"{{customerId}}","occurredAt":"{{occurredAt}}","type":"page_view"}""");
+
+    /// <summary>
+    /// Through the broker: a record whose rule fails, a wake-up whose rule fails, and a record with a broker timestamp
+    /// beyond 9999-12-31 (which once ended the engine thread at every start). Each is counted in its instrument, by
+    /// reason for dead letters, and the partition goes on.
+    /// </summary>
+    [Fact]
+    public async Task Failing_records_wake_ups_and_unusable_timestamps_are_counted_and_the_partition_goes_on()
+    {
+        // Fails for a customer whose net amount reaches 1000 (at apply), and when evaluated 31 days after its last
+        // order (at the wake-up it asks for).
+        var rules = DefaultWith("boom", c =>
+        {
+            if (c.State.NetAmount >= 1000)
+            {
+                throw new InvalidOperationException("injected rule failure");
+            }
+
+            if (c.State.LastOrderTicks == 0)
+            {
+                return false;
+            }
+
+            var due = c.State.LastOrderTicks + TimeSpan.FromDays(31).Ticks;
+            if (c.Now >= due)
+            {
+                throw new InvalidOperationException("injected wake-up failure");
+            }
+
+            c.WakeAt(due);
+            return false;
+        });
+
+        // Another customer on the sleeper's partition moves its watermark.
+        var partition = KeyPartitioner.Partition("sleeper"u8, Partitions);
+        var other = Enumerable.Range(0, 1000).Select(i => "other-" + i).First(k => KeyPartitioner.Partition(Encoding.UTF8.GetBytes(k), Partitions) == partition);
+        var input = new List<(string Key, byte[] Value, long? Timestamp)>
+        {
+            ("sleeper", Order("s-1", "sleeper", "2011-07-10T10:00:00Z", "order_placed", "o-1", "10", 0), null),
+            ("sleeper", Order("s-2", "sleeper", "2011-07-11T10:00:00Z", "order_placed", "o-2", "5000", 0), null), // the rule fails
+            (other, Click("x-1", other, "2011-09-08T10:00:00Z"), null),                                           // the sleeper's wake-up fails
+            (other, Click("x-2", other, "2011-09-08T11:00:00Z"), 253402300800000),                               // 10000-01-01
+            (other, Click("x-3", other, "2011-09-09T10:00:00Z"), null),
+        };
+
+        using (var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = _cluster.BootstrapServers, EnableIdempotence = true })
+            .SetLogHandler((_, _) => { }).Build())
+        {
+            foreach (var (key, value, timestamp) in input)
+            {
+                var topic = value.AsSpan().IndexOf("page_view"u8) >= 0 ? Topics.Clickstream : Topics.Orders;
+                var message = new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes(key), Value = value, Timestamp = timestamp is { } ms ? new Timestamp(ms, TimestampType.CreateTime) : Timestamp.Default };
+                var report = await producer.ProduceAsync(topic, message).WaitAsync(Deadline);
+                Assert.Equal(partition, report.Partition.Value);
+            }
+        }
+
+        using var meters = new RedisMirrorTests.TestMeterFactory();
+        var counted = new Dictionary<string, long>(StringComparer.Ordinal);
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (meters.Created.Contains(instrument.Meter) && instrument.Name is InstrumentNames.DeadLetters or InstrumentNames.TimersFailed)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            var name = instrument.Name;
+            foreach (var tag in tags)
+            {
+                name += "/" + tag.Value;
+            }
+
+            lock (counted)
+            {
+                counted[name] = counted.GetValueOrDefault(name) + value;
+            }
+        });
+        listener.Start();
+        long Counted(string name)
+        {
+            lock (counted)
+            {
+                return counted.GetValueOrDefault(name);
+            }
+        }
+
+        using var store = new SqliteStateStore(_dir.File("failures.db"));
+        var log = new RecordingLogger();
+        using var engine = new KafkaEngine(
+            new EngineOptions
+            {
+                BootstrapServers = _cluster.BootstrapServers,
+                GroupId = "engine-failures-" + Guid.NewGuid().ToString("N"),
+                CheckpointInterval = TimeSpan.FromMilliseconds(100),
+            },
+            store,
+            TimeProvider.System,
+            log,
+            rules,
+            instruments: new EngineInstruments(meters));
+        engine.Start();
+        await Eventually.Require(
+            Deadline,
+            () => (engine.EventsProcessed >= input.Count && Counted(InstrumentNames.TimersFailed) >= 1) || engine.Stopped.IsCompleted,
+            () => $"processed {engine.EventsProcessed} of {input.Count}, wake-up failures counted {Counted(InstrumentNames.TimersFailed)}; the engine's log:\n{log}");
+
+        Assert.False(engine.Stopped.IsCompleted, "the engine thread ended: " + engine.Stopped.Exception);
+        Assert.Equal(input.Count, engine.EventsProcessed);
+        Assert.Equal(2, engine.DeadLetters);
+        Assert.Equal(1, Counted(InstrumentNames.DeadLetters + "/processing-error"));
+        Assert.Equal(1, Counted(InstrumentNames.DeadLetters + "/time-out-of-range"));
+        Assert.Equal(1, Counted(InstrumentNames.TimersFailed));
+
+        // The sleeper kept its first order only; the other customer's records after the refused one applied.
+        var sleeper = await engine.QueryAsync(v => v.FindCustomer("sleeper"), CancellationToken.None).WaitAsync(Deadline);
+        Assert.Equal((1, 10m), (sleeper!.Orders.Count, sleeper.Orders.GrossAmount));
+        var next = await engine.QueryAsync(v => v.FindCustomer(other), CancellationToken.None).WaitAsync(Deadline);
+        Assert.Equal(2, next!.EventsApplied);
+        await engine.StopAsync(TimeSpan.FromSeconds(15));
     }
 
     private static void AssertCheckpointed(SqliteStateStore reopened, int c1Partition, Dictionary<TopicPartitionKey, long> expectedOffsets)

@@ -541,7 +541,8 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         }
     }
 
-    private sealed class TestMeterFactory : IMeterFactory
+    /// <summary>Creates meters and remembers them, so a listener can pick out the instruments of one test.</summary>
+    internal sealed class TestMeterFactory : IMeterFactory
     {
         public List<Meter> Created { get; } = [];
 

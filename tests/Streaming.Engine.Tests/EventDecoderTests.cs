@@ -218,8 +218,16 @@ public sealed class EventDecoderTests
     [InlineData(InputTopic.Orders, "{/*c*/'eventId':'e1'}", "invalid-json")]
     // missing fields
     [InlineData(InputTopic.Orders, "{'customerId':'c1','occurredAt':'2024-01-02T03:04:05Z','type':'order_placed','orderId':'o1','amount':1}", "missing-field")]
-    [InlineData(InputTopic.Orders, "{'eventId':'','customerId':'c1','occurredAt':'2024-01-02T03:04:05Z','type':'order_placed','orderId':'o1','amount':1}", "missing-field")]
     [InlineData(InputTopic.Orders, "{'eventId':null,'customerId':'c1','occurredAt':'2024-01-02T03:04:05Z','type':'order_placed','orderId':'o1','amount':1}", "missing-field")]
+    [InlineData(InputTopic.Orders, "{'eventId':'e1','customerId':null,'occurredAt':'2024-01-02T03:04:05Z','type':'order_placed','orderId':'o1','amount':1}", "missing-field")]
+    [InlineData(InputTopic.Orders, "{'eventId':'e1','customerId':'c1','occurredAt':'2024-01-02T03:04:05Z','type':null,'orderId':'o1','amount':1}", "missing-field")]
+    [InlineData(InputTopic.Orders, "{" + Head + ",'type':'order_placed','orderId':null,'amount':1}", "missing-field")]
+    // present but empty: a value the contract does not allow (ids are 1 to 256 characters)
+    [InlineData(InputTopic.Orders, "{'eventId':'','customerId':'c1','occurredAt':'2024-01-02T03:04:05Z','type':'order_placed','orderId':'o1','amount':1}", "invalid-field")]
+    [InlineData(InputTopic.Orders, "{'eventId':'e1','customerId':'','occurredAt':'2024-01-02T03:04:05Z','type':'order_placed','orderId':'o1','amount':1}", "invalid-field")]
+    [InlineData(InputTopic.Orders, "{" + Head + ",'type':'order_placed','orderId':'','amount':1}", "invalid-field")]
+    [InlineData(InputTopic.OutreachOutcomes, "{" + Head + ",'type':'outreach_outcome','outreachId':'','outcome':'answered'}", "invalid-field")]
+    [InlineData(InputTopic.Orders, "{" + Head + ",'type':'','orderId':'o1','amount':1}", "unknown-type")]
     [InlineData(InputTopic.Orders, "{'eventId':'e1','occurredAt':'2024-01-02T03:04:05Z','type':'order_placed','orderId':'o1','amount':1}", "missing-field")]
     [InlineData(InputTopic.Orders, "{'eventId':'e1','customerId':'c1','type':'order_placed','orderId':'o1','amount':1}", "missing-field")]
     [InlineData(InputTopic.Orders, "{" + Head + ",'orderId':'o1','amount':1}", "missing-field")]
@@ -274,6 +282,30 @@ public sealed class EventDecoderTests
         Assert.Null(evt);
         Assert.Equal(expectedCode, error.Code);
         Assert.False(string.IsNullOrWhiteSpace(error.Detail));
+    }
+
+    [Theory]
+    [InlineData("z", false)]
+    [InlineData("Z", false)]
+    [InlineData("+01:00", false)]
+    [InlineData("z", true)] // the same, with escapes (the escaped path copies the text)
+    public void A_multi_megabyte_occurred_at_is_an_invalid_field_not_a_stack_overflow(string end, bool escaped)
+    {
+        // The record limit allows it (MaxRecordBytes may be set high); the time's own length must bound every buffer.
+        var decoder = new EventDecoder(new DecoderOptions { MaxRecordBytes = 16 * 1024 * 1024 });
+        var body = "2011-12-09t12:50:00." + new string('1', 8 * 1024 * 1024) + end;
+        if (escaped)
+        {
+            body = "\\u0032" + body[1..];
+        }
+
+        var value = Json("{'eventId':'e1','customerId':'c1','occurredAt':'" + body + "','type':'page_view'}");
+        Assert.True(value.Length > 8 * 1024 * 1024);
+
+        Assert.False(decoder.TryDecode(InputTopic.Clickstream, Key, value, out var evt, out var error));
+        Assert.Null(evt);
+        Assert.Equal("invalid-field", error.Code);
+        Assert.Contains("occurredAt", error.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -215,6 +215,67 @@ public sealed class HostileRecordTests
         Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c1", "2099-06-01T00:00:00Z"), null, out _, out _));
     }
 
+    /// <summary>The engine's clock, stopped at one instant.</summary>
+    private sealed class FixedClock(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+
+    /// <summary>A clock that fails when read: a fault injected into decoding.</summary>
+    private sealed class FailingClock : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => throw new InvalidOperationException("injected clock failure");
+    }
+
+    [Theory]
+    [InlineData("2090-01-01T00:00:00Z", "2090-01-01T00:30:00Z", false)] // a producer clock decades ahead: its broker timestamp agrees
+    [InlineData(null, "2090-01-01T00:30:00Z", false)]                   // no broker timestamp: the engine's clock still bounds it
+    [InlineData("2090-01-01T00:00:00Z", "2026-11-30T13:00:00Z", true)]  // exactly the engine's now plus the skew
+    [InlineData("2090-01-01T00:00:00Z", "2026-11-30T13:00:01Z", false)] // one second beyond
+    [InlineData("2026-11-30T12:30:00Z", "2026-11-30T13:15:00Z", false)] // the broker timestamp is later than now: now bounds
+    [InlineData("2026-11-30T11:00:00Z", "2026-11-30T12:00:01Z", false)] // the broker timestamp is earlier than now: it bounds
+    [InlineData("2026-11-30T12:00:00Z", "2011-07-10T11:00:00Z", true)]  // history is unaffected
+    public void OccurredAt_is_bounded_by_the_earlier_of_the_broker_timestamp_and_the_engine_clock(string? appended, string occurredAt, bool accepted)
+    {
+        var options = new PartitionHostOptions { Decoder = new DecoderOptions { Clock = new FixedClock(Appended) } };
+        var host = new PartitionHost(0, _store, options);
+        Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 0, "a", Order("a", "e1", "o1", "5"), out _));
+        var clock = host.MaxEventTicks;
+        var brokerTime = appended is null ? (DateTimeOffset?)null : DateTimeOffset.Parse(appended, System.Globalization.CultureInfo.InvariantCulture);
+
+        var outcome = host.Process(InputTopic.Clickstream, 0, "b"u8, Click("b", "c1", occurredAt), brokerTime, out var error);
+
+        Assert.Equal(accepted ? RecordOutcome.Applied : RecordOutcome.DeadLetter, outcome);
+        if (!accepted)
+        {
+            Assert.Equal("time-in-future", error.Code);
+            Assert.Equal(clock, host.MaxEventTicks);
+            Assert.Null(host.Find("b"));
+        }
+    }
+
+    [Fact]
+    public void A_failure_while_decoding_is_dead_lettered_as_a_processing_error_and_never_thrown()
+    {
+        var host = new PartitionHost(0, _store, new PartitionHostOptions { Decoder = new DecoderOptions { Clock = new FailingClock() } });
+
+        for (var offset = 0; offset < 3; offset++)
+        {
+            DecodeError error = default;
+            var outcome = RecordOutcome.Applied;
+            var thrown = Record.Exception(() => outcome = host.Process(InputTopic.Clickstream, offset, "b"u8, Click("b", "c" + offset, "2011-07-10T10:00:00Z"), Appended, out error));
+
+            Assert.Null(thrown);
+            Assert.Equal(RecordOutcome.DeadLetter, outcome);
+            Assert.Equal("processing-error", error.Code);
+            Assert.Contains("InvalidOperationException", error.Detail, StringComparison.Ordinal);
+            Assert.Equal(offset + 1, host.NextOffsets["clickstream"]);
+        }
+
+        Assert.Null(host.Find("b"));
+        Assert.Equal(0L, host.MaxEventTicks);
+    }
+
     // 3. Latest occurredAt wins, field by field.
 
     [Fact]

@@ -19,7 +19,8 @@ namespace Streaming.Host.Tests;
 [Collection(EndToEnd.Name)]
 public sealed class HostileCorpusTests
 {
-    private sealed record CorpusRecord(string Topic, string? Key, string Value, string Expect, string Why);
+    /// <summary>One corpus record; <paramref name="Timestamp"/> (Unix ms) is the broker timestamp its producer sets (CreateTime), when given.</summary>
+    private sealed record CorpusRecord(string Topic, string? Key, string Value, string Expect, string Why, long? Timestamp = null);
 
     private static readonly JsonSerializerOptions Web = new(JsonSerializerDefaults.Web);
 
@@ -60,6 +61,7 @@ public sealed class HostileCorpusTests
                 {
                     Key = r.Key is null ? null : Encoding.UTF8.GetBytes(r.Key),
                     Value = r.Value.Length == 0 ? null : Encoding.UTF8.GetBytes(r.Value),
+                    Timestamp = r.Timestamp is { } ms ? new Timestamp(ms, TimestampType.CreateTime) : Timestamp.Default,
                 });
                 at[(report.Topic, report.Partition.Value, report.Offset.Value)] = i;
             }
@@ -123,6 +125,57 @@ public sealed class HostileCorpusTests
         }
 
         Assert.True(failures.Count == 0, string.Join('\n', failures));
+
+        // The metrics count what the corpus says: dead letters by reason, none of them lost or misfiled. No corpus
+        // record makes a wake-up fail (the default rules never throw), so that counter exists and stays 0.
+        var metrics = await engine.Http.GetStringAsync("/metrics");
+        var expectedByReason = corpus
+            .Where(r => r.Expect.StartsWith("dead-letter:", StringComparison.Ordinal))
+            .GroupBy(r => r.Expect["dead-letter:".Length..])
+            .ToDictionary(g => g.Key, g => g.Count());
+        foreach (var reason in new[] { "processing-error", "time-in-future", "time-out-of-range", "invalid-field", "missing-field", "invalid-json", "wrong-type" })
+        {
+            Assert.True(expectedByReason.ContainsKey(reason), $"the corpus has no {reason} record");
+        }
+
+        foreach (var (reason, count) in expectedByReason)
+        {
+            Assert.Equal((double)count, Sample(metrics, $"streaming_dead_letters_total{{reason=\"{reason}\"}}"));
+        }
+
+        Assert.Equal((double)expectedDead, metrics.Split('\n').Where(l => l.StartsWith("streaming_dead_letters_total{", StringComparison.Ordinal)).Sum(l => Value(l)));
+        Assert.Equal((double)expectedDuplicates, Sample(metrics, "streaming_events_duplicate_total"));
+        Assert.Equal(0d, Sample(metrics, "streaming_timers_failed_total"));
+
+        // Routing is case-insensitive and decodes the prefix: every spelling of the prefix decodes the id once.
+        foreach (var (path, id) in new[]
+        {
+            ("/V1/Customers/h%2F1", "h/1"),
+            ("/v1/CUSTOMERS/h%252F1", "h%2F1"),
+            ("/%761/%63ustomers/h%2F1", "h/1"),
+            ("/V1/customers/h%2F1/Triggers", "h/1"),
+            ("/v1/Customers/h%252F1/triggers", "h%2F1"),
+        })
+        {
+            using var response = await GetRawAsync(engine.Http, path);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{path}: {(int)response.StatusCode} {body}");
+            Assert.Equal(id, JsonNode.Parse(body)!["customerId"]!.GetValue<string>());
+        }
+
+        using (var page = await GetRawAsync(engine.Http, "/Console/Customers/h%2F1"))
+        {
+            var html = await page.Content.ReadAsStringAsync();
+            Assert.True(page.StatusCode == HttpStatusCode.OK, $"console: {(int)page.StatusCode}");
+            Assert.Contains("<title>Customer h/1", html, StringComparison.Ordinal);
+        }
+
+        // Dot segments before the id would let the server decode it by its own rules: refused, never another customer.
+        using (var dotted = await GetRawAsync(engine.Http, "/v1/x/../customers/h%252F1"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, dotted.StatusCode);
+            Assert.Equal("application/problem+json", dotted.Content.Headers.ContentType?.MediaType);
+        }
 
         // The customers, read back by id through the API (each id percent-encoded once).
         var expected = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "HostileInput", "expected-customers.json")))!.AsObject();
@@ -227,6 +280,16 @@ public sealed class HostileCorpusTests
         using var tooLong = await GetRawAsync(engine.Http, "/v1/customers/" + new string('x', 257));
         Assert.Equal(HttpStatusCode.BadRequest, tooLong.StatusCode);
     }
+
+    /// <summary>The value of the one sample named exactly <paramref name="series"/> (name and labels) in a Prometheus text scrape.</summary>
+    private static double Sample(string scrape, string series)
+    {
+        var line = scrape.Split('\n').SingleOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
+        Assert.True(line is not null, $"no sample {series} in the scrape");
+        return Value(line);
+    }
+
+    private static double Value(string line) => double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task An_engine_that_owns_no_partition_answers_503_and_reports_no_lag()

@@ -90,6 +90,9 @@ public sealed partial class KafkaEngine : IDisposable
         _instruments = instruments;
         instruments?.Observe(() => _metrics);
         _options = mirror is null || options.Host.CollectProjections ? options : options with { Host = options.Host with { CollectProjections = true } };
+
+        // occurredAt is bounded by the engine's clock as well as by the broker timestamp (a producer's clock may be wrong).
+        _options = _options with { Host = _options.Host with { Decoder = _options.Host.Decoder with { Clock = time } } };
         _store = store;
         _time = time;
         _logger = logger;
@@ -377,12 +380,22 @@ public sealed partial class KafkaEngine : IDisposable
         }
 
         var message = result.Message;
-        DateTimeOffset? brokerTime = message.Timestamp.Type == TimestampType.NotAvailable ? null : new DateTimeOffset(message.Timestamp.UtcDateTime, TimeSpan.Zero);
-        var outcome = host.Process(topic, result.Offset.Value, message.Key, message.Value, brokerTime, out var error);
-        _eventCounts[(int)topic, outcome == RecordOutcome.DeadLetter ? 0 : (int)host.LastEventType]++;
-        if (_instruments is { } instruments && message.Timestamp.Type != TimestampType.NotAvailable)
+        RecordOutcome outcome;
+        DecodeError error;
+        if (TryBrokerTime(message.Timestamp, out var brokerTime))
         {
-            instruments.ProcessingLatency.Record((_time.GetUtcNow() - message.Timestamp.UtcDateTime).TotalSeconds);
+            outcome = host.Process(topic, result.Offset.Value, message.Key, message.Value, brokerTime, out error);
+        }
+        else
+        {
+            outcome = host.Refuse(topic, result.Offset.Value);
+            error = new DecodeError("time-out-of-range", $"the record's broker timestamp ({message.Timestamp.UnixTimestampMs.ToString(CultureInfo.InvariantCulture)} ms since 1970) is outside the years 1 to 9999");
+        }
+
+        _eventCounts[(int)topic, outcome == RecordOutcome.DeadLetter ? 0 : (int)host.LastEventType]++;
+        if (_instruments is { } instruments && brokerTime is { } appended)
+        {
+            instruments.ProcessingLatency.Record((_time.GetUtcNow() - appended).TotalSeconds);
         }
 
         _sinceCheckpoint++;
@@ -397,6 +410,33 @@ public sealed partial class KafkaEngine : IDisposable
                 break;
         }
     }
+
+    /// <summary>
+    /// The record's broker timestamp as a date: null when it has none, false when no <see cref="DateTimeOffset"/> can
+    /// hold it (a producer may set any 64-bit number of milliseconds, e.g. beyond 9999-12-31).
+    /// </summary>
+    internal static bool TryBrokerTime(Timestamp timestamp, out DateTimeOffset? time)
+    {
+        time = null;
+        if (timestamp.Type == TimestampType.NotAvailable)
+        {
+            return true;
+        }
+
+        var ms = timestamp.UnixTimestampMs;
+        if (ms < MinUnixMs || ms > MaxUnixMs)
+        {
+            return false;
+        }
+
+        time = DateTimeOffset.FromUnixTimeMilliseconds(ms);
+        return true;
+    }
+
+    /// <summary>The range of Unix milliseconds a <see cref="DateTimeOffset"/> holds (0001-01-01 to 9999-12-31T23:59:59.999).</summary>
+    private static readonly long MinUnixMs = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+
+    private static readonly long MaxUnixMs = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
     private void DeadLetter(ConsumeResult<byte[]?, byte[]?> result, DecodeError error)
     {

@@ -42,6 +42,14 @@ public sealed record DecoderOptions
     /// <c>Streaming:Engine:MaxFutureSkewSeconds</c>, default 3600 s).
     /// </summary>
     public TimeSpan MaxFutureSkew { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// The engine's clock, or null. When set, <c>occurredAt</c> may also lie at most <see cref="MaxFutureSkew"/> after
+    /// its "now": the bound is the earlier of the broker timestamp and now, so a producer whose clock runs ahead (and
+    /// stamps its records with that clock, CreateTime) cannot move a partition's watermark either. Replays of history
+    /// are unaffected: their events lie before both.
+    /// </summary>
+    public TimeProvider? Clock { get; init; }
 }
 
 /// <summary>
@@ -126,8 +134,24 @@ public sealed class EventDecoder(DecoderOptions options)
             return false;
         }
 
+        if (Options.Clock is { } clock && evt!.OccurredAt.UtcTicks - Options.MaxFutureSkew.Ticks > _clockSeenTicks)
+        {
+            // Asks the clock only for an event later than the last "now" seen plus the skew (rare: history lies before
+            // it, live events within it), so the check costs nothing per record. Assumes the clock does not move back.
+            _clockSeenTicks = Math.Max(_clockSeenTicks, clock.GetUtcNow().UtcTicks);
+            if (evt.OccurredAt.UtcTicks - Options.MaxFutureSkew.Ticks > _clockSeenTicks)
+            {
+                error = new("time-in-future", $"occurredAt {evt.OccurredAt:O} is more than {Options.MaxFutureSkew.TotalSeconds:0} s after the engine's clock {new DateTimeOffset(_clockSeenTicks, TimeSpan.Zero):O}");
+                evt = null;
+                return false;
+            }
+        }
+
         return true;
     }
+
+    /// <summary>The latest "now" read from <see cref="DecoderOptions.Clock"/> (UTC ticks; 0 before the first read).</summary>
+    private long _clockSeenTicks;
 
     private bool ReadTop(ref Utf8JsonReader reader, ref Fields f, out DecodeError error)
     {
@@ -261,13 +285,16 @@ public sealed class EventDecoder(DecoderOptions options)
     private bool Build(InputTopic topic, ReadOnlySpan<byte> key, ref Fields f, out CustomerEvent? evt, out DecodeError error)
     {
         evt = null;
-        if (string.IsNullOrEmpty(f.EventId))
+
+        // Absent (or null) is missing-field; present but empty is a value the contract does not allow: invalid-field
+        // for ids (CONTRACTS.md §2 v1.1: 1 to 256 characters), unknown-type for the type.
+        if (f.EventId is null)
         {
             error = new("missing-field", "eventId is required");
             return false;
         }
 
-        if (string.IsNullOrEmpty(f.CustomerId))
+        if (f.CustomerId is null)
         {
             error = new("missing-field", "customerId is required");
             return false;
@@ -279,9 +306,15 @@ public sealed class EventDecoder(DecoderOptions options)
             return false;
         }
 
-        if (string.IsNullOrEmpty(f.Type))
+        if (f.Type is null)
         {
             error = new("missing-field", "type is required");
+            return false;
+        }
+
+        if (f.EventId.Length == 0)
+        {
+            error = new("invalid-field", $"eventId must be 1 to {Options.MaxIdLength} characters");
             return false;
         }
 
@@ -324,9 +357,15 @@ public sealed class EventDecoder(DecoderOptions options)
         switch (topic)
         {
             case InputTopic.Orders:
-                if (string.IsNullOrEmpty(f.OrderId))
+                if (f.OrderId is null)
                 {
                     error = new("missing-field", "orderId is required");
+                    return false;
+                }
+
+                if (f.OrderId.Length == 0)
+                {
+                    error = new("invalid-field", $"orderId must be 1 to {Options.MaxIdLength} characters");
                     return false;
                 }
 
@@ -423,9 +462,15 @@ public sealed class EventDecoder(DecoderOptions options)
                 };
                 break;
             case InputTopic.OutreachOutcomes:
-                if (string.IsNullOrEmpty(f.OutreachId))
+                if (f.OutreachId is null)
                 {
                     error = new("missing-field", "outreachId is required");
+                    return false;
+                }
+
+                if (f.OutreachId.Length == 0)
+                {
+                    error = new("invalid-field", $"outreachId must be 1 to {Options.MaxIdLength} characters");
                     return false;
                 }
 
@@ -593,6 +638,9 @@ public sealed class EventDecoder(DecoderOptions options)
         return true;
     }
 
+    /// <summary>Longest <c>occurredAt</c> read, in bytes (as sent, escapes included); longer is <c>invalid-field</c>.</summary>
+    private const int MaxTimeLength = 64;
+
     private static bool ReadTime(ref Utf8JsonReader reader, out DateTimeOffset value, out bool has, out DecodeError error)
     {
         reader.Read();
@@ -605,17 +653,19 @@ public sealed class EventDecoder(DecoderOptions options)
         }
 
         // RFC 3339 requires an explicit offset: 'Z' or ±hh:mm at the end. Escaped text (\u002B for '+') is unescaped first.
-        Span<byte> scratch = stackalloc byte[64];
+        // Longer text than any RFC 3339 time (the longest the reader takes, 2024-01-02T03:04:05.1234567+01:00, has 33
+        // characters) is refused before anything is copied: the input bounds no buffer.
+        Span<byte> scratch = stackalloc byte[MaxTimeLength];
         scoped ReadOnlySpan<byte> raw;
+        var length = reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
+        if (length > MaxTimeLength)
+        {
+            error = new("invalid-field", $"occurredAt is too long for an RFC 3339 time ({length} bytes)");
+            return false;
+        }
+
         if (reader.HasValueSequence || reader.ValueIsEscaped)
         {
-            var length = reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length;
-            if (length > scratch.Length)
-            {
-                error = new("invalid-field", "occurredAt is too long for an RFC 3339 time");
-                return false;
-            }
-
             raw = scratch[..reader.CopyString(scratch)];
         }
         else
@@ -642,7 +692,14 @@ public sealed class EventDecoder(DecoderOptions options)
     /// </summary>
     private static bool TryParseLowercase(ReadOnlySpan<byte> raw, out DateTimeOffset value)
     {
-        Span<byte> json = stackalloc byte[raw.Length + 2];
+        value = default;
+        if (raw.Length > MaxTimeLength)
+        {
+            return false;
+        }
+
+        Span<byte> json = stackalloc byte[MaxTimeLength + 2];
+        json = json[..(raw.Length + 2)];
         json[0] = (byte)'"';
         raw.CopyTo(json[1..]);
         json[^1] = (byte)'"';
@@ -657,7 +714,6 @@ public sealed class EventDecoder(DecoderOptions options)
         }
 
         var reader = new Utf8JsonReader(json);
-        value = default;
         return reader.Read() && reader.TryGetDateTimeOffset(out value);
     }
 

@@ -154,17 +154,42 @@ public sealed class PartitionHost
     /// As above; <paramref name="brokerTime"/> is the record's broker timestamp (null when the record has none), which
     /// bounds how far in the future <c>occurredAt</c> may lie (<see cref="DecoderOptions.MaxFutureSkew"/>).
     /// </summary>
+    /// <remarks>
+    /// No record can throw out of here: a failure while decoding that the decoder did not foresee is a dead letter
+    /// (<c>processing-error</c>) like a failure while applying. Only the store's own failures (reading a customer)
+    /// propagate: they are no fault of the record.
+    /// </remarks>
     public RecordOutcome Process(InputTopic topic, long offset, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset? brokerTime, out DecodeError error)
     {
         _nextOffsets[topic.Name()] = offset + 1;
         _partitionDirty = true;
-        if (!_decoder.TryDecode(topic, key, value, brokerTime, out var evt, out error))
+        CustomerEvent? evt;
+        try
         {
+            if (!_decoder.TryDecode(topic, key, value, brokerTime, out evt, out error))
+            {
+                return RecordOutcome.DeadLetter;
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            error = new DecodeError("processing-error", $"{ex.GetType().Name} while decoding: {Truncate(ex.Message, 200)}");
             return RecordOutcome.DeadLetter;
         }
 
         LastEventType = evt!.Type;
         return Apply(evt, out error);
+    }
+
+    /// <summary>
+    /// Counts a record the caller refused before decoding it (a broker timestamp no date can hold, say): its offset is
+    /// consumed like any other record's; the caller dead-letters it. Returns <see cref="RecordOutcome.DeadLetter"/>.
+    /// </summary>
+    public RecordOutcome Refuse(InputTopic topic, long offset)
+    {
+        _nextOffsets[topic.Name()] = offset + 1;
+        _partitionDirty = true;
+        return RecordOutcome.DeadLetter;
     }
 
     /// <summary>Applies an already decoded event (used by the core benchmark and tests), then fires due timers.</summary>

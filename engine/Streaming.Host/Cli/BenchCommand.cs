@@ -30,12 +30,26 @@ public static class BenchCommand
         var data = new Option<string?>("--data") { Description = "Directory of the datasets (default ../shared/data)" };
         var core = new Option<bool>("--core") { Description = "The engine alone: no broker, events pre-encoded in memory, one thread" };
         var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: events between checkpoints (default 100,000, as the engine)" };
-        var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data, or the engine alone (--core)")
+        var stateSize = new Option<bool>("--state-size") { Description = "Bytes per customer (encoded and in memory) by event-id window and order count; no broker, no data" };
+        var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data, or the engine alone (--core), or the size of a customer (--state-size)")
         {
-            events, output, partitions, data, core, checkpointEvery,
+            events, output, partitions, data, core, checkpointEvery, stateSize,
         };
         command.SetAction(async (parse, ct) =>
         {
+            if (parse.GetValue(stateSize))
+            {
+                var rows = StateSizeBench.Run(500, Progress);
+                var sizes = JsonSerializer.Serialize(rows, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
+                Console.Out.WriteLine(sizes);
+                if (parse.GetValue(output) is { } sizeFile)
+                {
+                    await File.WriteAllTextAsync(sizeFile, sizes + "\n", ct).ConfigureAwait(false);
+                }
+
+                return 0;
+            }
+
             var isCore = parse.GetValue(core);
             var n = parse.GetValue(events) ?? (isCore ? DefaultCoreEvents : DefaultKafkaEvents);
             if (Invalid(n, parse.GetValue(partitions), isCore, parse.GetValue(checkpointEvery)) is { } problem)

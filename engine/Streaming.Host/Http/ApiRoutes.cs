@@ -53,7 +53,7 @@ public static class ApiRoutes
         var instruments = app.Services.GetRequiredService<MetricsInstruments>();
         app.Use(async (context, next) =>
         {
-            if (!context.Request.Path.Equals("/metrics", StringComparison.Ordinal))
+            if (!context.Request.Path.Equals("/metrics", StringComparison.OrdinalIgnoreCase))
             {
                 await next(context).ConfigureAwait(false);
                 return;

@@ -33,28 +33,78 @@ public static class CustomerIdRoute
         : Uri.EscapeDataString(customerId);
 
     /// <summary>Adds the middleware, then routing (so routes match the rewritten path).</summary>
+    /// <remarks>
+    /// The prefix is matched as routing matches it: case-insensitively (<c>/V1/Customers/</c>), its segments
+    /// percent-decoded (<c>/v1/%63ustomers/</c>), in origin or absolute form. A request that routing would still send
+    /// to a customer route but whose raw target does not show the prefix as its first two segments (dot segments before
+    /// the id, <c>/v1/x/../customers/a%2Fb</c>) is refused with 400: its id would otherwise be decoded by the server's
+    /// rules, not once.
+    /// </remarks>
     public static void Use(WebApplication app)
     {
         app.Use((context, next) =>
         {
             var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
-            var prefix = raw is null ? null : Array.Find(Prefixes, p => raw.StartsWith(p, StringComparison.Ordinal));
-            if (raw is not null && prefix is not null)
+            if (raw is not null && Match(raw) is { } match)
             {
-                var query = raw.IndexOf('?', StringComparison.Ordinal);
-                var path = query < 0 ? raw : raw[..query];
-                var end = path.IndexOf('/', prefix.Length);
-                var segment = end < 0 ? path[prefix.Length..] : path[prefix.Length..end];
-                if (segment.Length > 0)
-                {
-                    context.Items[ItemKey] = Uri.UnescapeDataString(segment);
-                    context.Request.Path = new PathString(prefix + Placeholder + (end < 0 ? "" : path[end..]));
-                }
+                context.Items[ItemKey] = match.CustomerId;
+                context.Request.Path = new PathString(match.Prefix + Placeholder + match.Tail);
+            }
+            else if (Array.Exists(Prefixes, p => context.Request.Path.Value is { } path && path.Length > p.Length && path.StartsWith(p, StringComparison.OrdinalIgnoreCase)))
+            {
+                return Results.Problem(
+                    statusCode: 400,
+                    title: "invalid customer path",
+                    detail: $"address a customer as {Prefix}{{customerId}} (or {ConsolePrefix}{{customerId}}), the id percent-encoded once, with no dot segments before it")
+                    .ExecuteAsync(context);
             }
 
             return next(context);
         });
         app.UseRouting();
+    }
+
+    /// <summary>
+    /// The customer id of a raw request target (origin form <c>/v1/customers/a%2Fb</c>, or absolute form
+    /// <c>http://host/v1/customers/a%2Fb</c>) whose first two path segments, percent-decoded and compared
+    /// case-insensitively, are one of the prefixes: the third segment decoded once, the prefix in its canonical
+    /// spelling, and the rest of the path as sent. Null when the target addresses no customer.
+    /// </summary>
+    public static (string CustomerId, string Prefix, string Tail)? Match(string rawTarget)
+    {
+        var query = rawTarget.IndexOfAny(['?', '#']);
+        var path = query < 0 ? rawTarget : rawTarget[..query];
+        if (!path.StartsWith('/'))
+        {
+            // Absolute form: scheme://authority/path.
+            var scheme = path.IndexOf("://", StringComparison.Ordinal);
+            var slash = scheme < 0 ? -1 : path.IndexOf('/', scheme + 3);
+            if (slash < 0)
+            {
+                return null;
+            }
+
+            path = path[slash..];
+        }
+
+        var first = path.IndexOf('/', 1);
+        var second = first < 0 ? -1 : path.IndexOf('/', first + 1);
+        if (second < 0)
+        {
+            return null;
+        }
+
+        var one = Uri.UnescapeDataString(path[1..first]);
+        var two = Uri.UnescapeDataString(path[(first + 1)..second]);
+        var prefix = Array.Find(Prefixes, p => string.Equals(p, "/" + one + "/" + two + "/", StringComparison.OrdinalIgnoreCase));
+        if (prefix is null)
+        {
+            return null;
+        }
+
+        var end = path.IndexOf('/', second + 1);
+        var segment = end < 0 ? path[(second + 1)..] : path[(second + 1)..end];
+        return segment.Length == 0 ? null : (Uri.UnescapeDataString(segment), prefix, end < 0 ? "" : path[end..]);
     }
 
     /// <summary>The decoded customer id of this request (the route value when the raw target could not be read).</summary>

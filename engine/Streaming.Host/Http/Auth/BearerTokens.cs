@@ -36,7 +36,7 @@ public sealed class BearerTokenHandler(
         if (header.Length == 0)
         {
             // A signed-in browser on the console's pages: read only, whatever the token it signed in with.
-            if (Request.Path.StartsWithSegments("/console", StringComparison.Ordinal)
+            if (Request.Path.StartsWithSegments("/console", StringComparison.OrdinalIgnoreCase)
                 && sessions.Find(Request.Cookies[ConsoleSessions.CookieName]) is { } name)
             {
                 var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, name), new Claim(ScopeClaim, AccessToken.Read)], SchemeName);
