@@ -222,201 +222,208 @@ public sealed partial class SecurityEndToEndTests(ITestOutputHelper output)
             ["Streaming__Backtest__DataDir"] = TestEnvironment.DataDir,
         };
         var engine = await StartEngineAsync(dataDir, port, environment);
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Reader); // requests that name no token
-        var bootstrap = (await http.GetFromJsonAsync<JsonElement>("v1/status")).GetProperty("kafka").GetProperty("bootstrapServers").GetString()!;
-
-        // Rule sets: one rejected, one accepted, by ops-alice.
-        var rules = await http.GetFromJsonAsync<JsonElement>("v1/rules");
-        var valid = rules.GetProperty("files")[0].GetProperty("text").GetString()!.Replace("name: default", "name: audited", StringComparison.Ordinal);
-        using (var rejected = await SendAsync(http, new Route("PUT", "/v1/rules", "admin", "admin", "name: [broken"), Admin))
+        try
         {
-            Assert.Equal(HttpStatusCode.BadRequest, rejected.StatusCode);
-        }
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Reader); // requests that name no token
+            var bootstrap = (await http.GetFromJsonAsync<JsonElement>("v1/status")).GetProperty("kafka").GetProperty("bootstrapServers").GetString()!;
 
-        using (var accepted = await SendAsync(http, new Route("PUT", "/v1/rules", "admin", "admin", valid), Admin))
-        {
-            Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
-        }
-
-        var version = (await http.GetFromJsonAsync<JsonElement>("v1/rules")).GetProperty("pending").GetString()
-            ?? (await http.GetFromJsonAsync<JsonElement>("v1/rules")).GetProperty("version").GetString()!;
-
-        // Personal data planted in updates (and in records that are dead-lettered), then an outreach item acked by dialer-bob.
-        const string Phone = "+44 7700 900461";
-        const string Email = "planted.person@example.org";
-        const string Birthday = "1966-06-16";
-        var now = DateTimeOffset.UtcNow;
-        var offset = ((14 - now.UtcDateTime.Hour) % 24 + 24) % 24;
-        offset = offset > 14 ? offset - 24 : offset;
-        var zone = offset == 0 ? "Etc/GMT" : offset > 0 ? $"Etc/GMT-{offset}" : $"Etc/GMT+{-offset}";
-        string Event(string id, string type, string fields, string customer = "pii-1") =>
-            $$"""{"eventId":"{{id}}","customerId":"{{customer}}","occurredAt":"{{now.AddMinutes(-1):O}}","type":"{{type}}"{{fields}}}""";
-        await Kcat.ProduceAsync(bootstrap, "customer-updates",
-        [
-            ("pii-1", Event("a-1", "attributes", $$""","attributes":{"birthday":"{{Birthday}}","timeZone":"{{zone}}","phone":"{{Phone}}","email":"{{Email}}"}""")),
-            ("pii-1", Event("c-1", "consent", ""","consent":{"voice":true,"sms":true,"email":true}""")),
-            ("pii-2", Event("a-2", "attributes", $$""","attributes":{"birthday":"{{Birthday}}x","phone":"{{Phone}}","email":"{{Email}}"}""", "pii-2")),
-            ("pii-3", Event("a-3", "consent", $$""","consent":{"voice":"{{Email}}","sms":"{{Phone}}"}""", "pii-3")),
-            ("someone-else", Event("a-4", "attributes", $$""","attributes":{"email":"{{Email}}"}""", "pii-4")),
-        ]);
-        // Topics are consumed independently: the call goes in once the consent is applied, so it is not suppressed.
-        await Eventually.WaitAsync(
-            async () =>
+            // Rule sets: one rejected, one accepted, by ops-alice.
+            var rules = await http.GetFromJsonAsync<JsonElement>("v1/rules");
+            var valid = rules.GetProperty("files")[0].GetProperty("text").GetString()!.Replace("name: default", "name: audited", StringComparison.Ordinal);
+            using (var rejected = await SendAsync(http, new Route("PUT", "/v1/rules", "admin", "admin", "name: [broken"), Admin))
             {
-                using var profile = await http.GetAsync("v1/customers/pii-1");
-                return profile.IsSuccessStatusCode
-                    && (await profile.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("attributes").GetProperty("consent").GetProperty("voice").ValueKind == JsonValueKind.True;
-            },
-            TimeSpan.FromSeconds(30),
-            () => "pii-1's consent applied");
-        await Kcat.ProduceAsync(bootstrap, "callcenter", [("pii-1", Event("k-1", "call_abandoned", ""","waitSeconds":300""").Replace(now.AddMinutes(-1).ToString("O"), now.ToString("O"), StringComparison.Ordinal))]);
+                Assert.Equal(HttpStatusCode.BadRequest, rejected.StatusCode);
+            }
 
-        JsonElement item = default;
-        await Eventually.WaitAsync(
-            async () =>
+            using (var accepted = await SendAsync(http, new Route("PUT", "/v1/rules", "admin", "admin", valid), Admin))
             {
-                using var lease = await SendAsync(http, new Route("POST", "/v1/outreach/lease", null, null, """{"channel":"voice","max":1,"leaseSeconds":60,"dialer":"bob"}"""), Dialer);
-                var items = (await lease.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("items");
-                if (items.GetArrayLength() == 0)
+                Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+            }
+
+            var version = (await http.GetFromJsonAsync<JsonElement>("v1/rules")).GetProperty("pending").GetString()
+                ?? (await http.GetFromJsonAsync<JsonElement>("v1/rules")).GetProperty("version").GetString()!;
+
+            // Personal data planted in updates (and in records that are dead-lettered), then an outreach item acked by dialer-bob.
+            const string Phone = "+44 7700 900461";
+            const string Email = "planted.person@example.org";
+            const string Birthday = "1966-06-16";
+            var now = DateTimeOffset.UtcNow;
+            var offset = ((14 - now.UtcDateTime.Hour) % 24 + 24) % 24;
+            offset = offset > 14 ? offset - 24 : offset;
+            var zone = offset == 0 ? "Etc/GMT" : offset > 0 ? $"Etc/GMT-{offset}" : $"Etc/GMT+{-offset}";
+            string Event(string id, string type, string fields, string customer = "pii-1") =>
+                $$"""{"eventId":"{{id}}","customerId":"{{customer}}","occurredAt":"{{now.AddMinutes(-1):O}}","type":"{{type}}"{{fields}}}""";
+            await Kcat.ProduceAsync(bootstrap, "customer-updates",
+            [
+                ("pii-1", Event("a-1", "attributes", $$""","attributes":{"birthday":"{{Birthday}}","timeZone":"{{zone}}","phone":"{{Phone}}","email":"{{Email}}"}""")),
+                ("pii-1", Event("c-1", "consent", ""","consent":{"voice":true,"sms":true,"email":true}""")),
+                ("pii-2", Event("a-2", "attributes", $$""","attributes":{"birthday":"{{Birthday}}x","phone":"{{Phone}}","email":"{{Email}}"}""", "pii-2")),
+                ("pii-3", Event("a-3", "consent", $$""","consent":{"voice":"{{Email}}","sms":"{{Phone}}"}""", "pii-3")),
+                ("someone-else", Event("a-4", "attributes", $$""","attributes":{"email":"{{Email}}"}""", "pii-4")),
+            ]);
+            // Topics are consumed independently: the call goes in once the consent is applied, so it is not suppressed.
+            await Eventually.WaitAsync(
+                async () =>
                 {
-                    return false;
-                }
+                    using var profile = await http.GetAsync("v1/customers/pii-1");
+                    return profile.IsSuccessStatusCode
+                        && (await profile.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("attributes").GetProperty("consent").GetProperty("voice").ValueKind == JsonValueKind.True;
+                },
+                TimeSpan.FromSeconds(30),
+                () => "pii-1's consent applied");
+            await Kcat.ProduceAsync(bootstrap, "callcenter", [("pii-1", Event("k-1", "call_abandoned", ""","waitSeconds":300""").Replace(now.AddMinutes(-1).ToString("O"), now.ToString("O"), StringComparison.Ordinal))]);
 
-                item = items[0];
-                return true;
-            },
-            TimeSpan.FromSeconds(60),
-            () => "service-recovery call queued for pii-1; engine: " + CliProcess.Tail(engine.StandardError, 15));
-        var outreachId = item.GetProperty("outreachId").GetString()!;
+            JsonElement item = default;
+            await Eventually.WaitAsync(
+                async () =>
+                {
+                    using var lease = await SendAsync(http, new Route("POST", "/v1/outreach/lease", null, null, """{"channel":"voice","max":1,"leaseSeconds":60,"dialer":"bob"}"""), Dialer);
+                    var items = (await lease.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("items");
+                    if (items.GetArrayLength() == 0)
+                    {
+                        return false;
+                    }
 
-        // Given back by bob, leased again, acked; then a release and an ack that are refused.
-        using (var release = await SendAsync(http, new Route("POST", $"/v1/outreach/{outreachId}/release", null, null, """{"dialer":"bob"}"""), Dialer))
-        {
-            Assert.Equal(HttpStatusCode.NoContent, release.StatusCode);
+                    item = items[0];
+                    return true;
+                },
+                TimeSpan.FromSeconds(60),
+                () => "service-recovery call queued for pii-1; engine: " + CliProcess.Tail(engine.StandardError, 15));
+            var outreachId = item.GetProperty("outreachId").GetString()!;
+
+            // Given back by bob, leased again, acked; then a release and an ack that are refused.
+            using (var release = await SendAsync(http, new Route("POST", $"/v1/outreach/{outreachId}/release", null, null, """{"dialer":"bob"}"""), Dialer))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, release.StatusCode);
+            }
+
+            using (var again = await SendAsync(http, new Route("POST", "/v1/outreach/lease", null, null, """{"channel":"voice","max":1,"leaseSeconds":60,"dialer":"bob"}"""), Dialer))
+            {
+                var items = (await again.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("items");
+                Assert.Equal(outreachId, Assert.Single(items.EnumerateArray()).GetProperty("outreachId").GetString());
+            }
+
+            using (var ack = await SendAsync(http, new Route("POST", $"/v1/outreach/{outreachId}/ack", null, null, """{"outcome":"answered"}"""), Dialer))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, ack.StatusCode);
+            }
+
+            using (var late = await SendAsync(http, new Route("POST", $"/v1/outreach/{outreachId}/release", null, null, """{"dialer":"bob"}"""), Dialer))
+            {
+                Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
+            }
+
+            using (var unknown = await SendAsync(http, new Route("POST", "/v1/outreach/no-such-item/ack", null, null, """{"outcome":"failed"}"""), Dialer))
+            {
+                Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            }
+
+            // A backtest started and cancelled by ops-alice (Online Retail takes far longer than the cancel).
+            string backtest;
+            using (var started = await SendAsync(http, new Route("POST", "/v1/backtests", null, null, """{"dataset":"online-retail"}"""), Admin))
+            {
+                Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+                backtest = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+            }
+
+            using (var cancelled = await SendAsync(http, new Route("DELETE", $"/v1/backtests/{backtest}", null, null), Admin))
+            {
+                Assert.Equal(HttpStatusCode.Accepted, cancelled.StatusCode);
+            }
+
+            async Task<(List<(long Seq, string Actor, string Action, string Detail)> Entries, long? Next)> AuditAsync(string query)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, "v1/audit?" + query);
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Admin);
+                using var response = await http.SendAsync(request);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+                var entries = body.GetProperty("entries").EnumerateArray()
+                    .Select(e => (e.GetProperty("seq").GetInt64(), e.GetProperty("actor").GetString()!, e.GetProperty("action").GetString()!, e.GetProperty("detail").GetString()!))
+                    .ToList();
+                return (entries, body.GetProperty("next").ValueKind == JsonValueKind.Null ? null : body.GetProperty("next").GetInt64());
+            }
+
+            void AssertAudit(List<(long Seq, string Actor, string Action, string Detail)> entries)
+            {
+                // Newest first.
+                Assert.Equal(
+                    [
+                        ("ops-alice", "backtest.cancelled", $"backtest {backtest}"),
+                        ("ops-alice", "backtest.started", $"backtest {backtest} of {version} on online-retail"),
+                        ("dialer-bob", "outreach.ack_refused", "outreach no-such-item: failed; 404 no such outreach item; dialer none"),
+                        ("dialer-bob", "outreach.release_refused", $"outreach {outreachId}: not leased by bob"),
+                        ("dialer-bob", "outreach.ack", $"outreach {outreachId}: answered; dialer bob"),
+                        ("dialer-bob", "outreach.release", $"outreach {outreachId}; dialer bob"),
+                        ("ops-alice", "rules.accepted", $"version {version} from api"),
+                    ],
+                    entries.Take(7).Select(e => (e.Actor, e.Action, e.Detail)));
+                Assert.Equal(("ops-alice", "rules.rejected"), (entries[7].Actor, entries[7].Action));
+                Assert.Matches(@"^1 error\(s\) from api; first at rules\.yaml:\d+:\d+$", entries[7].Detail);
+                Assert.Equal(8, entries.Count);
+            }
+
+            var all = (await AuditAsync("limit=50")).Entries;
+            AssertAudit(all);
+
+            // Pages of 3 through next/before: 3, 3, 2 entries, the last with no next, together the whole trail in order.
+            var paged = new List<(long Seq, string Actor, string Action, string Detail)>();
+            var sizes = new List<int>();
+            long? before = null;
+            do
+            {
+                var (page, next) = await AuditAsync("limit=3" + (before is null ? "" : $"&before={before}"));
+                paged.AddRange(page);
+                sizes.Add(page.Count);
+                Assert.Equal(page.Count == 3 ? page[^1].Seq : null, next);
+                before = next;
+            }
+            while (before is not null && sizes.Count < 10);
+            Assert.Equal([3, 3, 2], sizes);
+            Assert.Equal(all, paged);
+
+            // The scan: the engine's whole log, /metrics and the dead letters' headers hold none of the planted values.
+            await Eventually.WaitAsync(async () => (await http.GetFromJsonAsync<JsonElement>("v1/status")).GetProperty("deadLetters").GetInt64() >= 3, TimeSpan.FromSeconds(30), () => "three dead letters");
+            var metrics = await http.GetStringAsync("metrics");
+            var (code, headers, err) = await Kcat.RunAsync(["-C", "-b", bootstrap, "-t", "dead-letters", "-o", "beginning", "-e", "-q", "-f", "%h\n"]);
+            Assert.True(code == 0, err);
+            Assert.Equal(3, headers.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+            // Restart on the same state: the audit trail is still there. Then the scope table with RequireReadScope alone
+            // on (its refused acks and releases and rejected uploads add entries, read back before the engine stops).
+            await engine.DisposeAsync();
+            var log = engine.StandardError + engine.StandardOutput;
+            engine = await StartEngineAsync(dataDir, port, environment);
+            List<(long Seq, string Actor, string Action, string Detail)> final;
+            await using (engine)
+            {
+                AssertAudit((await AuditAsync("limit=50")).Entries);
+                var failures = await CheckScopeTableAsync(port, requireRead: true, protectMetrics: false);
+                Assert.True(failures.Count == 0, string.Join('\n', failures));
+                final = (await AuditAsync("limit=500")).Entries;
+                Assert.True(final.Count > all.Count, "the scope table's refused acks and rejected uploads are audited too");
+            }
+
+            // One structured log line per entry, over both runs: each entry's line once, and no other.
+            log += engine.StandardError + engine.StandardOutput;
+            var lines = log.Split('\n').Select(l => AuditLine().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value.TrimEnd()).ToList();
+            var expectedLines = final.Select(e => $"Audit {e.Seq}: {e.Action} by {e.Actor}: {e.Detail}").Reverse().ToList();
+            Assert.Equal(expectedLines, lines);
+
+            foreach (var planted in new[] { Phone, Email, Birthday, "1966-06-16x", "900461" })
+            {
+                Assert.False(log.Contains(planted, StringComparison.Ordinal), $"log contains '{planted}'");
+                Assert.False(metrics.Contains(planted, StringComparison.Ordinal), $"/metrics contains '{planted}'");
+                Assert.False(headers.Contains(planted, StringComparison.Ordinal), $"dead-letter headers contain '{planted}'");
+            }
+
+            output.WriteLine($"scanned {log.Length:N0} characters of log, {metrics.Length:N0} of metrics, {headers.Length:N0} of dead-letter headers; {final.Count} audit entries, {lines.Count} audit lines");
         }
-
-        using (var again = await SendAsync(http, new Route("POST", "/v1/outreach/lease", null, null, """{"channel":"voice","max":1,"leaseSeconds":60,"dialer":"bob"}"""), Dialer))
+        finally
         {
-            var items = (await again.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("items");
-            Assert.Equal(outreachId, Assert.Single(items.EnumerateArray()).GetProperty("outreachId").GetString());
+            await engine.DisposeAsync(); // a failure must not leave the engine running (a second dispose does nothing)
         }
-
-        using (var ack = await SendAsync(http, new Route("POST", $"/v1/outreach/{outreachId}/ack", null, null, """{"outcome":"answered"}"""), Dialer))
-        {
-            Assert.Equal(HttpStatusCode.NoContent, ack.StatusCode);
-        }
-
-        using (var late = await SendAsync(http, new Route("POST", $"/v1/outreach/{outreachId}/release", null, null, """{"dialer":"bob"}"""), Dialer))
-        {
-            Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
-        }
-
-        using (var unknown = await SendAsync(http, new Route("POST", "/v1/outreach/no-such-item/ack", null, null, """{"outcome":"failed"}"""), Dialer))
-        {
-            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
-        }
-
-        // A backtest started and cancelled by ops-alice (Online Retail takes far longer than the cancel).
-        string backtest;
-        using (var started = await SendAsync(http, new Route("POST", "/v1/backtests", null, null, """{"dataset":"online-retail"}"""), Admin))
-        {
-            Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
-            backtest = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        }
-
-        using (var cancelled = await SendAsync(http, new Route("DELETE", $"/v1/backtests/{backtest}", null, null), Admin))
-        {
-            Assert.Equal(HttpStatusCode.Accepted, cancelled.StatusCode);
-        }
-
-        async Task<(List<(long Seq, string Actor, string Action, string Detail)> Entries, long? Next)> AuditAsync(string query)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, "v1/audit?" + query);
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Admin);
-            using var response = await http.SendAsync(request);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            var body = await response.Content.ReadFromJsonAsync<JsonElement>();
-            var entries = body.GetProperty("entries").EnumerateArray()
-                .Select(e => (e.GetProperty("seq").GetInt64(), e.GetProperty("actor").GetString()!, e.GetProperty("action").GetString()!, e.GetProperty("detail").GetString()!))
-                .ToList();
-            return (entries, body.GetProperty("next").ValueKind == JsonValueKind.Null ? null : body.GetProperty("next").GetInt64());
-        }
-
-        void AssertAudit(List<(long Seq, string Actor, string Action, string Detail)> entries)
-        {
-            // Newest first.
-            Assert.Equal(
-                [
-                    ("ops-alice", "backtest.cancelled", $"backtest {backtest}"),
-                    ("ops-alice", "backtest.started", $"backtest {backtest} of {version} on online-retail"),
-                    ("dialer-bob", "outreach.ack_refused", "outreach no-such-item: failed; 404 no such outreach item; dialer none"),
-                    ("dialer-bob", "outreach.release_refused", $"outreach {outreachId}: not leased by bob"),
-                    ("dialer-bob", "outreach.ack", $"outreach {outreachId}: answered; dialer bob"),
-                    ("dialer-bob", "outreach.release", $"outreach {outreachId}; dialer bob"),
-                    ("ops-alice", "rules.accepted", $"version {version} from api"),
-                ],
-                entries.Take(7).Select(e => (e.Actor, e.Action, e.Detail)));
-            Assert.Equal(("ops-alice", "rules.rejected"), (entries[7].Actor, entries[7].Action));
-            Assert.Matches(@"^1 error\(s\) from api; first at rules\.yaml:\d+:\d+$", entries[7].Detail);
-            Assert.Equal(8, entries.Count);
-        }
-
-        var all = (await AuditAsync("limit=50")).Entries;
-        AssertAudit(all);
-
-        // Pages of 3 through next/before: 3, 3, 2 entries, the last with no next, together the whole trail in order.
-        var paged = new List<(long Seq, string Actor, string Action, string Detail)>();
-        var sizes = new List<int>();
-        long? before = null;
-        do
-        {
-            var (page, next) = await AuditAsync("limit=3" + (before is null ? "" : $"&before={before}"));
-            paged.AddRange(page);
-            sizes.Add(page.Count);
-            Assert.Equal(page.Count == 3 ? page[^1].Seq : null, next);
-            before = next;
-        }
-        while (before is not null && sizes.Count < 10);
-        Assert.Equal([3, 3, 2], sizes);
-        Assert.Equal(all, paged);
-
-        // The scan: the engine's whole log, /metrics and the dead letters' headers hold none of the planted values.
-        await Eventually.WaitAsync(async () => (await http.GetFromJsonAsync<JsonElement>("v1/status")).GetProperty("deadLetters").GetInt64() >= 3, TimeSpan.FromSeconds(30), () => "three dead letters");
-        var metrics = await http.GetStringAsync("metrics");
-        var (code, headers, err) = await Kcat.RunAsync(["-C", "-b", bootstrap, "-t", "dead-letters", "-o", "beginning", "-e", "-q", "-f", "%h\n"]);
-        Assert.True(code == 0, err);
-        Assert.Equal(3, headers.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
-
-        // Restart on the same state: the audit trail is still there. Then the scope table with RequireReadScope alone
-        // on (its refused acks and releases and rejected uploads add entries, read back before the engine stops).
-        await engine.DisposeAsync();
-        var log = engine.StandardError + engine.StandardOutput;
-        engine = await StartEngineAsync(dataDir, port, environment);
-        List<(long Seq, string Actor, string Action, string Detail)> final;
-        await using (engine)
-        {
-            AssertAudit((await AuditAsync("limit=50")).Entries);
-            var failures = await CheckScopeTableAsync(port, requireRead: true, protectMetrics: false);
-            Assert.True(failures.Count == 0, string.Join('\n', failures));
-            final = (await AuditAsync("limit=500")).Entries;
-            Assert.True(final.Count > all.Count, "the scope table's refused acks and rejected uploads are audited too");
-        }
-
-        // One structured log line per entry, over both runs: each entry's line once, and no other.
-        log += engine.StandardError + engine.StandardOutput;
-        var lines = log.Split('\n').Select(l => AuditLine().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value.TrimEnd()).ToList();
-        var expectedLines = final.Select(e => $"Audit {e.Seq}: {e.Action} by {e.Actor}: {e.Detail}").Reverse().ToList();
-        Assert.Equal(expectedLines, lines);
-
-        foreach (var planted in new[] { Phone, Email, Birthday, "1966-06-16x", "900461" })
-        {
-            Assert.False(log.Contains(planted, StringComparison.Ordinal), $"log contains '{planted}'");
-            Assert.False(metrics.Contains(planted, StringComparison.Ordinal), $"/metrics contains '{planted}'");
-            Assert.False(headers.Contains(planted, StringComparison.Ordinal), $"dead-letter headers contain '{planted}'");
-        }
-
-        output.WriteLine($"scanned {log.Length:N0} characters of log, {metrics.Length:N0} of metrics, {headers.Length:N0} of dead-letter headers; {final.Count} audit entries, {lines.Count} audit lines");
     }
 
     [GeneratedRegex(@"(Audit \d+: .*)$")]
