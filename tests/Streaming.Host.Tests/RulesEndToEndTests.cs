@@ -117,10 +117,26 @@ public sealed class RulesEndToEndTests
         Assert.Equal(v2, profile.GetProperty("ruleVersion").GetString());
         Assert.Contains("vip", profile.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
 
-        // With a directory, the files are the truth: PUT is refused (here already by the closed route: no tokens).
+        // With a directory, the files are the truth: PUT is refused (here already for want of a token: none is
+        // configured, so the answer is the RFC 6750 challenge, saying so).
         using var put = await engine.Http.PutAsync("/v1/rules", new StringContent(original));
-        Assert.Equal(HttpStatusCode.Forbidden, put.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, put.StatusCode);
+        Assert.Equal("Bearer", put.Headers.WwwAuthenticate.ToString());
         Assert.Equal("application/problem+json", put.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("no access tokens are configured", await put.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        // The audit trail's lines: the set the directory held at start (nothing was stored before), the broken edit,
+        // the fix, each by the directory.
+        string[] audited =
+        [
+            $"Audit 1: rules.accepted by directory: version {v1} from directory at start",
+            "Audit 2: rules.rejected by directory: 1 error(s) from directory; first at pack.yaml:",
+            $"Audit 3: rules.accepted by directory: version {v2} from directory",
+        ];
+        await Eventually.WaitAsync(
+            () => Task.FromResult(audited.All(line => engine.Process.StandardError.Contains(line, StringComparison.Ordinal))),
+            TimeSpan.FromSeconds(10),
+            () => "audit lines in the engine's log:\n" + string.Join('\n', engine.Process.StandardError.Split('\n').Where(l => l.Contains("Audit ", StringComparison.Ordinal))));
     }
 
     [Fact]

@@ -339,21 +339,27 @@ public sealed partial class SqliteStateStore
 
     /// <summary>
     /// Gives a leased item back while its lease runs (a lease that ended is due already); with
-    /// <paramref name="dialer"/>, only if that dialer holds the lease. False otherwise.
+    /// <paramref name="dialer"/>, only if that dialer holds the lease. Returns the dialer that held it (its name at
+    /// lease time), or null when nothing was released.
     /// </summary>
-    public bool Release(string outreachId, long now, string? dialer = null)
+    public string? Release(string outreachId, long now, string? dialer = null)
     {
         lock (_gate)
         {
+            // Every write goes through this connection under _gate: the holder read here is the one the update clears.
             using var cmd = _connection.CreateCommand();
-            cmd.CommandText = """
-                UPDATE outreach SET state = 'due', lease_until = 0, dialer = NULL, updated_at = $now
-                WHERE outreach_id = $id AND state = 'leased' AND lease_until > $now AND ($dialer IS NULL OR dialer = $dialer)
-                """;
+            const string Held = "outreach_id = $id AND state = 'leased' AND lease_until > $now AND ($dialer IS NULL OR dialer = $dialer)";
+            cmd.CommandText = $"SELECT dialer FROM outreach WHERE {Held}";
             cmd.Parameters.AddWithValue("$now", now);
             cmd.Parameters.AddWithValue("$id", outreachId);
             cmd.Parameters.AddWithValue("$dialer", (object?)dialer ?? DBNull.Value);
-            return cmd.ExecuteNonQuery() == 1;
+            if (cmd.ExecuteScalar() is not { } found)
+            {
+                return null;
+            }
+
+            cmd.CommandText = $"UPDATE outreach SET state = 'due', lease_until = 0, dialer = NULL, updated_at = $now WHERE {Held}";
+            return cmd.ExecuteNonQuery() == 1 ? found as string ?? "" : null;
         }
     }
 

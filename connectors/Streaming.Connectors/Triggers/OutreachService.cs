@@ -123,12 +123,12 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
 
         if (item.State == OutreachStates.Done)
         {
-            return item.Outcome == outcome ? AckResult.Done : AckResult.Conflict($"already done with outcome '{item.Outcome}'");
+            return item.Outcome == outcome ? AckResult.Done with { Dialer = item.Dialer } : AckResult.Conflict($"already done with outcome '{item.Outcome}'") with { Dialer = item.Dialer };
         }
 
         if (item.State is OutreachStates.Dropped or OutreachStates.Expired)
         {
-            return AckResult.Conflict($"the item was {item.State} ({item.Reason})");
+            return AckResult.Conflict($"the item was {item.State} ({item.Reason})") with { Dialer = item.Dialer };
         }
 
         var now = time.GetUtcNow().UtcTicks;
@@ -156,24 +156,28 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
         }
         catch (InvalidOperationException ex)
         {
-            return AckResult.Conflict(ex.Message);
+            return AckResult.Conflict(ex.Message) with { Dialer = item.Dialer };
         }
 
         instruments?.OutreachOutcomes.Add(1, new KeyValuePair<string, object?>("channel", item.Channel), new KeyValuePair<string, object?>("outcome", outcome));
-        return AckResult.Done;
+        return AckResult.Done with { Dialer = item.Dialer };
     }
 
     /// <summary>
     /// Gives a leased item back before its lease ends; with <paramref name="dialer"/>, only if that dialer holds it.
-    /// False when the item is not leased (or the lease ended, or another dialer holds it).
+    /// Returns the name of the dialer whose lease ended (as given at lease time); null when the item is not leased (or
+    /// the lease ended, or another dialer holds it).
     /// </summary>
-    public bool Release(string outreachId, string? dialer = null) => store.Release(outreachId, time.GetUtcNow().UtcTicks, dialer);
+    public string? Release(string outreachId, string? dialer = null) => store.Release(outreachId, time.GetUtcNow().UtcTicks, dialer);
 
     public IReadOnlyDictionary<(string Channel, string State), long> Stats() => store.OutreachStats(time.GetUtcNow().UtcTicks);
 }
 
-/// <summary>The result of an acknowledgement.</summary>
-public sealed record AckResult(int Status, string? Detail = null)
+/// <summary>
+/// The result of an acknowledgement: 204, 404 or 409 with why, and <paramref name="Dialer"/>, the dialer of the
+/// item's last lease (the name given at lease time; null for an unknown item or one never leased).
+/// </summary>
+public sealed record AckResult(int Status, string? Detail = null, string? Dialer = null)
 {
     public static readonly AckResult Done = new(204);
     public static readonly AckResult NotFound = new(404, "no such outreach item");

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using StackExchange.Redis;
 using Streaming.Connectors.Redis;
-using Streaming.Connectors.Sql;
 using Streaming.Host.Hosting;
 
 namespace Streaming.Host.Cli;
@@ -68,9 +67,19 @@ public static class MirrorCommand
                         CultureInfo.InvariantCulture,
                         $"resynced customers={result.Customers} seq={result.Seq} written={result.Written} newerKept={result.NewerKept} keysDeleted={result.KeysDeleted} membersPruned={result.MembersPruned} seconds={result.Elapsed.TotalSeconds:0.0}");
                     await Console.Out.WriteLineAsync(summary).ConfigureAwait(false);
+                    // Recorded and logged as the engine records its entries: one structured "Audit …" line (stderr).
+                    using var logging = LoggerFactory.Create(b =>
+                    {
+                        b.AddSimpleConsole(o =>
+                        {
+                            o.SingleLine = true;
+                            o.TimestampFormat = "HH:mm:ss.fff ";
+                        });
+                        b.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+                    });
                     try
                     {
-                        SqliteStateStore.AppendAuditTo(directory, TimeProvider.System.GetUtcNow().UtcTicks, AuditTrail.Cli, "mirror.resync", $"prefix {keyPrefix}: customers={result.Customers} seq={result.Seq}");
+                        AuditTrail.RecordTo(directory, TimeProvider.System, logging.CreateLogger<AuditTrail>(), AuditTrail.Cli, "mirror.resync", $"prefix {keyPrefix}: customers={result.Customers} seq={result.Seq}");
                     }
                     catch (Exception ex) when (ex is InvalidOperationException or System.Data.Common.DbException)
                     {

@@ -103,15 +103,18 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogEmbeddedWithOldState(logger, store.Path);
         }
 
+        // Before the rule set is chosen: a directory edited while the engine was down, or broken, is audited too.
+        var audit = new AuditTrail(store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<AuditTrail>());
         RulesManager rules;
         try
         {
-            rules = RulesManager.Create(settings, store, TimeProvider.System, logger);
+            rules = RulesManager.Create(settings, store, TimeProvider.System, logger, audit);
         }
         catch
         {
             store.Dispose();
             broker?.Dispose();
+            await web.DisposeAsync().ConfigureAwait(false); // flushes the log (the rejection's audit line)
             throw;
         }
 
@@ -142,10 +145,9 @@ public sealed partial class EngineHost : IAsyncDisposable
         var outreach = new OutreachService(store, engine, relay, TimeProvider.System, instruments);
         var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger, mirror)
         {
-            Audit = new AuditTrail(store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<AuditTrail>()),
+            Audit = audit,
             Backtests = new BacktestRunner(settings, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BacktestRunner>()),
         };
-        rules.Audit = host.Audit;
         if (settings.OtlpEndpoint is { } endpoint)
         {
             LogOtlp(logger, endpoint, settings.OtlpIntervalMs);

@@ -47,21 +47,41 @@ public sealed partial class RulesManager : IAsyncDisposable
 
     /// <summary>
     /// Chooses the starting rule set: the directory if configured (its errors stop the start), else the one stored by
-    /// the last run, else the default pack.
+    /// the last run, else the default pack. With <paramref name="audit"/>, the directory's set is recorded as
+    /// <c>rules.accepted</c> by <c>directory</c> when its version differs from the one the store holds (files edited
+    /// while the engine was down, or a first start), and a directory that cannot be loaded as <c>rules.rejected</c>.
     /// </summary>
-    /// <exception cref="RuleSetException">The configured directory holds an invalid rule set.</exception>
-    public static RulesManager Create(StreamingSettings settings, IStateStore store, TimeProvider time, ILogger logger)
+    /// <exception cref="RuleSetException">The configured directory is missing or holds an invalid rule set.</exception>
+    public static RulesManager Create(StreamingSettings settings, IStateStore store, TimeProvider time, ILogger logger, AuditTrail? audit = null)
     {
         var poll = TimeSpan.FromMilliseconds(settings.RulesPollIntervalMs);
         if (settings.RulesDirectory is { } directory)
         {
-            if (!System.IO.Directory.Exists(directory))
+            RuleSet loaded;
+            string fingerprint;
+            try
             {
-                throw new RuleSetException([new RuleError(directory, 0, 0, "the rules directory does not exist")]);
+                if (!System.IO.Directory.Exists(directory))
+                {
+                    throw new RuleSetException([new RuleError(directory, 0, 0, "the rules directory does not exist")]);
+                }
+
+                fingerprint = Fingerprint(directory);
+                loaded = RuleSetLoader.LoadDirectory(directory);
+            }
+            catch (RuleSetException ex)
+            {
+                audit?.Record(AuditTrail.Directory, "rules.rejected", RejectionDetail(ex, "directory") + " at start");
+                throw;
             }
 
-            var manager = new RulesManager(directory, poll, RuleSetLoader.LoadDirectory(directory), "directory", time, logger);
-            manager._fingerprint = Fingerprint(directory);
+            var manager = new RulesManager(directory, poll, loaded, "directory", time, logger) { Audit = audit };
+            manager._fingerprint = fingerprint;
+            if (StoredVersion(store) != loaded.Version)
+            {
+                audit?.Record(AuditTrail.Directory, "rules.accepted", $"version {loaded.Version} from directory at start");
+            }
+
             return manager;
         }
 
@@ -69,7 +89,7 @@ public sealed partial class RulesManager : IAsyncDisposable
         {
             try
             {
-                return new RulesManager(null, poll, RuleSetStorage.Deserialize(stored), "stored", time, logger);
+                return new RulesManager(null, poll, RuleSetStorage.Deserialize(stored), "stored", time, logger) { Audit = audit };
             }
             catch (Exception ex) when (ex is RuleSetException or JsonException)
             {
@@ -77,7 +97,25 @@ public sealed partial class RulesManager : IAsyncDisposable
             }
         }
 
-        return new RulesManager(null, poll, RuleSetLoader.Default, "default", time, logger);
+        return new RulesManager(null, poll, RuleSetLoader.Default, "default", time, logger) { Audit = audit };
+    }
+
+    /// <summary>The version of the rule set the store holds (the one the last run switched to), null if none or unreadable.</summary>
+    private static string? StoredVersion(IStateStore store)
+    {
+        if (store.LoadSetting(KafkaEngine.RulesSettingKey) is not { } stored)
+        {
+            return null;
+        }
+
+        try
+        {
+            return RuleSetStorage.Deserialize(stored).Version;
+        }
+        catch (Exception ex) when (ex is RuleSetException or JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Starts watching the directory (if any) and hands accepted rule sets to <paramref name="engine"/>.</summary>
@@ -171,8 +209,7 @@ public sealed partial class RulesManager : IAsyncDisposable
 
     private void Reject(RuleSetException ex, string origin, string actor)
     {
-        var first = ex.Errors.Count > 0 ? ex.Errors[0] : null;
-        Audit?.Record(actor, "rules.rejected", $"{ex.Errors.Count} error(s) from {origin}" + (first is null ? "" : $"; first at {first.File}:{first.Line}:{first.Column}"));
+        Audit?.Record(actor, "rules.rejected", RejectionDetail(ex, origin));
         LastError = new RulesRejection(_time.GetUtcNow(), origin, ex.Errors);
         _instruments?.RulesReloads.Add(1, new KeyValuePair<string, object?>("result", "rejected"));
         foreach (var error in ex.Errors)
@@ -181,6 +218,13 @@ public sealed partial class RulesManager : IAsyncDisposable
         }
 
         LogRulesRejected(_logger, ex.Errors.Count, origin, _engine?.ActiveRules.Version ?? Initial.Version);
+    }
+
+    /// <summary>What a rejection's audit entry says: how many errors, from where, and the first one's position (no text: it may quote the file).</summary>
+    private static string RejectionDetail(RuleSetException ex, string origin)
+    {
+        var first = ex.Errors.Count > 0 ? ex.Errors[0] : null;
+        return $"{ex.Errors.Count} error(s) from {origin}" + (first is null ? "" : $"; first at {first.File}:{first.Line}:{first.Column}");
     }
 
     private async Task WatchAsync(CancellationToken ct)

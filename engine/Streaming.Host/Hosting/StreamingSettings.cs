@@ -67,7 +67,7 @@ public sealed record StreamingSettings
     /// <summary>Hybrid mode: seconds without records after which a partition follows the wall clock.</summary>
     public int IdleAfterSeconds { get; init; } = 30;
 
-    /// <summary>Bearer tokens and their scopes (<c>admin</c>, <c>dialer</c>, <c>read</c>, <c>metrics</c>); none = the guarded routes are closed.</summary>
+    /// <summary>Bearer tokens and their scopes (<c>admin</c>, <c>dialer</c>, <c>read</c>, <c>metrics</c>); none = no token opens the guarded routes (they answer 401).</summary>
     public IReadOnlyList<AccessToken> AuthTokens { get; init; } = [];
 
     /// <summary><c>Streaming:Auth:RequireReadScope</c>: every <c>GET /v1/…</c> route (and the console) needs the <c>read</c> scope.</summary>

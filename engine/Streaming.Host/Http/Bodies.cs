@@ -154,5 +154,10 @@ public sealed record SuppressedGroupBody(long Firings, long Conversions);
 /// <param name="Next">the <c>before</c> of the next page; null at the end</param>
 public sealed record AuditPageBody(IReadOnlyList<AuditEntryBody> Entries, long? Next);
 
-/// <summary>One audit entry: who (a token's name, or <c>directory</c> / <c>cli</c>), when, what.</summary>
+/// <summary>
+/// One audit entry: who (a token's name, or <c>directory</c> / <c>cli</c>), when, what. <c>Action</c> is one of
+/// <c>rules.accepted</c>, <c>rules.rejected</c>, <c>outreach.ack</c>, <c>outreach.ack_refused</c>,
+/// <c>outreach.release</c>, <c>outreach.release_refused</c>, <c>mirror.resync</c>, <c>backtest.started</c>,
+/// <c>backtest.cancelled</c>; <c>Detail</c> names versions, ids, outcomes and the lease's dialer (README, "Audit trail").
+/// </summary>
 public sealed record AuditEntryBody(long Seq, DateTimeOffset At, string Actor, string Action, string Detail);

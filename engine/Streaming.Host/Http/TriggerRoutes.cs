@@ -48,12 +48,16 @@ public static class TriggerRoutes
             }
 
             var result = await host.Outreach.AckAsync(outreachId, outcome, context.RequestAborted).ConfigureAwait(false);
+            var actor = AccessPolicies.Actor(context) ?? "anonymous";
+
+            // The token names who sent it; the lease's dialer which of the dialers that may share the token called.
             if (result.Status == 204)
             {
-                host.Audit.Record(AccessPolicies.Actor(context) ?? "anonymous", "outreach.ack", $"outreach {outreachId}: {outcome}");
+                host.Audit.Record(actor, "outreach.ack", $"outreach {AuditTrail.Quote(outreachId)}: {outcome}; dialer {AuditTrail.Quote(result.Dialer)}");
                 return Results.NoContent();
             }
 
+            host.Audit.Record(actor, "outreach.ack_refused", $"outreach {AuditTrail.Quote(outreachId)}: {outcome}; {result.Status} {result.Detail}; dialer {AuditTrail.Quote(result.Dialer)}");
             return Results.Problem(statusCode: result.Status, title: result.Status == 404 ? "outreach item not found" : "outreach item not open", detail: result.Detail);
         })
             .Produces(StatusCodes.Status204NoContent)
@@ -81,14 +85,16 @@ public static class TriggerRoutes
                 }
             }
 
-            if (!host.Outreach.Release(outreachId, body?.Dialer))
+            var actor = AccessPolicies.Actor(context) ?? "anonymous";
+            if (host.Outreach.Release(outreachId, body?.Dialer) is not { } holder)
             {
+                host.Audit.Record(actor, "outreach.release_refused", $"outreach {AuditTrail.Quote(outreachId)}: not leased" + (body?.Dialer is null ? "" : $" by {AuditTrail.Quote(body.Dialer)}"));
                 return Results.Problem(statusCode: 409, title: "not leased", detail: body?.Dialer is null
                     ? $"outreach item '{outreachId}' is not leased"
                     : $"outreach item '{outreachId}' is not leased by '{body.Dialer}'");
             }
 
-            host.Audit.Record(AccessPolicies.Actor(context) ?? "anonymous", "outreach.release", $"outreach {outreachId}");
+            host.Audit.Record(actor, "outreach.release", $"outreach {AuditTrail.Quote(outreachId)}; dialer {AuditTrail.Quote(holder)}");
             return Results.NoContent();
         })
             .Accepts<ReleaseRequest>(isOptional: true, "application/json")

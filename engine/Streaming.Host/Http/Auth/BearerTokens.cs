@@ -64,40 +64,26 @@ public sealed class BearerTokenHandler(
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName)));
     }
 
-    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
-    {
-        if (settings.AuthTokens.Count == 0)
-        {
-            await Closed().ConfigureAwait(false);
-            return;
-        }
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) => Challenge(Context).ExecuteAsync(Context);
 
-        await Challenge(Context).ExecuteAsync(Context).ConfigureAwait(false);
-    }
-
-    protected override async Task HandleForbiddenAsync(AuthenticationProperties properties)
-    {
-        if (settings.AuthTokens.Count == 0)
-        {
-            await Closed().ConfigureAwait(false);
-            return;
-        }
-
-        await Forbidden(Context).ExecuteAsync(Context).ConfigureAwait(false);
-    }
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) => Forbidden(Context).ExecuteAsync(Context);
 
     /// <summary>
     /// The RFC 6750 answer to a request that needs a token it did not bring: 401 with <c>WWW-Authenticate: Bearer</c>,
-    /// or <c>Bearer error="invalid_token"</c> when it sent one that is not configured, and a problem+json body.
+    /// or <c>Bearer error="invalid_token"</c> when it sent one that is not configured, and a problem+json body. With no
+    /// tokens configured at all (<c>Streaming:Auth:Tokens</c> empty) the answer is the same, and its detail says so: no
+    /// token can open the route until one is configured.
     /// </summary>
     public static IResult Challenge(HttpContext context)
     {
         var sent = context.Request.Headers.Authorization.Count > 0;
+        var none = context.RequestServices.GetRequiredService<StreamingSettings>().AuthTokens.Count == 0;
         context.Response.Headers.WWWAuthenticate = sent ? "Bearer error=\"invalid_token\"" : "Bearer";
         return Results.Problem(
             statusCode: StatusCodes.Status401Unauthorized,
             title: sent ? "invalid token" : "token required",
-            detail: sent ? "the token is not one of the configured tokens" : "send 'Authorization: Bearer <token>'");
+            detail: none ? "no access tokens are configured (Streaming:Auth:Tokens), so no token opens this route"
+                : sent ? "the token is not one of the configured tokens" : "send 'Authorization: Bearer <token>'");
     }
 
     /// <summary>The RFC 6750 answer to a token without the scope a route needs: 403, <c>insufficient_scope</c>, problem+json.</summary>
@@ -109,13 +95,6 @@ public sealed class BearerTokenHandler(
             title: "scope missing",
             detail: "the token does not grant the scope this route needs");
     }
-
-    /// <summary>No tokens configured: routes that need one are closed (403), whatever was sent.</summary>
-    private Task Closed() => Results.Problem(
-        statusCode: StatusCodes.Status403Forbidden,
-        title: "route closed",
-        detail: "no access tokens are configured (Streaming:Auth:Tokens), so routes that need a token are closed")
-        .ExecuteAsync(Context);
 }
 
 /// <summary>Authorization policies, one per scope; <c>admin</c> satisfies every one.</summary>
