@@ -82,6 +82,26 @@ public static class OpenApiDocument
                 // The authorization policies are named by scope (Auth.AccessPolicies), so they are the operation's scopes;
                 // the console's views check theirs in a filter and say so with RequiresScope.
                 var metadata = context.Description.ActionDescriptor.EndpointMetadata;
+                if (metadata.OfType<FormRequestBody>().FirstOrDefault() is { } form)
+                {
+                    operation.RequestBody = new OpenApiRequestBody
+                    {
+                        Description = form.Description,
+                        Required = true,
+                        Content = new Dictionary<string, OpenApiMediaType>
+                        {
+                            ["application/x-www-form-urlencoded"] = new OpenApiMediaType
+                            {
+                                Schema = new OpenApiSchema
+                                {
+                                    Type = JsonSchemaType.Object,
+                                    Properties = form.Fields.ToDictionary(f => f.Key, f => (IOpenApiSchema)new OpenApiSchema { Type = JsonSchemaType.String, Description = f.Value }),
+                                },
+                            },
+                        },
+                    };
+                }
+
                 if (metadata.OfType<TextRequestBody>().FirstOrDefault() is { } text)
                 {
                     operation.RequestBody = new OpenApiRequestBody
@@ -173,3 +193,11 @@ public sealed record RequiresScope(string Scope);
 /// <param name="Description">what the body holds</param>
 /// <param name="ContentTypes">the content types to list</param>
 public sealed record TextRequestBody(string Description, params string[] ContentTypes);
+
+/// <summary>
+/// Endpoint metadata for the OpenAPI document: the route reads an HTML form (<c>application/x-www-form-urlencoded</c>)
+/// with these text fields; described without <c>Accepts</c>, which would change what routing lets through.
+/// </summary>
+/// <param name="Description">what the form is</param>
+/// <param name="Fields">each field's name and meaning</param>
+public sealed record FormRequestBody(string Description, IReadOnlyDictionary<string, string> Fields);

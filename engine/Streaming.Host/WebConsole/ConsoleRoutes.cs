@@ -96,7 +96,11 @@ public static class ConsoleRoutes
             });
             return Results.Redirect(next);
         })
-            .Accepts<SignInForm>("application/x-www-form-urlencoded")
+            .WithMetadata(new FormRequestBody("the sign-in form", new Dictionary<string, string>
+            {
+                ["token"] = "a token with the read (or admin) scope",
+                ["next"] = "the /console address to go to after signing in (optional)",
+            }))
             .Produces(StatusCodes.Status302Found)
             .Produces<string>(StatusCodes.Status401Unauthorized, HtmlType)
             .Produces<string>(StatusCodes.Status403Forbidden, HtmlType)
@@ -234,11 +238,6 @@ public static class ConsoleRoutes
 /// <param name="Version">the set's version (<c>name@hash12</c>) when valid; null when not</param>
 /// <param name="Errors">every error, each with its file, line, column and message (empty when valid)</param>
 public sealed record RulesCheckBody(bool Valid, string? Version, IReadOnlyList<RuleErrorBody> Errors);
-
-/// <summary>The form of <c>POST /console/sign-in</c>.</summary>
-/// <param name="Token">a token with the <c>read</c> (or <c>admin</c>) scope</param>
-/// <param name="Next">the <c>/console</c> address to go to after signing in</param>
-public sealed record SignInForm(string Token, string? Next);
 
 /// <summary>Events per second between two looks at the processed-events counter (the home page's figure).</summary>
 public sealed class RateSampler
