@@ -13,9 +13,10 @@ namespace Streaming.Host.Tests;
 
 /// <summary>
 /// <c>GET /openapi/v1.json</c> against README's HTTP table and against real answers: an engine is fed the Online Retail
-/// dataset by <c>streaming replay</c>, then every route is called (successes and problem answers) and each body is
-/// validated, by JsonSchema.Net (draft 2020-12, as OpenAPI 3.1 uses), against the schema the document gives for that
-/// route, status and content type.
+/// dataset by <c>streaming replay</c>, then every route is called (successes and problem answers; the audit trail and
+/// backtests, running, refused, cancelled and done, included) and each body is validated, by JsonSchema.Net (draft
+/// 2020-12, as OpenAPI 3.1 uses), against the schema the document gives for that route, status and content type.
+/// (<see cref="SecurityEndToEndTests"/> checks that the document's security follows the access switches.)
 /// </summary>
 [Collection(EndToEnd.Name)]
 public sealed partial class OpenApiTests(ITestOutputHelper output)
@@ -42,6 +43,7 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
                 ["Streaming__Auth__Tokens__1__Scopes__0"] = "dialer",
                 ["Streaming__Auth__Tokens__2__Token"] = ReaderToken,
                 ["Streaming__Auth__Tokens__2__Scopes__0"] = "read",
+                ["Streaming__Backtest__DataDir"] = TestEnvironment.DataDir,
             };
             await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
             var replay = await CliProcess.RunAsync(
@@ -59,7 +61,13 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
 
             // Every route of README's HTTP table, with its method; path parameters compared by position only.
             var documented = ReadmeRoutes();
-            Assert.True(documented.Count >= 15, $"README's HTTP table has {documented.Count} routes");
+            // Rows that list several routes in one cell count each of them.
+            foreach (var route in new[] { "GET /console", "GET /console/customers/{}", "GET /console/outreach", "GET /console/backtests/{}", "GET /console/sign-in", "POST /console/sign-in", "POST /console/sign-out", "POST /console/rules/check", "GET /v1/audit" })
+            {
+                Assert.Contains(route, documented);
+            }
+
+            Assert.True(documented.Count >= 25, $"README's HTTP table has {documented.Count} routes: {string.Join(", ", documented)}");
             var listed = root.GetProperty("paths").EnumerateObject()
                 .SelectMany(p => p.Value.EnumerateObject().Select(m => $"{m.Name.ToUpperInvariant()} {Shape(p.Name)}"))
                 .ToHashSet(StringComparer.Ordinal);
@@ -104,6 +112,45 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
             var defaults = (await CliProcess.RunAsync(["rules", "default"], TimeSpan.FromMinutes(1))).StandardOutput;
             await checks.CallAsync("/v1/rules", "put", "/v1/rules", HttpStatusCode.Accepted, new StringContent(TopLevelName().Replace(defaults, "name: openapi_$1", 1), Encoding.UTF8, "application/yaml"), AdminToken);
 
+            await checks.CallAsync("/console/rules/check", "post", "/console/rules/check", HttpStatusCode.OK, new StringContent(defaults, Encoding.UTF8, "application/yaml"));
+            await checks.CallAsync("/console/rules/check", "post", "/console/rules/check", HttpStatusCode.OK, new StringContent("name: broken\nladders: [", Encoding.UTF8, "application/yaml"));
+
+            // The audit trail (admin): the rule set accepted above is on its first page.
+            var audit = await checks.CallAsync("/v1/audit", "get", "/v1/audit?limit=5", HttpStatusCode.OK, token: AdminToken);
+            Assert.Contains("rules.accepted", audit, StringComparison.Ordinal);
+            await checks.CallAsync("/v1/audit", "get", "/v1/audit?limit=0", HttpStatusCode.BadRequest, token: AdminToken);
+            await checks.CallAsync("/v1/audit", "get", "/v1/audit", HttpStatusCode.Unauthorized);
+            await checks.CallAsync("/v1/audit", "get", "/v1/audit", HttpStatusCode.Forbidden, token: ReaderToken);
+
+            // Backtests: refused, one cancelled while it runs (a second one meanwhile refused), one run to its end.
+            var backtestClock = Stopwatch.StartNew();
+            await checks.CallAsync("/v1/backtests", "post", "/v1/backtests", HttpStatusCode.Unauthorized, Json("""{"dataset":"online-retail"}"""));
+            await checks.CallAsync("/v1/backtests", "post", "/v1/backtests", HttpStatusCode.Forbidden, Json("""{"dataset":"online-retail"}"""), ReaderToken);
+            await checks.CallAsync("/v1/backtests", "post", "/v1/backtests", HttpStatusCode.BadRequest, Json("""{"dataset":"no-such-dataset"}"""), AdminToken);
+            await checks.CallAsync("/v1/backtests", "post", "/v1/backtests", HttpStatusCode.BadRequest, Json("""{"dataset":"online-retail","rules":"name: broken\nladders: ["}"""), AdminToken);
+            await checks.CallAsync("/v1/backtests/{id}", "get", "/v1/backtests/bt-none", HttpStatusCode.NotFound);
+            await checks.CallAsync("/v1/backtests/{id}", "delete", "/v1/backtests/bt-none", HttpStatusCode.NotFound, token: AdminToken);
+            await checks.CallAsync("/v1/backtests/{id}", "delete", "/v1/backtests/bt-none", HttpStatusCode.Forbidden, token: ReaderToken);
+            var long1 = Id(await checks.CallAsync("/v1/backtests", "post", "/v1/backtests", HttpStatusCode.Accepted, Json("""{"dataset":"online-retail"}"""), AdminToken));
+            await checks.CallAsync("/v1/backtests", "post", "/v1/backtests", HttpStatusCode.Conflict, Json("""{"dataset":"taobao"}"""), AdminToken);
+            await checks.CallAsync("/v1/backtests/{id}", "get", "/v1/backtests/" + long1, HttpStatusCode.OK);
+            await checks.CallAsync("/v1/backtests/{id}", "delete", "/v1/backtests/" + long1, HttpStatusCode.Accepted, token: AdminToken);
+            await WaitEndedAsync(engine.Http, long1);
+            Assert.Contains("\"cancelled\"", await checks.CallAsync("/v1/backtests/{id}", "get", "/v1/backtests/" + long1, HttpStatusCode.OK), StringComparison.Ordinal);
+            await checks.CallAsync("/v1/backtests/{id}", "delete", "/v1/backtests/" + long1, HttpStatusCode.Conflict, token: AdminToken);
+            var compare = JsonSerializer.Serialize(new { dataset = "bank-callcenter", rules = TopLevelName().Replace(defaults, "name: compared_$1", 1) });
+            var done = Id(await checks.CallAsync("/v1/backtests", "post", "/v1/backtests", HttpStatusCode.Accepted, Json(compare), AdminToken));
+            await WaitEndedAsync(engine.Http, done);
+            var result = await checks.CallAsync("/v1/backtests/{id}", "get", "/v1/backtests/" + done, HttpStatusCode.OK);
+            using (var body = JsonDocument.Parse(result))
+            {
+                Assert.Equal("done", body.RootElement.GetProperty("state").GetString());
+                Assert.Equal(2, body.RootElement.GetProperty("ruleVersions").GetArrayLength());
+                Assert.Equal(JsonValueKind.Object, body.RootElement.GetProperty("result").ValueKind);
+            }
+
+            output.WriteLine($"backtest routes checked in {backtestClock.Elapsed.TotalSeconds:0.0}s");
+
             using var metrics = await engine.Http.GetAsync("/metrics");
             var metricsContent = root.GetProperty("paths").GetProperty("/metrics").GetProperty("get").GetProperty("responses").GetProperty("200").GetProperty("content");
             Assert.True(metricsContent.TryGetProperty(metrics.Content.Headers.ContentType!.ToString(), out _), "the /metrics content type is the documented one");
@@ -118,6 +165,22 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
 
     private static StringContent Json(string text) => new(text, Encoding.UTF8, "application/json");
 
+    private static string Id(string body)
+    {
+        using var document = JsonDocument.Parse(body);
+        return document.RootElement.GetProperty("id").GetString()!;
+    }
+
+    /// <summary>Waits until backtest <paramref name="id"/> is no longer running.</summary>
+    private static Task WaitEndedAsync(HttpClient http, string id) => Eventually.WaitAsync(
+        async () =>
+        {
+            using var document = JsonDocument.Parse(await http.GetStringAsync("/v1/backtests/" + id));
+            return document.RootElement.GetProperty("state").GetString() != "running";
+        },
+        TimeSpan.FromMinutes(3),
+        () => $"backtest {id} ended");
+
     /// <summary>A route with its path parameters' names left out: <c>GET /v1/customers/{}</c>.</summary>
     private static string Shape(string path) => PathParameter().Replace(path, "{}");
 
@@ -125,16 +188,42 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
         Assert.Single(Assert.Single(root.GetProperty("paths").GetProperty(path).GetProperty(method).GetProperty("security").EnumerateArray())
             .GetProperty("bearer").EnumerateArray()).GetString()!;
 
-    private static List<string> ReadmeRoutes() =>
-        [.. File.ReadLines(Path.Combine(TestEnvironment.RepoRoot, "README.md"))
-            .Select(line => ReadmeRoute().Match(line))
-            .Where(m => m.Success)
-            .Select(m => $"{m.Groups[1].Value} {Shape(m.Groups[2].Value)}")];
+    /// <summary>
+    /// Every route of README's tables whose first cell starts with a method and a path: each backticked route of that
+    /// cell, a bare path taking the method written before it (<c>`GET /console`, `/console/rules`</c>).
+    /// </summary>
+    private static List<string> ReadmeRoutes()
+    {
+        var routes = new List<string>();
+        foreach (var line in File.ReadLines(Path.Combine(TestEnvironment.RepoRoot, "README.md")))
+        {
+            var cells = line.Split('|');
+            if (cells.Length < 3 || cells[0].Length != 0)
+            {
+                continue;
+            }
+
+            var matches = ReadmeRoute().Matches(cells[1]);
+            if (matches.Count == 0 || !matches[0].Groups[1].Success)
+            {
+                continue;
+            }
+
+            var method = "";
+            foreach (Match m in matches)
+            {
+                method = m.Groups[1].Success ? m.Groups[1].Value : method;
+                routes.Add($"{method} {Shape(m.Groups[2].Value)}");
+            }
+        }
+
+        return routes;
+    }
 
     [GeneratedRegex(@"\{[^}]*\}")]
     private static partial Regex PathParameter();
 
-    [GeneratedRegex(@"^\|\s*`(GET|POST|PUT|DELETE|PATCH) (/[^`]*)`\s*\|")]
+    [GeneratedRegex(@"`(?:(GET|POST|PUT|DELETE|PATCH) )?(/[^`\s]*)`")]
     private static partial Regex ReadmeRoute();
 
     [GeneratedRegex(@"^name: (.*)$", RegexOptions.Multiline)]
@@ -148,7 +237,8 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
     {
         public int Validated { get; private set; }
 
-        public async Task CallAsync(string path, string method, string url, HttpStatusCode expected, HttpContent? body = null, string? token = null)
+        /// <summary>Calls <paramref name="url"/>, checks the status and validates the body; returns the body's text.</summary>
+        public async Task<string> CallAsync(string path, string method, string url, HttpStatusCode expected, HttpContent? body = null, string? token = null)
         {
             using var request = new HttpRequestMessage(new HttpMethod(method.ToUpperInvariant()), url) { Content = body };
             if (token is not null)
@@ -166,7 +256,7 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
                 $"{method} {path} answered {code}, which the document does not list");
             if (response.StatusCode == HttpStatusCode.NoContent || text.Length == 0)
             {
-                return;
+                return text;
             }
 
             var contentType = response.Content.Headers.ContentType!.MediaType!;
@@ -181,6 +271,7 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
             var result = schema.Evaluate(instance.RootElement, new EvaluationOptions { OutputFormat = OutputFormat.List });
             Assert.True(result.IsValid, $"{method} {url} {code}: the body does not match the schema {pointer}:\n{Errors(result)}\nbody: {text[..Math.Min(text.Length, 2000)]}");
             Validated++;
+            return text;
         }
 
         /// <summary>A JSON pointer token (<c>~</c>, <c>/</c>) in a URI fragment (percent-encoded: <c>{</c>, <c>+</c>, …).</summary>

@@ -181,6 +181,56 @@ public sealed partial class SecurityEndToEndTests(ITestOutputHelper output)
         return failures;
     }
 
+    /// <summary>Where <c>/openapi/v1.json</c> disagrees with <see cref="Routes"/> on a route's scope or its 401 and 403 answers.</summary>
+    private static IEnumerable<string> DocumentedAccessFailures(JsonElement root, bool switches)
+    {
+        var paths = root.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToList();
+        foreach (var route in Routes)
+        {
+            var where = $"switches {(switches ? "on" : "off")}: /openapi/v1.json, {route.Method} {route.Path}";
+            var segments = route.Path.Split('/');
+            var template = paths.FirstOrDefault(p => p == route.Path) ?? paths.FirstOrDefault(p =>
+            {
+                var parts = p.Split('/');
+                return parts.Length == segments.Length && parts.Zip(segments).All(x => x.First == x.Second || x.First.StartsWith('{'));
+            });
+            if (template is null || !root.GetProperty("paths").GetProperty(template).TryGetProperty(route.Method.ToLowerInvariant(), out var operation))
+            {
+                yield return $"{where}: not in the document";
+                continue;
+            }
+
+            var expected = switches ? route.ScopeOn : route.ScopeOff;
+            var requirements = operation.TryGetProperty("security", out var security) ? security.EnumerateArray().ToList() : [];
+            if (expected is null)
+            {
+                if (requirements.Count != 0)
+                {
+                    yield return $"{where}: open, but the document asks for {security}";
+                }
+
+                continue;
+            }
+
+            var scopes = requirements.Count == 1 && requirements[0].TryGetProperty("bearer", out var bearer)
+                ? bearer.EnumerateArray().Select(e => e.GetString()).ToList()
+                : [];
+            if (scopes.Count != 1 || scopes[0] != expected)
+            {
+                yield return $"{where}: needs {expected}, the document says {(requirements.Count == 0 ? "nothing" : string.Join(", ", requirements))}";
+            }
+
+            var responses = operation.GetProperty("responses");
+            foreach (var status in new[] { "401", "403" })
+            {
+                if (!responses.TryGetProperty(status, out var answer) || !answer.TryGetProperty("content", out var content) || !content.TryGetProperty("application/problem+json", out _))
+                {
+                    yield return $"{where}: no {status} problem+json answer";
+                }
+            }
+        }
+    }
+
     /// <summary>
     /// The scope table with both switches off and both on, here; with RequireReadScope alone on in the audit test's
     /// restarted engine and ProtectMetrics alone on in the burst test's (no engine started for them alone).
@@ -199,6 +249,13 @@ public sealed partial class SecurityEndToEndTests(ITestOutputHelper output)
             };
             await using var engine = await StartEngineAsync(TestEnvironment.NewTempDir("streaming-access"), port, environment);
             failures.AddRange(await CheckScopeTableAsync(port, switches, switches));
+
+            // The OpenAPI document says the same: the scope of each route as configured, with its 401 and 403 answers.
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+            using (var document = JsonDocument.Parse(await http.GetStringAsync("openapi/v1.json")))
+            {
+                failures.AddRange(DocumentedAccessFailures(document.RootElement, switches));
+            }
         }
 
         Assert.True(failures.Count == 0, string.Join('\n', failures));

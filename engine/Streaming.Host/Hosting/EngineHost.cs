@@ -79,7 +79,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.WebHost.UseUrls(settings.Urls);
-        ApiRoutes.AddServices(builder.Services, new MeterBridgeOptions { MeterPrefixes = settings.MetricsMeterPrefixes });
+        ApiRoutes.AddServices(builder.Services, new MeterBridgeOptions { MeterPrefixes = settings.MetricsMeterPrefixes }, settings);
         builder.Services.AddSingleton(settings);
         Http.Auth.AccessPolicies.AddTo(builder.Services);
         Http.Auth.RateLimits.AddTo(builder.Services, settings);
@@ -118,7 +118,7 @@ public sealed partial class EngineHost : IAsyncDisposable
             throw;
         }
 
-        // The collector listens from now on: instruments created below are seen from their first measurement.
+        // The meter bridge listens from now on: instruments created below are seen from their first measurement.
         _ = web.Services.GetRequiredService<MeterBridge>();
         var instruments = new EngineInstruments(web.Services.GetRequiredService<IMeterFactory>());
         RedisMirror? mirror = null;

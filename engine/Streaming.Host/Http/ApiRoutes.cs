@@ -15,14 +15,15 @@ public static class ApiRoutes
     /// <summary>Largest rule file accepted by <c>PUT /v1/rules</c>.</summary>
     private const int MaxRulesBytes = 1 << 20;
 
-    public static void AddServices(IServiceCollection services, MeterBridgeOptions metrics)
+    /// <summary>Problem details, JSON options, the meter bridge and the OpenAPI document (which follows <paramref name="settings"/>' access switches).</summary>
+    public static void AddServices(IServiceCollection services, MeterBridgeOptions metrics, StreamingSettings settings)
     {
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.WriteIndented = false);
         services.AddSingleton(metrics);
         services.AddSingleton<MeterBridge>();
         services.AddSingleton<MetricsInstruments>();
-        OpenApiDocument.AddTo(services);
+        OpenApiDocument.AddTo(services, settings);
     }
 
     public static void Map(WebApplication app, EngineHost host)

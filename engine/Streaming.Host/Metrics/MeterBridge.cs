@@ -33,6 +33,9 @@ public sealed record MeterBridgeOptions
 /// starting with a digit or <c>__</c>, or <c>le</c> on a histogram, gets <c>tag_</c> in front); a later measurement
 /// without one of them has it empty, extra tags are dropped. Values are invariant text.</item>
 /// <item>Observable instruments are read before each collection; their series not reported then are removed.</item>
+/// <item>A counter measurement that is negative, NaN or infinite is ignored, never thrown back at the instrument's
+/// caller: counted in <see cref="IgnoredMeasurements"/> and logged once per instrument.</item>
+/// <item>Series are not capped: the label values come from the engine's own bounded sets (README "Metrics").</item>
 /// </list>
 /// </summary>
 public sealed partial class MeterBridge : IDisposable
@@ -48,8 +51,10 @@ public sealed partial class MeterBridge : IDisposable
     private readonly MeterListener _listener;
     private readonly IMetricFactory _factory;
     private readonly List<Bridged> _observables = [];
+    private readonly Dictionary<Collector, int> _feeders = [];
     private readonly Lock _gate = new();
     private bool _disposed;
+    private long _ignoredMeasurements;
 
     public MeterBridge(MeterBridgeOptions options, ILogger<MeterBridge> logger)
     {
@@ -58,7 +63,11 @@ public sealed partial class MeterBridge : IDisposable
         _logger = logger;
         Registry = Prometheus.Metrics.NewCustomRegistry();
         _factory = Prometheus.Metrics.WithCustomRegistry(Registry);
-        _listener = new MeterListener { InstrumentPublished = OnInstrumentPublished };
+        _listener = new MeterListener
+        {
+            InstrumentPublished = OnInstrumentPublished,
+            MeasurementsCompleted = static (_, state) => (state as Bridged)?.Complete(),
+        };
         _listener.SetMeasurementEventCallback<byte>(static (_, v, tags, state) => ((Bridged)state!).Record(v, tags));
         _listener.SetMeasurementEventCallback<short>(static (_, v, tags, state) => ((Bridged)state!).Record(v, tags));
         _listener.SetMeasurementEventCallback<int>(static (_, v, tags, state) => ((Bridged)state!).Record(v, tags));
@@ -72,6 +81,12 @@ public sealed partial class MeterBridge : IDisposable
 
     /// <summary>The registry <c>GET /metrics</c> serves.</summary>
     public CollectorRegistry Registry { get; }
+
+    /// <summary>
+    /// Counter measurements dropped because they were negative, NaN or infinite (a counter only grows). Each such
+    /// instrument is logged once, at its first; the caller never sees an exception.
+    /// </summary>
+    public long IgnoredMeasurements => Interlocked.Read(ref _ignoredMeasurements);
 
     public void Dispose()
     {
@@ -236,6 +251,7 @@ public sealed partial class MeterBridge : IDisposable
         private Collector? _metric;
         private string[] _tagKeys = [];
         private bool _failed;
+        private int _ignored;
         private HashSet<string>? _seen;
 
         private bool IsCounter => kind is Kind.Counter or Kind.ObservedCounter;
@@ -247,6 +263,14 @@ public sealed partial class MeterBridge : IDisposable
             var metric = _metric ?? Create(tags);
             if (metric is null)
             {
+                return;
+            }
+
+            if (IsCounter && !(value >= 0 && double.IsFinite(value)))
+            {
+                // A counter only grows: prometheus-net's Inc throws on a negative increment, and a NaN or infinite one
+                // would spoil the series for good. The measurement is dropped, counted, and logged once per instrument.
+                Ignored();
                 return;
             }
 
@@ -282,6 +306,75 @@ public sealed partial class MeterBridge : IDisposable
                 case Histogram histogram:
                     (labels.Length == 0 ? (IHistogram)histogram : histogram.WithLabels(labels)).Observe(value);
                     break;
+            }
+        }
+
+        /// <summary>
+        /// The instrument's meter was disposed: it is no longer observed, and once no live instrument feeds its metric
+        /// (instruments of one name share it), the metric's series leave the exposition.
+        /// </summary>
+        public void Complete()
+        {
+            Collector? metric;
+            lock (_gate)
+            {
+                metric = _metric;
+            }
+
+            lock (bridge._gate)
+            {
+                bridge._observables.Remove(this);
+                if (metric is null || !bridge._feeders.TryGetValue(metric, out var feeders))
+                {
+                    return;
+                }
+
+                if (feeders > 1)
+                {
+                    bridge._feeders[metric] = feeders - 1;
+                    return;
+                }
+
+                bridge._feeders.Remove(metric);
+            }
+
+            switch (metric)
+            {
+                case Counter counter:
+                    Clear(counter);
+                    break;
+                case Gauge gauge:
+                    Clear(gauge);
+                    break;
+                case Histogram histogram:
+                    Clear(histogram);
+                    break;
+            }
+        }
+
+        private static void Clear<TChild>(Collector<TChild> collector)
+            where TChild : ChildBase, ICollectorChild
+        {
+            foreach (var values in collector.GetAllLabelValues().ToList())
+            {
+                if (values.Length > 0)
+                {
+                    collector.RemoveLabelled(values);
+                }
+            }
+
+            if (collector.LabelNames.Length == 0)
+            {
+                ((ICollector<TChild>)collector).Unlabelled.Unpublish();
+            }
+        }
+
+        private void Ignored()
+        {
+            Interlocked.Increment(ref bridge._ignoredMeasurements);
+            if (Interlocked.Increment(ref _ignored) == 1)
+            {
+                LogIgnoredMeasurement(bridge._logger, instrument.Name, instrument.Meter.Name);
             }
         }
 
@@ -400,6 +493,10 @@ public sealed partial class MeterBridge : IDisposable
                     };
                     _tagKeys = keys.Select(k => k.Key).ToArray();
                     _metric = metric;
+                    lock (bridge._gate)
+                    {
+                        bridge._feeders[metric] = bridge._feeders.GetValueOrDefault(metric) + 1;
+                    }
                 }
                 catch (InvalidOperationException ex)
                 {
@@ -462,6 +559,9 @@ public sealed partial class MeterBridge : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "An observable instrument's callback failed before a metrics scrape; observable series keep their previous values")]
     private static partial void LogObservationFailed(ILogger logger, Exception ex);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Counter {Instrument} of meter {Meter} was given a negative, NaN or infinite increment; such measurements are ignored (logged once per instrument)")]
+    private static partial void LogIgnoredMeasurement(ILogger logger, string instrument, string meter);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Instrument {Instrument} of meter {Meter} is not exported as {Name}: {Reason}")]
     private static partial void LogNameConflict(ILogger logger, string instrument, string meter, string name, string reason);

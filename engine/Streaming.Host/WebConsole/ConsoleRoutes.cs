@@ -18,6 +18,8 @@ namespace Streaming.Host.WebConsole;
 /// </summary>
 public static class ConsoleRoutes
 {
+    private const string HtmlType = "text/html";
+
     private static readonly JsonSerializerOptions ApiJson = new(JsonSerializerDefaults.Web);
 
     /// <summary>Maps the console's pages, its sign-in and its assets.</summary>
@@ -29,9 +31,16 @@ public static class ConsoleRoutes
         IResult Page(string title, string active, string main, int status = 200, int refreshSeconds = 0) =>
             Results.Content(ConsolePages.Layout(title, active, main, refreshSeconds, signOut: settings.RequireReadScope), "text/html; charset=utf-8", Encoding.UTF8, status);
 
+        // For /openapi/v1.json: a view answers HTML, and needs read when RequireReadScope (checked by the filter below).
+        RouteHandlerBuilder Described(RouteHandlerBuilder builder)
+        {
+            builder.Produces<string>(StatusCodes.Status200OK, HtmlType);
+            return settings.RequireReadScope ? builder.WithMetadata(new RequiresScope(AccessToken.Read)) : builder;
+        }
+
         // A read view: open, unless RequireReadScope; then without read access, the sign-in form explains why (401), or
         // that the token presented lacks the scope (403).
-        RouteHandlerBuilder View(RouteHandlerBuilder builder) => builder.AddEndpointFilter(async (context, next) =>
+        RouteHandlerBuilder View(RouteHandlerBuilder builder) => Described(builder).AddEndpointFilter(async (context, next) =>
         {
             var user = context.HttpContext.User;
             if (!settings.RequireReadScope || AccessPolicies.Has(user, AccessToken.Read))
@@ -61,7 +70,8 @@ public static class ConsoleRoutes
             ConsolePages.Layout("Sign in", "", ConsolePages.SignIn(SafeNext(next), settings.RequireReadScope
                 ? "Enter a token with the read scope (an admin token also works). The browser then keeps a session for the console's read views; changing rules still needs the admin token on the rules page."
                 : "This engine's read views are open: no sign-in is needed. Changing rules needs the admin token on the rules page.", error: false), 0, signOut: false),
-            "text/html; charset=utf-8", Encoding.UTF8));
+            "text/html; charset=utf-8", Encoding.UTF8))
+            .Produces<string>(StatusCodes.Status200OK, HtmlType);
 
         app.MapPost("/console/sign-in", async (HttpContext context, ConsoleSessions sessions) =>
         {
@@ -85,14 +95,25 @@ public static class ConsoleRoutes
                 MaxAge = ConsoleSessions.Lifetime,
             });
             return Results.Redirect(next);
-        }).DisableAntiforgery();
+        })
+            .WithMetadata(new FormRequestBody("the sign-in form", new Dictionary<string, string>
+            {
+                ["token"] = "a token with the read (or admin) scope",
+                ["next"] = "the /console address to go to after signing in (optional)",
+            }))
+            .Produces(StatusCodes.Status302Found)
+            .Produces<string>(StatusCodes.Status401Unauthorized, HtmlType)
+            .Produces<string>(StatusCodes.Status403Forbidden, HtmlType)
+            .DisableAntiforgery();
 
         app.MapPost("/console/sign-out", (HttpContext context, ConsoleSessions sessions) =>
         {
             sessions.Close(context.Request.Cookies[ConsoleSessions.CookieName]);
             context.Response.Cookies.Delete(ConsoleSessions.CookieName, new CookieOptions { Path = "/console" });
             return Results.Redirect("/console/sign-in");
-        }).DisableAntiforgery();
+        })
+            .Produces(StatusCodes.Status302Found)
+            .DisableAntiforgery();
 
         View(app.MapGet("/console", async (HttpContext context, string? flows, CancellationToken ct) =>
         {
@@ -145,13 +166,18 @@ public static class ConsoleRoutes
             try
             {
                 var rules = RuleSetLoader.Load([new RuleSource("rules.yaml", new string(buffer, 0, read))]);
-                return Results.Ok(new { valid = true, version = rules.Version, errors = Array.Empty<object>() });
+                return Results.Ok(new RulesCheckBody(true, rules.Version, []));
             }
             catch (RuleSetException ex)
             {
-                return Results.Ok(new { valid = false, version = (string?)null, errors = ApiRoutes.ErrorsBody(ex.Errors) });
+                return Results.Ok(new RulesCheckBody(false, null, ApiRoutes.ErrorsBody(ex.Errors)));
             }
-        }).Read(settings).DisableAntiforgery();
+        })
+            .WithMetadata(new TextRequestBody("a rule file (YAML, at most 1,048,576 characters); any content type", "text/plain", "application/yaml", "text/yaml"))
+            .Produces<RulesCheckBody>()
+            .ProducesProblem(413)
+            .Read(settings)
+            .DisableAntiforgery();
 
         View(app.MapGet("/console/backtests/{id}", (string id) => host.Backtests.Find(id) is { } run
             ? Page("Backtest", "rules", ConsolePages.Backtest(Json(BacktestRoutes.Body(run))))
@@ -172,7 +198,9 @@ public static class ConsoleRoutes
             context.Response.Headers.CacheControl = v == asset.Version ? "public, max-age=31536000, immutable" : "no-cache";
             context.Response.Headers.ETag = "\"" + asset.Version + "\"";
             return Results.Bytes(asset.Content, asset.ContentType);
-        });
+        })
+            .Produces<string>(StatusCodes.Status200OK, "text/css", "text/javascript")
+            .Produces(StatusCodes.Status404NotFound);
     }
 
     /// <summary>Per trigger of the running set, the body of <c>GET /v1/rules/{id}/lift</c>.</summary>
@@ -204,6 +232,12 @@ public static class ConsoleRoutes
     private static bool WantsHtml(HttpRequest request) =>
         request.Headers.Accept.Any(value => value?.Contains("text/html", StringComparison.OrdinalIgnoreCase) == true);
 }
+
+/// <summary>The answer of <c>POST /console/rules/check</c>: the checks of <c>PUT /v1/rules</c>, nothing changed.</summary>
+/// <param name="Valid">whether the rule file loads</param>
+/// <param name="Version">the set's version (<c>name@hash12</c>) when valid; null when not</param>
+/// <param name="Errors">every error, each with its file, line, column and message (empty when valid)</param>
+public sealed record RulesCheckBody(bool Valid, string? Version, IReadOnlyList<RuleErrorBody> Errors);
 
 /// <summary>Events per second between two looks at the processed-events counter (the home page's figure).</summary>
 public sealed class RateSampler

@@ -70,6 +70,7 @@ public sealed partial class LiveDashboardTests(ITestOutputHelper output)
             output.WriteLine($"replayed {produced} events and scraped them in {clock.Elapsed.TotalSeconds:0}s");
 
             var failures = new List<string>();
+            failures.AddRange(FamiliesNotAsDocumented(await engine.Http.GetStringAsync("/metrics")));
             var dataCount = 0;
             var syntaxOnly = new List<string>();
             foreach (var query in Queries())
@@ -263,6 +264,62 @@ public sealed partial class LiveDashboardTests(ITestOutputHelper output)
         using var response = await engine.Http.SendAsync(request);
         return response.StatusCode;
     }
+
+    /// <summary>
+    /// Every family of the README's Metrics table in a scrape taken after the replay: its <c># TYPE</c> the documented
+    /// type, at least one series, and each series with exactly the documented label names (<c>le</c> aside on a
+    /// histogram's buckets). This covers the families no dashboard reads.
+    /// </summary>
+    private List<string> FamiliesNotAsDocumented(string scrape)
+    {
+        var table = MetricCatalog.Table;
+        foreach (var name in new[] { "streaming_timers_failed_total", "streaming_trigger_conversions_total", "streaming_trigger_published_total", "streaming_mirror_writes_total" })
+        {
+            Assert.Contains(table, m => m.Name == name);
+        }
+
+        var lines = scrape.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var failures = new List<string>();
+        foreach (var metric in table)
+        {
+            var prefix = $"# TYPE {metric.Name} ";
+            var types = lines.Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l[prefix.Length..]).ToList();
+            if (types.Count != 1 || types[0] != metric.Type)
+            {
+                failures.Add($"README's Metrics table: {metric.Name} is a {metric.Type}; the scrape has TYPE {(types.Count == 0 ? "none" : string.Join(", ", types))}");
+                continue;
+            }
+
+            string[] names = metric.Type == "histogram" ? [metric.Name + "_bucket", metric.Name + "_count", metric.Name + "_sum"] : [metric.Name];
+            var series = lines.Where(l => !l.StartsWith('#') && names.Any(n => l.StartsWith(n + "{", StringComparison.Ordinal) || l.StartsWith(n + " ", StringComparison.Ordinal))).ToList();
+            if (series.Count == 0)
+            {
+                failures.Add($"README's Metrics table: {metric.Name} has no series in the scrape");
+                continue;
+            }
+
+            var expected = metric.Labels.Order(StringComparer.Ordinal).ToList();
+            foreach (var line in series)
+            {
+                var brace = line.IndexOf('{', StringComparison.Ordinal);
+                List<string> labels = brace < 0 || brace > line.IndexOf(' ', StringComparison.Ordinal)
+                    ? []
+                    : [.. LabelName().Matches(line[brace..(line.LastIndexOf('}') + 1)]).Select(m => m.Groups[1].Value)
+                        .Where(l => !(metric.Type == "histogram" && l == "le")).Order(StringComparer.Ordinal)];
+                if (!labels.SequenceEqual(expected, StringComparer.Ordinal))
+                {
+                    failures.Add($"README's Metrics table: {metric.Name} has labels [{string.Join(", ", expected)}]; the scrape has {line}");
+                    break;
+                }
+            }
+        }
+
+        output.WriteLine($"{table.Count} families of README's Metrics table checked against a scrape after the replay (type, series, label names)");
+        return failures;
+    }
+
+    [GeneratedRegex("""([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"[,}]""")]
+    private static partial Regex LabelName();
 
     /// <summary>A scrape taken while the replay is in flight (histograms, population, dead letters) passes promtool.</summary>
     private static async Task CheckScrapeWithPromtoolAsync(EngineProcess engine)

@@ -35,6 +35,9 @@ public static partial class MetricCatalog
     /// <summary>The metrics the README's Metrics table lists.</summary>
     public static IReadOnlySet<string> Documented { get; } = ReadReadme();
 
+    /// <summary>The README's Metrics table: each family's name, type and label names (as written, in order).</summary>
+    public static IReadOnlyList<DocumentedMetric> Table { get; } = ReadTable();
+
     public static IEnumerable<string> PendingNames => Pending.Values.SelectMany(names => names);
 
     /// <summary>The exported name of a histogram's series (<c>x_bucket</c>, <c>x_sum</c>, <c>x_count</c>) is its family's.</summary>
@@ -73,6 +76,33 @@ public static partial class MetricCatalog
         return names;
     }
 
+    private static List<DocumentedMetric> ReadTable()
+    {
+        var table = new List<DocumentedMetric>();
+        foreach (var line in File.ReadLines(Path.Combine(TestEnvironment.RepoRoot, "README.md")))
+        {
+            if (!MetricRow().IsMatch(line))
+            {
+                continue;
+            }
+
+            var cells = line.Split('|');
+            Assert.True(cells.Length >= 5, "a metric row without name, type and labels: " + line);
+            table.Add(new DocumentedMetric(
+                cells[1].Trim().Trim('`'),
+                cells[2].Trim(),
+                [.. Backticked().Matches(cells[3]).Select(m => m.Groups[1].Value)]));
+        }
+
+        return table;
+    }
+
     [GeneratedRegex(@"^\|\s*`(streaming_[a-z0-9_]+)`\s*\|")]
     private static partial Regex MetricRow();
+
+    [GeneratedRegex(@"`([^`]+)`")]
+    private static partial Regex Backticked();
 }
+
+/// <summary>One row of the README's Metrics table.</summary>
+public sealed record DocumentedMetric(string Name, string Type, IReadOnlyList<string> Labels);
