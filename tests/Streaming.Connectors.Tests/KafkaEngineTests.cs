@@ -133,6 +133,9 @@ public sealed class KafkaEngineTests : IDisposable
         try
         {
             AssertCheckpointed(reopened, c1Partition, expectedOffsets);
+
+            // The rule set the state was evaluated under is stored with it (none was stored before this run).
+            Assert.Equal(Streaming.Engine.Rules.RuleSetLoader.Default.Version, RuleSetStorage.StoredVersion(reopened, KafkaEngine.RulesSettingKey));
             await AssertRestartResumesFromStore(reopened);
         }
         finally

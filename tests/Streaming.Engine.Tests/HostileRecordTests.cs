@@ -215,6 +215,31 @@ public sealed class HostileRecordTests
         Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c1", "2099-06-01T00:00:00Z"), null, out _, out _));
     }
 
+    [Fact]
+    public void The_clock_bound_follows_the_clock_as_it_moves_on()
+    {
+        // A long-running engine: the bound is now + skew at each record, not at the first one the decoder saw.
+        var clock = new MovableClock(Appended);
+        var decoder = new EventDecoder(new DecoderOptions { Clock = clock, MaxFutureSkew = TimeSpan.FromHours(1) });
+        var key = Encoding.UTF8.GetBytes("b");
+        Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c1", "2026-11-30T12:59:00Z"), null, out _, out _));
+        Assert.False(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c2", "2026-11-30T14:30:00Z"), null, out _, out var early));
+        Assert.Equal("time-in-future", early.Code);
+
+        clock.Now = Appended.AddHours(2);
+        Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c3", "2026-11-30T14:30:00Z"), null, out _, out _));
+        Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c4", "2026-11-30T15:00:00Z"), null, out _, out _));
+        Assert.False(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c5", "2026-11-30T15:00:01Z"), null, out _, out var late));
+        Assert.Equal("time-in-future", late.Code);
+    }
+
+    private sealed class MovableClock(DateTimeOffset now) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = now;
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
     /// <summary>The engine's clock, stopped at one instant.</summary>
     private sealed class FixedClock(DateTimeOffset now) : TimeProvider
     {

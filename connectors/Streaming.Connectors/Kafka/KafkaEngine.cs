@@ -97,7 +97,14 @@ public sealed partial class KafkaEngine : IDisposable
         _time = time;
         _logger = logger;
         _rules = rules ?? RuleSetLoader.Default;
+        _rulesStored = RuleSetStorage.StoredVersion(store, RulesSettingKey) == _rules.Version;
     }
+
+    /// <summary>
+    /// Whether the store holds the running rule set. The first checkpoint stores it if not, so a restart can tell the
+    /// set the state was evaluated under (and the audit trail records a rule set from the directory only once).
+    /// </summary>
+    private bool _rulesStored;
 
     /// <summary>Called on the engine thread after a checkpoint holding firings is durable (the relay's cue).</summary>
     public Action? FiringsCommitted { get; set; }
@@ -601,7 +608,13 @@ public sealed partial class KafkaEngine : IDisposable
             }
 
             batch.Settings[RulesSettingKey] = RuleSetStorage.Serialize(rules);
+            _rulesStored = true;
             LogRulesSwitched(previous.Version, rules.Version, _store.LastCheckpointSeq + 1);
+        }
+        else if (!_rulesStored)
+        {
+            batch.Settings[RulesSettingKey] = RuleSetStorage.Serialize(_rules);
+            _rulesStored = true;
         }
 
         _sinceCheckpoint = 0;

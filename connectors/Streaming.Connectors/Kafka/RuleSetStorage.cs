@@ -17,6 +17,24 @@ public static class RuleSetStorage
         return RuleSetLoader.Load(sources.Select(s => new RuleSource(s.File, s.Text)).ToList());
     }
 
+    /// <summary>The version of the rule set <paramref name="store"/> holds under <paramref name="key"/>; null if none or unreadable.</summary>
+    public static string? StoredVersion(Streaming.Engine.Runtime.IStateStore store, string key)
+    {
+        if (store.LoadSetting(key) is not { } stored)
+        {
+            return null;
+        }
+
+        try
+        {
+            return Deserialize(stored).Version;
+        }
+        catch (Exception ex) when (ex is RuleSetException or JsonException)
+        {
+            return null;
+        }
+    }
+
     internal sealed record StoredSource(string File, string Text);
 }
 

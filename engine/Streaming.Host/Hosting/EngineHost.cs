@@ -232,7 +232,7 @@ public sealed partial class EngineHost : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "Engine listening on {Urls}; Kafka {Bootstrap}; state {Path}")]
     private static partial void LogStarted(ILogger logger, string urls, string bootstrap, string path);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "No access tokens configured (Streaming:Auth:Tokens): routes that change the configuration (PUT /v1/rules) are closed")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "No access tokens configured (Streaming:Auth:Tokens): routes that need a token (rule upload, outreach, audit, backtests) answer 401")]
     private static partial void LogNoTokens(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Mirroring checkpoints to Redis at {Endpoint} under the prefix '{Prefix}'")]

@@ -48,8 +48,8 @@ public sealed partial class RulesManager : IAsyncDisposable
     /// <summary>
     /// Chooses the starting rule set: the directory if configured (its errors stop the start), else the one stored by
     /// the last run, else the default pack. With <paramref name="audit"/>, the directory's set is recorded as
-    /// <c>rules.accepted</c> by <c>directory</c> when its version differs from the one the store holds (files edited
-    /// while the engine was down, or a first start), and a directory that cannot be loaded as <c>rules.rejected</c>.
+    /// <c>rules.accepted</c> by <c>directory</c> when its version differs from the one the store holds (the engine
+    /// stores the set it runs at its first checkpoint: so files edited while the engine was down, or a first start), and a directory that cannot be loaded as <c>rules.rejected</c>.
     /// </summary>
     /// <exception cref="RuleSetException">The configured directory is missing or holds an invalid rule set.</exception>
     public static RulesManager Create(StreamingSettings settings, IStateStore store, TimeProvider time, ILogger logger, AuditTrail? audit = null)
@@ -77,7 +77,7 @@ public sealed partial class RulesManager : IAsyncDisposable
 
             var manager = new RulesManager(directory, poll, loaded, "directory", time, logger) { Audit = audit };
             manager._fingerprint = fingerprint;
-            if (StoredVersion(store) != loaded.Version)
+            if (RuleSetStorage.StoredVersion(store, KafkaEngine.RulesSettingKey) != loaded.Version)
             {
                 audit?.Record(AuditTrail.Directory, "rules.accepted", $"version {loaded.Version} from directory at start");
             }
@@ -98,24 +98,6 @@ public sealed partial class RulesManager : IAsyncDisposable
         }
 
         return new RulesManager(null, poll, RuleSetLoader.Default, "default", time, logger) { Audit = audit };
-    }
-
-    /// <summary>The version of the rule set the store holds (the one the last run switched to), null if none or unreadable.</summary>
-    private static string? StoredVersion(IStateStore store)
-    {
-        if (store.LoadSetting(KafkaEngine.RulesSettingKey) is not { } stored)
-        {
-            return null;
-        }
-
-        try
-        {
-            return RuleSetStorage.Deserialize(stored).Version;
-        }
-        catch (Exception ex) when (ex is RuleSetException or JsonException)
-        {
-            return null;
-        }
     }
 
     /// <summary>Starts watching the directory (if any) and hands accepted rule sets to <paramref name="engine"/>.</summary>

@@ -151,7 +151,7 @@ public sealed record LiftGroupBody(long Firings, long Conversions, decimal? Rate
 public sealed record SuppressedGroupBody(long Firings, long Conversions);
 
 /// <summary><c>GET /v1/audit</c>: a page of the audit trail, newest first.</summary>
-/// <param name="Next">the <c>before</c> of the next page; null at the end</param>
+/// <param name="Next">the <c>before</c> of the next page; null when this page is not full (a full last page is followed by an empty one)</param>
 public sealed record AuditPageBody(IReadOnlyList<AuditEntryBody> Entries, long? Next);
 
 /// <summary>

@@ -26,7 +26,6 @@ public static partial class MetricCatalog
     /// </summary>
     public static readonly IReadOnlyDictionary<string, string> OnlyAfterTheFact = new Dictionary<string, string>
     {
-        ["streaming_checkpoints_deferred_total"] = "a checkpoint deferred because the broker did not acknowledge dead letters",
         ["dotnet_exceptions_total"] = "the first exception thrown in the process (its series are per exception type)",
     };
 
