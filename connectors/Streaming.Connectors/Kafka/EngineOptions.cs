@@ -26,8 +26,11 @@ public sealed record EngineOptions
     /// </summary>
     public TimeSpan DeadLetterTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Upper bound of records prefetched from the brokers and not yet processed, in KiB.</summary>
-    public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
+    /// <summary>
+    /// Upper bound of records prefetched from the brokers and not yet processed, in KiB (librdkafka
+    /// <c>queued.max.messages.kbytes</c>; 65,536 is its own default).
+    /// </summary>
+    public int PrefetchMaxKbytes { get; init; } = 64 * 1024;
 
     public PartitionHostOptions Host { get; init; } = new();
 

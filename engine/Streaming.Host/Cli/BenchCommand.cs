@@ -243,8 +243,7 @@ public static class BenchCommand
             AutoOffsetReset = AutoOffsetReset.Earliest,
             EnableAutoCommit = false,
             PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
-            // The engine's prefetch settings, so both loops are fed alike.
-            QueuedMinMessages = 1_000_000,
+            // The engine's prefetch bound, so both loops are fed alike.
             QueuedMaxMessagesKbytes = new EngineOptions { BootstrapServers = bootstrap }.PrefetchMaxKbytes,
         }).Build();
         consumer.Subscribe(Topics.Inputs);

@@ -53,7 +53,7 @@ public sealed record StreamingSettings
 
     /// <summary>Milliseconds the dead-letter producer tries one delivery before reporting a failure (the engine then produces it again).</summary>
     public int DeadLetterTimeoutMs { get; init; } = 30_000;
-    public int PrefetchMaxKbytes { get; init; } = 256 * 1024;
+    public int PrefetchMaxKbytes { get; init; } = 64 * 1024;
 
     /// <summary>A directory of rule files (*.yaml), watched for changes; null = the stored or the default rule set.</summary>
     public string? RulesDirectory { get; init; }
