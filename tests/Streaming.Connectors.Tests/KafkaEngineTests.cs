@@ -6,9 +6,8 @@ using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
-using Streaming.Engine.Rules;
-using Streaming.Engine.Rules.Expressions;
 using Streaming.Engine.Runtime;
+using Streaming.Tests.Shared;
 
 namespace Streaming.Connectors.Tests;
 
@@ -144,32 +143,6 @@ public sealed class KafkaEngineTests : IDisposable
         }
     }
 
-    /// <summary>The default rule set with one more tag whose condition is <paramref name="when"/> (a fault injected by the test).</summary>
-    private static RuleSet DefaultWith(string tag, Func<EvalContext, bool> when)
-    {
-        var d = RuleSetLoader.Default;
-        return new RuleSet
-        {
-            Name = d.Name,
-            Version = d.Version + "+" + tag,
-            Sources = d.Sources,
-            Rfm = d.Rfm,
-            ChurnRisk = d.ChurnRisk,
-            Ladders = d.Ladders,
-            Tiers = d.Tiers,
-            Tags = [.. d.Tags, new TagRule(tag, new BoolExpression(tag, new InjectedNode(when)))],
-            Triggers = d.Triggers,
-            Contact = d.Contact,
-            RetentionDays = d.RetentionDays,
-        };
-    }
-
-    /// <summary>A rule condition supplied by the test: it reads orders and time, and may throw.</summary>
-    private sealed class InjectedNode(Func<EvalContext, bool> when) : Streaming.Engine.Rules.Expressions.Node(0, ValueKind.Bool, Inputs.Orders | Inputs.Time)
-    {
-        public override bool EvalBool(EvalContext c) => when(c);
-    }
-
     private static byte[] Click(string eventId, string customerId, string occurredAt) =>
         Encoding.UTF8.GetBytes($$"""{"eventId":"{{eventId}}","customerId":"{{customerId}}","occurredAt":"{{occurredAt}}","type":"page_view"}""");
 
@@ -183,7 +156,7 @@ public sealed class KafkaEngineTests : IDisposable
     {
         // Fails for a customer whose net amount reaches 1000 (at apply), and when evaluated 31 days after its last
         // order (at the wake-up it asks for).
-        var rules = DefaultWith("boom", c =>
+        var rules = InjectedRules.DefaultWith("boom", c =>
         {
             if (c.State.NetAmount >= 1000)
             {

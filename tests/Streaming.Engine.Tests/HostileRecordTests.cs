@@ -2,8 +2,8 @@ using System.Text;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
-using Streaming.Engine.Rules.Expressions;
 using Streaming.Engine.Runtime;
+using Streaming.Tests.Shared;
 using static Streaming.Engine.Tests.TestEvents;
 
 namespace Streaming.Engine.Tests;
@@ -27,32 +27,6 @@ public sealed class HostileRecordTests
 
     private static RecordOutcome Process(PartitionHost host, InputTopic topic, long offset, string customer, byte[] value, out DecodeError error, DateTimeOffset? appended = null) =>
         host.Process(topic, offset, Encoding.UTF8.GetBytes(customer), value, appended ?? Appended, out error);
-
-    /// <summary>The default rule set with one more tag whose condition is <paramref name="when"/> (a fault injected by the test).</summary>
-    private static RuleSet DefaultWith(string tag, Func<EvalContext, bool> when)
-    {
-        var d = RuleSetLoader.Default;
-        return new RuleSet
-        {
-            Name = d.Name,
-            Version = d.Version + "+" + tag,
-            Sources = d.Sources,
-            Rfm = d.Rfm,
-            ChurnRisk = d.ChurnRisk,
-            Ladders = d.Ladders,
-            Tiers = d.Tiers,
-            Tags = [.. d.Tags, new TagRule(tag, new BoolExpression(tag, new InjectedNode(when)))],
-            Triggers = d.Triggers,
-            Contact = d.Contact,
-            RetentionDays = d.RetentionDays,
-        };
-    }
-
-    /// <summary>A rule condition supplied by the test: it reads orders and time, and may throw.</summary>
-    private sealed class InjectedNode(Func<EvalContext, bool> when) : Node(0, ValueKind.Bool, Inputs.Orders | Inputs.Time)
-    {
-        public override bool EvalBool(EvalContext c) => when(c);
-    }
 
     private static byte[] Snapshot(PartitionHost host, string customer) => CustomerStateCodec.Encode(host.Find(customer)!);
 
@@ -88,7 +62,7 @@ public sealed class HostileRecordTests
     public void A_rule_that_fails_dead_letters_the_record_and_a_new_customer_is_not_created()
     {
         // Fails for customers with a net amount of 2 or more.
-        var rules = DefaultWith("boom", c => c.State.NetAmount < 2 ? false : throw new InvalidOperationException("injected rule failure"));
+        var rules = InjectedRules.DefaultWith("boom", c => c.State.NetAmount < 2 ? false : throw new InvalidOperationException("injected rule failure"));
         var host = new PartitionHost(0, _store, new PartitionHostOptions(), rules);
 
         Assert.Equal(RecordOutcome.Applied, Process(host, InputTopic.Orders, 0, "small", Order("small", "e1", "o1", "0.5"), out _));
@@ -113,7 +87,7 @@ public sealed class HostileRecordTests
     public void A_wake_up_that_fails_keeps_the_customer_and_the_partition_goes_on()
     {
         // Fails when evaluated more than 30 days after the last order, i.e. at the wake-up it asks for.
-        var rules = DefaultWith("late_boom", c =>
+        var rules = InjectedRules.DefaultWith("late_boom", c =>
         {
             if (c.State.LastOrderTicks == 0)
             {
