@@ -192,7 +192,7 @@ public sealed partial class SecurityEndToEndTests(ITestOutputHelper output)
             var template = paths.FirstOrDefault(p => p == route.Path) ?? paths.FirstOrDefault(p =>
             {
                 var parts = p.Split('/');
-                return parts.Length == segments.Length && parts.Zip(segments).All(x => x.First == x.Second || x.First.StartsWith('{'));
+                return parts.Length == segments.Length && parts.Zip(segments, (part, segment) => part == segment || part.StartsWith('{')).All(same => same);
             });
             if (template is null || !root.GetProperty("paths").GetProperty(template).TryGetProperty(route.Method.ToLowerInvariant(), out var operation))
             {
