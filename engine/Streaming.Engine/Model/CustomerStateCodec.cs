@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.Buffers.Binary;
-using System.Text;
 
 namespace Streaming.Engine.Model;
 
@@ -22,7 +20,7 @@ public static class CustomerStateCodec
 
     public static void Encode(CustomerState s, ArrayBufferWriter<byte> w)
     {
-        var b = new Writer(w);
+        var b = new FieldWriter(w);
         b.Byte(CurrentVersion);
         b.Long(s.FirstSeenTicks);
         b.Long(s.LastSeenTicks);
@@ -173,7 +171,7 @@ public static class CustomerStateCodec
         }
     }
 
-    private static void ReadVersion4(ref Reader r, CustomerState s)
+    private static void ReadVersion4(ref FieldReader r, CustomerState s)
     {
         for (var i = 0; i < s.FieldTicks.Length; i++)
         {
@@ -189,7 +187,7 @@ public static class CustomerStateCodec
         s.PlacedOrderIds = new IdSet(orders);
     }
 
-    private static void ReadTriggers(ref Reader r, CustomerState s)
+    private static void ReadTriggers(ref FieldReader r, CustomerState s)
     {
         s.DoNotContact = r.Bool();
         var triggers = r.Count(1 << 12);
@@ -248,7 +246,7 @@ public static class CustomerStateCodec
         }
     }
 
-    private static void WriteTop(ref Writer b, TopCounts top)
+    private static void WriteTop(ref FieldWriter b, TopCounts top)
     {
         b.Int(top.Items.Count);
         foreach (var (key, count) in top.Items)
@@ -258,7 +256,7 @@ public static class CustomerStateCodec
         }
     }
 
-    private static TopCounts ReadTop(ref Reader r)
+    private static TopCounts ReadTop(ref FieldReader r)
     {
         var top = new TopCounts();
         var n = r.Count(TopCounts.Capacity);
@@ -270,7 +268,7 @@ public static class CustomerStateCodec
         return top;
     }
 
-    private static void ReadModel(ref Reader r, CustomerState s)
+    private static void ReadModel(ref FieldReader r, CustomerState s)
     {
         s.LastCallTicks = r.Long();
         s.LastCartAddTicks = r.Long();
@@ -327,7 +325,7 @@ public static class CustomerStateCodec
     /// <exception cref="InvalidDataException">The bytes are truncated or of an unknown version.</exception>
     public static CustomerState Decode(string customerId, ReadOnlySpan<byte> data)
     {
-        var r = new Reader(data);
+        var r = new FieldReader(data);
         var version = r.Byte();
         if (version is < 1 or > CurrentVersion)
         {
@@ -397,140 +395,7 @@ public static class CustomerStateCodec
         }
 
         // A version-1 state has no derived values: its null rule version makes the next touch re-derive them.
-        r.End(customerId);
+        r.End("customer " + customerId, "state");
         return s;
-    }
-
-    private readonly ref struct Writer(ArrayBufferWriter<byte> w)
-    {
-        private readonly ArrayBufferWriter<byte> _w = w;
-
-        public void Byte(byte v)
-        {
-            _w.GetSpan(1)[0] = v;
-            _w.Advance(1);
-        }
-
-        public void Int(int v)
-        {
-            BinaryPrimitives.WriteInt32LittleEndian(_w.GetSpan(4), v);
-            _w.Advance(4);
-        }
-
-        public void Long(long v)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(_w.GetSpan(8), v);
-            _w.Advance(8);
-        }
-
-        public void ULong(ulong v)
-        {
-            BinaryPrimitives.WriteUInt64LittleEndian(_w.GetSpan(8), v);
-            _w.Advance(8);
-        }
-
-        public void Decimal(decimal v)
-        {
-            Span<int> bits = stackalloc int[4];
-            decimal.GetBits(v, bits);
-            foreach (var part in bits)
-            {
-                Int(part);
-            }
-        }
-
-        /// <summary>Tri-state: 0 null, 1 false, 2 true.</summary>
-        public void Bool(bool? v) => Byte(v switch { null => 0, false => 1, true => 2 });
-
-        /// <summary>Length-prefixed UTF-8; length -1 for null.</summary>
-        public void String(string? v)
-        {
-            if (v is null)
-            {
-                Int(-1);
-                return;
-            }
-
-            var n = Encoding.UTF8.GetByteCount(v);
-            Int(n);
-            Encoding.UTF8.GetBytes(v, _w.GetSpan(n));
-            _w.Advance(n);
-        }
-    }
-
-    private ref struct Reader(ReadOnlySpan<byte> data)
-    {
-        private readonly ReadOnlySpan<byte> _data = data;
-        private int _pos;
-
-        public byte Byte() => Take(1)[0];
-
-        /// <summary>A collection length, checked against a sanity bound.</summary>
-        public int Count(int max)
-        {
-            var n = Int();
-            if (n < 0 || n > max)
-            {
-                throw new InvalidDataException($"corrupt collection length {n}");
-            }
-
-            return n;
-        }
-
-        public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
-
-        public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
-
-        public ulong ULong() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8));
-
-        public decimal Decimal()
-        {
-            Span<int> bits = [Int(), Int(), Int(), Int()];
-            return new decimal(bits);
-        }
-
-        public bool? Bool() => Byte() switch
-        {
-            0 => null,
-            1 => false,
-            2 => true,
-            var other => throw new InvalidDataException($"corrupt boolean {other}"),
-        };
-
-        public string? String()
-        {
-            var n = Int();
-            if (n == -1)
-            {
-                return null;
-            }
-
-            if (n < 0)
-            {
-                throw new InvalidDataException($"corrupt string length {n}");
-            }
-
-            return Encoding.UTF8.GetString(Take(n));
-        }
-
-        public readonly void End(string customerId)
-        {
-            if (_pos != _data.Length)
-            {
-                throw new InvalidDataException($"customer {customerId}: {_data.Length - _pos} unexpected trailing bytes in state");
-            }
-        }
-
-        private ReadOnlySpan<byte> Take(int n)
-        {
-            if (n > _data.Length - _pos)
-            {
-                throw new InvalidDataException("state record is truncated");
-            }
-
-            var s = _data.Slice(_pos, n);
-            _pos += n;
-            return s;
-        }
     }
 }

@@ -63,14 +63,10 @@ public sealed class PartitionHost
     /// them), earliest first; entries may be stale. Spares a scan of every unsaved customer at each page.
     /// </summary>
     private readonly PriorityQueue<Entry, long> _unsavedLater = new();
-    private readonly EvalContext _ctx = new();
     private readonly FiringCollector _firings;
 
-    /// <summary>The state of the customer being changed, as it was before (copied back if the change fails).</summary>
-    private readonly CustomerState _undo = new("");
-
-    /// <summary>Population moves and firings of the change under way; they count only if it succeeds.</summary>
-    private readonly EffectBuffer _effects = new();
+    /// <summary>Runs each change of a customer all or nothing.</summary>
+    private readonly CustomerChange _change = new();
     private long _touch;
     private bool _partitionDirty;
     private long _timerHorizon;
@@ -206,21 +202,19 @@ public sealed class PartitionHost
         error = default;
         var entry = GetOrLoad(evt.CustomerId, create: true)!;
         var wake = entry.State.WakeTicks;
-        ApplyResult result;
         var fresh = !entry.Stored && entry.State.EventsApplied == 0;
-        BeginChange(entry, fresh);
-        try
+        if (!_change.TryApply(entry.State, evt, fresh, _options.Actor, Rules, out var result, out var failure))
         {
-            result = CustomerActor.Apply(entry.State, evt, _options.Actor, Rules, _ctx, _effects, _effects);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            RollBack(entry, fresh);
-            error = new DecodeError("processing-error", $"{ex.GetType().Name}: {Truncate(ex.Message, 200)}");
+            if (fresh)
+            {
+                _customers.Remove(entry.State.CustomerId);
+            }
+
+            error = new DecodeError("processing-error", failure!);
             return RecordOutcome.DeadLetter;
         }
 
-        _effects.Commit(Population, _firings);
+        _change.Effects.CommitTo(Population, _firings);
         if (result == ApplyResult.Duplicate)
         {
             return RecordOutcome.Duplicate;
@@ -281,25 +275,18 @@ public sealed class PartitionHost
                     continue; // Stale: the customer's wake-up moved since this entry was queued.
                 }
 
-                int count, late;
-                BeginChange(entry, fresh: false);
-                try
-                {
-                    count = CustomerActor.AdvanceTo(entry.State, watermark, Rules, _ctx, _effects, _effects, lateBefore, out late);
-                }
-                catch (Exception ex) when (ex is not OutOfMemoryException)
+                if (!_change.TryAdvance(entry.State, watermark, lateBefore, Rules, out var count, out var late, out var failure))
                 {
                     // The customer keeps its state; this wake-up is dropped (its next event derives a new one), so a
                     // failing rule cannot hold the partition in a loop.
-                    LastWakeUpFailure = Describe(customerId, ex);
-                    RollBack(entry, fresh: false);
+                    LastWakeUpFailure = Describe(customerId, failure!);
                     entry.State.WakeTicks = 0;
                     FailedWakeUps++;
                     MarkDirty(entry);
                     continue;
                 }
 
-                _effects.Commit(Population, _firings);
+                _change.Effects.CommitTo(Population, _firings);
                 TimersFired += count;
                 LateTimersFired += late;
                 fired += count;
@@ -463,16 +450,10 @@ public sealed class PartitionHost
     private void Reevaluate(Entry entry)
     {
         var wake = entry.State.WakeTicks;
-        BeginChange(entry, fresh: false);
-        try
-        {
-            CustomerActor.Reevaluate(entry.State, WatermarkTicks, Rules, _ctx, _effects);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
+        if (!_change.TryReevaluate(entry.State, WatermarkTicks, Rules, out var failure))
         {
             // The rule set fails on this customer: it keeps its values (and old rule version) until an event or wake-up.
-            LastWakeUpFailure = Describe(entry.State.CustomerId, ex);
-            RollBack(entry, fresh: false);
+            LastWakeUpFailure = Describe(entry.State.CustomerId, failure!);
             FailedWakeUps++;
             return;
         }
@@ -480,7 +461,7 @@ public sealed class PartitionHost
         Population.Recounting = true;
         try
         {
-            _effects.Commit(Population, _firings);
+            _change.Effects.CommitTo(Population, _firings);
         }
         finally
         {
@@ -491,32 +472,7 @@ public sealed class PartitionHost
         Schedule(entry, wake);
     }
 
-    /// <summary>Remembers the customer's state before a change (a new customer needs nothing: it is removed on failure).</summary>
-    private void BeginChange(Entry entry, bool fresh)
-    {
-        _effects.Clear();
-        if (!fresh)
-        {
-            _undo.CopyFrom(entry.State);
-        }
-    }
-
-    /// <summary>Undoes a failed change: the customer's state as before, its effects dropped.</summary>
-    private void RollBack(Entry entry, bool fresh)
-    {
-        _effects.Clear();
-        if (fresh)
-        {
-            _customers.Remove(entry.State.CustomerId);
-            return;
-        }
-
-        entry.State.CopyFrom(_undo);
-    }
-
-    private static string Describe(string customerId, Exception ex) => $"customer '{Truncate(customerId, 64)}': {ex.GetType().Name}: {Truncate(ex.Message, 200)}";
-
-    private static string Truncate(string text, int max) => text.Length <= max ? text : text[..max] + "…";
+    private static string Describe(string customerId, string failure) => $"customer '{CustomerChange.Truncate(customerId, 64)}': {failure}";
 
     private void MarkDirty(Entry entry)
     {
@@ -636,50 +592,6 @@ public sealed class PartitionHost
         }
 
         public void Converted(string rule, Delivery delivery) => population.CountRule(rule, "converted", TriggerNames.Of(delivery));
-    }
-
-    /// <summary>
-    /// Holds the population moves, firings and conversions of one change until it succeeds (then they reach the
-    /// partition's counters and the checkpoint's firings) or fails (then they are dropped).
-    /// </summary>
-    private sealed class EffectBuffer : IPopulationSink, IFiringSink
-    {
-        private readonly List<(string Dimension, string? From, string? To)> _moves = [];
-        private readonly List<TriggerFiring> _fired = [];
-        private readonly List<(string Rule, Delivery Delivery)> _converted = [];
-
-        public void Moved(string dimension, string? from, string? to) => _moves.Add((dimension, from, to));
-
-        public void Fired(TriggerFiring firing) => _fired.Add(firing);
-
-        public void Converted(string rule, Delivery delivery) => _converted.Add((rule, delivery));
-
-        public void Clear()
-        {
-            _moves.Clear();
-            _fired.Clear();
-            _converted.Clear();
-        }
-
-        public void Commit(IPopulationSink population, IFiringSink firings)
-        {
-            foreach (var (dimension, from, to) in _moves)
-            {
-                population.Moved(dimension, from, to);
-            }
-
-            foreach (var firing in _fired)
-            {
-                firings.Fired(firing);
-            }
-
-            foreach (var (rule, delivery) in _converted)
-            {
-                firings.Converted(rule, delivery);
-            }
-
-            Clear();
-        }
     }
 
     private sealed class Entry(CustomerState state)

@@ -1,0 +1,349 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+using Streaming.Engine.Model;
+using Streaming.Engine.Runtime;
+using Streaming.Runtime.Rules;
+
+namespace Streaming.Runtime.Customers;
+
+/// <summary>Settings of customer entities.</summary>
+public sealed record CustomerEntityOptions
+{
+    /// <summary>Options of the customer core (recent event ids kept for de-duplication).</summary>
+    public ActorOptions Actor { get; init; } = new();
+
+    /// <summary>
+    /// After this many saves a snapshot is written and the journal before it deleted, so recovery reads one snapshot
+    /// and at most this many events.
+    /// </summary>
+    public int SnapshotEvery { get; init; } = 16;
+}
+
+/// <summary>
+/// The journal event of a customer: its whole state at checkpoint <paramref name="Seq"/> (one event per changed
+/// customer per checkpoint, so the journal batches writes across customers), the next input offset per topic it has
+/// applied (a record below is a duplicate), and the effects it saved that no checkpoint has confirmed yet.
+/// </summary>
+/// <param name="State">The state encoded by <see cref="CustomerStateCodec"/>.</param>
+/// <param name="ReportedRun">The coordinator run that last received <paramref name="Unconfirmed"/> (0: none).</param>
+public sealed record CustomerCheckpointed(long Seq, byte[] State, IReadOnlyDictionary<string, long> NextOffsets, long ReportedRun, IReadOnlyList<EffectBundle> Unconfirmed);
+
+/// <summary>The lifecycle of a customer entity (as akka.net's own shard keeps its entities' states explicit).</summary>
+public enum EntityPhase
+{
+    /// <summary>Recovering from the journal; commands wait.</summary>
+    Loading,
+
+    /// <summary>Serving commands.</summary>
+    Active,
+
+    /// <summary>Asked its shard to stop it; still saves anything that arrives before the stop.</summary>
+    Passivating,
+}
+
+/// <summary>
+/// One customer, an Akka.Cluster.Sharding entity (entity id: the customer id; shard id: its Kafka partition). It runs
+/// the pure customer core on each record and wake-up, all or nothing, and persists through Akka.Persistence only at
+/// checkpoint barriers, one event for all its changes since the last one.
+/// </summary>
+/// <remarks>
+/// <para>Effectively once: the state carries the next offset it has applied per input topic, so a record redelivered
+/// after a crash (offsets are committed only after a checkpoint) is a duplicate.</para>
+/// <para>Effects (stage moves, firings, conversions) are saved with the state that caused them. Until a message shows
+/// that a checkpoint at or after theirs completed (<see cref="PartitionClock.CommittedSeq"/>), they are reported again,
+/// once, to each new coordinator run: a crash between this save and the partition's checkpoint loses no count and no
+/// firing, and the coordinator never receives them twice in one run.</para>
+/// <para>Time: each message carries the partition's watermark; wake-ups due by then run before the message's own change,
+/// each at its own instant, so the result does not depend on when the coordinator's wake-up arrives.</para>
+/// </remarks>
+public sealed class CustomerEntity : ReceivePersistentActor
+{
+    private readonly string _customerId;
+    private readonly CustomerEntityOptions _options;
+    private readonly RuleBook _rules;
+    private readonly CustomerChange _change = new();
+    private readonly Dictionary<string, long> _nextOffsets = new(StringComparer.Ordinal);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private CustomerState? _state;
+
+    /// <summary>Effects since the last save.</summary>
+    private EffectBundle _unsaved = EffectBundle.Empty;
+
+    /// <summary>Saved effects that no completed checkpoint covers yet, oldest first.</summary>
+    private List<EffectBundle> _unconfirmed = [];
+    private long _reportedRun;
+    private long _savedSeq;
+    private bool _dirty;
+    private int _savesSinceSnapshot;
+
+    /// <summary>The shard (Kafka partition) of the customer, from the last command.</summary>
+    private int _partition = -1;
+
+    /// <summary>An entity for <paramref name="customerId"/>; state is recovered from the journal.</summary>
+    public CustomerEntity(string customerId, CustomerEntityOptions options, RuleBook rules)
+    {
+        _customerId = customerId;
+        _options = options;
+        _rules = rules;
+        Recover<SnapshotOffer>(offer => Restore((CustomerCheckpointed)offer.Snapshot));
+        Recover<CustomerCheckpointed>(Restore);
+        Recover<RecoveryCompleted>(_ => Become(Active));
+    }
+
+    /// <inheritdoc />
+    public override string PersistenceId => "customer-" + _customerId;
+
+    /// <summary>Where the entity is in its lifecycle.</summary>
+    public EntityPhase Phase { get; private set; } = EntityPhase.Loading;
+
+    /// <summary>Props for <paramref name="customerId"/> (the sharding entity factory).</summary>
+    public static Props Props(string customerId, CustomerEntityOptions options, RuleBook rules) =>
+        Akka.Actor.Props.Create(() => new CustomerEntity(customerId, options, rules));
+
+    private void Restore(CustomerCheckpointed saved)
+    {
+        _state = CustomerStateCodec.Decode(_customerId, saved.State);
+        _nextOffsets.Clear();
+        foreach (var (topic, next) in saved.NextOffsets)
+        {
+            _nextOffsets[topic] = next;
+        }
+
+        _savedSeq = saved.Seq;
+        _reportedRun = saved.ReportedRun;
+        _unconfirmed = [.. saved.Unconfirmed];
+    }
+
+    private void Active()
+    {
+        Phase = EntityPhase.Active;
+        Command<ApplyRecord>(OnRecord);
+        Command<WakeUp>(m => Reply(Advance(m.Clock, -1)));
+        Command<Reevaluate>(OnReevaluate);
+        Command<SaveCustomer>(m => Save(m.Seq, saved => Sender.Tell(saved)));
+        Command<GetCustomer>(m => Sender.Tell(new CustomerFound(_customerId, m.Partition, Copy())));
+        Command<PassivateCustomer>(OnPassivate);
+        Command<SaveSnapshotSuccess>(OnSnapshotSaved);
+        Command<SaveSnapshotFailure>(f => _log.Warning("customer {0}: snapshot {1} failed: {2}", _customerId, f.Metadata.SequenceNr, f.Cause.Message));
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(f => _log.Warning("customer {0}: journal clean-up failed: {1}", _customerId, f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning("customer {0}: snapshot clean-up failed: {1}", _customerId, f.Cause.Message));
+    }
+
+    private void OnRecord(ApplyRecord m)
+    {
+        Confirm(m.Clock);
+        if (_nextOffsets.TryGetValue(m.Topic, out var next) && m.Offset < next)
+        {
+            Reply(Changed(m.Partition, m.Offset, ChangeOutcome.Duplicate, null, EffectBundle.Empty, 0, 0, m.Clock));
+            return;
+        }
+
+        // Time first: wake-ups due by the watermark this record was sent under run before it, as they would have had
+        // the coordinator's wake-up arrived first.
+        var advanced = Advance(m.Clock, m.Offset);
+        var rules = _rules.Get(m.Clock.RuleVersion);
+        var fresh = _state is null;
+        var state = _state ?? new CustomerState(_customerId);
+        if (!_change.TryApply(state, m.Event, fresh, _options.Actor, rules, out var result, out var failure))
+        {
+            Reply(advanced with { Outcome = ChangeOutcome.Failed, Failure = failure, Exists = _state is not null });
+            return;
+        }
+
+        _state = state;
+        _nextOffsets[m.Topic] = m.Offset + 1;
+        _dirty = true;
+        var effects = EffectBundle.From(_change.Effects);
+        _unsaved = _unsaved.Then(effects);
+        var outcome = result == ApplyResult.Duplicate ? ChangeOutcome.Duplicate : ChangeOutcome.Applied;
+        Reply(advanced with { Outcome = outcome, Effects = advanced.Effects.Then(effects), WakeTicks = state.WakeTicks, Exists = true, Dirty = true });
+    }
+
+    /// <summary>Runs the wake-ups due by the clock's watermark; the answer describes what they did.</summary>
+    private CustomerChanged Advance(PartitionClock clock, long offset)
+    {
+        Confirm(clock);
+        if (_state is not { WakeTicks: > 0 } state || state.WakeTicks > clock.WatermarkTicks)
+        {
+            return Changed(0, offset, ChangeOutcome.Advanced, null, EffectBundle.Empty, 0, 0, clock);
+        }
+
+        if (!_change.TryAdvance(state, clock.WatermarkTicks, clock.LateBeforeTicks, _rules.Get(clock.RuleVersion), out var fired, out var late, out var failure))
+        {
+            // The customer keeps its state and this wake-up is dropped (its next event derives a new one), so a failing
+            // rule cannot hold the partition in a loop.
+            _log.Warning("customer {0}: wake-up failed: {1}", _customerId, failure);
+            state.WakeTicks = 0;
+            _dirty = true;
+            return Changed(0, offset, ChangeOutcome.Failed, failure, EffectBundle.Empty, 0, 0, clock);
+        }
+
+        _dirty = true;
+        var effects = EffectBundle.From(_change.Effects);
+        _unsaved = _unsaved.Then(effects);
+        return Changed(0, offset, ChangeOutcome.Advanced, null, effects, fired, late, clock);
+    }
+
+    private void OnReevaluate(Reevaluate m)
+    {
+        var advanced = Advance(m.Clock, -1);
+        if (_state is not { } state || state.RuleVersion == m.Clock.RuleVersion)
+        {
+            Reply(advanced);
+            return;
+        }
+
+        if (!_change.TryReevaluate(state, m.Clock.WatermarkTicks, _rules.Get(m.Clock.RuleVersion), out var failure))
+        {
+            _log.Warning("customer {0}: re-evaluation under rules {1} failed: {2}", _customerId, m.Clock.RuleVersion, failure);
+            Reply(advanced with { Outcome = ChangeOutcome.Failed, Failure = failure });
+            return;
+        }
+
+        _dirty = true;
+        var effects = EffectBundle.From(_change.Effects);
+        _unsaved = _unsaved.Then(effects);
+        Reply(advanced with { Effects = advanced.Effects.Then(effects), WakeTicks = state.WakeTicks, Dirty = true });
+    }
+
+    private void OnPassivate(PassivateCustomer m)
+    {
+        Save(m.Seq, _ =>
+        {
+            Phase = EntityPhase.Passivating;
+            Sender.Tell(new CustomerPassivated(_customerId, m.Partition));
+            Context.Parent.Tell(new Passivate(StopEntity.Instance));
+            Become(Passivating);
+        });
+    }
+
+    private void Passivating()
+    {
+        // Messages sent before the shard saw the request still arrive here: serve them, and save what they change before
+        // stopping (the shard buffers anything later and starts the entity again).
+        Active();
+        Phase = EntityPhase.Passivating;
+        Command<StopEntity>(_ => Save(_savedSeq, _ => Context.Stop(Self)));
+    }
+
+    /// <summary>Persists the changes since the last save under checkpoint <paramref name="seq"/>, then calls <paramref name="done"/>.</summary>
+    private void Save(long seq, Action<CustomerSaved> done)
+    {
+        if (!_dirty || _state is null)
+        {
+            done(new CustomerSaved(_customerId, _partition, seq, Written: false));
+            return;
+        }
+
+        var unconfirmed = _unsaved.IsEmpty ? _unconfirmed : [.. _unconfirmed, _unsaved with { Seq = seq }];
+        var saved = new CustomerCheckpointed(seq, CustomerStateCodec.Encode(_state), new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _reportedRun, unconfirmed);
+        Persist(saved, e =>
+        {
+            _dirty = false;
+            _unsaved = EffectBundle.Empty;
+            _unconfirmed = [.. e.Unconfirmed];
+            _savedSeq = e.Seq;
+            done(new CustomerSaved(_customerId, _partition, seq, Written: true));
+            if (++_savesSinceSnapshot >= _options.SnapshotEvery)
+            {
+                _savesSinceSnapshot = 0;
+                SaveSnapshot(e);
+            }
+        });
+    }
+
+    private void OnSnapshotSaved(SaveSnapshotSuccess success)
+    {
+        DeleteMessages(success.Metadata.SequenceNr);
+        DeleteSnapshots(new SnapshotSelectionCriteria(success.Metadata.SequenceNr - 1));
+    }
+
+    /// <inheritdoc />
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        // Akka stops an entity whose write failed; its changes since the last save are redone from the uncommitted
+        // Kafka offsets, and the checkpoint that asked for the save never completes.
+        _log.Error(cause, "customer {0}: save {1} failed", _customerId, sequenceNr);
+        if (@event is CustomerCheckpointed saved)
+        {
+            Sender.Tell(new CustomerSaveFailed(_customerId, _partition, saved.Seq, cause.Message));
+        }
+
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    /// <inheritdoc />
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "customer {0}: save {1} rejected", _customerId, sequenceNr);
+        if (@event is CustomerCheckpointed saved)
+        {
+            Sender.Tell(new CustomerSaveFailed(_customerId, _partition, saved.Seq, cause.Message));
+        }
+
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
+
+    /// <summary>Drops saved effects a completed checkpoint covers.</summary>
+    private void Confirm(PartitionClock clock)
+    {
+        if (_unconfirmed.Count > 0 && _unconfirmed[0].Seq <= clock.CommittedSeq)
+        {
+            _unconfirmed.RemoveAll(b => b.Seq <= clock.CommittedSeq);
+        }
+    }
+
+    /// <summary>An answer; saved effects not yet confirmed go with it once per coordinator run.</summary>
+    private CustomerChanged Changed(int partition, long offset, ChangeOutcome outcome, string? failure, EffectBundle effects, int fired, int late, PartitionClock clock)
+    {
+        IReadOnlyList<EffectBundle> recovered = [];
+        if (_unconfirmed.Count > 0 && _reportedRun != clock.Run)
+        {
+            recovered = [.. _unconfirmed];
+            _reportedRun = clock.Run;
+            _dirty = true; // The run that took them must be saved, or a reload in this run would report them again.
+        }
+
+        return new CustomerChanged(_customerId, partition, offset, outcome, failure, _state?.WakeTicks ?? 0, fired, late, effects, recovered, _state is not null, _dirty);
+    }
+
+    private void Reply(CustomerChanged changed) => Sender.Tell(changed with { Partition = _partition });
+
+    /// <inheritdoc />
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        if (message is ICustomerCommand command)
+        {
+            _partition = command.Partition;
+        }
+
+        return base.AroundReceive(receive, message);
+    }
+
+    private CustomerState? Copy()
+    {
+        if (_state is null)
+        {
+            return null;
+        }
+
+        var copy = new CustomerState(_customerId);
+        copy.CopyFrom(_state);
+        return copy;
+    }
+
+    /// <summary>The message the shard sends back to stop a passivating entity.</summary>
+    public sealed class StopEntity
+    {
+        /// <summary>The one instance.</summary>
+        public static StopEntity Instance { get; } = new();
+
+        private StopEntity()
+        {
+        }
+    }
+}

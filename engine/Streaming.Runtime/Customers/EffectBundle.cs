@@ -1,0 +1,33 @@
+using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
+
+namespace Streaming.Runtime.Customers;
+
+/// <summary>A customer moved between two stages of one dimension (null: not counted there).</summary>
+public readonly record struct StageMove(string Dimension, string? From, string? To);
+
+/// <summary>An order converted an earlier firing of <paramref name="Rule"/> delivered as <paramref name="Delivery"/>.</summary>
+public readonly record struct Conversion(string Rule, Delivery Delivery);
+
+/// <summary>
+/// Immutable effects of one or more changes of one customer: what the partition counts (stage moves, conversions) and
+/// publishes (firings). <paramref name="Seq"/> is the checkpoint that saved them (0 while unsaved).
+/// </summary>
+public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IReadOnlyList<TriggerFiring> Fired, IReadOnlyList<Conversion> Converted)
+{
+    /// <summary>No effects.</summary>
+    public static EffectBundle Empty { get; } = new(0, [], [], []);
+
+    /// <summary>Nothing to count or publish.</summary>
+    public bool IsEmpty => Moves.Count == 0 && Fired.Count == 0 && Converted.Count == 0;
+
+    /// <summary>A copy of <paramref name="effects"/> (which may be reused afterwards); <see cref="Empty"/> when there are none.</summary>
+    public static EffectBundle From(ChangeEffects effects) =>
+        effects.IsEmpty
+            ? Empty
+            : new(0, [.. effects.Moves.Select(m => new StageMove(m.Dimension, m.From, m.To))], [.. effects.Fired], [.. effects.Converted.Select(c => new Conversion(c.Rule, c.Delivery))]);
+
+    /// <summary>These effects followed by <paramref name="later"/>'s, under this bundle's sequence number.</summary>
+    public EffectBundle Then(EffectBundle later) =>
+        later.IsEmpty ? this : IsEmpty ? later with { Seq = Seq } : new(Seq, [.. Moves, .. later.Moves], [.. Fired, .. later.Fired], [.. Converted, .. later.Converted]);
+}

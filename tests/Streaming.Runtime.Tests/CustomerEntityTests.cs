@@ -1,0 +1,385 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Streaming.Engine.Events;
+using Streaming.Engine.Model;
+using Streaming.Engine.Rules;
+using Streaming.Runtime.Customers;
+using Streaming.Runtime.Rules;
+using Streaming.Runtime.Serialization;
+using Xunit.Abstractions;
+
+namespace Streaming.Runtime.Tests;
+
+/// <summary>
+/// The customer entity on an in-memory journal: changes, saves at the barrier, recovery, offset de-duplication,
+/// wake-ups carried by the watermark, effects reported again after a coordinator restart, passivation.
+/// Expected values come from the default rule file's thresholds and from sums computed here, not from the engine.
+/// </summary>
+public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(RuntimeConfig, nameof(CustomerEntityTests), output)
+{
+    /// <summary>In-memory journal and snapshot store, and the runtime's serializer bound to its journal event.</summary>
+    private const string RuntimeConfig = """
+        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        akka.actor.serializers.streaming = "Streaming.Runtime.Serialization.RuntimeSerializer, Streaming.Runtime"
+        akka.actor.serialization-bindings {
+          "Streaming.Runtime.Customers.CustomerCheckpointed, Streaming.Runtime" = streaming
+        }
+        akka.actor.serialization-identifiers {
+          "Streaming.Runtime.Serialization.RuntimeSerializer, Streaming.Runtime" = 7301
+        }
+        """;
+
+    private static readonly DateTimeOffset T0 = new(2024, 3, 1, 12, 0, 0, TimeSpan.Zero);
+    private static readonly RuleSet Rules = RuleSetLoader.Default;
+    private readonly RuleBook _book = new(Rules);
+
+    private static PartitionClock Clock(DateTimeOffset watermark, long committed = 0, long run = 1) =>
+        new(watermark.UtcTicks, watermark.UtcTicks - TimeSpan.FromHours(1).Ticks, Rules.Version, committed, run);
+
+    private static OrderEvent Order(string customer, string orderId, decimal amount, DateTimeOffset at) => new()
+    {
+        EventId = "e-" + orderId,
+        CustomerId = customer,
+        OccurredAt = at,
+        Type = EventType.OrderPlaced,
+        OrderId = orderId,
+        Amount = amount,
+        ItemCount = 1,
+    };
+
+    private IActorRef Start(string customer, CustomerEntityOptions? options = null) =>
+        Sys.ActorOf(CustomerEntity.Props(customer, options ?? new CustomerEntityOptions(), _book));
+
+    private void Restart(ref IActorRef entity, string customer, CustomerEntityOptions? options = null)
+    {
+        Watch(entity);
+        Sys.Stop(entity);
+        ExpectTerminated(entity);
+        entity = Start(customer, options);
+    }
+
+    private CustomerState Get(IActorRef entity, string customer)
+    {
+        entity.Tell(new GetCustomer(customer, 3));
+        return ExpectMsg<CustomerFound>().State ?? throw new InvalidOperationException("customer unknown");
+    }
+
+    [Fact]
+    public void Saved_changes_survive_a_restart_and_redelivered_offsets_are_duplicates()
+    {
+        var entity = Start("c1");
+        decimal[] amounts = [10.50m, 99.99m, 0.01m, 1_000m];
+        for (var i = 0; i < amounts.Length; i++)
+        {
+            entity.Tell(new ApplyRecord("c1", 3, "orders", 100 + i, Order("c1", "o" + i, amounts[i], T0.AddDays(i)), Clock(T0.AddDays(i))));
+            var changed = ExpectMsg<CustomerChanged>();
+            Assert.Equal(ChangeOutcome.Applied, changed.Outcome);
+            Assert.Equal(3, changed.Partition);
+            Assert.True(changed.Dirty);
+        }
+
+        entity.Tell(new SaveCustomer("c1", 3, Seq: 1));
+        Assert.True(ExpectMsg<CustomerSaved>().Written);
+        entity.Tell(new SaveCustomer("c1", 3, Seq: 2));
+        Assert.False(ExpectMsg<CustomerSaved>().Written);
+
+        Restart(ref entity, "c1");
+        var state = Get(entity, "c1");
+        Assert.Equal(amounts.Length, state.OrderCount);
+        Assert.Equal(amounts.Sum(), state.NetAmount);
+
+        // Kafka redelivers from the last committed offset: everything below the customer's next offset is a duplicate;
+        // a new offset (a new event id) applies.
+        for (var i = 0; i < amounts.Length; i++)
+        {
+            entity.Tell(new ApplyRecord("c1", 3, "orders", 100 + i, Order("c1", "o" + i, amounts[i], T0.AddDays(i)), Clock(T0.AddDays(4))));
+            Assert.Equal(ChangeOutcome.Duplicate, ExpectMsg<CustomerChanged>().Outcome);
+        }
+
+        entity.Tell(new ApplyRecord("c1", 3, "orders", 104, Order("c1", "o4", 5m, T0.AddDays(5)), Clock(T0.AddDays(4))));
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        Assert.Equal(amounts.Sum() + 5m, Get(entity, "c1").NetAmount);
+    }
+
+    [Fact]
+    public void Unsaved_changes_are_lost_with_the_entity_and_redone_from_the_offsets()
+    {
+        var entity = Start("c2");
+        entity.Tell(new ApplyRecord("c2", 3, "orders", 7, Order("c2", "a", 20m, T0), Clock(T0)));
+        ExpectMsg<CustomerChanged>();
+        entity.Tell(new SaveCustomer("c2", 3, 1));
+        ExpectMsg<CustomerSaved>();
+        entity.Tell(new ApplyRecord("c2", 3, "orders", 8, Order("c2", "b", 30m, T0.AddHours(1)), Clock(T0)));
+        ExpectMsg<CustomerChanged>();
+
+        Restart(ref entity, "c2");
+        Assert.Equal(20m, Get(entity, "c2").NetAmount);
+        entity.Tell(new ApplyRecord("c2", 3, "orders", 8, Order("c2", "b", 30m, T0.AddHours(1)), Clock(T0)));
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        Assert.Equal(50m, Get(entity, "c2").NetAmount);
+    }
+
+    [Fact]
+    public void A_watermark_past_the_wake_up_moves_the_lifecycle_through_each_threshold_at_its_own_instant()
+    {
+        // Default rules: one order makes a customer "new" for 30 days, then "active" while the last order is at most
+        // 90 days old, then "at_risk" up to 180 days.
+        var entity = Start("c3");
+        entity.Tell(new ApplyRecord("c3", 3, "orders", 1, Order("c3", "x", 40m, T0), Clock(T0)));
+        var first = ExpectMsg<CustomerChanged>();
+        Assert.Contains(new StageMove("lifecycle", null, "new"), first.Effects.Moves);
+        Assert.Equal(T0.AddDays(30).UtcTicks, first.WakeTicks);
+
+        entity.Tell(new WakeUp("c3", 3, Clock(T0.AddDays(100))));
+        var woke = ExpectMsg<CustomerChanged>();
+        var lifecycle = woke.Effects.Moves.Where(m => m.Dimension == "lifecycle").ToList();
+        Assert.Equal([new StageMove("lifecycle", "new", "active"), new StageMove("lifecycle", "active", "at_risk")], lifecycle);
+        Assert.True(woke.TimersFired >= 2, $"{woke.TimersFired} wake-ups ran");
+        Assert.Equal("at_risk", Get(entity, "c3").Stages["lifecycle"].Name);
+    }
+
+    [Fact]
+    public void A_late_record_runs_the_due_wake_ups_first_whatever_the_coordinators_wake_up_timing()
+    {
+        // Two customers with the same history: an order at day 0, the partition's watermark at day 200, then a late
+        // order stamped day 10. One got its wake-up before the late order, the other only sees the watermark on the
+        // late order's own message. Both must end alike: at day 200 the customer was dormant (recency 200 > 180 days),
+        // so the order makes it won_back; evaluated at day 10 instead, it would be "active" and then go dormant.
+        var early = Start("e1");
+        var lazy = Start("e2");
+        foreach (var (entity, id) in new[] { (early, "e1"), (lazy, "e2") })
+        {
+            entity.Tell(new ApplyRecord(id, 3, "orders", 1, Order(id, "x", 40m, T0), Clock(T0)));
+            ExpectMsg<CustomerChanged>();
+        }
+
+        early.Tell(new WakeUp("e1", 3, Clock(T0.AddDays(200))));
+        ExpectMsg<CustomerChanged>();
+        Assert.Equal("dormant", Get(early, "e1").Stages["lifecycle"].Name);
+        early.Tell(new ApplyRecord("e1", 3, "orders", 2, Order("e1", "y", 60m, T0.AddDays(10)), Clock(T0.AddDays(200))));
+        var a = ExpectMsg<CustomerChanged>();
+        lazy.Tell(new ApplyRecord("e2", 3, "orders", 2, Order("e2", "y", 60m, T0.AddDays(10)), Clock(T0.AddDays(200))));
+        var b = ExpectMsg<CustomerChanged>();
+
+        Assert.Equal("won_back", Get(early, "e1").Stages["lifecycle"].Name);
+        Assert.Equal("won_back", Get(lazy, "e2").Stages["lifecycle"].Name);
+        Assert.Contains(new StageMove("lifecycle", "dormant", "won_back"), b.Effects.Moves);
+        Assert.Equal(a.WakeTicks, b.WakeTicks);
+        Assert.Equal(
+            Get(early, "e1").Stages.ToDictionary(s => s.Key, s => s.Value.Name),
+            Get(lazy, "e2").Stages.ToDictionary(s => s.Key, s => s.Value.Name));
+    }
+
+    [Fact]
+    public void Offsets_catch_redelivered_records_beyond_the_cores_window_of_recent_event_ids()
+    {
+        // The core remembers the last 32 event ids; a redelivery after a crash can be longer than that.
+        const int views = 40;
+        var entity = Start("v1");
+        for (var i = 0; i < views; i++)
+        {
+            entity.Tell(new ApplyRecord("v1", 3, "clickstream", 500 + i, View("v1", i), Clock(T0)));
+            Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        }
+
+        entity.Tell(new SaveCustomer("v1", 3, 1));
+        ExpectMsg<CustomerSaved>();
+        Restart(ref entity, "v1");
+        for (var i = 0; i < views; i++)
+        {
+            entity.Tell(new ApplyRecord("v1", 3, "clickstream", 500 + i, View("v1", i), Clock(T0)));
+            Assert.Equal(ChangeOutcome.Duplicate, ExpectMsg<CustomerChanged>().Outcome);
+        }
+
+        Assert.Equal(views, Get(entity, "v1").PageViews);
+
+        // Offsets are per topic: the same offset on another topic is a different record.
+        entity.Tell(new ApplyRecord("v1", 3, "orders", 500, Order("v1", "o", 1m, T0.AddMinutes(50)), Clock(T0)));
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+    }
+
+    private static ClickEvent View(string customer, int i) => new()
+    {
+        EventId = $"view-{i}",
+        CustomerId = customer,
+        OccurredAt = T0.AddMinutes(i),
+        Type = EventType.PageView,
+        SessionId = "s1",
+    };
+
+    [Fact]
+    public void A_record_whose_sum_overflows_fails_and_changes_nothing()
+    {
+        var entity = Start("f1");
+        entity.Tell(new ApplyRecord("f1", 3, "orders", 1, Order("f1", "a", decimal.MaxValue, T0), Clock(T0)));
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        var before = CustomerStateCodec.Encode(Get(entity, "f1"));
+
+        entity.Tell(new ApplyRecord("f1", 3, "orders", 2, Order("f1", "b", 1m, T0.AddMinutes(1)), Clock(T0)));
+        var failed = ExpectMsg<CustomerChanged>();
+        Assert.Equal(ChangeOutcome.Failed, failed.Outcome);
+        Assert.StartsWith("OverflowException", failed.Failure, StringComparison.Ordinal);
+        Assert.True(failed.Effects.IsEmpty);
+        Assert.Equal(before, CustomerStateCodec.Encode(Get(entity, "f1")));
+
+        // The failed offset was not taken: once saved and restarted, the record is tried again (and fails again).
+        entity.Tell(new SaveCustomer("f1", 3, 1));
+        ExpectMsg<CustomerSaved>();
+        Restart(ref entity, "f1");
+        entity.Tell(new ApplyRecord("f1", 3, "orders", 2, Order("f1", "b", 1m, T0.AddMinutes(1)), Clock(T0)));
+        Assert.Equal(ChangeOutcome.Failed, ExpectMsg<CustomerChanged>().Outcome);
+    }
+
+    [Fact]
+    public void Saved_effects_are_reported_once_to_each_new_coordinator_run_until_a_checkpoint_confirms_them()
+    {
+        var entity = Start("r1");
+        entity.Tell(new ApplyRecord("r1", 3, "orders", 1, Order("r1", "x", 40m, T0), Clock(T0, committed: 0, run: 1)));
+        var applied = ExpectMsg<CustomerChanged>();
+        Assert.Empty(applied.Recovered);
+        entity.Tell(new SaveCustomer("r1", 3, Seq: 5));
+        ExpectMsg<CustomerSaved>();
+
+        // The coordinator crashed before checkpoint 5 completed: its next run (committed 4) gets the effects once.
+        Restart(ref entity, "r1");
+        entity.Tell(new ApplyRecord("r1", 3, "orders", 1, Order("r1", "x", 40m, T0), Clock(T0, committed: 4, run: 2)));
+        var redelivered = ExpectMsg<CustomerChanged>();
+        Assert.Equal(ChangeOutcome.Duplicate, redelivered.Outcome);
+        var recovered = Assert.Single(redelivered.Recovered);
+        Assert.Equal(5, recovered.Seq);
+        Assert.Equal(applied.Effects.Moves, recovered.Moves);
+        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 4, run: 2)));
+        Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
+
+        // Saved with the run that took them: a reload in the same run does not report them again.
+        entity.Tell(new SaveCustomer("r1", 3, Seq: 6));
+        ExpectMsg<CustomerSaved>();
+        Restart(ref entity, "r1");
+        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 4, run: 2)));
+        Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
+
+        // Checkpoint 6 completed: confirmed, never reported again.
+        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 6, run: 3)));
+        Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
+    }
+
+    [Fact]
+    public void Passivation_saves_first_and_the_reloaded_customer_is_the_same()
+    {
+        var shard = Sys.ActorOf(Props.Create(() => new ShardStandIn("p1", _book)));
+        shard.Tell(new ApplyRecord("p1", 3, "orders", 1, Order("p1", "x", 12.34m, T0), Clock(T0)));
+        ExpectMsg<CustomerChanged>();
+        shard.Tell(new PassivateCustomer("p1", 3, Seq: 9));
+        ExpectMsg<CustomerPassivated>();
+        ExpectMsg<ShardStandIn.EntityStopped>();
+
+        shard.Tell(new GetCustomer("p1", 3));
+        var state = ExpectMsg<CustomerFound>().State;
+        Assert.NotNull(state);
+        Assert.Equal(12.34m, state.NetAmount);
+        Assert.Equal(1, state.OrderCount);
+    }
+
+    [Fact]
+    public void Snapshots_bound_recovery_and_keep_the_state()
+    {
+        var options = new CustomerEntityOptions { SnapshotEvery = 2 };
+        var entity = Start("s1", options);
+        var total = 0m;
+        for (var i = 0; i < 5; i++)
+        {
+            var amount = 1.25m * (i + 1);
+            total += amount;
+            entity.Tell(new ApplyRecord("s1", 3, "orders", i, Order("s1", "o" + i, amount, T0.AddHours(i)), Clock(T0)));
+            ExpectMsg<CustomerChanged>();
+            entity.Tell(new SaveCustomer("s1", 3, i + 1));
+            ExpectMsg<CustomerSaved>();
+        }
+
+        Restart(ref entity, "s1", options);
+        var state = Get(entity, "s1");
+        Assert.Equal(5, state.OrderCount);
+        Assert.Equal(total, state.NetAmount);
+    }
+
+    [Fact]
+    public void The_journal_event_round_trips_through_the_bound_serializer()
+    {
+        var state = new CustomerState("z") { OrderCount = 3, GrossAmount = 12.5m, WakeTicks = T0.UtcTicks };
+        var firing = new TriggerFiring
+        {
+            Id = "f-1",
+            CustomerId = "z",
+            Rule = "win_back",
+            RuleVersion = "v1",
+            Channel = ContactChannel.Voice,
+            Priority = 7,
+            AtTicks = T0.UtcTicks,
+            DueTicks = T0.AddHours(9).UtcTicks,
+            ExpiresTicks = T0.AddDays(3).UtcTicks,
+            Delivery = Delivery.Queued,
+            Reason = [new("lifecycle.stage", "dormant")],
+            Partition = 3,
+            Profile = new Dictionary<string, object?> { ["tier"] = null, ["ordersCount"] = 3, ["netAmount"] = 12.5m, ["tags"] = new[] { "vip", "lapsed" } },
+        };
+        var saved = new CustomerCheckpointed(
+            8,
+            CustomerStateCodec.Encode(state),
+            new Dictionary<string, long> { ["orders"] = 41, ["clickstream"] = 7 },
+            2,
+            [new EffectBundle(8, [new StageMove("lifecycle", "active", null)], [firing], [new Conversion("win_back", Delivery.Holdout)])]);
+
+        var serializer = Sys.Serialization.FindSerializerFor(saved);
+        Assert.IsType<RuntimeSerializer>(serializer);
+        var back = (CustomerCheckpointed)Sys.Serialization.Deserialize(serializer.ToBinary(saved), serializer.Identifier, ((Akka.Serialization.SerializerWithStringManifest)serializer).Manifest(saved));
+
+        Assert.Equal(8, back.Seq);
+        Assert.Equal(2, back.ReportedRun);
+        Assert.Equal(saved.NextOffsets, back.NextOffsets);
+        var decoded = CustomerStateCodec.Decode("z", back.State);
+        Assert.Equal((3, 12.5m, T0.UtcTicks), (decoded.OrderCount, decoded.GrossAmount, decoded.WakeTicks));
+        var bundle = Assert.Single(back.Unconfirmed);
+        Assert.Equal(saved.Unconfirmed[0].Moves, bundle.Moves);
+        Assert.Equal(saved.Unconfirmed[0].Converted, bundle.Converted);
+        var f = Assert.Single(bundle.Fired);
+        Assert.Equal((firing.Id, firing.Rule, firing.DueTicks, firing.Delivery, firing.Priority), (f.Id, f.Rule, f.DueTicks, f.Delivery, f.Priority));
+        Assert.Equal(firing.Reason, f.Reason);
+        Assert.Equal(["vip", "lapsed"], (string[])f.Profile["tags"]!);
+        Assert.Equal(12.5m, f.Profile["netAmount"]);
+        Assert.Null(f.Profile["tier"]);
+    }
+
+    /// <summary>
+    /// Plays the shard for one entity: starts it, forwards messages, answers its passivation request with the stop
+    /// message, and starts it again on the next message (as the shard does).
+    /// </summary>
+    private sealed class ShardStandIn : ReceiveActor
+    {
+        public sealed record EntityStopped;
+
+        private IActorRef? _entity;
+
+        public ShardStandIn(string customer, RuleBook book)
+        {
+            IActorRef? requester = null;
+            Receive<Passivate>(p => Sender.Tell(p.StopMessage));
+            Receive<Terminated>(_ =>
+            {
+                _entity = null;
+                requester?.Tell(new EntityStopped());
+            });
+            Receive<ICustomerCommand>(m =>
+            {
+                requester = Sender;
+                if (_entity is null)
+                {
+                    _entity = Context.ActorOf(CustomerEntity.Props(customer, new CustomerEntityOptions(), book));
+                    Context.Watch(_entity);
+                }
+
+                _entity.Forward(m);
+            });
+        }
+    }
+}
