@@ -18,7 +18,7 @@ namespace Streaming.Runtime.Tests;
 public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(RuntimeConfig, nameof(CustomerEntityTests), output)
 {
     /// <summary>In-memory journal and snapshot store, and the runtime's serializer bound to its journal event.</summary>
-    private const string RuntimeConfig = """
+    internal const string RuntimeConfig = """
         akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
         akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
         akka.actor.serializers.streaming = "Streaming.Runtime.Serialization.RuntimeSerializer, Streaming.Runtime"

@@ -19,6 +19,13 @@ public sealed record CustomerEntityOptions
     /// and at most this many events.
     /// </summary>
     public int SnapshotEvery { get; init; } = 16;
+
+    /// <summary>
+    /// Says a customer has never been saved (its partition's coordinator knows), so its entity skips replaying the
+    /// journal: only the highest sequence number is read. Null: always recover. A wrong "true" is caught by the journal
+    /// (the first save collides with the stored sequence numbers and fails), never silently.
+    /// </summary>
+    public Func<string, bool>? IsNew { get; init; }
 }
 
 /// <summary>
@@ -95,6 +102,9 @@ public sealed class CustomerEntity : ReceivePersistentActor
     /// <inheritdoc />
     public override string PersistenceId => "customer-" + _customerId;
 
+    /// <inheritdoc />
+    public override Recovery Recovery => _options.IsNew?.Invoke(_customerId) == true ? Recovery.None : base.Recovery;
+
     /// <summary>Where the entity is in its lifecycle.</summary>
     public EntityPhase Phase { get; private set; } = EntityPhase.Loading;
 
@@ -138,13 +148,13 @@ public sealed class CustomerEntity : ReceivePersistentActor
         Confirm(m.Clock);
         if (_nextOffsets.TryGetValue(m.Topic, out var next) && m.Offset < next)
         {
-            Reply(Changed(m.Partition, m.Offset, ChangeOutcome.Duplicate, null, EffectBundle.Empty, 0, 0, m.Clock));
+            Reply(Changed(m.Partition, m.Offset, ChangeOutcome.Duplicate, null, EffectBundle.Empty, 0, 0, m.Clock) with { Topic = m.Topic });
             return;
         }
 
         // Time first: wake-ups due by the watermark this record was sent under run before it, as they would have had
         // the coordinator's wake-up arrived first.
-        var advanced = Advance(m.Clock, m.Offset);
+        var advanced = Advance(m.Clock, m.Offset) with { Topic = m.Topic };
         var rules = _rules.Get(m.Clock.RuleVersion);
         var fresh = _state is null;
         var state = _state ?? new CustomerState(_customerId);
@@ -205,7 +215,7 @@ public sealed class CustomerEntity : ReceivePersistentActor
         }
 
         _dirty = true;
-        var effects = EffectBundle.From(_change.Effects);
+        var effects = EffectBundle.From(_change.Effects).AsRecount();
         _unsaved = _unsaved.Then(effects);
         Reply(advanced with { Effects = advanced.Effects.Then(effects), WakeTicks = state.WakeTicks, Dirty = true });
     }

@@ -90,7 +90,11 @@ public sealed record CustomerChanged(
     EffectBundle Effects,
     IReadOnlyList<EffectBundle> Recovered,
     bool Exists,
-    bool Dirty);
+    bool Dirty)
+{
+    /// <summary>The record's input topic (null for a wake-up or re-evaluation).</summary>
+    public string? Topic { get; init; }
+}
 
 /// <summary>The customer's changes up to the barrier are durable (<paramref name="Written"/>: false when there were none).</summary>
 public sealed record CustomerSaved(string CustomerId, int Partition, long Seq, bool Written);

@@ -3,8 +3,11 @@ using Streaming.Engine.Runtime;
 
 namespace Streaming.Runtime.Customers;
 
-/// <summary>A customer moved between two stages of one dimension (null: not counted there).</summary>
-public readonly record struct StageMove(string Dimension, string? From, string? To);
+/// <summary>
+/// A customer moved between two stages of one dimension (null: not counted there). <paramref name="Recount"/>: the
+/// move re-counts the customer under a new rule set, so it changes counts but is no transition.
+/// </summary>
+public readonly record struct StageMove(string Dimension, string? From, string? To, bool Recount = false);
 
 /// <summary>An order converted an earlier firing of <paramref name="Rule"/> delivered as <paramref name="Delivery"/>.</summary>
 public readonly record struct Conversion(string Rule, Delivery Delivery);
@@ -26,6 +29,9 @@ public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IRea
         effects.IsEmpty
             ? Empty
             : new(0, [.. effects.Moves.Select(m => new StageMove(m.Dimension, m.From, m.To))], [.. effects.Fired], [.. effects.Converted.Select(c => new Conversion(c.Rule, c.Delivery))]);
+
+    /// <summary>The same effects with every move marked as a re-count.</summary>
+    public EffectBundle AsRecount() => Moves.Count == 0 ? this : this with { Moves = [.. Moves.Select(m => m with { Recount = true })] };
 
     /// <summary>These effects followed by <paramref name="later"/>'s, under this bundle's sequence number.</summary>
     public EffectBundle Then(EffectBundle later) =>

@@ -4,12 +4,13 @@ using Akka.Serialization;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
 using Streaming.Runtime.Customers;
+using Streaming.Runtime.Partitions;
 
 namespace Streaming.Runtime.Serialization;
 
 /// <summary>
-/// Binary serializer of what the runtime persists (<see cref="CustomerCheckpointed"/>, in the journal and as snapshots).
-/// Manifest <c>cc1</c>; the state inside is versioned by <see cref="CustomerStateCodec"/> and the firings by
+/// Binary serializer of what the runtime persists, in the journal and as snapshots: <see cref="CustomerCheckpointed"/>
+/// (manifest <c>cc1</c>) and <see cref="PartitionCheckpointed"/> (manifest <c>pc1</c>); the state inside is versioned by <see cref="CustomerStateCodec"/> and the firings by
 /// <see cref="TriggerFiringCodec"/>, so old journals stay readable. Identifier 7301 (Akka reserves 0–40).
 /// </summary>
 public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
@@ -18,6 +19,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     public const int Id = 7301;
 
     private const string CheckpointedManifest = "cc1";
+    private const string PartitionManifest = "pc1";
     private const int MaxItems = 1 << 20;
 
     /// <inheritdoc />
@@ -27,6 +29,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     public override string Manifest(object o) => o switch
     {
         CustomerCheckpointed => CheckpointedManifest,
+        PartitionCheckpointed => PartitionManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not persisted by the runtime", nameof(o)),
     };
 
@@ -34,6 +37,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     public override byte[] ToBinary(object obj) => obj switch
     {
         CustomerCheckpointed saved => Encode(saved),
+        PartitionCheckpointed saved => Encode(saved),
         _ => throw new ArgumentException($"{obj.GetType()} is not persisted by the runtime", nameof(obj)),
     };
 
@@ -41,6 +45,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     public override object FromBinary(byte[] bytes, string manifest) => manifest switch
     {
         CheckpointedManifest => Decode(bytes),
+        PartitionManifest => DecodePartition(bytes),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown runtime manifest '{manifest}'"),
     };
 
@@ -70,6 +75,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
                 w.String(move.Dimension);
                 w.String(move.From);
                 w.String(move.To);
+                w.Bool(move.Recount);
             }
 
             w.Int(bundle.Converted.Count);
@@ -106,7 +112,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             var moves = new StageMove[r.Count(MaxItems)];
             for (var i = 0; i < moves.Length; i++)
             {
-                moves[i] = new StageMove(Required(r.String()), r.String(), r.String());
+                moves[i] = new StageMove(Required(r.String()), r.String(), r.String(), r.Bool() ?? false);
             }
 
             var conversions = new Conversion[r.Count(MaxItems)];
@@ -122,6 +128,60 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
 
         r.End("journal event", "customer checkpoint");
         return new CustomerCheckpointed(seq, state, offsets, run, bundles);
+    }
+
+    /// <summary>Encodes a partition's journal event or snapshot.</summary>
+    public static byte[] Encode(PartitionCheckpointed saved)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256 + saved.Population.Length + saved.Wakes.Count * 24);
+        var w = new FieldWriter(buffer);
+        w.Long(saved.Seq);
+        w.Long(saved.MaxEventTicks);
+        w.Long(saved.WallFloorTicks);
+        w.String(saved.RuleVersion);
+        w.Int(saved.NextOffsets.Count);
+        foreach (var (topic, next) in saved.NextOffsets)
+        {
+            w.String(topic);
+            w.Long(next);
+        }
+
+        w.Int(saved.Population.Length);
+        buffer.Write(saved.Population);
+        w.Int(saved.Wakes.Count);
+        foreach (var (customer, wake) in saved.Wakes)
+        {
+            w.String(customer);
+            w.Long(wake);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Decodes a partition's journal event or snapshot.</summary>
+    /// <exception cref="InvalidDataException">The bytes are corrupt or truncated.</exception>
+    public static PartitionCheckpointed DecodePartition(ReadOnlySpan<byte> data)
+    {
+        var r = new FieldReader(data);
+        var seq = r.Long();
+        var maxEvent = r.Long();
+        var wallFloor = r.Long();
+        var rules = Required(r.String());
+        var offsets = new Dictionary<string, long>(StringComparer.Ordinal);
+        for (var i = r.Count(MaxItems); i > 0; i--)
+        {
+            offsets[Required(r.String())] = r.Long();
+        }
+
+        var population = r.Bytes(r.Count(int.MaxValue)).ToArray();
+        var wakes = new Dictionary<string, long>(StringComparer.Ordinal);
+        for (var i = r.Count(int.MaxValue); i > 0; i--)
+        {
+            wakes[Required(r.String())] = r.Long();
+        }
+
+        r.End("journal event", "partition checkpoint");
+        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules);
     }
 
     private static string Required(string? value) => value ?? throw new InvalidDataException("a required field is null");

@@ -1,0 +1,398 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
+using Streaming.Runtime.Customers;
+
+namespace Streaming.Runtime.Partitions;
+
+/// <summary>Settings of partition coordinators.</summary>
+public sealed record PartitionCoordinatorOptions
+{
+    /// <summary>A partition's watermark is its latest event time minus this.</summary>
+    public TimeSpan AllowedLateness { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>A wake-up running this long after its due time (after an outage, say) counts as late.</summary>
+    public TimeSpan LateTimerAfter { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Most messages sent to customers and not yet answered (back-pressure on the ingestion stage).</summary>
+    public int MaxInFlight { get; init; } = 512;
+
+    /// <summary>A snapshot of the whole partition state (all timers) every this many checkpoints; deltas between.</summary>
+    public int SnapshotEvery { get; init; } = 50;
+}
+
+/// <summary>
+/// The journal event of a partition: checkpoint <paramref name="Seq"/> is durable, with the next offset per input
+/// topic, the event-time clock, the population counters and the wake-ups that changed since the previous one
+/// (0: none any more). A snapshot holds every wake-up.
+/// </summary>
+public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string, long> NextOffsets, long MaxEventTicks, long WallFloorTicks, byte[] Population, IReadOnlyDictionary<string, long> Wakes, string RuleVersion);
+
+/// <summary>
+/// The coordinator of one Kafka partition: it sends each record to its customer entity through the shard region, keeps
+/// the partition's event-time clock and the durable wake-ups of all its customers (passivated ones included: Akka.NET
+/// has no durable reminders), counts the population, and runs the checkpoint barrier: no new record goes out, every
+/// answer is in, dead letters are on the broker, every changed customer saves under the checkpoint's number, then the
+/// partition's own state is persisted and only then the listener may commit the offsets.
+/// </summary>
+/// <remarks>
+/// <para>Clock: records carry the watermark that the times of all earlier records give (deterministic whatever the
+/// answers' timing); the partition's confirmed clock, which fires other customers' wake-ups and is persisted, moves
+/// only with records that applied. A record whose change failed moves no confirmed clock.</para>
+/// <para>Effects a customer saved before a crash but that no checkpoint confirmed come back once, in the customer's
+/// first answer to this run (<see cref="CustomerChanged.Recovered"/>), and are counted then.</para>
+/// </remarks>
+public sealed class PartitionCoordinator : ReceivePersistentActor
+{
+    private readonly int _partition;
+    private readonly IActorRef _customers;
+    private readonly IActorRef _listener;
+    private readonly Rules.RuleBook _rules;
+    private readonly PartitionCoordinatorOptions _options;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly long _run = DateTime.UtcNow.Ticks;
+
+    private readonly Dictionary<string, long> _nextOffsets = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _wakes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _changedWakes = new(StringComparer.Ordinal);
+    private readonly PriorityQueue<string, long> _due = new();
+    private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
+    private readonly List<TriggerFiring> _firings = [];
+    private readonly Dictionary<(string Topic, long Offset), long> _pendingTicks = [];
+    private Population _population = new();
+    private string _ruleVersion;
+    private long _maxEventTicks;
+    private long _sentMaxEventTicks;
+    private long _wallFloorTicks;
+    private long _committedSeq;
+    private int _inFlight;
+    private long _timersFired;
+    private long _deadLetters;
+    private int _checkpointsSinceSnapshot;
+
+    // The barrier in progress: its number, and what it still waits for.
+    private long _barrierSeq;
+    private bool _awaitingFlush;
+    private int _awaitingSaves;
+
+    /// <summary>A coordinator for <paramref name="partition"/>, sending to <paramref name="customers"/> (the shard region) and reporting to <paramref name="listener"/>.</summary>
+    public PartitionCoordinator(int partition, IActorRef customers, IActorRef listener, Rules.RuleBook rules, PartitionCoordinatorOptions options)
+    {
+        _partition = partition;
+        _customers = customers;
+        _listener = listener;
+        _rules = rules;
+        _options = options;
+        _ruleVersion = rules.Latest.Version;
+        Recover<SnapshotOffer>(offer => Restore((PartitionCheckpointed)offer.Snapshot, full: true));
+        Recover<PartitionCheckpointed>(e => Restore(e, full: false));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            _changedWakes.Clear();
+            Become(Running);
+            FireDue();
+        });
+    }
+
+    /// <inheritdoc />
+    public override string PersistenceId => "partition-" + _partition;
+
+    /// <summary>Props for the coordinator of <paramref name="partition"/>.</summary>
+    public static Props Props(int partition, IActorRef customers, IActorRef listener, Rules.RuleBook rules, PartitionCoordinatorOptions options) =>
+        Akka.Actor.Props.Create(() => new PartitionCoordinator(partition, customers, listener, rules, options));
+
+    private long Watermark(long maxEventTicks) =>
+        Math.Max(maxEventTicks == 0 ? 0 : Math.Max(1, maxEventTicks - _options.AllowedLateness.Ticks), _wallFloorTicks);
+
+    private PartitionClock Clock(long maxEventTicks)
+    {
+        var watermark = Watermark(maxEventTicks);
+        return new PartitionClock(watermark, watermark - _options.LateTimerAfter.Ticks, _ruleVersion, _committedSeq, _run);
+    }
+
+    private void Restore(PartitionCheckpointed saved, bool full)
+    {
+        _committedSeq = saved.Seq;
+        _nextOffsets.Clear();
+        foreach (var (topic, next) in saved.NextOffsets)
+        {
+            _nextOffsets[topic] = next;
+        }
+
+        _maxEventTicks = _sentMaxEventTicks = saved.MaxEventTicks;
+        _wallFloorTicks = saved.WallFloorTicks;
+        _population = Population.Deserialize(saved.Population);
+        _ruleVersion = saved.RuleVersion;
+        if (full)
+        {
+            _wakes.Clear();
+        }
+
+        foreach (var (customer, wake) in saved.Wakes)
+        {
+            SetWake(customer, wake);
+        }
+    }
+
+    private void Running()
+    {
+        Command<PartitionRecord>(OnRecord);
+        Command<CustomerChanged>(OnChanged);
+        Command<AdvanceIdle>(OnIdle);
+        Command<CheckpointNow>(_ => BeginCheckpoint());
+        Command<DeadLettersFlushed>(OnFlushed);
+        Command<CustomerSaved>(OnSaved);
+        Command<CustomerSaveFailed>(f => AbortCheckpoint($"customer save failed: {f.Reason}"));
+        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))));
+        Command<SaveSnapshotSuccess>(s => DeleteMessages(s.Metadata.SequenceNr));
+        Command<SaveSnapshotFailure>(f => _log.Warning("partition {0}: snapshot failed: {1}", _partition, f.Cause.Message));
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(f => _log.Warning("partition {0}: journal clean-up failed: {1}", _partition, f.Cause.Message));
+    }
+
+    private void OnRecord(PartitionRecord record)
+    {
+        if (_barrierSeq != 0 || _inFlight >= _options.MaxInFlight)
+        {
+            Stash.Stash();
+            return;
+        }
+
+        _nextOffsets[record.Topic] = record.Offset + 1;
+        if (record.Event is not { } evt)
+        {
+            var rejected = record.Rejected ?? new("invalid", "no event");
+            DeadLetter(record.Topic, record.Offset, rejected.Code, rejected.Detail);
+            return;
+        }
+
+        // The record goes out under the clock that all earlier records' times give; its own time counts for later ones.
+        var clock = Clock(_sentMaxEventTicks);
+        _sentMaxEventTicks = Math.Max(_sentMaxEventTicks, evt.OccurredAt.UtcTicks);
+        _pendingTicks[(record.Topic, record.Offset)] = evt.OccurredAt.UtcTicks;
+        _inFlight++;
+        _customers.Tell(new ApplyRecord(evt.CustomerId, _partition, record.Topic, record.Offset, evt, clock));
+    }
+
+    private void OnChanged(CustomerChanged changed)
+    {
+        _inFlight--;
+        foreach (var recovered in changed.Recovered)
+        {
+            Count(recovered);
+        }
+
+        Count(changed.Effects);
+        _timersFired += changed.TimersFired;
+        if (changed.Dirty)
+        {
+            _dirty.Add(changed.CustomerId);
+        }
+
+        SetWake(changed.CustomerId, changed.Exists ? changed.WakeTicks : 0);
+        if (changed.Offset >= 0)
+        {
+            var key = (Topic: changed.Topic ?? "", changed.Offset);
+            _pendingTicks.Remove(key, out var ticks);
+            if (changed.Outcome == ChangeOutcome.Failed)
+            {
+                DeadLetter(key.Topic, changed.Offset, "processing-error", changed.Failure ?? "");
+            }
+            else if (changed.Outcome == ChangeOutcome.Applied && ticks > _maxEventTicks)
+            {
+                _maxEventTicks = ticks;
+                FireDue();
+            }
+        }
+
+        if (_inFlight < _options.MaxInFlight && _barrierSeq == 0)
+        {
+            Stash.UnstashAll();
+        }
+
+        ContinueBarrier();
+    }
+
+    private void OnIdle(AdvanceIdle idle)
+    {
+        var floor = idle.WallTicks - _options.AllowedLateness.Ticks;
+        if (floor > _wallFloorTicks)
+        {
+            _wallFloorTicks = floor;
+            FireDue();
+        }
+    }
+
+    /// <summary>Wakes every customer whose wake-up the confirmed watermark has passed, earliest first.</summary>
+    private void FireDue()
+    {
+        var watermark = Watermark(_maxEventTicks);
+        if (watermark == 0)
+        {
+            return;
+        }
+
+        var clock = Clock(_maxEventTicks);
+        while (_due.TryPeek(out var customer, out var due) && due <= watermark)
+        {
+            _due.Dequeue();
+            if (_wakes.TryGetValue(customer, out var current) && current == due)
+            {
+                // The customer answers with its next wake-up, which replaces this one.
+                _inFlight++;
+                _customers.Tell(new WakeUp(customer, _partition, clock));
+            }
+        }
+    }
+
+    private void SetWake(string customer, long wake)
+    {
+        var previous = _wakes.GetValueOrDefault(customer);
+        if (previous == wake)
+        {
+            return;
+        }
+
+        if (wake == 0)
+        {
+            _wakes.Remove(customer);
+        }
+        else
+        {
+            _wakes[customer] = wake;
+            _due.Enqueue(customer, wake);
+        }
+
+        _changedWakes[customer] = wake;
+        if (wake != 0 && wake <= Watermark(_maxEventTicks) && !IsRecovering)
+        {
+            FireDue();
+        }
+    }
+
+    private void Count(EffectBundle effects)
+    {
+        foreach (var move in effects.Moves)
+        {
+            _population.Recounting = move.Recount;
+            _population.Moved(move.Dimension, move.From, move.To);
+        }
+
+        _population.Recounting = false;
+        foreach (var firing in effects.Fired)
+        {
+            _firings.Add(firing with { Partition = _partition });
+            _population.CountRule(firing.Rule, "fired", TriggerNames.Of(firing.Delivery));
+            if (firing.SuppressedBy is { } check)
+            {
+                _population.CountRule(firing.Rule, "suppressed", check);
+            }
+        }
+
+        foreach (var conversion in effects.Converted)
+        {
+            _population.CountRule(conversion.Rule, "converted", TriggerNames.Of(conversion.Delivery));
+        }
+    }
+
+    private void DeadLetter(string topic, long offset, string code, string detail)
+    {
+        _deadLetters++;
+        _listener.Tell(new DeadLettered(_partition, topic, offset, code, detail));
+    }
+
+    private void BeginCheckpoint()
+    {
+        if (_barrierSeq != 0)
+        {
+            return;
+        }
+
+        _barrierSeq = _committedSeq + 1;
+        _awaitingFlush = true;
+        _listener.Tell(new FlushDeadLetters(_partition, _barrierSeq));
+    }
+
+    private void OnFlushed(DeadLettersFlushed flushed)
+    {
+        if (flushed.Seq != _barrierSeq)
+        {
+            return;
+        }
+
+        _awaitingFlush = false;
+        ContinueBarrier();
+    }
+
+    /// <summary>Once every answer is in and the dead letters are out: the changed customers save, then the partition.</summary>
+    private void ContinueBarrier()
+    {
+        if (_barrierSeq == 0 || _awaitingFlush || _inFlight > 0 || _awaitingSaves > 0)
+        {
+            return;
+        }
+
+        if (_awaitingSaves == 0 && _dirty.Count > 0)
+        {
+            _awaitingSaves = _dirty.Count;
+            foreach (var customer in _dirty)
+            {
+                _customers.Tell(new SaveCustomer(customer, _partition, _barrierSeq));
+            }
+
+            return;
+        }
+
+        PersistCheckpoint();
+    }
+
+    private void OnSaved(CustomerSaved saved)
+    {
+        if (saved.Seq != _barrierSeq || _awaitingSaves == 0)
+        {
+            return;
+        }
+
+        if (--_awaitingSaves == 0)
+        {
+            PersistCheckpoint();
+        }
+    }
+
+    private void PersistCheckpoint()
+    {
+        var seq = _barrierSeq;
+        var changed = _dirty.ToList();
+        var firings = _firings.ToList();
+        var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion);
+        Persist(saved, e =>
+        {
+            _committedSeq = e.Seq;
+            _dirty.Clear();
+            _firings.Clear();
+            _changedWakes.Clear();
+            _barrierSeq = 0;
+            _listener.Tell(new CheckpointCompleted(_partition, e.Seq, e.NextOffsets, firings, changed));
+            if (++_checkpointsSinceSnapshot >= _options.SnapshotEvery)
+            {
+                _checkpointsSinceSnapshot = 0;
+                SaveSnapshot(e with { Wakes = new Dictionary<string, long>(_wakes, StringComparer.Ordinal) });
+            }
+
+            Stash.UnstashAll();
+        });
+    }
+
+    private void AbortCheckpoint(string reason)
+    {
+        var seq = _barrierSeq;
+        _log.Error("partition {0}: checkpoint {1} failed: {2}", _partition, seq, reason);
+        _listener.Tell(new CheckpointFailed(_partition, seq, reason));
+
+        // A customer whose save failed stopped and lost its unsaved changes: the partition must be re-read from its
+        // committed offsets. Restarting the coordinator recovers the committed state; the ingestion stage seeks.
+        throw new InvalidOperationException($"partition {_partition}: checkpoint {seq} failed: {reason}");
+    }
+}

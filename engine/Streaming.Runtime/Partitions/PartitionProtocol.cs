@@ -1,0 +1,63 @@
+using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
+
+namespace Streaming.Runtime.Partitions;
+
+/// <summary>
+/// One input record of the coordinator's partition, decoded by the ingestion stage: either an event or the reason it
+/// could not be decoded (then it is only dead-lettered and its offset counted).
+/// </summary>
+/// <param name="Topic">The input topic's name.</param>
+/// <param name="Offset">The record's offset in its topic partition.</param>
+/// <param name="Event">The decoded event, or null when <paramref name="Rejected"/> says why not.</param>
+/// <param name="Rejected">The decoder's verdict for a record that is dead-lettered without reaching a customer.</param>
+public sealed record PartitionRecord(string Topic, long Offset, CustomerEvent? Event, DecodeError? Rejected = null);
+
+/// <summary>Start a checkpoint now (the ingestion stage sends it every N records or every interval).</summary>
+public sealed record CheckpointNow
+{
+    /// <summary>The one instance.</summary>
+    public static CheckpointNow Instance { get; } = new();
+}
+
+/// <summary>
+/// Hybrid time: the partition has been quiet, so its watermark may follow the wall clock (UTC ticks, minus the
+/// allowed lateness) and timers still fire. Never moves the watermark back.
+/// </summary>
+public sealed record AdvanceIdle(long WallTicks);
+
+/// <summary>A record the partition dead-letters, with the reason (code as in CONTRACTS.md dead letters).</summary>
+public sealed record DeadLettered(int Partition, string Topic, long Offset, string Code, string Detail);
+
+/// <summary>
+/// Asked of the listener at the checkpoint barrier: answer <see cref="DeadLettersFlushed"/> once every dead letter
+/// reported so far is on the broker. A checkpoint never covers a dead letter the broker has not acknowledged.
+/// </summary>
+public sealed record FlushDeadLetters(int Partition, long Seq);
+
+/// <summary>The listener's answer to <see cref="FlushDeadLetters"/>.</summary>
+public sealed record DeadLettersFlushed(int Partition, long Seq);
+
+/// <summary>
+/// Checkpoint <paramref name="Seq"/> of the partition is durable: every customer changed before it is saved and the
+/// partition's own state (offsets, clock, timers, population) is persisted. The listener now commits
+/// <paramref name="NextOffsets"/> to Kafka and publishes <paramref name="Firings"/> (at least once; ids are stable).
+/// </summary>
+public sealed record CheckpointCompleted(int Partition, long Seq, IReadOnlyDictionary<string, long> NextOffsets, IReadOnlyList<TriggerFiring> Firings, IReadOnlyList<string> ChangedCustomers);
+
+/// <summary>A checkpoint could not complete (a customer's save failed); nothing of it is committed.</summary>
+public sealed record CheckpointFailed(int Partition, long Seq, string Reason);
+
+/// <summary>Asks the coordinator for its counters. Answered with <see cref="PartitionStatus"/>.</summary>
+public sealed record GetPartitionStatus
+{
+    /// <summary>The one instance.</summary>
+    public static GetPartitionStatus Instance { get; } = new();
+}
+
+/// <summary>What a coordinator knows of its partition.</summary>
+/// <param name="WatermarkTicks">The confirmed watermark (UTC ticks; 0 before the first event).</param>
+/// <param name="CommittedSeq">The last durable checkpoint.</param>
+/// <param name="Timers">Customers with a pending wake-up.</param>
+/// <param name="InFlight">Messages sent to customers and not yet answered.</param>
+public sealed record PartitionStatus(int Partition, long WatermarkTicks, long MaxEventTicks, long CommittedSeq, int Timers, int InFlight, long TimersFired, long DeadLetters, IReadOnlyDictionary<(string Dimension, string Value), long> Counts);

@@ -1,0 +1,148 @@
+using Akka.Actor;
+using Akka.TestKit;
+using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
+using Streaming.Runtime.Customers;
+using Streaming.Runtime.Partitions;
+using Streaming.Runtime.Rules;
+using Xunit.Abstractions;
+
+namespace Streaming.Runtime.Tests;
+
+/// <summary>
+/// The partition coordinator with real customer entities on an in-memory journal (a local stand-in routes by customer
+/// id, as the shard region does): the clock, wake-ups of customers without records, the checkpoint barrier, dead
+/// letters and recovery. Expected counts come from the default rule file's thresholds, worked out here.
+/// </summary>
+public sealed class PartitionCoordinatorTests(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(CustomerEntityTests.RuntimeConfig, nameof(PartitionCoordinatorTests), output)
+{
+    private static readonly DateTimeOffset T0 = new(2024, 3, 1, 12, 0, 0, TimeSpan.Zero);
+    private readonly RuleBook _book = new(RuleSetLoader.Default);
+
+    private static OrderEvent Order(string customer, string orderId, decimal amount, DateTimeOffset at) => new()
+    {
+        EventId = "e-" + orderId,
+        CustomerId = customer,
+        OccurredAt = at,
+        Type = EventType.OrderPlaced,
+        OrderId = orderId,
+        Amount = amount,
+        ItemCount = 1,
+    };
+
+    private (IActorRef Coordinator, TestProbe Listener) Start(int partition, IActorRef? customers = null)
+    {
+        var listener = CreateTestProbe();
+        customers ??= Sys.ActorOf(Props.Create(() => new LocalCustomers(_book)));
+        var coordinator = Sys.ActorOf(PartitionCoordinator.Props(partition, customers, listener, _book, new PartitionCoordinatorOptions()));
+        return (coordinator, listener);
+    }
+
+    private static CheckpointCompleted Checkpoint(IActorRef coordinator, TestProbe listener)
+    {
+        coordinator.Tell(CheckpointNow.Instance);
+        var flush = listener.FishForMessage<FlushDeadLetters>(_ => true);
+        listener.Reply(new DeadLettersFlushed(flush.Partition, flush.Seq));
+        return listener.FishForMessage<CheckpointCompleted>(_ => true);
+    }
+
+    private PartitionStatus Status(IActorRef coordinator)
+    {
+        coordinator.Tell(GetPartitionStatus.Instance);
+        return ExpectMsg<PartitionStatus>();
+    }
+
+    [Fact]
+    public void The_watermark_wakes_a_customer_without_records_of_its_own_and_the_checkpoint_covers_every_offset()
+    {
+        var (coordinator, listener) = Start(1);
+
+        // a orders at day 0 ("new" for 30 days); b orders at day 40: the watermark (day 40 minus 5 minutes) passes a's
+        // wake-up at day 30, so a becomes "active" with no record of its own.
+        coordinator.Tell(new PartitionRecord("orders", 10, Order("a", "a1", 25m, T0)));
+        coordinator.Tell(new PartitionRecord("orders", 11, null, new DecodeError("invalid-json", "unexpected end")));
+        coordinator.Tell(new PartitionRecord("orders", 12, Order("b", "b1", 35m, T0.AddDays(40))));
+        var dead = listener.ExpectMsg<DeadLettered>();
+        Assert.Equal(("orders", 11L, "invalid-json"), (dead.Topic, dead.Offset, dead.Code));
+
+        var done = Checkpoint(coordinator, listener);
+        Assert.Equal(1, done.Seq);
+        Assert.Equal(13, done.NextOffsets["orders"]);
+        Assert.Equal(["a", "b"], done.ChangedCustomers.Order(StringComparer.Ordinal));
+
+        var status = Status(coordinator);
+        Assert.Equal(T0.AddDays(40).UtcTicks, status.MaxEventTicks);
+        Assert.Equal(1, status.Counts.GetValueOrDefault(("lifecycle", "active")));
+        Assert.Equal(1, status.Counts.GetValueOrDefault(("lifecycle", "new")));
+        Assert.True(status.TimersFired >= 1);
+        Assert.Equal(0, status.InFlight);
+    }
+
+    [Fact]
+    public void A_record_whose_change_fails_is_dead_lettered_and_moves_no_clock()
+    {
+        var (coordinator, listener) = Start(2);
+        coordinator.Tell(new PartitionRecord("orders", 0, Order("big", "x", decimal.MaxValue, T0)));
+        coordinator.Tell(new PartitionRecord("orders", 1, Order("big", "y", 1m, T0.AddDays(3))));
+        var dead = listener.ExpectMsg<DeadLettered>();
+        Assert.Equal((1L, "processing-error"), (dead.Offset, dead.Code));
+        Checkpoint(coordinator, listener);
+        Assert.Equal(T0.UtcTicks, Status(coordinator).MaxEventTicks);
+    }
+
+    [Fact]
+    public void A_restarted_coordinator_resumes_from_its_last_checkpoint()
+    {
+        var customers = Sys.ActorOf(Props.Create(() => new LocalCustomers(_book)));
+        var (coordinator, listener) = Start(3, customers);
+        for (var i = 0; i < 6; i++)
+        {
+            coordinator.Tell(new PartitionRecord("orders", i, Order("c" + (i % 3), "o" + i, 10m, T0.AddHours(i))));
+        }
+
+        Checkpoint(coordinator, listener);
+
+        // The node dies after one more record: changes after the checkpoint are not durable. The restarted coordinator
+        // has the checkpoint's offsets and counts, its customers recover from their saves, and the record comes again.
+        coordinator.Tell(new PartitionRecord("orders", 6, Order("c9", "o6", 10m, T0.AddHours(7))));
+        foreach (var actor in new[] { coordinator, customers })
+        {
+            Watch(actor);
+            Sys.Stop(actor);
+            ExpectTerminated(actor);
+        }
+
+        var (again, listener2) = Start(3);
+        var status = Status(again);
+        Assert.Equal(1, status.CommittedSeq);
+        Assert.Equal(T0.AddHours(5).UtcTicks, status.MaxEventTicks);
+        // Two orders each: not "new" (exactly one order) but "active" (last order within 90 days).
+        Assert.Equal(3, status.Counts.GetValueOrDefault(("lifecycle", "active")));
+        Assert.Equal(0, status.Counts.GetValueOrDefault(("lifecycle", "new")));
+        again.Tell(new PartitionRecord("orders", 6, Order("c9", "o6", 10m, T0.AddHours(7))));
+        var done = Checkpoint(again, listener2);
+        Assert.Equal(2, done.Seq);
+        Assert.Equal(7, done.NextOffsets["orders"]);
+        Assert.Equal(1, Status(again).Counts.GetValueOrDefault(("lifecycle", "new")));
+        Assert.Equal(3, Status(again).Counts.GetValueOrDefault(("lifecycle", "active")));
+    }
+
+    /// <summary>Routes customer commands to one child entity per customer, as a shard region does on one node.</summary>
+    private sealed class LocalCustomers : ReceiveActor
+    {
+        public LocalCustomers(RuleBook book)
+        {
+            Receive<ICustomerCommand>(m =>
+            {
+                var name = Uri.EscapeDataString(m.CustomerId);
+                var child = Context.Child(name);
+                if (child.IsNobody())
+                {
+                    child = Context.ActorOf(CustomerEntity.Props(m.CustomerId, new CustomerEntityOptions(), book), name);
+                }
+
+                child.Forward(m);
+            });
+        }
+    }
+}
