@@ -81,9 +81,11 @@ public sealed class CustomerEntity : ReceivePersistentActor
     /// <summary>Saved effects that no completed checkpoint covers yet, oldest first.</summary>
     private List<EffectBundle> _unconfirmed = [];
     private long _reportedRun;
-    private long _savedSeq;
     private bool _dirty;
     private int _savesSinceSnapshot;
+
+    /// <summary>The partition's last completed checkpoint, as the last clock said.</summary>
+    private long _lastCommitted;
 
     /// <summary>The shard (Kafka partition) of the customer, from the last command.</summary>
     private int _partition = -1;
@@ -121,7 +123,6 @@ public sealed class CustomerEntity : ReceivePersistentActor
             _nextOffsets[topic] = next;
         }
 
-        _savedSeq = saved.Seq;
         _reportedRun = saved.ReportedRun;
         _unconfirmed = [.. saved.Unconfirmed];
     }
@@ -135,6 +136,10 @@ public sealed class CustomerEntity : ReceivePersistentActor
         Command<SaveCustomer>(m => Save(m.Seq, saved => Sender.Tell(saved)));
         Command<GetCustomer>(m => Sender.Tell(new CustomerFound(_customerId, m.Partition, Copy())));
         Command<PassivateCustomer>(OnPassivate);
+
+        // The shard hands the customer off (its partition moved to another node): what changed since the last
+        // checkpoint is saved under the next checkpoint's number, so the new owner reports it once as recovered.
+        Command<StopEntity>(_ => Save(_lastCommitted + 1, _ => Context.Stop(Self)));
         Command<SaveSnapshotSuccess>(OnSnapshotSaved);
         Command<SaveSnapshotFailure>(f => _log.Warning("customer {0}: snapshot {1} failed: {2}", _customerId, f.Metadata.SequenceNr, f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -237,7 +242,6 @@ public sealed class CustomerEntity : ReceivePersistentActor
         // stopping (the shard buffers anything later and starts the entity again).
         Active();
         Phase = EntityPhase.Passivating;
-        Command<StopEntity>(_ => Save(_savedSeq, _ => Context.Stop(Self)));
     }
 
     /// <summary>Persists the changes since the last save under checkpoint <paramref name="seq"/>, then calls <paramref name="done"/>.</summary>
@@ -256,7 +260,6 @@ public sealed class CustomerEntity : ReceivePersistentActor
             _dirty = false;
             _unsaved = EffectBundle.Empty;
             _unconfirmed = [.. e.Unconfirmed];
-            _savedSeq = e.Seq;
             done(new CustomerSaved(_customerId, _partition, seq, Written: true));
             if (++_savesSinceSnapshot >= _options.SnapshotEvery)
             {
@@ -301,6 +304,7 @@ public sealed class CustomerEntity : ReceivePersistentActor
     /// <summary>Drops saved effects a completed checkpoint covers.</summary>
     private void Confirm(PartitionClock clock)
     {
+        _lastCommitted = Math.Max(_lastCommitted, clock.CommittedSeq);
         if (_unconfirmed.Count > 0 && _unconfirmed[0].Seq <= clock.CommittedSeq)
         {
             _unconfirmed.RemoveAll(b => b.Seq <= clock.CommittedSeq);
@@ -346,7 +350,7 @@ public sealed class CustomerEntity : ReceivePersistentActor
         return copy;
     }
 
-    /// <summary>The message the shard sends back to stop a passivating entity.</summary>
+    /// <summary>The message the shard sends to stop the entity: after a passivation request, or at a hand-off.</summary>
     public sealed class StopEntity
     {
         /// <summary>The one instance.</summary>

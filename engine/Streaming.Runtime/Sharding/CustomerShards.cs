@@ -1,0 +1,42 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Cluster.Sharding.External;
+using Streaming.Runtime.Customers;
+using Streaming.Runtime.Rules;
+
+namespace Streaming.Runtime.Sharding;
+
+/// <summary>
+/// The customers' shard region. Shards are Kafka partitions, allocated by <see cref="ExternalShardAllocationStrategy"/>
+/// to the node whose consumer owns the partition (the pattern Alpakka Kafka calls Kafka cluster sharding): the
+/// consumer's assignment callbacks call <see cref="AssignAsync"/>, so records never cross the network. Akka.Hosting's
+/// <c>WithShardRegion</c> takes no allocation strategy, hence this starter.
+/// </summary>
+public static class CustomerShards
+{
+    /// <summary>The sharding type name (also the external allocation's key).</summary>
+    public const string TypeName = "customer";
+
+    /// <summary>Starts the region on this node; messages to it are <see cref="ICustomerCommand"/>s.</summary>
+    public static Task<IActorRef> StartAsync(ActorSystem system, CustomerEntityOptions options, RuleBook rules) =>
+        ClusterSharding.Get(system).StartAsync(
+            TypeName,
+            customerId => CustomerEntity.Props(customerId, options, rules),
+            ClusterShardingSettings.Create(system),
+            new PartitionMessageExtractor(),
+            new ExternalShardAllocationStrategy(system, TypeName),
+            CustomerEntity.StopEntity.Instance);
+
+    /// <summary>
+    /// The consumer on this node was assigned <paramref name="partitions"/>: their shards are to live here. Completes
+    /// when the locations are replicated (distributed data, majority).
+    /// </summary>
+    public static Task AssignAsync(ActorSystem system, IEnumerable<int> partitions)
+    {
+        var self = Cluster.Get(system).SelfAddress;
+        var locations = partitions.ToImmutableDictionary(PartitionMessageExtractor.ShardOf, _ => self);
+        return ExternalShardAllocation.Get(system).ClientFor(TypeName).UpdateShardLocations(locations);
+    }
+}
