@@ -21,14 +21,7 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     internal const string RuntimeConfig = """
         akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
         akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
-        akka.actor.serializers.streaming = "Streaming.Runtime.Serialization.RuntimeSerializer, Streaming.Runtime"
-        akka.actor.serialization-bindings {
-          "Streaming.Runtime.Customers.CustomerCheckpointed, Streaming.Runtime" = streaming
-        }
-        akka.actor.serialization-identifiers {
-          "Streaming.Runtime.Serialization.RuntimeSerializer, Streaming.Runtime" = 7301
-        }
-        """;
+        """ + "\n" + RuntimeSerialization.Hocon;
 
     private static readonly DateTimeOffset T0 = new(2024, 3, 1, 12, 0, 0, TimeSpan.Zero);
     private static readonly RuleSet Rules = RuleSetLoader.Default;

@@ -1,0 +1,17 @@
+namespace Streaming.Runtime.Serialization;
+
+/// <summary>The actor-system configuration that binds what the runtime persists to <see cref="RuntimeSerializer"/>.</summary>
+public static class RuntimeSerialization
+{
+    /// <summary>HOCON: the serializer, its id (<see cref="RuntimeSerializer.Id"/>) and its bindings.</summary>
+    public const string Hocon = """
+        akka.actor.serializers.streaming = "Streaming.Runtime.Serialization.RuntimeSerializer, Streaming.Runtime"
+        akka.actor.serialization-bindings {
+          "Streaming.Runtime.Customers.CustomerCheckpointed, Streaming.Runtime" = streaming
+          "Streaming.Runtime.Partitions.PartitionCheckpointed, Streaming.Runtime" = streaming
+        }
+        akka.actor.serialization-identifiers {
+          "Streaming.Runtime.Serialization.RuntimeSerializer, Streaming.Runtime" = 7301
+        }
+        """;
+}
