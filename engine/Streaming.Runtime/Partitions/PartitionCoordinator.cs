@@ -61,6 +61,9 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
     private readonly List<TriggerFiring> _firings = [];
     private readonly Dictionary<(string Topic, long Offset), long> _pendingTicks = [];
+
+    /// <summary>Records that arrived while the barrier was up or the in-flight bound was reached, in arrival order.</summary>
+    private readonly Queue<PartitionRecord> _waiting = new();
     private Population _population = new();
     private string _ruleVersion;
     private long _maxEventTicks;
@@ -145,7 +148,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         Command<DeadLettersFlushed>(OnFlushed);
         Command<CustomerSaved>(OnSaved);
         Command<CustomerSaveFailed>(f => AbortCheckpoint($"customer save failed: {f.Reason}"));
-        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))));
+        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))));
         Command<SaveSnapshotSuccess>(s => DeleteMessages(s.Metadata.SequenceNr));
         Command<SaveSnapshotFailure>(f => _log.Warning("partition {0}: snapshot failed: {1}", _partition, f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -154,12 +157,26 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
 
     private void OnRecord(PartitionRecord record)
     {
-        if (_barrierSeq != 0 || _inFlight >= _options.MaxInFlight)
+        if (_barrierSeq != 0 || _inFlight >= _options.MaxInFlight || _waiting.Count > 0)
         {
-            Stash.Stash();
+            _waiting.Enqueue(record);
             return;
         }
 
+        Send(record);
+    }
+
+    /// <summary>Sends waiting records, in order, while no barrier is up and the in-flight bound allows.</summary>
+    private void Drain()
+    {
+        while (_barrierSeq == 0 && _inFlight < _options.MaxInFlight && _waiting.TryDequeue(out var record))
+        {
+            Send(record);
+        }
+    }
+
+    private void Send(PartitionRecord record)
+    {
         _nextOffsets[record.Topic] = record.Offset + 1;
         if (record.Event is not { } evt)
         {
@@ -207,11 +224,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             }
         }
 
-        if (_inFlight < _options.MaxInFlight && _barrierSeq == 0)
-        {
-            Stash.UnstashAll();
-        }
-
+        Drain();
         ContinueBarrier();
     }
 
@@ -381,7 +394,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
                 SaveSnapshot(e with { Wakes = new Dictionary<string, long>(_wakes, StringComparer.Ordinal) });
             }
 
-            Stash.UnstashAll();
+            Drain();
         });
     }
 

@@ -60,4 +60,5 @@ public sealed record GetPartitionStatus
 /// <param name="CommittedSeq">The last durable checkpoint.</param>
 /// <param name="Timers">Customers with a pending wake-up.</param>
 /// <param name="InFlight">Messages sent to customers and not yet answered.</param>
-public sealed record PartitionStatus(int Partition, long WatermarkTicks, long MaxEventTicks, long CommittedSeq, int Timers, int InFlight, long TimersFired, long DeadLetters, IReadOnlyDictionary<(string Dimension, string Value), long> Counts);
+/// <param name="Waiting">Records received and not yet sent (barrier up or in-flight bound reached).</param>
+public sealed record PartitionStatus(int Partition, long WatermarkTicks, long MaxEventTicks, long CommittedSeq, int Timers, int InFlight, int Waiting, long TimersFired, long DeadLetters, IReadOnlyDictionary<(string Dimension, string Value), long> Counts);
