@@ -53,7 +53,7 @@ public sealed class ConsoleBrowserTests(ConsoleEngine fixture, ITestOutputHelper
                 var bars = chart.GetProperty("series")[0].GetProperty("data").EnumerateArray().Select(v => v.GetInt64()).ToList();
                 Assert.Equal(
                     expected.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => (e.Key.Replace('_', ' '), e.Value)),
-                    labels.Zip(bars).OrderBy(b => b.First, StringComparer.Ordinal).Select(b => (b.First, b.Second)));
+                    labels.Zip(bars, (label, bar) => (Label: label, Bar: bar)).OrderBy(b => b.Label, StringComparer.Ordinal).Select(b => (b.Label, b.Bar)));
             }
 
             // The Sankey diagram draws each lifecycle transition with the API's count.
