@@ -62,6 +62,9 @@ public static class ActorStore
               auto-initialize = true
               parallelism = {{(options.Provider == StoreProvider.Sqlite ? 1 : 4)}}
               batch-size = {{options.BatchSize}}
+              # One writer per persistence id is sharding's job (an entity lives on one node). The filter would start an
+              # actor for every recovery, that is for every customer loaded (measured: 9% of the runtime's CPU over 30,000 new customers).
+              replay-filter.mode = off
             }
             akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.sql"
             akka.persistence.snapshot-store.sql {

@@ -65,14 +65,20 @@ public enum EntityPhase
 /// <para>Time: each message carries the partition's watermark; wake-ups due by then run before the message's own change,
 /// each at its own instant, so the result does not depend on when the coordinator's wake-up arrives.</para>
 /// </remarks>
-public sealed class CustomerEntity : ReceivePersistentActor
+public sealed class CustomerEntity : PersistentActor
 {
     private readonly string _customerId;
     private readonly CustomerEntityOptions _options;
     private readonly RuleBook _rules;
-    private readonly CustomerChange _change = new();
     private readonly Dictionary<string, long> _nextOffsets = new(StringComparer.Ordinal);
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    /// <summary>
+    /// The core's change runner of this thread: a message is handled start to end on one thread, so entities share one
+    /// per thread instead of each keeping its own undo copy of a customer.
+    /// </summary>
+    [ThreadStatic]
+    private static CustomerChange? t_change;
+    private ILoggingAdapter? _log;
     private CustomerState? _state;
 
     /// <summary>Effects since the last save.</summary>
@@ -96,10 +102,11 @@ public sealed class CustomerEntity : ReceivePersistentActor
         _customerId = customerId;
         _options = options;
         _rules = rules;
-        Recover<SnapshotOffer>(offer => Restore((CustomerCheckpointed)offer.Snapshot));
-        Recover<CustomerCheckpointed>(Restore);
-        Recover<RecoveryCompleted>(_ => Become(Active));
     }
+
+    private static CustomerChange Change => t_change ??= new CustomerChange();
+
+    private ILoggingAdapter Logger => _log ??= Context.GetLogger();
 
     /// <inheritdoc />
     public override string PersistenceId => "customer-" + _customerId;
@@ -111,8 +118,13 @@ public sealed class CustomerEntity : ReceivePersistentActor
     public EntityPhase Phase { get; private set; } = EntityPhase.Loading;
 
     /// <summary>Props for <paramref name="customerId"/> (the sharding entity factory).</summary>
+    /// <remarks>
+    /// Through a producer, not <c>Props.Create(() =&gt; new …)</c>: that form reads the expression's arguments by
+    /// reflection and builds the actor through the activator, which for one entity per customer cost about a tenth of
+    /// the runtime's CPU (measured with dotnet-trace over 30,000 new customers).
+    /// </remarks>
     public static Props Props(string customerId, CustomerEntityOptions options, RuleBook rules) =>
-        Akka.Actor.Props.Create(() => new CustomerEntity(customerId, options, rules));
+        Akka.Actor.Props.CreateBy(new Producer(customerId, options, rules));
 
     private void Restore(CustomerCheckpointed saved)
     {
@@ -127,25 +139,78 @@ public sealed class CustomerEntity : ReceivePersistentActor
         _unconfirmed = [.. saved.Unconfirmed];
     }
 
-    private void Active()
+    /// <inheritdoc />
+    protected override bool ReceiveRecover(object message)
     {
-        Phase = EntityPhase.Active;
-        Command<ApplyRecord>(OnRecord);
-        Command<WakeUp>(m => Reply(Advance(m.Clock, -1)));
-        Command<Reevaluate>(OnReevaluate);
-        Command<SaveCustomer>(m => Save(m.Seq, saved => Sender.Tell(saved)));
-        Command<GetCustomer>(m => Sender.Tell(new CustomerFound(_customerId, m.Partition, Copy())));
-        Command<PassivateCustomer>(OnPassivate);
+        switch (message)
+        {
+            case SnapshotOffer offer:
+                Restore((CustomerCheckpointed)offer.Snapshot);
+                return true;
+            case CustomerCheckpointed saved:
+                Restore(saved);
+                return true;
+            case RecoveryCompleted:
+                Phase = EntityPhase.Active;
+                return true;
+            default:
+                return false;
+        }
+    }
 
-        // The shard hands the customer off (its partition moved to another node): what changed since the last
-        // checkpoint is saved under the next checkpoint's number, so the new owner reports it once as recovered.
-        Command<StopEntity>(_ => Save(_lastCommitted + 1, _ => Context.Stop(Self)));
-        Command<SaveSnapshotSuccess>(OnSnapshotSaved);
-        Command<SaveSnapshotFailure>(f => _log.Warning("customer {0}: snapshot {1} failed: {2}", _customerId, f.Metadata.SequenceNr, f.Cause.Message));
-        Command<DeleteMessagesSuccess>(_ => { });
-        Command<DeleteMessagesFailure>(f => _log.Warning("customer {0}: journal clean-up failed: {1}", _customerId, f.Cause.Message));
-        Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(f => _log.Warning("customer {0}: snapshot clean-up failed: {1}", _customerId, f.Cause.Message));
+    /// <inheritdoc />
+    /// <remarks>
+    /// A passivating entity serves the same commands: messages sent before the shard saw the request still arrive, and
+    /// what they change is saved before the stop (the shard buffers anything later and starts the entity again).
+    /// Pattern matching rather than typed <c>Command&lt;T&gt;</c> handlers: those are compiled per actor instance, which
+    /// for a short-lived entity per customer cost more than its whole first record.
+    /// </remarks>
+    protected override bool ReceiveCommand(object message)
+    {
+        switch (message)
+        {
+            case ApplyRecord m:
+                OnRecord(m);
+                return true;
+            case WakeUp m:
+                Reply(Advance(m.Clock, -1));
+                return true;
+            case Reevaluate m:
+                OnReevaluate(m);
+                return true;
+            case SaveCustomer m:
+                var asker = Sender;
+                Save(m.Seq, saved => asker.Tell(saved));
+                return true;
+            case GetCustomer m:
+                Sender.Tell(new CustomerFound(_customerId, m.Partition, Copy()));
+                return true;
+            case PassivateCustomer m:
+                OnPassivate(m);
+                return true;
+
+            // The shard hands the customer off (its partition moved to another node): what changed since the last
+            // checkpoint is saved under the next checkpoint's number, so the new owner reports it once as recovered.
+            case StopEntity:
+                Save(_lastCommitted + 1, _ => Context.Stop(Self));
+                return true;
+            case SaveSnapshotSuccess success:
+                OnSnapshotSaved(success);
+                return true;
+            case SaveSnapshotFailure f:
+                Logger.Warning("customer {0}: snapshot {1} failed: {2}", _customerId, f.Metadata.SequenceNr, f.Cause.Message);
+                return true;
+            case DeleteMessagesSuccess or DeleteSnapshotsSuccess:
+                return true;
+            case DeleteMessagesFailure f:
+                Logger.Warning("customer {0}: journal clean-up failed: {1}", _customerId, f.Cause.Message);
+                return true;
+            case DeleteSnapshotsFailure f:
+                Logger.Warning("customer {0}: snapshot clean-up failed: {1}", _customerId, f.Cause.Message);
+                return true;
+            default:
+                return false;
+        }
     }
 
     private void OnRecord(ApplyRecord m)
@@ -163,7 +228,7 @@ public sealed class CustomerEntity : ReceivePersistentActor
         var rules = _rules.Get(m.Clock.RuleVersion);
         var fresh = _state is null;
         var state = _state ?? new CustomerState(_customerId);
-        if (!_change.TryApply(state, m.Event, fresh, _options.Actor, rules, out var result, out var failure))
+        if (!Change.TryApply(state, m.Event, fresh, _options.Actor, rules, out var result, out var failure))
         {
             Reply(advanced with { Outcome = ChangeOutcome.Failed, Failure = failure, Exists = _state is not null });
             return;
@@ -172,7 +237,7 @@ public sealed class CustomerEntity : ReceivePersistentActor
         _state = state;
         _nextOffsets[m.Topic] = m.Offset + 1;
         _dirty = true;
-        var effects = EffectBundle.From(_change.Effects);
+        var effects = EffectBundle.From(Change.Effects);
         _unsaved = _unsaved.Then(effects);
         var outcome = result == ApplyResult.Duplicate ? ChangeOutcome.Duplicate : ChangeOutcome.Applied;
         Reply(advanced with { Outcome = outcome, Effects = advanced.Effects.Then(effects), WakeTicks = state.WakeTicks, Exists = true, Dirty = true });
@@ -187,18 +252,18 @@ public sealed class CustomerEntity : ReceivePersistentActor
             return Changed(0, offset, ChangeOutcome.Advanced, null, EffectBundle.Empty, 0, 0, clock);
         }
 
-        if (!_change.TryAdvance(state, clock.WatermarkTicks, clock.LateBeforeTicks, _rules.Get(clock.RuleVersion), out var fired, out var late, out var failure))
+        if (!Change.TryAdvance(state, clock.WatermarkTicks, clock.LateBeforeTicks, _rules.Get(clock.RuleVersion), out var fired, out var late, out var failure))
         {
             // The customer keeps its state and this wake-up is dropped (its next event derives a new one), so a failing
             // rule cannot hold the partition in a loop.
-            _log.Warning("customer {0}: wake-up failed: {1}", _customerId, failure);
+            Logger.Warning("customer {0}: wake-up failed: {1}", _customerId, failure);
             state.WakeTicks = 0;
             _dirty = true;
             return Changed(0, offset, ChangeOutcome.Failed, failure, EffectBundle.Empty, 0, 0, clock);
         }
 
         _dirty = true;
-        var effects = EffectBundle.From(_change.Effects);
+        var effects = EffectBundle.From(Change.Effects);
         _unsaved = _unsaved.Then(effects);
         return Changed(0, offset, ChangeOutcome.Advanced, null, effects, fired, late, clock);
     }
@@ -212,15 +277,15 @@ public sealed class CustomerEntity : ReceivePersistentActor
             return;
         }
 
-        if (!_change.TryReevaluate(state, m.Clock.WatermarkTicks, _rules.Get(m.Clock.RuleVersion), out var failure))
+        if (!Change.TryReevaluate(state, m.Clock.WatermarkTicks, _rules.Get(m.Clock.RuleVersion), out var failure))
         {
-            _log.Warning("customer {0}: re-evaluation under rules {1} failed: {2}", _customerId, m.Clock.RuleVersion, failure);
+            Logger.Warning("customer {0}: re-evaluation under rules {1} failed: {2}", _customerId, m.Clock.RuleVersion, failure);
             Reply(advanced with { Outcome = ChangeOutcome.Failed, Failure = failure });
             return;
         }
 
         _dirty = true;
-        var effects = EffectBundle.From(_change.Effects).AsRecount();
+        var effects = EffectBundle.From(Change.Effects).AsRecount();
         _unsaved = _unsaved.Then(effects);
         Reply(advanced with { Effects = advanced.Effects.Then(effects), WakeTicks = state.WakeTicks, Dirty = true });
     }
@@ -232,16 +297,7 @@ public sealed class CustomerEntity : ReceivePersistentActor
             Phase = EntityPhase.Passivating;
             Sender.Tell(new CustomerPassivated(_customerId, m.Partition));
             Context.Parent.Tell(new Passivate(StopEntity.Instance));
-            Become(Passivating);
         });
-    }
-
-    private void Passivating()
-    {
-        // Messages sent before the shard saw the request still arrive here: serve them, and save what they change before
-        // stopping (the shard buffers anything later and starts the entity again).
-        Active();
-        Phase = EntityPhase.Passivating;
     }
 
     /// <summary>Persists the changes since the last save under checkpoint <paramref name="seq"/>, then calls <paramref name="done"/>.</summary>
@@ -280,7 +336,7 @@ public sealed class CustomerEntity : ReceivePersistentActor
     {
         // Akka stops an entity whose write failed; its changes since the last save are redone from the uncommitted
         // Kafka offsets, and the checkpoint that asked for the save never completes.
-        _log.Error(cause, "customer {0}: save {1} failed", _customerId, sequenceNr);
+        Logger.Error(cause, "customer {0}: save {1} failed", _customerId, sequenceNr);
         if (@event is CustomerCheckpointed saved)
         {
             Sender.Tell(new CustomerSaveFailed(_customerId, _partition, saved.Seq, cause.Message));
@@ -292,7 +348,7 @@ public sealed class CustomerEntity : ReceivePersistentActor
     /// <inheritdoc />
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
-        _log.Error(cause, "customer {0}: save {1} rejected", _customerId, sequenceNr);
+        Logger.Error(cause, "customer {0}: save {1} rejected", _customerId, sequenceNr);
         if (@event is CustomerCheckpointed saved)
         {
             Sender.Tell(new CustomerSaveFailed(_customerId, _partition, saved.Seq, cause.Message));
@@ -348,6 +404,17 @@ public sealed class CustomerEntity : ReceivePersistentActor
         var copy = new CustomerState(_customerId);
         copy.CopyFrom(_state);
         return copy;
+    }
+
+    private sealed class Producer(string customerId, CustomerEntityOptions options, RuleBook rules) : IIndirectActorProducer
+    {
+        public Type ActorType => typeof(CustomerEntity);
+
+        public ActorBase Produce() => new CustomerEntity(customerId, options, rules);
+
+        public void Release(ActorBase actor)
+        {
+        }
     }
 
     /// <summary>The message the shard sends to stop the entity: after a passivation request, or at a hand-off.</summary>
