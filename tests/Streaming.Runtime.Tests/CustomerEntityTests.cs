@@ -258,6 +258,47 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     }
 
     [Fact]
+    public void Effects_saved_at_a_passivation_are_not_reported_again_to_the_run_that_counted_them()
+    {
+        var shard = Sys.ActorOf(Props.Create(() => new ShardStandIn("q1", _book)));
+        shard.Tell(new ApplyRecord("q1", 3, "orders", 1, Order("q1", "x", 40m, T0), Clock(T0, committed: 0, run: 1)));
+        var applied = ExpectMsg<CustomerChanged>();
+        Assert.NotEmpty(applied.Effects.Moves);
+        shard.Tell(new PassivateCustomer("q1", 3, Seq: 1));
+        ExpectMsg<CustomerPassivated>();
+        ExpectMsg<ShardStandIn.EntityStopped>();
+
+        // Reloaded before checkpoint 1 completes, in the run that counted the effects live: nothing comes back.
+        shard.Tell(new WakeUp("q1", 3, Clock(T0, committed: 0, run: 1)));
+        Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
+
+        // A new run (the coordinator restarted from checkpoint 0) gets them once.
+        shard.Tell(new WakeUp("q1", 3, Clock(T0, committed: 0, run: 2)));
+        var recovered = Assert.Single(ExpectMsg<CustomerChanged>().Recovered);
+        Assert.Equal(applied.Effects.Moves, recovered.Moves);
+    }
+
+    [Fact]
+    public void A_coordinator_restarting_under_a_live_entity_gets_its_unsaved_effects_once()
+    {
+        var entity = Start("u1");
+        entity.Tell(new ApplyRecord("u1", 3, "orders", 1, Order("u1", "x", 40m, T0), Clock(T0, committed: 0, run: 1)));
+        var applied = ExpectMsg<CustomerChanged>();
+
+        // The coordinator restarted from checkpoint 0 and sends the record again: the entity, still alive, has applied
+        // it (a duplicate by offset), so the new run must learn its effects from the entity, once.
+        entity.Tell(new ApplyRecord("u1", 3, "orders", 1, Order("u1", "x", 40m, T0), Clock(T0, committed: 0, run: 2)));
+        var again = ExpectMsg<CustomerChanged>();
+        Assert.Equal(ChangeOutcome.Duplicate, again.Outcome);
+        var recovered = Assert.Single(again.Recovered);
+        Assert.Equal(applied.Effects.Moves, recovered.Moves);
+        Assert.True(again.Dirty);
+        entity.Tell(new WakeUp("u1", 3, Clock(T0, committed: 0, run: 2)));
+        Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
+        Assert.Equal(1, Get(entity, "u1").OrderCount);
+    }
+
+    [Fact]
     public void Passivation_saves_first_and_the_reloaded_customer_is_the_same()
     {
         var shard = Sys.ActorOf(Props.Create(() => new ShardStandIn("p1", _book)));

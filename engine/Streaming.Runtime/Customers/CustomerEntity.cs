@@ -86,7 +86,11 @@ public sealed class CustomerEntity : PersistentActor
 
     /// <summary>Saved effects that no completed checkpoint covers yet, oldest first.</summary>
     private List<EffectBundle> _unconfirmed = [];
+    /// <summary>The coordinator run that has counted every effect this entity holds (0: none yet).</summary>
     private long _reportedRun;
+
+    /// <summary>Effects for the next answer: collected on the first message of a new run.</summary>
+    private IReadOnlyList<EffectBundle> _toReport = [];
     private bool _dirty;
     private int _savesSinceSnapshot;
 
@@ -218,7 +222,7 @@ public sealed class CustomerEntity : PersistentActor
         Confirm(m.Clock);
         if (_nextOffsets.TryGetValue(m.Topic, out var next) && m.Offset < next)
         {
-            Reply(Changed(m.Partition, m.Offset, ChangeOutcome.Duplicate, null, EffectBundle.Empty, 0, 0, m.Clock) with { Topic = m.Topic });
+            Reply(Changed(m.Partition, m.Offset, ChangeOutcome.Duplicate, null, EffectBundle.Empty, 0, 0) with { Topic = m.Topic });
             return;
         }
 
@@ -249,7 +253,7 @@ public sealed class CustomerEntity : PersistentActor
         Confirm(clock);
         if (_state is not { WakeTicks: > 0 } state || state.WakeTicks > clock.WatermarkTicks)
         {
-            return Changed(0, offset, ChangeOutcome.Advanced, null, EffectBundle.Empty, 0, 0, clock);
+            return Changed(0, offset, ChangeOutcome.Advanced, null, EffectBundle.Empty, 0, 0);
         }
 
         if (!Change.TryAdvance(state, clock.WatermarkTicks, clock.LateBeforeTicks, _rules.Get(clock.RuleVersion), out var fired, out var late, out var failure))
@@ -259,13 +263,13 @@ public sealed class CustomerEntity : PersistentActor
             Logger.Warning("customer {0}: wake-up failed: {1}", _customerId, failure);
             state.WakeTicks = 0;
             _dirty = true;
-            return Changed(0, offset, ChangeOutcome.Failed, failure, EffectBundle.Empty, 0, 0, clock);
+            return Changed(0, offset, ChangeOutcome.Failed, failure, EffectBundle.Empty, 0, 0);
         }
 
         _dirty = true;
         var effects = EffectBundle.From(Change.Effects);
         _unsaved = _unsaved.Then(effects);
-        return Changed(0, offset, ChangeOutcome.Advanced, null, effects, fired, late, clock);
+        return Changed(0, offset, ChangeOutcome.Advanced, null, effects, fired, late);
     }
 
     private void OnReevaluate(Reevaluate m)
@@ -357,7 +361,12 @@ public sealed class CustomerEntity : PersistentActor
         base.OnPersistRejected(cause, @event, sequenceNr);
     }
 
-    /// <summary>Drops saved effects a completed checkpoint covers.</summary>
+    /// <summary>
+    /// Drops saved effects a completed checkpoint covers, and on the first message of a new coordinator run collects
+    /// every effect that run has not counted: the saved ones no checkpoint confirmed, and the unsaved ones an earlier run
+    /// counted live (the new run restarted from its last checkpoint, and the records that caused them now arrive as
+    /// duplicates).
+    /// </summary>
     private void Confirm(PartitionClock clock)
     {
         _lastCommitted = Math.Max(_lastCommitted, clock.CommittedSeq);
@@ -365,19 +374,25 @@ public sealed class CustomerEntity : PersistentActor
         {
             _unconfirmed.RemoveAll(b => b.Seq <= clock.CommittedSeq);
         }
-    }
 
-    /// <summary>An answer; saved effects not yet confirmed go with it once per coordinator run.</summary>
-    private CustomerChanged Changed(int partition, long offset, ChangeOutcome outcome, string? failure, EffectBundle effects, int fired, int late, PartitionClock clock)
-    {
-        IReadOnlyList<EffectBundle> recovered = [];
-        if (_unconfirmed.Count > 0 && _reportedRun != clock.Run)
+        if (_reportedRun == clock.Run)
         {
-            recovered = [.. _unconfirmed];
-            _reportedRun = clock.Run;
-            _dirty = true; // The run that took them must be saved, or a reload in this run would report them again.
+            return;
         }
 
+        _reportedRun = clock.Run;
+        if (_unconfirmed.Count > 0 || !_unsaved.IsEmpty)
+        {
+            _toReport = _unsaved.IsEmpty ? [.. _unconfirmed] : [.. _unconfirmed, _unsaved];
+            _dirty = true; // The run that took them must be saved, or a reload in this run would report them again.
+        }
+    }
+
+    /// <summary>An answer; effects the coordinator's run has not counted go with its first one (see <see cref="Confirm"/>).</summary>
+    private CustomerChanged Changed(int partition, long offset, ChangeOutcome outcome, string? failure, EffectBundle effects, int fired, int late)
+    {
+        var recovered = _toReport;
+        _toReport = [];
         return new CustomerChanged(_customerId, partition, offset, outcome, failure, _state?.WakeTicks ?? 0, fired, late, effects, recovered, _state is not null, _dirty);
     }
 
