@@ -127,6 +127,57 @@ public sealed class PartitionCoordinatorTests(ITestOutputHelper output) : Akka.T
         Assert.Equal(3, Status(again).Counts.GetValueOrDefault(("lifecycle", "active")));
     }
 
+    [Fact]
+    public void A_coordinator_restarting_under_live_customers_counts_their_changes_once_and_its_clock_follows_the_replay()
+    {
+        var customers = Sys.ActorOf(Props.Create(() => new LocalCustomers(_book)));
+        var (coordinator, listener) = Start(4, customers);
+        for (var i = 0; i < 6; i++)
+        {
+            coordinator.Tell(new PartitionRecord("orders", i, Order("c" + (i % 3), "o" + i, 10m, T0.AddHours(i))));
+        }
+
+        Checkpoint(coordinator, listener);
+        var late = new[]
+        {
+            new PartitionRecord("orders", 6, Order("c0", "o6", 10m, T0.AddHours(7))),
+            new PartitionRecord("orders", 7, Order("c9", "o7", 10m, T0.AddHours(8))),
+        };
+        foreach (var record in late)
+        {
+            coordinator.Tell(record);
+        }
+
+        Assert.Equal(0, AwaitQuiet(coordinator).Waiting);
+
+        // Only the coordinator restarts; the customers, still alive, have applied records 6 and 7 and see them again as
+        // duplicates. Their effects must still be counted once, and their times must move the clock.
+        Watch(coordinator);
+        Sys.Stop(coordinator);
+        ExpectTerminated(coordinator);
+        var (again, listener2) = Start(4, customers);
+        foreach (var record in late)
+        {
+            again.Tell(record);
+        }
+
+        var done = Checkpoint(again, listener2);
+        Assert.Equal(8, done.NextOffsets["orders"]);
+        var status = Status(again);
+        Assert.Equal(T0.AddHours(8).UtcTicks, status.MaxEventTicks);
+
+        // c0 has three orders, c1 and c2 two (all "active"); c9 one ("new").
+        Assert.Equal(3, status.Counts.GetValueOrDefault(("lifecycle", "active")));
+        Assert.Equal(1, status.Counts.GetValueOrDefault(("lifecycle", "new")));
+    }
+
+    private PartitionStatus AwaitQuiet(IActorRef coordinator)
+    {
+        PartitionStatus? status = null;
+        AwaitCondition(() => (status = Status(coordinator)) is { InFlight: 0, Waiting: 0 }, TimeSpan.FromSeconds(20));
+        return status!;
+    }
+
     /// <summary>Routes customer commands to one child entity per customer, as a shard region does on one node.</summary>
     private sealed class LocalCustomers : ReceiveActor
     {

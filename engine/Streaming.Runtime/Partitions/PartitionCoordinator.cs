@@ -40,9 +40,11 @@ public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string,
 /// <remarks>
 /// <para>Clock: records carry the watermark that the times of all earlier records give (deterministic whatever the
 /// answers' timing); the partition's confirmed clock, which fires other customers' wake-ups and is persisted, moves
-/// only with records that applied. A record whose change failed moves no confirmed clock.</para>
-/// <para>Effects a customer saved before a crash but that no checkpoint confirmed come back once, in the customer's
-/// first answer to this run (<see cref="CustomerChanged.Recovered"/>), and are counted then.</para>
+/// only with records the customer took: applied, or applied before (a duplicate, as after a restart that re-reads
+/// records the customer already has). A record whose change failed moves no confirmed clock.</para>
+/// <para>Effects this run has not counted (saved before a crash but unconfirmed, or counted only by the run before
+/// this one under a customer that stayed alive) come back once, in the customer's first answer to this run
+/// (<see cref="CustomerChanged.Recovered"/>), and are counted then.</para>
 /// </remarks>
 public sealed class PartitionCoordinator : ReceivePersistentActor
 {
@@ -217,7 +219,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             {
                 DeadLetter(key.Topic, changed.Offset, "processing-error", changed.Failure ?? "");
             }
-            else if (changed.Outcome == ChangeOutcome.Applied && ticks > _maxEventTicks)
+            else if (ticks > _maxEventTicks)
             {
                 _maxEventTicks = ticks;
                 FireDue();
