@@ -73,4 +73,71 @@ public sealed class ClusterOfOneTests(ITestOutputHelper output) : Akka.TestKit.X
         Assert.Equal("2", shard.ShardId);
         Assert.Equal(["k0", "k1"], shard.EntityIds.Order(StringComparer.Ordinal));
     }
+
+    [Fact]
+    public async Task Beyond_its_share_of_cached_customers_the_coordinator_passivates_the_least_recently_used_and_they_reload_exactly()
+    {
+        var cluster = Cluster.Get(Sys);
+        cluster.Join(cluster.SelfAddress);
+        AwaitCondition(() => cluster.State.Members.Any(m => m.Status == MemberStatus.Up), TimeSpan.FromSeconds(20));
+        var book = new RuleBook(RuleSetLoader.Default);
+        var region = await CustomerShards.StartAsync(Sys, new CustomerEntityOptions(), book);
+        await CustomerShards.AssignAsync(Sys, [1]);
+
+        const int bound = 4;
+        var listener = CreateTestProbe();
+        var coordinator = Sys.ActorOf(PartitionCoordinator.Props(1, region, listener, book, new PartitionCoordinatorOptions { MaxCachedCustomers = bound }));
+
+        // Three rounds over ten customers, a checkpoint after each: far more customers than the bound.
+        var expected = new Dictionary<string, (int Orders, decimal Net)>();
+        var offset = 0;
+        for (var round = 0; round < 3; round++)
+        {
+            for (var c = 0; c < 10; c++)
+            {
+                var customer = "m" + c;
+                var amount = 1.01m * (c + 1) + round;
+                coordinator.Tell(new PartitionRecord("orders", offset, new OrderEvent
+                {
+                    EventId = "e" + offset,
+                    CustomerId = customer,
+                    OccurredAt = T0.AddHours(offset),
+                    Type = EventType.OrderPlaced,
+                    OrderId = "o" + offset,
+                    Amount = amount,
+                    ItemCount = 1,
+                }));
+                offset++;
+                var (orders, net) = expected.GetValueOrDefault(customer);
+                expected[customer] = (orders + 1, net + amount);
+            }
+
+            coordinator.Tell(CheckpointNow.Instance);
+            var flush = listener.FishForMessage<FlushDeadLetters>(_ => true, TimeSpan.FromSeconds(20));
+            listener.Reply(new DeadLettersFlushed(flush.Partition, flush.Seq));
+            listener.FishForMessage<CheckpointCompleted>(_ => true, TimeSpan.FromSeconds(20));
+        }
+
+        // After the last checkpoint at most nine tenths of the bound stay: the three customers sent to last.
+        var status = await coordinator.Ask<PartitionStatus>(GetPartitionStatus.Instance, TimeSpan.FromSeconds(10));
+        Assert.Equal(3, status.Cached);
+        Assert.Equal(3 * (10 - 3), status.Passivations);
+        string[] lastThree = ["m7", "m8", "m9"];
+        await AwaitConditionAsync(async () =>
+        {
+            var shards = await region.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
+            return shards.Shards.Single().EntityIds.Order(StringComparer.Ordinal).SequenceEqual(lastThree);
+        }, TimeSpan.FromSeconds(20));
+
+        // Every customer, passivated or not, reloads with exactly its orders; all ten count as active.
+        foreach (var (customer, (orders, net)) in expected)
+        {
+            region.Tell(new GetCustomer(customer, 1));
+            var state = ExpectMsg<CustomerFound>(TimeSpan.FromSeconds(10)).State!;
+            Assert.Equal(orders, state.OrderCount);
+            Assert.Equal(net, state.NetAmount);
+        }
+
+        Assert.Equal(10, status.Counts.GetValueOrDefault(("lifecycle", "active")));
+    }
 }

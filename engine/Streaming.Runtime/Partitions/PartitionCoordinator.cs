@@ -21,6 +21,13 @@ public sealed record PartitionCoordinatorOptions
 
     /// <summary>A snapshot of the whole partition state (all timers) every this many checkpoints; deltas between.</summary>
     public int SnapshotEvery { get; init; } = 50;
+
+    /// <summary>
+    /// Customers of this partition kept in memory (the ingestion stage gives each coordinator its share of the node's
+    /// <c>Streaming:Engine:MaxCachedCustomers</c>). Beyond it, after a checkpoint, the least recently used customers are
+    /// passivated, down to nine tenths of it; they reload from the journal on their next record or wake-up.
+    /// </summary>
+    public int MaxCachedCustomers { get; init; } = 250_000;
 }
 
 /// <summary>
@@ -63,6 +70,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
     private readonly List<TriggerFiring> _firings = [];
     private readonly Dictionary<(string Topic, long Offset), long> _pendingTicks = [];
+
+    /// <summary>Customers this coordinator has sent to and not passivated, most recently used first.</summary>
+    private readonly LinkedList<string> _recent = new();
+    private readonly Dictionary<string, LinkedListNode<string>> _live = new(StringComparer.Ordinal);
+    private long _passivations;
 
     /// <summary>Records that arrived while the barrier was up or the in-flight bound was reached, in arrival order.</summary>
     private readonly Queue<PartitionRecord> _waiting = new();
@@ -150,7 +162,8 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         Command<DeadLettersFlushed>(OnFlushed);
         Command<CustomerSaved>(OnSaved);
         Command<CustomerSaveFailed>(f => AbortCheckpoint($"customer save failed: {f.Reason}"));
-        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))));
+        Command<CustomerPassivated>(_ => { });
+        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts)) { Cached = _live.Count, Passivations = _passivations }));
         Command<SaveSnapshotSuccess>(s => DeleteMessages(s.Metadata.SequenceNr));
         Command<SaveSnapshotFailure>(f => _log.Warning("partition {0}: snapshot failed: {1}", _partition, f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -192,6 +205,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         _sentMaxEventTicks = Math.Max(_sentMaxEventTicks, evt.OccurredAt.UtcTicks);
         _pendingTicks[(record.Topic, record.Offset)] = evt.OccurredAt.UtcTicks;
         _inFlight++;
+        Touch(evt.CustomerId);
         _customers.Tell(new ApplyRecord(evt.CustomerId, _partition, record.Topic, record.Offset, evt, clock));
     }
 
@@ -257,6 +271,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             {
                 // The customer answers with its next wake-up, which replaces this one.
                 _inFlight++;
+                Touch(customer);
                 _customers.Tell(new WakeUp(customer, _partition, clock));
             }
         }
@@ -396,8 +411,47 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
                 SaveSnapshot(e with { Wakes = new Dictionary<string, long>(_wakes, StringComparer.Ordinal) });
             }
 
+            PassivateLeastRecent();
             Drain();
         });
+    }
+
+    private void Touch(string customer)
+    {
+        if (_live.TryGetValue(customer, out var node))
+        {
+            if (node != _recent.First)
+            {
+                _recent.Remove(node);
+                _recent.AddFirst(node);
+            }
+
+            return;
+        }
+
+        _live[customer] = _recent.AddFirst(customer);
+    }
+
+    /// <summary>
+    /// Right after a checkpoint every customer is saved, so the least recently used beyond the bound can stop without a
+    /// write; one that changes again before it stops saves under the next checkpoint's number, which its effects belong
+    /// to. A message sent to it later starts it again (the shard buffers it meanwhile).
+    /// </summary>
+    private void PassivateLeastRecent()
+    {
+        if (_live.Count <= _options.MaxCachedCustomers)
+        {
+            return;
+        }
+
+        var keep = (int)(_options.MaxCachedCustomers * 0.9);
+        while (_live.Count > keep && _recent.Last is { } last)
+        {
+            _recent.RemoveLast();
+            _live.Remove(last.Value);
+            _passivations++;
+            _customers.Tell(new PassivateCustomer(last.Value, _partition, _committedSeq + 1));
+        }
     }
 
     private void AbortCheckpoint(string reason)

@@ -61,4 +61,11 @@ public sealed record GetPartitionStatus
 /// <param name="Timers">Customers with a pending wake-up.</param>
 /// <param name="InFlight">Messages sent to customers and not yet answered.</param>
 /// <param name="Waiting">Records received and not yet sent (barrier up or in-flight bound reached).</param>
-public sealed record PartitionStatus(int Partition, long WatermarkTicks, long MaxEventTicks, long CommittedSeq, int Timers, int InFlight, int Waiting, long TimersFired, long DeadLetters, IReadOnlyDictionary<(string Dimension, string Value), long> Counts);
+public sealed record PartitionStatus(int Partition, long WatermarkTicks, long MaxEventTicks, long CommittedSeq, int Timers, int InFlight, int Waiting, long TimersFired, long DeadLetters, IReadOnlyDictionary<(string Dimension, string Value), long> Counts)
+{
+    /// <summary>Customers of the partition the coordinator keeps in memory (sent to and not passivated).</summary>
+    public int Cached { get; init; }
+
+    /// <summary>Customers passivated by the coordinator's bound since it started.</summary>
+    public long Passivations { get; init; }
+}
