@@ -372,20 +372,4 @@ public sealed class KafkaEngineTests : IDisposable
 
         Assert.Equal(1, total);
     }
-
-    /// <summary>Keeps what the engine logs, to explain a failure.</summary>
-    private sealed class RecordingLogger : Microsoft.Extensions.Logging.ILogger
-    {
-        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _lines = new();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
-
-        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            _lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel}: {formatter(state, exception)}{(exception is null ? "" : " " + exception.Message)}");
-
-        public override string ToString() => string.Join('\n', _lines.TakeLast(40));
-    }
 }

@@ -69,7 +69,8 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private readonly PriorityQueue<string, long> _due = new();
     private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
     private readonly List<TriggerFiring> _firings = [];
-    private readonly Dictionary<(string Topic, long Offset), long> _pendingTicks = [];
+    private readonly Dictionary<(string Topic, long Offset), PartitionRecord> _pending = [];
+    private Dictionary<string, long> _committedOffsets = new(StringComparer.Ordinal);
 
     /// <summary>Customers this coordinator has sent to and not passivated, most recently used first.</summary>
     private readonly LinkedList<string> _recent = new();
@@ -132,6 +133,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private void Restore(PartitionCheckpointed saved, bool full)
     {
         _committedSeq = saved.Seq;
+        _committedOffsets = new Dictionary<string, long>(saved.NextOffsets, StringComparer.Ordinal);
         _nextOffsets.Clear();
         foreach (var (topic, next) in saved.NextOffsets)
         {
@@ -163,7 +165,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         Command<CustomerSaved>(OnSaved);
         Command<CustomerSaveFailed>(f => AbortCheckpoint($"customer save failed: {f.Reason}"));
         Command<CustomerPassivated>(_ => { });
-        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts)) { Cached = _live.Count, Passivations = _passivations }));
+        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts)) { Cached = _live.Count, Passivations = _passivations, CommittedOffsets = _committedOffsets }));
         Command<SaveSnapshotSuccess>(s => DeleteMessages(s.Metadata.SequenceNr));
         Command<SaveSnapshotFailure>(f => _log.Warning("partition {0}: snapshot failed: {1}", _partition, f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -196,14 +198,14 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         if (record.Event is not { } evt)
         {
             var rejected = record.Rejected ?? new("invalid", "no event");
-            DeadLetter(record.Topic, record.Offset, rejected.Code, rejected.Detail);
+            DeadLetter(record, rejected.Code, rejected.Detail);
             return;
         }
 
         // The record goes out under the clock that all earlier records' times give; its own time counts for later ones.
         var clock = Clock(_sentMaxEventTicks);
         _sentMaxEventTicks = Math.Max(_sentMaxEventTicks, evt.OccurredAt.UtcTicks);
-        _pendingTicks[(record.Topic, record.Offset)] = evt.OccurredAt.UtcTicks;
+        _pending[(record.Topic, record.Offset)] = record;
         _inFlight++;
         Touch(evt.CustomerId);
         _customers.Tell(new ApplyRecord(evt.CustomerId, _partition, record.Topic, record.Offset, evt, clock));
@@ -228,10 +230,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         if (changed.Offset >= 0)
         {
             var key = (Topic: changed.Topic ?? "", changed.Offset);
-            _pendingTicks.Remove(key, out var ticks);
+            _pending.Remove(key, out var record);
+            var ticks = record?.Event?.OccurredAt.UtcTicks ?? 0;
             if (changed.Outcome == ChangeOutcome.Failed)
             {
-                DeadLetter(key.Topic, changed.Offset, "processing-error", changed.Failure ?? "");
+                DeadLetter(record ?? new PartitionRecord(key.Topic, changed.Offset, null), "processing-error", changed.Failure ?? "");
             }
             else if (ticks > _maxEventTicks)
             {
@@ -327,10 +330,10 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         }
     }
 
-    private void DeadLetter(string topic, long offset, string code, string detail)
+    private void DeadLetter(PartitionRecord record, string code, string detail)
     {
         _deadLetters++;
-        _listener.Tell(new DeadLettered(_partition, topic, offset, code, detail));
+        _listener.Tell(new DeadLettered(_partition, record.Topic, record.Offset, code, detail) { Key = record.Key, Value = record.Value });
     }
 
     private void BeginCheckpoint()
@@ -400,6 +403,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         Persist(saved, e =>
         {
             _committedSeq = e.Seq;
+            _committedOffsets = new Dictionary<string, long>(e.NextOffsets, StringComparer.Ordinal);
             _dirty.Clear();
             _firings.Clear();
             _changedWakes.Clear();

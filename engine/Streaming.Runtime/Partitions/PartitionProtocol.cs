@@ -11,7 +11,14 @@ namespace Streaming.Runtime.Partitions;
 /// <param name="Offset">The record's offset in its topic partition.</param>
 /// <param name="Event">The decoded event, or null when <paramref name="Rejected"/> says why not.</param>
 /// <param name="Rejected">The decoder's verdict for a record that is dead-lettered without reaching a customer.</param>
-public sealed record PartitionRecord(string Topic, long Offset, CustomerEvent? Event, DecodeError? Rejected = null);
+public sealed record PartitionRecord(string Topic, long Offset, CustomerEvent? Event, DecodeError? Rejected = null)
+{
+    /// <summary>The record's key as read (kept so a dead letter carries it); null when not kept.</summary>
+    public byte[]? Key { get; init; }
+
+    /// <summary>The record's value as read (kept so a dead letter carries it); null when not kept.</summary>
+    public byte[]? Value { get; init; }
+}
 
 /// <summary>Start a checkpoint now (the ingestion stage sends it every N records or every interval).</summary>
 public sealed record CheckpointNow
@@ -27,7 +34,14 @@ public sealed record CheckpointNow
 public sealed record AdvanceIdle(long WallTicks);
 
 /// <summary>A record the partition dead-letters, with the reason (code as in CONTRACTS.md dead letters).</summary>
-public sealed record DeadLettered(int Partition, string Topic, long Offset, string Code, string Detail);
+public sealed record DeadLettered(int Partition, string Topic, long Offset, string Code, string Detail)
+{
+    /// <summary>The source record's key, when the ingestion stage kept it.</summary>
+    public byte[]? Key { get; init; }
+
+    /// <summary>The source record's value, when the ingestion stage kept it.</summary>
+    public byte[]? Value { get; init; }
+}
 
 /// <summary>
 /// Asked of the listener at the checkpoint barrier: answer <see cref="DeadLettersFlushed"/> once every dead letter
@@ -68,4 +82,7 @@ public sealed record PartitionStatus(int Partition, long WatermarkTicks, long Ma
 
     /// <summary>Customers passivated by the coordinator's bound since it started.</summary>
     public long Passivations { get; init; }
+
+    /// <summary>The next offset per input topic that the last completed checkpoint covers (where consumption resumes).</summary>
+    public IReadOnlyDictionary<string, long> CommittedOffsets { get; init; } = new Dictionary<string, long>();
 }

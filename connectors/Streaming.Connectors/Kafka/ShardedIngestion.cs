@@ -1,0 +1,501 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Akka.Actor;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using Streaming.Engine.Events;
+using Streaming.Runtime.Partitions;
+using CoordinatorStatus = Streaming.Runtime.Partitions.PartitionStatus;
+using Streaming.Runtime.Rules;
+using Streaming.Runtime.Sharding;
+
+namespace Streaming.Connectors.Kafka;
+
+/// <summary>Settings of <see cref="ShardedIngestion"/>.</summary>
+public sealed record IngestionOptions
+{
+    /// <summary>Kafka bootstrap servers (<c>host:port</c>, comma-separated).</summary>
+    public required string BootstrapServers { get; init; }
+
+    /// <summary>The consumer group every node of the cluster joins.</summary>
+    public string GroupId { get; init; } = "streaming-engine";
+
+    /// <summary>A partition checkpoints after this many records since its last checkpoint…</summary>
+    public int CheckpointEveryRecords { get; init; } = 20_000;
+
+    /// <summary>…or this long after its last checkpoint when it has new records.</summary>
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Kafka consumer session timeout (ms).</summary>
+    public int SessionTimeoutMs { get; init; } = 6000;
+
+    /// <summary>Longest wait for a coordinator to recover on assignment, or for its last checkpoint on revoke.</summary>
+    public TimeSpan HandOffTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How each partition's coordinator runs (in-flight bound, cached customers, lateness).</summary>
+    public PartitionCoordinatorOptions Coordinator { get; init; } = new();
+
+    /// <summary>The decoder's limits (record size, future skew…).</summary>
+    public DecoderOptions Decoder { get; init; } = new();
+}
+
+/// <summary>
+/// Kafka into the actor runtime, one per node: one consumer in the group (cooperative-sticky), whose assignment decides
+/// where the customers' shards live (<see cref="CustomerShards.AssignAsync"/>) and which partition coordinators run here.
+/// </summary>
+/// <remarks>
+/// <para><b>On assign:</b> the shards move here, the coordinator recovers, and consumption starts at the offsets its last
+/// checkpoint covers (the journal is the truth; Kafka's committed offsets follow it).</para>
+/// <para><b>Records</b> are decoded here and sent to their partition's coordinator, which applies them through the
+/// customers' entities. Bounded: a partition whose records since its last completed checkpoint reach two checkpoints'
+/// worth is paused until one completes.</para>
+/// <para><b>Offsets</b> are committed to Kafka only after a checkpoint that covers them is durable, and dead letters are
+/// on the broker before the checkpoint that covers them completes.</para>
+/// <para><b>On revoke:</b> each partition checkpoints everything it was sent, commits, and its coordinator stops; the new
+/// owner's assignment moves the shard. <b>On loss</b> nothing is committed: the new owner re-reads from the last
+/// checkpoint, and customers' offsets make the re-read records duplicates where they were already saved.</para>
+/// </remarks>
+public sealed partial class ShardedIngestion : IDisposable
+{
+    private readonly ActorSystem _system;
+    private readonly IActorRef _region;
+    private readonly RuleBook _rules;
+    private readonly IngestionOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly EventDecoder _decoder;
+    private readonly ConcurrentQueue<object> _inbox = new();
+    private readonly SemaphoreSlim _signal = new(0);
+    private readonly Dictionary<int, Partition> _partitions = [];
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IActorRef? _listener;
+    private IProducer<byte[]?, byte[]?>? _producer;
+    private Thread? _thread;
+    private bool _checkpointOnStop = true;
+    private long _records;
+    private long _commits;
+    private long _deadLetters;
+
+    /// <summary>An ingestion stage feeding <paramref name="region"/> (the customers' shard region on this node).</summary>
+    public ShardedIngestion(ActorSystem system, IActorRef region, RuleBook rules, IngestionOptions options, ILogger logger, TimeProvider time)
+    {
+        _system = system;
+        _region = region;
+        _rules = rules;
+        _options = options;
+        _logger = logger;
+        _time = time;
+        _decoder = new EventDecoder(options.Decoder);
+    }
+
+    /// <summary>Records read and sent to coordinators.</summary>
+    public long Records => Interlocked.Read(ref _records);
+
+    /// <summary>Checkpoints whose offsets were committed to Kafka.</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Dead letters the broker acknowledged.</summary>
+    public long DeadLetters => Interlocked.Read(ref _deadLetters);
+
+    /// <summary>Completes when the consumer thread ends (faulted if it ended on an error).</summary>
+    public Task Stopped => _stopped.Task;
+
+    /// <summary>The coordinators of the partitions this node owns, by partition.</summary>
+    public IReadOnlyDictionary<int, IActorRef> Coordinators
+    {
+        get
+        {
+            lock (_partitions)
+            {
+                return _partitions.ToDictionary(p => p.Key, p => p.Value.Coordinator);
+            }
+        }
+    }
+
+    /// <summary>Starts the consumer thread.</summary>
+    public void Start()
+    {
+        _producer = new ProducerBuilder<byte[]?, byte[]?>(new ProducerConfig
+        {
+            BootstrapServers = _options.BootstrapServers,
+            ClientId = "streaming-dead-letters",
+            EnableIdempotence = true,
+        }).SetLogHandler((_, m) => LogKafka(m.Level.ToString(), m.Message)).Build();
+        _listener = _system.ActorOf(Props.Create(() => new Listener(this)), "ingestion-" + Guid.NewGuid().ToString("N"));
+        _thread = new Thread(Run) { Name = "streaming-ingestion", IsBackground = true };
+        _thread.Start();
+    }
+
+    /// <summary>
+    /// Stops consuming. With <paramref name="checkpoint"/> every owned partition first checkpoints and commits what it
+    /// was sent; without, the node stops as if it crashed (the next owner re-reads from the last checkpoint).
+    /// </summary>
+    public async Task StopAsync(TimeSpan timeout, bool checkpoint = true)
+    {
+        _checkpointOnStop = checkpoint;
+        _stop.Cancel();
+        _signal.Release();
+        await _stopped.Task.WaitAsync(timeout).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _thread?.Join(TimeSpan.FromSeconds(10));
+        _producer?.Dispose();
+        _stop.Dispose();
+        _signal.Dispose();
+    }
+
+    private void Run()
+    {
+        try
+        {
+            using var consumer = new ConsumerBuilder<byte[]?, byte[]?>(new ConsumerConfig
+            {
+                BootstrapServers = _options.BootstrapServers,
+                GroupId = _options.GroupId,
+                ClientId = "streaming-engine",
+                EnableAutoCommit = false,
+                EnableAutoOffsetStore = false,
+                AutoOffsetReset = AutoOffsetReset.Earliest,
+                PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+                SessionTimeoutMs = _options.SessionTimeoutMs,
+                HeartbeatIntervalMs = Math.Max(500, _options.SessionTimeoutMs / 4),
+            })
+                .SetLogHandler((_, m) => LogKafka(m.Level.ToString(), m.Message))
+                .SetPartitionsAssignedHandler(OnAssigned)
+                .SetPartitionsRevokedHandler((c, revoked) => Release(c, revoked.Select(t => t.TopicPartition), checkpoint: true))
+                .SetPartitionsLostHandler((c, lost) => Release(c, lost.Select(t => t.TopicPartition), checkpoint: false))
+                .Build();
+            consumer.Subscribe(Topics.Inputs);
+            while (!_stop.IsCancellationRequested)
+            {
+                DrainInbox(consumer);
+                var result = consumer.Consume(TimeSpan.FromMilliseconds(50));
+                if (result is not null)
+                {
+                    Handle(result);
+                }
+
+                Pace(consumer);
+            }
+
+            Release(consumer, consumer.Assignment, _checkpointOnStop);
+            consumer.Close();
+            _stopped.TrySetResult();
+        }
+        catch (Exception ex)
+        {
+            LogFailed(ex);
+            _stopped.TrySetException(ex);
+        }
+    }
+
+    private IEnumerable<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> assigned)
+    {
+        var added = assigned.Select(t => t.Partition.Value).Distinct().Where(p => !_partitions.ContainsKey(p)).ToList();
+        CustomerShards.AssignAsync(_system, added).Wait(_options.HandOffTimeout);
+        foreach (var p in added)
+        {
+            var coordinator = _system.ActorOf(PartitionCoordinator.Props(p, _region, _listener!, _rules, _options.Coordinator), $"partition-{p}-{Guid.NewGuid():N}");
+            lock (_partitions)
+            {
+                _partitions[p] = new Partition(coordinator, _time.GetTimestamp());
+            }
+        }
+
+        var offsets = new List<TopicPartitionOffset>(assigned.Count);
+        foreach (var tp in assigned)
+        {
+            var partition = _partitions[tp.Partition.Value];
+            partition.Topics.Add(tp.Topic);
+
+            // Asked after its recovery (commands wait meanwhile): where its last checkpoint ends.
+            var status = partition.Coordinator.Ask<CoordinatorStatus>(GetPartitionStatus.Instance, _options.HandOffTimeout).Result;
+            offsets.Add(status.CommittedOffsets.TryGetValue(tp.Topic, out var next)
+                ? new TopicPartitionOffset(tp, next)
+                : new TopicPartitionOffset(tp, Offset.Beginning));
+        }
+
+        LogAssigned(assigned.Count, string.Join(",", added));
+        return offsets;
+    }
+
+    private void Handle(ConsumeResult<byte[]?, byte[]?> result)
+    {
+        if (!Topics.TryParseInput(result.Topic, out var topic) || !_partitions.TryGetValue(result.Partition.Value, out var partition))
+        {
+            return;
+        }
+
+        var message = result.Message;
+        var record = _decoder.TryDecode(topic, message.Key, message.Value, BrokerTime(message.Timestamp), out var evt, out var error)
+            ? new PartitionRecord(result.Topic, result.Offset.Value, evt)
+            : new PartitionRecord(result.Topic, result.Offset.Value, null, error);
+        partition.Coordinator.Tell(record with { Key = message.Key, Value = message.Value });
+        partition.Sent[result.Topic] = result.Offset.Value + 1;
+        partition.SinceCheckpoint++;
+        Interlocked.Increment(ref _records);
+    }
+
+    /// <summary>The broker's timestamp, or none when absent or outside what a date can hold (a producer can set any).</summary>
+    private static DateTimeOffset? BrokerTime(Timestamp timestamp) =>
+        timestamp.Type == TimestampType.NotAvailable || timestamp.UnixTimestampMs < 0 || timestamp.UnixTimestampMs > DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()
+            ? null
+            : DateTimeOffset.FromUnixTimeMilliseconds(timestamp.UnixTimestampMs);
+
+    /// <summary>Asks for checkpoints when due, and pauses partitions that hold two checkpoints' worth of records.</summary>
+    private void Pace(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        foreach (var (p, partition) in _partitions)
+        {
+            var due = partition.SinceCheckpoint >= _options.CheckpointEveryRecords
+                || (partition.SinceCheckpoint > 0 && _time.GetElapsedTime(partition.LastCheckpointAt) >= _options.CheckpointInterval);
+            if (due && partition.Requested is null)
+            {
+                partition.Requested = new Dictionary<string, long>(partition.Sent, StringComparer.Ordinal);
+                partition.SinceRequest = partition.SinceCheckpoint;
+                partition.Coordinator.Tell(CheckpointNow.Instance);
+            }
+
+            var hold = partition.SinceCheckpoint >= 2L * _options.CheckpointEveryRecords;
+            if (hold != partition.Paused)
+            {
+                var tps = partition.Topics.Select(t => new TopicPartition(t, p)).ToList();
+                if (hold)
+                {
+                    consumer.Pause(tps);
+                }
+                else
+                {
+                    consumer.Resume(tps);
+                }
+
+                partition.Paused = hold;
+            }
+        }
+    }
+
+    private void DrainInbox(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        while (_inbox.TryDequeue(out var message))
+        {
+            switch (message)
+            {
+                case CheckpointCompleted done when _partitions.TryGetValue(done.Partition, out var partition):
+                    Commit(consumer, done);
+                    partition.LastCheckpointAt = _time.GetTimestamp();
+                    partition.SinceCheckpoint -= partition.SinceRequest;
+                    partition.SinceRequest = 0;
+                    partition.Requested = null;
+                    partition.Completed = done;
+                    break;
+                case CheckpointFailed failed:
+                    throw new InvalidOperationException($"partition {failed.Partition}: checkpoint {failed.Seq} failed: {failed.Reason}");
+            }
+        }
+    }
+
+    private void Commit(IConsumer<byte[]?, byte[]?> consumer, CheckpointCompleted done)
+    {
+        var owned = consumer.Assignment.ToHashSet();
+        var offsets = done.NextOffsets
+            .Select(o => new TopicPartitionOffset(o.Key, done.Partition, o.Value))
+            .Where(o => owned.Contains(o.TopicPartition))
+            .ToList();
+        if (offsets.Count > 0)
+        {
+            consumer.Commit(offsets);
+        }
+
+        Interlocked.Increment(ref _commits);
+    }
+
+    /// <summary>
+    /// The partitions of <paramref name="released"/> leave this node: with <paramref name="checkpoint"/>, each first
+    /// checkpoints everything it was sent and commits; then its coordinator stops.
+    /// </summary>
+    private void Release(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<TopicPartition> released, bool checkpoint)
+    {
+        var partitions = released.Select(t => t.Partition.Value).Distinct().Where(_partitions.ContainsKey).ToList();
+        if (checkpoint)
+        {
+            var deadline = _time.GetTimestamp();
+            foreach (var p in partitions)
+            {
+                var partition = _partitions[p];
+                while (!Covers(partition.Completed, partition.Sent) && _time.GetElapsedTime(deadline) < _options.HandOffTimeout)
+                {
+                    if (partition.Requested is null)
+                    {
+                        partition.Requested = new Dictionary<string, long>(partition.Sent, StringComparer.Ordinal);
+                        partition.SinceRequest = partition.SinceCheckpoint;
+                        partition.Coordinator.Tell(CheckpointNow.Instance);
+                    }
+
+                    _signal.Wait(TimeSpan.FromMilliseconds(200));
+                    DrainInbox(consumer);
+                }
+
+                if (!Covers(partition.Completed, partition.Sent))
+                {
+                    LogHandOffTimedOut(p);
+                }
+            }
+        }
+
+        foreach (var p in partitions)
+        {
+            _system.Stop(_partitions[p].Coordinator);
+            lock (_partitions)
+            {
+                _partitions.Remove(p);
+            }
+        }
+
+        if (partitions.Count > 0)
+        {
+            LogReleased(string.Join(",", partitions), checkpoint);
+        }
+    }
+
+    private static bool Covers(CheckpointCompleted? done, Dictionary<string, long> sent) =>
+        sent.Count == 0 || (done is not null && sent.All(s => done.NextOffsets.TryGetValue(s.Key, out var next) && next >= s.Value));
+
+    private void Post(object message)
+    {
+        _inbox.Enqueue(message);
+        _signal.Release();
+    }
+
+    /// <summary>What the ingestion knows of one owned partition (touched by the consumer thread only).</summary>
+    private sealed class Partition(IActorRef coordinator, long startedAt)
+    {
+        public IActorRef Coordinator { get; } = coordinator;
+
+        public HashSet<string> Topics { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The next offset per topic sent to the coordinator.</summary>
+        public Dictionary<string, long> Sent { get; } = new(StringComparer.Ordinal);
+
+        public long SinceCheckpoint { get; set; }
+
+        public long SinceRequest { get; set; }
+
+        public long LastCheckpointAt { get; set; } = startedAt;
+
+        public Dictionary<string, long>? Requested { get; set; }
+
+        public CheckpointCompleted? Completed { get; set; }
+
+        public bool Paused { get; set; }
+    }
+
+    /// <summary>
+    /// The coordinators' listener: produces their dead letters (again until the broker acknowledges each), answers a
+    /// checkpoint's flush once every dead letter of its partition is acknowledged, and passes checkpoints to the
+    /// consumer thread.
+    /// </summary>
+    private sealed class Listener : UntypedActor, IWithTimers
+    {
+        private readonly ShardedIngestion _owner;
+        private readonly Dictionary<int, int> _unacknowledged = [];
+        private readonly Dictionary<int, (long Seq, IActorRef Coordinator)> _flushes = [];
+
+        public Listener(ShardedIngestion owner) => _owner = owner;
+
+        public ITimerScheduler Timers { get; set; } = null!;
+
+        protected override void OnReceive(object message)
+        {
+            switch (message)
+            {
+                case DeadLettered letter:
+                    _owner.LogDeadLetter(letter.Topic, letter.Partition, letter.Offset, letter.Code, letter.Detail);
+                    _unacknowledged[letter.Partition] = _unacknowledged.GetValueOrDefault(letter.Partition) + 1;
+                    Produce(letter);
+                    break;
+                case Delivered delivered when delivered.Error is null:
+                    Interlocked.Increment(ref _owner._deadLetters);
+                    var left = _unacknowledged[delivered.Letter.Partition] -= 1;
+                    if (left == 0 && _flushes.Remove(delivered.Letter.Partition, out var waiting))
+                    {
+                        waiting.Coordinator.Tell(new DeadLettersFlushed(delivered.Letter.Partition, waiting.Seq));
+                    }
+
+                    break;
+                case Delivered failed:
+                    _owner.LogDeadLetterRetry(failed.Letter.Topic, failed.Letter.Partition, failed.Letter.Offset, failed.Error!);
+                    Timers.StartSingleTimer(failed.Letter, new Retry(failed.Letter), TimeSpan.FromMilliseconds(200));
+                    break;
+                case Retry retry:
+                    Produce(retry.Letter);
+                    break;
+                case FlushDeadLetters flush when _unacknowledged.GetValueOrDefault(flush.Partition) == 0:
+                    Sender.Tell(new DeadLettersFlushed(flush.Partition, flush.Seq));
+                    break;
+                case FlushDeadLetters flush:
+                    _flushes[flush.Partition] = (flush.Seq, Sender);
+                    break;
+                case CheckpointCompleted or CheckpointFailed:
+                    _owner.Post(message);
+                    break;
+                default:
+                    Unhandled(message);
+                    break;
+            }
+        }
+
+        private void Produce(DeadLettered letter)
+        {
+            var headers = new Headers
+            {
+                { "error", Encoding.UTF8.GetBytes(new DecodeError(letter.Code, letter.Detail).ToString()) },
+                { "source-topic", Encoding.UTF8.GetBytes(letter.Topic) },
+                { "source-partition", Encoding.UTF8.GetBytes(letter.Partition.ToString(CultureInfo.InvariantCulture)) },
+                { "source-offset", Encoding.UTF8.GetBytes(letter.Offset.ToString(CultureInfo.InvariantCulture)) },
+            };
+            var self = Self;
+            try
+            {
+                _owner._producer!.Produce(
+                    Topics.DeadLetters,
+                    new Message<byte[]?, byte[]?> { Key = letter.Key, Value = letter.Value, Headers = headers },
+                    report => self.Tell(new Delivered(letter, report.Error.IsError ? report.Error.Reason : null)));
+            }
+            catch (ProduceException<byte[]?, byte[]?> ex)
+            {
+                self.Tell(new Delivered(letter, ex.Error.Reason));
+            }
+        }
+
+        private sealed record Delivered(DeadLettered Letter, string? Error);
+
+        private sealed record Retry(DeadLettered Letter);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Assigned {Count} topic partitions; coordinators started for partitions [{Partitions}]")]
+    private partial void LogAssigned(int count, string partitions);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Released partitions [{Partitions}] (checkpointed first: {Checkpointed})")]
+    private partial void LogReleased(string partitions, bool checkpointed);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: no checkpoint covered every record sent before the hand-off deadline; the new owner re-reads them")]
+    private partial void LogHandOffTimedOut(int partition);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dead letter from {Topic}[{Partition}]@{Offset}: {Code}: {Detail}")]
+    private partial void LogDeadLetter(string topic, int partition, long offset, string code, string detail);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dead letter from {Topic}[{Partition}]@{Offset} not delivered ({Reason}); producing it again")]
+    private partial void LogDeadLetterRetry(string topic, int partition, long offset, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Ingestion stopped on an error")]
+    private partial void LogFailed(Exception ex);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "librdkafka {Level}: {Message}")]
+    private partial void LogKafka(string level, string message);
+}

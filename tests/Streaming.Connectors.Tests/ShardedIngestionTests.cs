@@ -1,0 +1,217 @@
+using System.Globalization;
+using System.Text;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Confluent.Kafka;
+using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Persistence;
+using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
+using Streaming.Runtime.Customers;
+using Streaming.Runtime.Rules;
+using Streaming.Runtime.Sharding;
+
+namespace Streaming.Connectors.Tests;
+
+/// <summary>
+/// Kafka into the Akka.NET runtime on a real cluster of one, over the embedded broker: records reach their customers
+/// through the shard region, bad ones are dead-lettered with their source, offsets are committed only after a durable
+/// checkpoint, and a node killed without a last checkpoint re-reads from the committed offsets without counting twice.
+/// Expected states are sums computed here from what was produced.
+/// </summary>
+[Collection(KafkaCollection.Name)]
+public sealed class ShardedIngestionTests : IDisposable
+{
+    private const int Partitions = 4;
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
+    private readonly MockCluster _cluster = MockCluster.Start();
+    private readonly TempDirectory _dir = new();
+    private readonly RuleBook _book = new(RuleSetLoader.Default);
+    private readonly RecordingLogger _log = new();
+    private readonly string _group = "ingestion-" + Guid.NewGuid().ToString("N");
+
+    public ShardedIngestionTests()
+    {
+        _cluster.CreateTopics(Topics.All, Partitions);
+    }
+
+    public void Dispose()
+    {
+        _cluster.Dispose();
+        _dir.Dispose();
+    }
+
+    private static byte[] Order(string eventId, string customerId, DateTimeOffset at, string orderId, string amount, string type = "order_placed") => Encoding.UTF8.GetBytes(
+        $$"""{"eventId":"{{eventId}}","customerId":"{{customerId}}","occurredAt":"{{at:yyyy-MM-ddTHH:mm:ssZ}}","type":"{{type}}","orderId":"{{orderId}}","amount":{{amount}},"currency":"GBP","channel":"online","country":"United Kingdom","items":[]}""");
+
+    [Fact]
+    public async Task Records_reach_their_customers_bad_ones_are_dead_lettered_and_a_killed_node_resumes_without_counting_twice()
+    {
+        var t0 = new DateTimeOffset(2011, 3, 1, 9, 0, 0, TimeSpan.Zero);
+        // Three customers with fifty events each, every fourth a cancellation refunding part of the order before it.
+        // Refunds are not de-duplicated by the core, and its window of recent event ids is 32, fewer than the forty
+        // events each customer has before the kill: a record applied twice would show in the net amount.
+        var expected = new Dictionary<string, decimal>();
+        var produced = new List<(string Key, byte[] Value, decimal Net)>();
+        for (var i = 0; i < 150; i++)
+        {
+            var customer = "k" + (i % 3);
+            var n = i / 3;
+            var amount = decimal.Round(1.5m + i * 0.37m, 2);
+            var cancels = n % 4 == 3;
+            var refund = decimal.Round(amount / 3, 2);
+            produced.Add(cancels
+                ? (customer, Order("e" + i, customer, t0.AddMinutes(i), "o" + (i - 3), refund.ToString(CultureInfo.InvariantCulture), "order_cancelled"), -refund)
+                : (customer, Order("e" + i, customer, t0.AddMinutes(i), "o" + i, amount.ToString(CultureInfo.InvariantCulture)), amount));
+        }
+
+        // Not JSON; and a pair whose sum overflows a decimal, so the second cannot be applied.
+        produced.Add(("k-bad", "{not json"u8.ToArray(), 0));
+        produced.Add(("k-ov", Order("ov1", "k-ov", t0.AddHours(3), "ov1", "79228162514264337593543950335"), 0));
+        produced.Add(("k-ov", Order("ov2", "k-ov", t0.AddHours(4), "ov2", "1"), 0));
+
+        // Node a checkpoints each partition every 4 records only, so when it is killed after applying the first 120
+        // records, up to 3 per partition are applied but neither saved nor committed.
+        var first = await Produce(produced.Take(120));
+        var system = await StartNode("a");
+        var (ingestion, region) = await StartIngestion(system, checkpointEvery: 4, interval: TimeSpan.FromHours(1));
+        await Eventually.Require(
+            Deadline,
+            () => ingestion.Records == first.Count && ingestion.Coordinators.Values.All(c => c.Ask<Streaming.Runtime.Partitions.PartitionStatus>(Streaming.Runtime.Partitions.GetPartitionStatus.Instance, Deadline).Result is { InFlight: 0, Waiting: 0 }),
+            () => $"records read {ingestion.Records} of {first.Count}; the ingestion's log:\n{_log}");
+        Assert.True(ingestion.Commits > 0, "node a committed no checkpoint");
+
+        // Kill the node: no last checkpoint, nothing more committed.
+        await ingestion.StopAsync(Deadline, checkpoint: false);
+        ingestion.Dispose();
+        await system.Terminate();
+
+        var second = await Produce(produced.Skip(120));
+        var all = first.Concat(second).ToList();
+        system = await StartNode("b");
+        (ingestion, region) = await StartIngestion(system);
+        try
+        {
+            await WaitCommitted(all);
+            foreach (var (key, _, net) in produced.Take(150))
+            {
+                expected[key] = expected.GetValueOrDefault(key) + net;
+            }
+
+            // The shard of a customer is the partition the producer put its records in.
+            var partitionOf = all.GroupBy(r => Encoding.UTF8.GetString(r.Message.Key)).ToDictionary(g => g.Key, g => g.First().Partition.Value);
+            foreach (var (customer, net) in expected)
+            {
+                var found = await region.Ask<CustomerFound>(new GetCustomer(customer, partitionOf[customer]), Deadline);
+                Assert.True(found.State is not null, customer);
+                Assert.Equal(net, found.State.NetAmount);
+            }
+
+            var overflow = await region.Ask<CustomerFound>(new GetCustomer("k-ov", partitionOf["k-ov"]), Deadline);
+            Assert.Equal(79228162514264337593543950335m, overflow.State!.NetAmount);
+
+            var letters = ReadDeadLetters(2);
+            var bad = all[^3];
+            var failed = all[^1];
+            Assert.Equal(
+                [(bad.Partition.Value, bad.Offset.Value, false), (failed.Partition.Value, failed.Offset.Value, true)],
+                letters.Select(l => (l.Partition, l.Offset, l.Error.StartsWith("processing-error", StringComparison.Ordinal))).OrderBy(l => l.Item3).ToList());
+        }
+        finally
+        {
+            await ingestion.StopAsync(Deadline);
+            ingestion.Dispose();
+            await system.Terminate();
+        }
+    }
+
+    private async Task<ActorSystem> StartNode(string name)
+    {
+        var config = ConfigurationFactory.ParseString("""
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+            akka.remote.dot-netty.tcp.port = 0
+            akka.loglevel = WARNING
+            """);
+        var system = ActorSystem.Create("ingestion-" + name, ActorStore.Setup(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = _dir.Path }, config));
+        var cluster = Cluster.Get(system);
+        await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(Deadline);
+        return system;
+    }
+
+    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null)
+    {
+        var region = await CustomerShards.StartAsync(system, new CustomerEntityOptions(), _book);
+        var ingestion = new ShardedIngestion(
+            system,
+            region,
+            _book,
+            new IngestionOptions { BootstrapServers = _cluster.BootstrapServers, GroupId = _group, CheckpointInterval = interval ?? TimeSpan.FromMilliseconds(100), CheckpointEveryRecords = checkpointEvery },
+            _log,
+            TimeProvider.System);
+        ingestion.Start();
+        return (ingestion, region);
+    }
+
+    private async Task<List<DeliveryResult<byte[], byte[]>>> Produce(IEnumerable<(string Key, byte[] Value, decimal Net)> records)
+    {
+        var reports = new List<DeliveryResult<byte[], byte[]>>();
+        using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = _cluster.BootstrapServers, EnableIdempotence = true })
+            .SetLogHandler((_, _) => { }).Build();
+        foreach (var (key, value, _) in records)
+        {
+            reports.Add(await producer.ProduceAsync(Topics.Orders, new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes(key), Value = value }).WaitAsync(Deadline));
+        }
+
+        return reports;
+    }
+
+    /// <summary>Waits until the group's committed offsets reach past every record in <paramref name="reports"/>.</summary>
+    private async Task WaitCommitted(List<DeliveryResult<byte[], byte[]>> reports)
+    {
+        var ends = reports.GroupBy(r => r.Partition.Value).ToDictionary(g => g.Key, g => g.Max(r => r.Offset.Value) + 1);
+        using var reader = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = _cluster.BootstrapServers, GroupId = _group })
+            .SetLogHandler((_, _) => { }).Build();
+        var tps = ends.Keys.Select(p => new TopicPartition(Topics.Orders, p)).ToList();
+        var committed = new Dictionary<int, long>();
+        await Eventually.Require(
+            Deadline,
+            () =>
+            {
+                committed = reader.Committed(tps, TimeSpan.FromSeconds(5)).ToDictionary(c => c.Partition.Value, c => c.Offset.Value);
+                return ends.All(e => committed.GetValueOrDefault(e.Key, -1) >= e.Value);
+            },
+            () => $"committed {string.Join(", ", committed)}; expected {string.Join(", ", ends)}; the ingestion's log:\n{_log}");
+    }
+
+    private List<(int Partition, long Offset, string Error)> ReadDeadLetters(int count)
+    {
+        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = _cluster.BootstrapServers,
+            GroupId = "dlq-" + Guid.NewGuid().ToString("N"),
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = false,
+        }).SetLogHandler((_, _) => { }).Build();
+        consumer.Assign(Enumerable.Range(0, Partitions).Select(p => new TopicPartitionOffset(Topics.DeadLetters, p, Offset.Beginning)));
+        var letters = new List<(int, long, string)>();
+        var deadline = DateTime.UtcNow + Deadline;
+        while (letters.Count < count && DateTime.UtcNow < deadline)
+        {
+            if (consumer.Consume(TimeSpan.FromMilliseconds(200)) is { } r)
+            {
+                string Header(string name) => Encoding.UTF8.GetString(r.Message.Headers.GetLastBytes(name));
+                letters.Add((int.Parse(Header("source-partition"), CultureInfo.InvariantCulture), long.Parse(Header("source-offset"), CultureInfo.InvariantCulture), Header("error")));
+            }
+        }
+
+        // Nothing more than expected (a dead letter produced twice would show here).
+        while (consumer.Consume(TimeSpan.FromMilliseconds(500)) is { } extra)
+        {
+            letters.Add((-1, extra.Offset.Value, "unexpected"));
+        }
+
+        return letters;
+    }
+}
