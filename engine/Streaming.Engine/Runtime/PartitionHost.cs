@@ -169,7 +169,7 @@ public sealed class PartitionHost
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            error = new DecodeError("processing-error", $"{ex.GetType().Name} while decoding: {Truncate(ex.Message, 200)}");
+            error = new DecodeError("processing-error", $"{ex.GetType().Name} while decoding: {CustomerChange.Truncate(ex.Message, 200)}");
             return RecordOutcome.DeadLetter;
         }
 
