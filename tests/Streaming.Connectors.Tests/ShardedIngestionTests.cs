@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
@@ -126,6 +127,75 @@ public sealed class ShardedIngestionTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Firings_of_a_checkpoint_not_stored_before_a_crash_are_stored_once_by_the_next_owner()
+    {
+        // Ten customers with two orders each: the default rules fire "welcome" at the first order and "first-repeat"
+        // at the second, once each.
+        var t0 = new DateTimeOffset(2011, 4, 1, 9, 0, 0, TimeSpan.Zero);
+        var produced = new List<(string Key, byte[] Value, decimal Net)>();
+        for (var i = 0; i < 20; i++)
+        {
+            var customer = "f" + (i % 10);
+            produced.Add((customer, Order("fe" + i, customer, t0.AddMinutes(i), "fo" + i, "10.00"), 10m));
+        }
+
+        var expected = produced.GroupBy(p => p.Key).SelectMany(g => new[] { (g.Key, "welcome"), (g.Key, "first-repeat") }).Order().ToList();
+        var sent = await Produce(produced);
+        var withRecords = sent.Select(r => r.Partition.Value).Distinct().Count();
+
+        // Node a: each partition's first checkpoint becomes durable, but its firings never reach the store (the sink
+        // refuses them), so its offsets are not committed and its next checkpoint cannot complete. Then it dies.
+        var refusing = new RefusingSink();
+        var system = await StartNode("a");
+        var (ingestion, _) = await StartIngestion(system, checkpointEvery: 1000, sink: refusing);
+        await Eventually.Require(
+            Deadline,
+            () => refusing.Partitions.Count == withRecords,
+            () => $"firings refused for partitions [{string.Join(",", refusing.Partitions)}] of {withRecords}; the ingestion's log:\n{_log}");
+        Assert.Equal(0, ingestion.Commits);
+        await ingestion.StopAsync(Deadline, checkpoint: false);
+        ingestion.Dispose();
+        await system.Terminate();
+
+        // Node b: the recovered coordinators report their last checkpoints' firings again; no record is left to read.
+        using var store = new Streaming.Connectors.Sql.SqliteStateStore(System.IO.Path.Combine(_dir.Path, "outbox.db"));
+        system = await StartNode("b");
+        (ingestion, _) = await StartIngestion(system, sink: store);
+        try
+        {
+            await WaitCommitted(sent);
+            var rows = store.ReadOutbox(0, 1000).Select(r => JsonDocument.Parse(r.Payload).RootElement).ToList();
+            var fired = rows.Select(r => (r.GetProperty("subject").GetString()!, r.GetProperty("type").GetString()!["streaming.trigger.".Length..])).Order().ToList();
+            Assert.Equal(expected, fired);
+            Assert.Equal(rows.Count, rows.Select(r => r.GetProperty("id").GetString()).Distinct().Count());
+        }
+        finally
+        {
+            await ingestion.StopAsync(Deadline);
+            ingestion.Dispose();
+            await system.Terminate();
+        }
+    }
+
+    /// <summary>A firing sink that refuses every write, noting the partitions it refused.</summary>
+    private sealed class RefusingSink : IFiringOutbox
+    {
+        public System.Collections.Concurrent.ConcurrentDictionary<int, bool> Refused { get; } = new();
+
+        public ICollection<int> Partitions => Refused.Keys;
+
+        public void Append(IReadOnlyList<TriggerFiring> firings)
+        {
+            foreach (var f in firings)
+            {
+                Refused[f.Partition] = true;
+            }
+
+            throw new IOException("the store is unreachable (injected by the test)");
+        }
+    }
+
     private async Task<ActorSystem> StartNode(string name)
     {
         var config = ConfigurationFactory.ParseString("""
@@ -140,7 +210,7 @@ public sealed class ShardedIngestionTests : IDisposable
         return system;
     }
 
-    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null)
+    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null, IFiringOutbox? sink = null)
     {
         var region = await CustomerShards.StartAsync(system, new CustomerEntityOptions(), _book);
         var ingestion = new ShardedIngestion(
@@ -149,7 +219,8 @@ public sealed class ShardedIngestionTests : IDisposable
             _book,
             new IngestionOptions { BootstrapServers = _cluster.BootstrapServers, GroupId = _group, CheckpointInterval = interval ?? TimeSpan.FromMilliseconds(100), CheckpointEveryRecords = checkpointEvery },
             _log,
-            TimeProvider.System);
+            TimeProvider.System,
+            sink);
         ingestion.Start();
         return (ingestion, region);
     }

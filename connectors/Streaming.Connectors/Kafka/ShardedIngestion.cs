@@ -5,6 +5,7 @@ using Akka.Actor;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
 using Streaming.Runtime.Partitions;
 using CoordinatorStatus = Streaming.Runtime.Partitions.PartitionStatus;
 using Streaming.Runtime.Rules;
@@ -41,6 +42,17 @@ public sealed record IngestionOptions
 }
 
 /// <summary>
+/// Takes the firings of each completed checkpoint before its offsets are committed: the outbox that the trigger relay
+/// publishes from and the dialers' outreach queue. Must be idempotent by firing id (a recovered partition reports its
+/// last checkpoint's firings again). A call that throws is retried; meanwhile the partition's offsets wait.
+/// </summary>
+public interface IFiringOutbox
+{
+    /// <summary>Stores <paramref name="firings"/> durably (all or none).</summary>
+    void Append(IReadOnlyList<TriggerFiring> firings);
+}
+
+/// <summary>
 /// Kafka into the actor runtime, one per node: one consumer in the group (cooperative-sticky), whose assignment decides
 /// where the customers' shards live (<see cref="CustomerShards.AssignAsync"/>) and which partition coordinators run here.
 /// </summary>
@@ -65,6 +77,7 @@ public sealed partial class ShardedIngestion : IDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly EventDecoder _decoder;
+    private readonly IFiringOutbox? _firings;
     private readonly ConcurrentQueue<object> _inbox = new();
     private readonly SemaphoreSlim _signal = new(0);
     private readonly Dictionary<int, Partition> _partitions = [];
@@ -78,9 +91,14 @@ public sealed partial class ShardedIngestion : IDisposable
     private long _commits;
     private long _deadLetters;
 
-    /// <summary>An ingestion stage feeding <paramref name="region"/> (the customers' shard region on this node).</summary>
-    public ShardedIngestion(ActorSystem system, IActorRef region, RuleBook rules, IngestionOptions options, ILogger logger, TimeProvider time)
+    /// <summary>
+    /// An ingestion stage feeding <paramref name="region"/> (the customers' shard region on this node). Each completed
+    /// checkpoint's firings go to <paramref name="firings"/> (null: dropped, for tests of the state alone) before its
+    /// offsets are committed.
+    /// </summary>
+    public ShardedIngestion(ActorSystem system, IActorRef region, RuleBook rules, IngestionOptions options, ILogger logger, TimeProvider time, IFiringOutbox? firings = null)
     {
+        _firings = firings;
         _system = system;
         _region = region;
         _rules = rules;
@@ -286,6 +304,10 @@ public sealed partial class ShardedIngestion : IDisposable
         {
             switch (message)
             {
+                case CheckpointCompleted { Recovered: true } done when _partitions.ContainsKey(done.Partition):
+                    // A recovered coordinator's last checkpoint, reported again for its firings: nothing to pace.
+                    Commit(consumer, done);
+                    break;
                 case CheckpointCompleted done when _partitions.TryGetValue(done.Partition, out var partition):
                     Commit(consumer, done);
                     partition.LastCheckpointAt = _time.GetTimestamp();
@@ -402,9 +424,13 @@ public sealed partial class ShardedIngestion : IDisposable
     /// </summary>
     private sealed class Listener : UntypedActor, IWithTimers
     {
+        private static readonly TimeSpan RetryAfter = TimeSpan.FromMilliseconds(200);
         private readonly ShardedIngestion _owner;
         private readonly Dictionary<int, int> _unacknowledged = [];
         private readonly Dictionary<int, (long Seq, IActorRef Coordinator)> _flushes = [];
+
+        /// <summary>Checkpoints whose firings the sink has not taken yet (retried), by partition.</summary>
+        private readonly Dictionary<int, CheckpointCompleted> _unstored = [];
 
         public Listener(ShardedIngestion owner) => _owner = owner;
 
@@ -421,32 +447,65 @@ public sealed partial class ShardedIngestion : IDisposable
                     break;
                 case Delivered delivered when delivered.Error is null:
                     Interlocked.Increment(ref _owner._deadLetters);
-                    var left = _unacknowledged[delivered.Letter.Partition] -= 1;
-                    if (left == 0 && _flushes.Remove(delivered.Letter.Partition, out var waiting))
-                    {
-                        waiting.Coordinator.Tell(new DeadLettersFlushed(delivered.Letter.Partition, waiting.Seq));
-                    }
-
+                    _unacknowledged[delivered.Letter.Partition] -= 1;
+                    AnswerFlush(delivered.Letter.Partition);
                     break;
                 case Delivered failed:
                     _owner.LogDeadLetterRetry(failed.Letter.Topic, failed.Letter.Partition, failed.Letter.Offset, failed.Error!);
-                    Timers.StartSingleTimer(failed.Letter, new Retry(failed.Letter), TimeSpan.FromMilliseconds(200));
+                    Timers.StartSingleTimer(failed.Letter, new Retry(failed.Letter), RetryAfter);
                     break;
                 case Retry retry:
                     Produce(retry.Letter);
                     break;
-                case FlushDeadLetters flush when _unacknowledged.GetValueOrDefault(flush.Partition) == 0:
-                    Sender.Tell(new DeadLettersFlushed(flush.Partition, flush.Seq));
-                    break;
                 case FlushDeadLetters flush:
                     _flushes[flush.Partition] = (flush.Seq, Sender);
+                    AnswerFlush(flush.Partition);
                     break;
-                case CheckpointCompleted or CheckpointFailed:
+                case CheckpointCompleted done:
+                    Store(done);
+                    break;
+                case StoreAgain again when _unstored.Remove(again.Partition, out var done):
+                    Store(done);
+                    break;
+                case CheckpointFailed:
                     _owner.Post(message);
+                    break;
+                case StoreAgain:
                     break;
                 default:
                     Unhandled(message);
                     break;
+            }
+        }
+
+        /// <summary>
+        /// Hands a checkpoint's firings to the sink, then its offsets to the consumer thread. Until the sink takes them
+        /// (retried), nothing is committed and the partition's next checkpoint cannot complete: its flush waits.
+        /// </summary>
+        private void Store(CheckpointCompleted done)
+        {
+            try
+            {
+                _owner._firings?.Append(done.Firings);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                _owner.LogFiringsRetry(done.Partition, done.Seq, done.Firings.Count, ex.Message);
+                _unstored[done.Partition] = done;
+                Timers.StartSingleTimer(("firings", done.Partition), new StoreAgain(done.Partition), RetryAfter);
+                return;
+            }
+
+            _owner.Post(done);
+            AnswerFlush(done.Partition);
+        }
+
+        /// <summary>Answers a waiting flush once the partition's dead letters are acknowledged and its firings stored.</summary>
+        private void AnswerFlush(int partition)
+        {
+            if (_unacknowledged.GetValueOrDefault(partition) == 0 && !_unstored.ContainsKey(partition) && _flushes.Remove(partition, out var waiting))
+            {
+                waiting.Coordinator.Tell(new DeadLettersFlushed(partition, waiting.Seq));
             }
         }
 
@@ -476,6 +535,8 @@ public sealed partial class ShardedIngestion : IDisposable
         private sealed record Delivered(DeadLettered Letter, string? Error);
 
         private sealed record Retry(DeadLettered Letter);
+
+        private sealed record StoreAgain(int Partition);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Assigned {Count} topic partitions; coordinators started for partitions [{Partitions}]")]
@@ -492,6 +553,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Dead letter from {Topic}[{Partition}]@{Offset} not delivered ({Reason}); producing it again")]
     private partial void LogDeadLetterRetry(string topic, int partition, long offset, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the {Count} firings of checkpoint {Seq} were not stored ({Reason}); retrying, offsets wait")]
+    private partial void LogFiringsRetry(int partition, long seq, int count, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Ingestion stopped on an error")]
     private partial void LogFailed(Exception ex);

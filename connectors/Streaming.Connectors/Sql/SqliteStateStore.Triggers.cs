@@ -14,7 +14,28 @@ public sealed partial class SqliteStateStore
     /// <summary>The clock of the queue's bookkeeping (created/updated times).</summary>
     public TimeProvider Clock { get; init; } = TimeProvider.System;
 
-    private void WriteFirings(List<TriggerFiring> firings, SqliteTransaction tx)
+    /// <summary>
+    /// Adds firings to the outbox (every one) and the outreach queue (queued ones), in one transaction. Idempotent by
+    /// firing id: an id the outbox or the queue holds is ignored, so a firing reported again after a crash creates no
+    /// second outreach item. (An outbox row already relayed and deleted is relayed again: the topic is at least once.)
+    /// </summary>
+    /// <exception cref="SqliteException">The write failed; nothing of it is stored.</exception>
+    public void Append(IReadOnlyList<TriggerFiring> firings)
+    {
+        if (firings.Count == 0)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            using var tx = _connection.BeginTransaction();
+            WriteFirings(firings, tx);
+            tx.Commit();
+        }
+    }
+
+    private void WriteFirings(IReadOnlyList<TriggerFiring> firings, SqliteTransaction tx)
     {
         var now = Clock.GetUtcNow().UtcTicks;
         using var outbox = _connection.CreateCommand();

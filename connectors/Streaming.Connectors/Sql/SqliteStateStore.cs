@@ -12,7 +12,7 @@ namespace Streaming.Connectors.Sql;
 /// (WAL readers see the last committed checkpoint). A Bloom filter of stored ids answers most lookups of customers
 /// the store has never seen without touching SQLite.
 /// </summary>
-public sealed partial class SqliteStateStore : IStateStore
+public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox
 {
     /// <summary>The schema version this build writes.</summary>
     public const int SchemaVersion = 5;

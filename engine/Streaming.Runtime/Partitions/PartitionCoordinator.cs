@@ -35,7 +35,12 @@ public sealed record PartitionCoordinatorOptions
 /// topic, the event-time clock, the population counters and the wake-ups that changed since the previous one
 /// (0: none any more). A snapshot holds every wake-up.
 /// </summary>
-public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string, long> NextOffsets, long MaxEventTicks, long WallFloorTicks, byte[] Population, IReadOnlyDictionary<string, long> Wakes, string RuleVersion);
+/// <param name="Firings">
+/// The firings this checkpoint covers. Stored with it because, once it is durable, customers drop the copies they saved
+/// unconfirmed: until the listener has handed them on (the outbox), this event is their only durable copy. A recovered
+/// coordinator reports its last checkpoint's firings again, so a crash between the two loses none.
+/// </param>
+public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string, long> NextOffsets, long MaxEventTicks, long WallFloorTicks, byte[] Population, IReadOnlyDictionary<string, long> Wakes, string RuleVersion, IReadOnlyList<TriggerFiring> Firings);
 
 /// <summary>
 /// The coordinator of one Kafka partition: it sends each record to its customer entity through the shard region, keeps
@@ -71,6 +76,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private readonly List<TriggerFiring> _firings = [];
     private readonly Dictionary<(string Topic, long Offset), PartitionRecord> _pending = [];
     private Dictionary<string, long> _committedOffsets = new(StringComparer.Ordinal);
+    private IReadOnlyList<TriggerFiring> _lastFirings = [];
 
     /// <summary>Customers this coordinator has sent to and not passivated, most recently used first.</summary>
     private readonly LinkedList<string> _recent = new();
@@ -110,6 +116,15 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         {
             _changedWakes.Clear();
             Become(Running);
+
+            // The last checkpoint's firings may not have reached the outbox before a crash (the listener handles a
+            // checkpoint before the next one can complete, so only the last one is in doubt): reported again, with
+            // its offsets; the outbox ignores ids it holds.
+            if (_committedSeq > 0)
+            {
+                _listener.Tell(new CheckpointCompleted(_partition, _committedSeq, _committedOffsets, _lastFirings, []) { Recovered = true });
+            }
+
             FireDue();
         });
     }
@@ -144,6 +159,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         _wallFloorTicks = saved.WallFloorTicks;
         _population = Population.Deserialize(saved.Population);
         _ruleVersion = saved.RuleVersion;
+        _lastFirings = saved.Firings;
         if (full)
         {
             _wakes.Clear();
@@ -399,11 +415,12 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         var seq = _barrierSeq;
         var changed = _dirty.ToList();
         var firings = _firings.ToList();
-        var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion);
+        var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion, firings);
         Persist(saved, e =>
         {
             _committedSeq = e.Seq;
             _committedOffsets = new Dictionary<string, long>(e.NextOffsets, StringComparer.Ordinal);
+            _lastFirings = firings;
             _dirty.Clear();
             _firings.Clear();
             _changedWakes.Clear();

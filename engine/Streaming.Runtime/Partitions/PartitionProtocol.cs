@@ -57,7 +57,14 @@ public sealed record DeadLettersFlushed(int Partition, long Seq);
 /// partition's own state (offsets, clock, timers, population) is persisted. The listener now commits
 /// <paramref name="NextOffsets"/> to Kafka and publishes <paramref name="Firings"/> (at least once; ids are stable).
 /// </summary>
-public sealed record CheckpointCompleted(int Partition, long Seq, IReadOnlyDictionary<string, long> NextOffsets, IReadOnlyList<TriggerFiring> Firings, IReadOnlyList<string> ChangedCustomers);
+public sealed record CheckpointCompleted(int Partition, long Seq, IReadOnlyDictionary<string, long> NextOffsets, IReadOnlyList<TriggerFiring> Firings, IReadOnlyList<string> ChangedCustomers)
+{
+    /// <summary>
+    /// Sent by a coordinator that just recovered: its last checkpoint again, whose firings may not have been handed on
+    /// before the crash (they must be handed on again, and are duplicates where they were).
+    /// </summary>
+    public bool Recovered { get; init; }
+}
 
 /// <summary>A checkpoint could not complete (a customer's save failed); nothing of it is committed.</summary>
 public sealed record CheckpointFailed(int Partition, long Seq, string Reason);

@@ -155,6 +155,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             w.Long(wake);
         }
 
+        TriggerFiringCodec.Encode(saved.Firings, buffer);
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -180,8 +181,10 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             wakes[Required(r.String())] = r.Long();
         }
 
+        var firings = TriggerFiringCodec.Decode(data[r.Position..], out var consumed);
+        r.Skip(consumed);
         r.End("journal event", "partition checkpoint");
-        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules);
+        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules, firings);
     }
 
     private static string Required(string? value) => value ?? throw new InvalidDataException("a required field is null");
