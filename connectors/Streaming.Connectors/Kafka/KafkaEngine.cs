@@ -19,7 +19,7 @@ namespace Streaming.Connectors.Kafka;
 /// consumption pauses while too many records wait for it. On assignment the consumer seeks to the store's offsets (the
 /// store is the truth); on revoke it checkpoints first.
 /// </summary>
-public sealed partial class KafkaEngine : IDisposable
+public sealed partial class KafkaEngine : IStreamingEngine
 {
     private readonly EngineOptions _options;
     private readonly IStateStore _store;
@@ -197,6 +197,18 @@ public sealed partial class KafkaEngine : IDisposable
         });
         return tcs.Task.WaitAsync(cancellationToken);
     }
+
+    /// <inheritdoc />
+    public Task<CustomerLookup> LookupAsync(string customerId, CancellationToken cancellationToken) =>
+        QueryAsync(view => view.Lookup(customerId), cancellationToken);
+
+    /// <inheritdoc />
+    public Task<PopulationView> PopulationAsync(CancellationToken cancellationToken) =>
+        QueryAsync(view => view.Population(), cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyDictionary<(string Rule, string Counter, string Group), long>> RuleCountersAsync(CancellationToken cancellationToken) =>
+        QueryAsync<IReadOnlyDictionary<(string Rule, string Counter, string Group), long>>(view => view.RuleCounters(), cancellationToken);
 
     /// <summary>Checkpoint durations so far, in milliseconds (for the benchmark).</summary>
     public double[] CheckpointDurationsMs()
@@ -1054,6 +1066,19 @@ public sealed partial class KafkaEngine : IDisposable
             }
 
             return null;
+        }
+
+        /// <summary>A copy of the customer's state and what its profile needs (see <see cref="IStreamingEngine.LookupAsync"/>).</summary>
+        public CustomerLookup Lookup(string customerId)
+        {
+            if (FindState(customerId) is not var (state, host))
+            {
+                return new CustomerLookup(Serves(customerId), null, -1, 0, _engine._rules);
+            }
+
+            var copy = new CustomerState(customerId);
+            copy.CopyFrom(state);
+            return new CustomerLookup(true, copy, host.Partition, host.WatermarkTicks, host.Rules);
         }
 
         /// <summary>

@@ -39,7 +39,21 @@ public sealed record IngestionOptions
 
     /// <summary>The decoder's limits (record size, future skew…).</summary>
     public DecoderOptions Decoder { get; init; } = new();
+
+    /// <summary>
+    /// Hybrid time: a partition without records for this long has its watermark follow the wall clock, so timers fire
+    /// in live operation. Null: event time only (replays give exactly the live run's states).
+    /// </summary>
+    public TimeSpan? IdleAfter { get; init; }
+
+    /// <summary>librdkafka's prefetch bound, in KiB (<c>queued.max.messages.kbytes</c>).</summary>
+    public int PrefetchMaxKbytes { get; init; } = 64 * 1024;
 }
+
+/// <summary>One assigned input partition as the consumer sees it.</summary>
+/// <param name="Next">The next offset to read (sent to the coordinator up to before it).</param>
+/// <param name="High">The log end (high watermark); -1 while unknown.</param>
+public readonly record struct PartitionPosition(string Topic, int Partition, long Next, long High);
 
 /// <summary>
 /// Takes the firings of each completed checkpoint before its offsets are committed: the outbox that the trigger relay
@@ -88,6 +102,12 @@ public sealed partial class ShardedIngestion : IDisposable
     private Thread? _thread;
     private bool _checkpointOnStop = true;
     private long _records;
+    private readonly long[,] _eventCounts = new long[Topics.Inputs.Count, 16];
+    private volatile IReadOnlyList<PartitionPosition> _positions = [];
+    private long _positionsAt;
+    private readonly List<double> _checkpointMs = [];
+    private volatile bool _paused;
+    private long _lastCommitAt;
     private long _commits;
     private long _deadLetters;
 
@@ -116,6 +136,43 @@ public sealed partial class ShardedIngestion : IDisposable
 
     /// <summary>Dead letters the broker acknowledged.</summary>
     public long DeadLetters => Interlocked.Read(ref _deadLetters);
+
+    /// <summary>The assigned input partitions' read positions and log ends, refreshed about twice a second.</summary>
+    public IReadOnlyList<PartitionPosition> Positions => _positions;
+
+    /// <summary>True while some partition is paused (it holds two checkpoints' worth of records).</summary>
+    public bool Paused => _paused;
+
+    /// <summary>When the last checkpoint was committed (<see cref="TimeProvider.GetTimestamp"/>; 0: none yet).</summary>
+    public long LastCommitAt => Interlocked.Read(ref _lastCommitAt);
+
+    /// <summary>Records read per input topic and event type (type 0: not decodable), by <see cref="Topics.Inputs"/> index.</summary>
+    public Dictionary<(string Topic, string Type), long> EventCounts()
+    {
+        var counts = new Dictionary<(string, string), long>();
+        for (var t = 0; t < _eventCounts.GetLength(0); t++)
+        {
+            for (var e = 0; e < _eventCounts.GetLength(1); e++)
+            {
+                var n = Interlocked.Read(ref _eventCounts[t, e]);
+                if (n > 0)
+                {
+                    counts[(Topics.Inputs[t], e == 0 ? "invalid" : EventTypes.Name((EventType)e))] = n;
+                }
+            }
+        }
+
+        return counts;
+    }
+
+    /// <summary>Durations of completed checkpoints, from the request to the commit, in milliseconds.</summary>
+    public double[] CheckpointDurationsMs()
+    {
+        lock (_checkpointMs)
+        {
+            return [.. _checkpointMs];
+        }
+    }
 
     /// <summary>Completes when the consumer thread ends (faulted if it ended on an error).</summary>
     public Task Stopped => _stopped.Task;
@@ -183,6 +240,7 @@ public sealed partial class ShardedIngestion : IDisposable
                 PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
                 SessionTimeoutMs = _options.SessionTimeoutMs,
                 HeartbeatIntervalMs = Math.Max(500, _options.SessionTimeoutMs / 4),
+                QueuedMaxMessagesKbytes = _options.PrefetchMaxKbytes,
             })
                 .SetLogHandler((_, m) => LogKafka(m.Level.ToString(), m.Message))
                 .SetPartitionsAssignedHandler(OnAssigned)
@@ -237,6 +295,7 @@ public sealed partial class ShardedIngestion : IDisposable
             offsets.Add(status.CommittedOffsets.TryGetValue(tp.Topic, out var next)
                 ? new TopicPartitionOffset(tp, next)
                 : new TopicPartitionOffset(tp, Offset.Beginning));
+            partition.StartedAt[tp.Topic] = Math.Max(0, next);
         }
 
         LogAssigned(assigned.Count, string.Join(",", added));
@@ -255,7 +314,9 @@ public sealed partial class ShardedIngestion : IDisposable
             ? new PartitionRecord(result.Topic, result.Offset.Value, evt)
             : new PartitionRecord(result.Topic, result.Offset.Value, null, error);
         partition.Coordinator.Tell(record with { Key = message.Key, Value = message.Value });
+        Interlocked.Increment(ref _eventCounts[(int)topic, evt is null ? 0 : (int)evt.Type]);
         partition.Sent[result.Topic] = result.Offset.Value + 1;
+        partition.LastRecordAt = _time.GetTimestamp();
         partition.SinceCheckpoint++;
         Interlocked.Increment(ref _records);
     }
@@ -269,13 +330,21 @@ public sealed partial class ShardedIngestion : IDisposable
     /// <summary>Asks for checkpoints when due, and pauses partitions that hold two checkpoints' worth of records.</summary>
     private void Pace(IConsumer<byte[]?, byte[]?> consumer)
     {
+        var paused = false;
         foreach (var (p, partition) in _partitions)
         {
+            if (_options.IdleAfter is { } idle && _time.GetElapsedTime(partition.LastRecordAt) >= idle)
+            {
+                partition.Coordinator.Tell(new AdvanceIdle(_time.GetUtcNow().UtcTicks));
+                partition.LastRecordAt = _time.GetTimestamp() - (long)(idle.TotalSeconds * _time.TimestampFrequency) + _time.TimestampFrequency;
+            }
+
             var due = partition.SinceCheckpoint >= _options.CheckpointEveryRecords
                 || (partition.SinceCheckpoint > 0 && _time.GetElapsedTime(partition.LastCheckpointAt) >= _options.CheckpointInterval);
             if (due && partition.Requested is null)
             {
                 partition.Requested = new Dictionary<string, long>(partition.Sent, StringComparer.Ordinal);
+                partition.RequestedAt = _time.GetTimestamp();
                 partition.SinceRequest = partition.SinceCheckpoint;
                 partition.Coordinator.Tell(CheckpointNow.Instance);
             }
@@ -295,6 +364,21 @@ public sealed partial class ShardedIngestion : IDisposable
 
                 partition.Paused = hold;
             }
+
+            paused |= partition.Paused;
+        }
+
+        _paused = paused;
+        if (_positionsAt == 0 || _time.GetElapsedTime(_positionsAt) >= TimeSpan.FromMilliseconds(500))
+        {
+            _positionsAt = _time.GetTimestamp();
+            _positions = [.. consumer.Assignment.Select(tp => new PartitionPosition(
+                tp.Topic,
+                tp.Partition.Value,
+                !_partitions.TryGetValue(tp.Partition.Value, out var owned) ? -1
+                    : owned.Sent.TryGetValue(tp.Topic, out var next) ? next
+                    : owned.StartedAt.GetValueOrDefault(tp.Topic),
+                consumer.GetWatermarkOffsets(tp).High.Value)).OrderBy(p => p.Topic, StringComparer.Ordinal).ThenBy(p => p.Partition)];
         }
     }
 
@@ -310,6 +394,14 @@ public sealed partial class ShardedIngestion : IDisposable
                     break;
                 case CheckpointCompleted done when _partitions.TryGetValue(done.Partition, out var partition):
                     Commit(consumer, done);
+                    if (partition.Requested is not null)
+                    {
+                        lock (_checkpointMs)
+                        {
+                            _checkpointMs.Add(_time.GetElapsedTime(partition.RequestedAt).TotalMilliseconds);
+                        }
+                    }
+
                     partition.LastCheckpointAt = _time.GetTimestamp();
                     partition.SinceCheckpoint -= partition.SinceRequest;
                     partition.SinceRequest = 0;
@@ -335,6 +427,7 @@ public sealed partial class ShardedIngestion : IDisposable
         }
 
         Interlocked.Increment(ref _commits);
+        Interlocked.Exchange(ref _lastCommitAt, _time.GetTimestamp());
     }
 
     /// <summary>
@@ -355,6 +448,7 @@ public sealed partial class ShardedIngestion : IDisposable
                     if (partition.Requested is null)
                     {
                         partition.Requested = new Dictionary<string, long>(partition.Sent, StringComparer.Ordinal);
+                partition.RequestedAt = _time.GetTimestamp();
                         partition.SinceRequest = partition.SinceCheckpoint;
                         partition.Coordinator.Tell(CheckpointNow.Instance);
                     }
@@ -409,6 +503,13 @@ public sealed partial class ShardedIngestion : IDisposable
         public long SinceRequest { get; set; }
 
         public long LastCheckpointAt { get; set; } = startedAt;
+
+        public long LastRecordAt { get; set; } = startedAt;
+
+        /// <summary>The offset consumption started at per topic (before any record was sent).</summary>
+        public Dictionary<string, long> StartedAt { get; } = new(StringComparer.Ordinal);
+
+        public long RequestedAt { get; set; }
 
         public Dictionary<string, long>? Requested { get; set; }
 

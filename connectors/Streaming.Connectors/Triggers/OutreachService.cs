@@ -9,7 +9,7 @@ namespace Streaming.Connectors.Triggers;
 /// The dialers' side of the outreach queue (CONTRACTS.md §7): leases with a re-check of every item against the live
 /// customer and the wall clock, acknowledgements with retries, releases and statistics.
 /// </summary>
-public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, TriggerRelay relay, TimeProvider time, EngineInstruments? instruments = null)
+public sealed class OutreachService(SqliteStateStore store, IStreamingEngine engine, TriggerRelay relay, TimeProvider time, EngineInstruments? instruments = null)
 {
     public static readonly IReadOnlyList<string> Outcomes = ["answered", "no_answer", "converted", "opted_out", "failed"];
 
@@ -32,7 +32,14 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
                 break;
             }
 
-            var decisions = await engine.QueryAsync(view => candidates.Select(item => (item, Recheck(view, item, now))).ToList(), ct).ConfigureAwait(false);
+            var decisions = new List<(OutreachItem, LeaseDecision)>(candidates.Count);
+            foreach (var item in candidates)
+            {
+                decisions.Add((item, now > item.ExpiresTicks
+                    ? new LeaseDecision(LeaseVerdict.Expire, "expired")
+                    : Recheck(await engine.LookupAsync(item.CustomerId, ct).ConfigureAwait(false), item, now)));
+            }
+
             leased.AddRange(store.ApplyLease(decisions, dialer, time, lease, max - leased.Count));
         }
 
@@ -40,21 +47,15 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
         return leased;
     }
 
-    /// <summary>Whether an item may still go out now; runs on the engine thread.</summary>
-    private LeaseDecision Recheck(KafkaEngine.EngineView view, OutreachItem item, long now)
+    /// <summary>Whether an unexpired item may still go out now, given a copy of its customer's state.</summary>
+    private LeaseDecision Recheck(CustomerLookup found, OutreachItem item, long now)
     {
-        if (now > item.ExpiresTicks)
-        {
-            return new LeaseDecision(LeaseVerdict.Expire, "expired");
-        }
-
-        if (view.FindState(item.CustomerId) is not { } found)
+        if (found.State is not { } state)
         {
             return new LeaseDecision(LeaseVerdict.Drop, "customer-unknown");
         }
 
-        var (state, host) = found;
-        var rules = host.Rules;
+        var rules = found.Rules;
         if (rules.FindTrigger(item.Rule) is not { } trigger)
         {
             return new LeaseDecision(LeaseVerdict.Drop, "rule-removed");
@@ -85,7 +86,7 @@ public sealed class OutreachService(SqliteStateStore store, KafkaEngine engine, 
         if (!trigger.IsEventTrigger)
         {
             var ctx = new EvalContext { Rules = rules, DefaultTimeZone = rules.Contact.DefaultTimeZone };
-            ctx.Reset(state, null, Math.Max(host.WatermarkTicks, state.EvaluatedAtTicks));
+            ctx.Reset(state, null, Math.Max(found.WatermarkTicks, state.EvaluatedAtTicks));
             if (!trigger.When.Evaluate(ctx))
             {
                 return new LeaseDecision(LeaseVerdict.Drop, "condition-gone");

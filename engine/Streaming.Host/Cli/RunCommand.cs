@@ -14,7 +14,8 @@ public static class RunCommand
         var urls = new Option<string?>("--urls") { Description = "HTTP listen URL (default http://127.0.0.1:8080)" };
         var config = new Option<string?>("--config") { Description = "A JSON configuration file (same keys as appsettings.json)" };
         var rules = new Option<string?>("--rules") { Description = "A directory of rule files (*.yaml), watched for changes (default: the stored or the built-in rule set)" };
-        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules };
+        var runtime = new Option<string?>("--runtime") { Description = "host (default) or akka: the runtime the customers live in (Streaming:Engine:Runtime)" };
+        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules, runtime };
         command.SetAction(async (parse, ct) =>
         {
             StreamingSettings settings;
@@ -22,6 +23,11 @@ public static class RunCommand
             try
             {
                 configuration = StreamingSettings.LoadConfiguration(parse.GetValue(config));
+                if (parse.GetValue(runtime) is { } chosen)
+                {
+                    configuration = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection([new("Streaming:Engine:Runtime", chosen)]).Build();
+                }
+
                 settings = StreamingSettings.From(configuration);
             }
             catch (Exception ex) when (ex is InvalidOperationException or FileNotFoundException or InvalidDataException)

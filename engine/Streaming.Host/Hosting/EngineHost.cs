@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Redis;
 using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
@@ -18,7 +19,7 @@ public sealed partial class EngineHost : IAsyncDisposable
 {
     private readonly ILogger _logger;
 
-    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, KafkaEngine engine, RulesManager rules, StreamingSettings settings, TriggerRelay relay, OutreachService outreach, ILogger logger, RedisMirror? mirror)
+    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, IStreamingEngine engine, RulesManager rules, StreamingSettings settings, TriggerRelay relay, OutreachService outreach, ILogger logger, RedisMirror? mirror)
     {
         Relay = relay;
         Outreach = outreach;
@@ -38,7 +39,8 @@ public sealed partial class EngineHost : IAsyncDisposable
     public string BootstrapServers { get; }
     public bool Embedded => Broker is not null;
     public SqliteStateStore Store { get; }
-    public KafkaEngine Engine { get; }
+    /// <summary>The running engine (the Kafka ingestion and the customers' runtime).</summary>
+    public IStreamingEngine Engine { get; }
     public RulesManager Rules { get; }
     public TriggerRelay Relay { get; }
     public OutreachService Outreach { get; }
@@ -131,14 +133,23 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogMirror(logger, mirror.Endpoint, settings.RedisPrefix);
         }
 
-        var engine = new KafkaEngine(
-            settings.ToEngineOptions(bootstrap),
-            store,
-            TimeProvider.System,
-            web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(),
-            rules.Initial,
-            mirror,
-            instruments);
+        IStreamingEngine engine = settings.Runtime == EngineRuntime.Akka
+            ? new ShardedEngine(
+                settings.ToEngineOptions(bootstrap),
+                new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = settings.DataDir },
+                TimeProvider.System,
+                web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ShardedEngine>(),
+                rules.Initial,
+                store,
+                instruments)
+            : new KafkaEngine(
+                settings.ToEngineOptions(bootstrap),
+                store,
+                TimeProvider.System,
+                web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(),
+                rules.Initial,
+                mirror,
+                instruments);
         var relay = new TriggerRelay(bootstrap, store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<TriggerRelay>(), instruments);
         engine.FiringsCommitted = relay.Signal;
         engine.OutreachStats = () => store.OutreachStats(TimeProvider.System.GetUtcNow().UtcTicks);

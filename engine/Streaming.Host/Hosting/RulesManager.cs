@@ -19,7 +19,7 @@ public sealed partial class RulesManager : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stop = new();
-    private KafkaEngine? _engine;
+    private IStreamingEngine? _engine;
     private EngineInstruments? _instruments;
     private Task? _watcher;
     private string? _fingerprint;
@@ -101,7 +101,7 @@ public sealed partial class RulesManager : IAsyncDisposable
     }
 
     /// <summary>Starts watching the directory (if any) and hands accepted rule sets to <paramref name="engine"/>.</summary>
-    public void Start(KafkaEngine engine, EngineInstruments? instruments = null)
+    public void Start(IStreamingEngine engine, EngineInstruments? instruments = null)
     {
         _engine = engine;
         _instruments = instruments;

@@ -64,6 +64,13 @@ public sealed record StreamingSettings
     /// <summary><c>event</c> (default) or <c>hybrid</c> (quiet partitions follow the wall clock).</summary>
     public TimeMode TimeMode { get; init; } = TimeMode.Event;
 
+    /// <summary>
+    /// <c>Streaming:Engine:Runtime</c>: <c>host</c> (default: the partition host and its SQLite checkpoint store) or
+    /// <c>akka</c> (customers as Akka.Cluster.Sharding entities persisted through Akka.Persistence.Sql, on
+    /// <c>journal.db</c> in the data directory; being completed, see README).
+    /// </summary>
+    public EngineRuntime Runtime { get; init; } = EngineRuntime.Host;
+
     /// <summary>Hybrid mode: seconds without records after which a partition follows the wall clock.</summary>
     public int IdleAfterSeconds { get; init; } = 30;
 
@@ -163,6 +170,12 @@ public sealed record StreamingSettings
                 var other => throw new InvalidOperationException($"configuration Streaming:Engine:TimeMode = '{other}' must be 'event' or 'hybrid'"),
             },
             IdleAfterSeconds = Int(s, "Engine:IdleAfterSeconds", defaults.IdleAfterSeconds, 1, 86_400),
+            Runtime = (s["Engine:Runtime"] ?? "host").ToLowerInvariant() switch
+            {
+                "host" => EngineRuntime.Host,
+                "akka" => EngineRuntime.Akka,
+                var other => throw new InvalidOperationException($"configuration Streaming:Engine:Runtime = '{other}' must be 'host' or 'akka'"),
+            },
             AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
             RequireReadScope = Bool(s, "Auth:RequireReadScope"),
             ProtectMetrics = Bool(s, "Auth:ProtectMetrics"),
@@ -297,4 +310,14 @@ public sealed record StreamingSettings
 
         return v;
     }
+}
+
+/// <summary>Which runtime hosts the customers (<c>Streaming:Engine:Runtime</c>).</summary>
+public enum EngineRuntime
+{
+    /// <summary>The partition host with its SQLite checkpoint store.</summary>
+    Host,
+
+    /// <summary>Akka.Cluster.Sharding entities persisted through Akka.Persistence.Sql.</summary>
+    Akka,
 }

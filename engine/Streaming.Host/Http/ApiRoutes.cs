@@ -98,9 +98,9 @@ public static class ApiRoutes
                 return invalid;
             }
 
-            var (profile, served) = await host.Engine.QueryAsync(view => (view.FindCustomer(customerId), view.Serves(customerId)), ct).ConfigureAwait(false);
-            return profile is not null ? Results.Ok(profile)
-                : served ? CustomerIdRoute.NotFound(customerId)
+            var found = await host.Engine.LookupAsync(customerId, ct).ConfigureAwait(false);
+            return found.Profile is { } profile ? Results.Ok(profile)
+                : found.Served ? CustomerIdRoute.NotFound(customerId)
                 : CustomerIdRoute.NotOwned(context);
         })
             .Produces<Streaming.Engine.Model.CustomerProfile>()
@@ -113,7 +113,7 @@ public static class ApiRoutes
 
         app.MapGet("/v1/population", async (CancellationToken ct) =>
         {
-            var population = await host.Engine.QueryAsync(view => view.Population(), ct).ConfigureAwait(false);
+            var population = await host.Engine.PopulationAsync(ct).ConfigureAwait(false);
             return Results.Ok(PopulationBody(population));
         })
             .Produces<PopulationBody>()

@@ -119,7 +119,7 @@ public static class TriggerRoutes
 
             var body = await TriggersBody(host, customerId, ct).ConfigureAwait(false);
             return body is not null ? Results.Ok(body)
-                : await host.Engine.QueryAsync(view => view.Serves(customerId), ct).ConfigureAwait(false) ? CustomerIdRoute.NotFound(customerId)
+                : (await host.Engine.LookupAsync(customerId, ct).ConfigureAwait(false)).Served ? CustomerIdRoute.NotFound(customerId)
                 : CustomerIdRoute.NotOwned(context);
         })
             .Produces<CustomerTriggersBody>()
@@ -151,9 +151,7 @@ public static class TriggerRoutes
     /// <summary>The body of <c>GET /v1/customers/{id}/triggers</c>, or null when this node has no such customer.</summary>
     internal static async Task<CustomerTriggersBody?> TriggersBody(EngineHost host, string customerId, CancellationToken ct)
     {
-        var firings = await host.Engine.QueryAsync(
-            view => view.FindState(customerId) is { } found ? found.State.RecentFirings.Select(f => f with { }).ToList() : null,
-            ct).ConfigureAwait(false);
+        var firings = (await host.Engine.LookupAsync(customerId, ct).ConfigureAwait(false)).State?.RecentFirings;
         if (firings is null)
         {
             return null;
@@ -186,7 +184,7 @@ public static class TriggerRoutes
             return null;
         }
 
-        var counters = await host.Engine.QueryAsync(view => view.RuleCounters(), ct).ConfigureAwait(false);
+        var counters = await host.Engine.RuleCountersAsync(ct).ConfigureAwait(false);
         long Count(string counter, string group) => counters.GetValueOrDefault((ruleId, counter, group));
         var contacted = Count("fired", "queued") + Count("fired", "notify");
         var contactedConverted = Count("converted", "queued") + Count("converted", "notify");

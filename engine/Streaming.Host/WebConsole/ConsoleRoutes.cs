@@ -117,7 +117,7 @@ public static class ConsoleRoutes
 
         View(app.MapGet("/console", async (HttpContext context, string? flows, CancellationToken ct) =>
         {
-            var population = await host.Engine.QueryAsync(view => view.Population(), ct).ConfigureAwait(false);
+            var population = await host.Engine.PopulationAsync(ct).ConfigureAwait(false);
             var status = Json(ApiRoutes.StatusBody(host));
             var lifts = await LiftsAsync(host, ct).ConfigureAwait(false);
             var rate = rates.Sample(host.Engine.EventsProcessed, TimeProvider.System.GetTimestamp(), TimeProvider.System.TimestampFrequency);
@@ -138,7 +138,8 @@ public static class ConsoleRoutes
                 return Page("Customer", "customers", ConsolePages.Search(null) + ConsolePages.Problem("Invalid customer id.", "Customer ids are 1 to 256 characters without control characters."), 400);
             }
 
-            var (profile, served) = await host.Engine.QueryAsync(view => (view.FindCustomer(customerId), view.Serves(customerId)), ct).ConfigureAwait(false);
+            var found = await host.Engine.LookupAsync(customerId, ct).ConfigureAwait(false);
+            var (profile, served) = (found.Profile, found.Served);
             var triggers = profile is null ? null : await TriggerRoutes.TriggersBody(host, customerId, ct).ConfigureAwait(false);
             if (profile is null || triggers is null)
             {

@@ -180,7 +180,7 @@ public sealed class CustomerEntity : PersistentActor
                 Reply(Advance(m.Clock, -1));
                 return true;
             case Reevaluate m:
-                OnReevaluate(m);
+                Reply(Advance(m.Clock, -1));
                 return true;
             case SaveCustomer m:
                 var asker = Sender;
@@ -188,6 +188,13 @@ public sealed class CustomerEntity : PersistentActor
                 return true;
             case GetCustomer m:
                 Sender.Tell(new CustomerFound(_customerId, m.Partition, Copy()));
+                if (_state is null && !_dirty && Phase == EntityPhase.Active)
+                {
+                    // A read of an unknown customer leaves nothing in memory (reads of made-up ids cannot fill it).
+                    Phase = EntityPhase.Passivating;
+                    Context.Parent.Tell(new Passivate(StopEntity.Instance));
+                }
+
                 return true;
             case PassivateCustomer m:
                 OnPassivate(m);
@@ -247,13 +254,18 @@ public sealed class CustomerEntity : PersistentActor
         Reply(advanced with { Outcome = outcome, Effects = advanced.Effects.Then(effects), WakeTicks = state.WakeTicks, Exists = true, Dirty = true });
     }
 
-    /// <summary>Runs the wake-ups due by the clock's watermark; the answer describes what they did.</summary>
+    /// <summary>
+    /// Re-derives the customer under the clock's rule set when it was last derived under another (the partition switched
+    /// while it was not in memory, or a <see cref="Reevaluate"/>), then runs the wake-ups due by the clock's watermark;
+    /// the answer describes what both did.
+    /// </summary>
     private CustomerChanged Advance(PartitionClock clock, long offset)
     {
         Confirm(clock);
+        var rederived = Rederive(clock);
         if (_state is not { WakeTicks: > 0 } state || state.WakeTicks > clock.WatermarkTicks)
         {
-            return Changed(0, offset, ChangeOutcome.Advanced, null, EffectBundle.Empty, 0, 0);
+            return Changed(0, offset, ChangeOutcome.Advanced, null, rederived, 0, 0);
         }
 
         if (!Change.TryAdvance(state, clock.WatermarkTicks, clock.LateBeforeTicks, _rules.Get(clock.RuleVersion), out var fired, out var late, out var failure))
@@ -263,35 +275,33 @@ public sealed class CustomerEntity : PersistentActor
             Logger.Warning("customer {0}: wake-up failed: {1}", _customerId, failure);
             state.WakeTicks = 0;
             _dirty = true;
-            return Changed(0, offset, ChangeOutcome.Failed, failure, EffectBundle.Empty, 0, 0);
+            return Changed(0, offset, ChangeOutcome.Failed, failure, rederived, 0, 0);
         }
 
         _dirty = true;
         var effects = EffectBundle.From(Change.Effects);
         _unsaved = _unsaved.Then(effects);
-        return Changed(0, offset, ChangeOutcome.Advanced, null, effects, fired, late);
+        return Changed(0, offset, ChangeOutcome.Advanced, null, rederived.Then(effects), fired, late);
     }
 
-    private void OnReevaluate(Reevaluate m)
+    /// <summary>Re-derives the customer under the clock's rule set if it differs; its stage moves are re-counts.</summary>
+    private EffectBundle Rederive(PartitionClock clock)
     {
-        var advanced = Advance(m.Clock, -1);
-        if (_state is not { } state || state.RuleVersion == m.Clock.RuleVersion)
+        if (_state is not { } state || state.RuleVersion == clock.RuleVersion)
         {
-            Reply(advanced);
-            return;
+            return EffectBundle.Empty;
         }
 
-        if (!Change.TryReevaluate(state, m.Clock.WatermarkTicks, _rules.Get(m.Clock.RuleVersion), out var failure))
+        if (!Change.TryReevaluate(state, clock.WatermarkTicks, _rules.Get(clock.RuleVersion), out var failure))
         {
-            Logger.Warning("customer {0}: re-evaluation under rules {1} failed: {2}", _customerId, m.Clock.RuleVersion, failure);
-            Reply(advanced with { Outcome = ChangeOutcome.Failed, Failure = failure });
-            return;
+            Logger.Warning("customer {0}: re-evaluation under rules {1} failed: {2}", _customerId, clock.RuleVersion, failure);
+            return EffectBundle.Empty;
         }
 
         _dirty = true;
         var effects = EffectBundle.From(Change.Effects).AsRecount();
         _unsaved = _unsaved.Then(effects);
-        Reply(advanced with { Effects = advanced.Effects.Then(effects), WakeTicks = state.WakeTicks, Dirty = true });
+        return effects;
     }
 
     private void OnPassivate(PassivateCustomer m)

@@ -93,6 +93,13 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private long _committedSeq;
     private int _inFlight;
     private long _timersFired;
+    private long _lateTimersFired;
+    private long _applied;
+    private long _duplicates;
+    private long _checkpoints;
+
+    /// <summary>A rule set to switch to once the next checkpoint is durable.</summary>
+    private string? _switchTo;
     private long _deadLetters;
     private int _checkpointsSinceSnapshot;
 
@@ -177,11 +184,25 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         Command<CustomerChanged>(OnChanged);
         Command<AdvanceIdle>(OnIdle);
         Command<CheckpointNow>(_ => BeginCheckpoint());
+        Command<SwitchRules>(OnSwitchRules);
         Command<DeadLettersFlushed>(OnFlushed);
         Command<CustomerSaved>(OnSaved);
         Command<CustomerSaveFailed>(f => AbortCheckpoint($"customer save failed: {f.Reason}"));
         Command<CustomerPassivated>(_ => { });
-        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts)) { Cached = _live.Count, Passivations = _passivations, CommittedOffsets = _committedOffsets }));
+        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))
+        {
+            Cached = _live.Count,
+            Passivations = _passivations,
+            CommittedOffsets = _committedOffsets,
+            ProcessedOffsets = Processed(),
+            Applied = _applied,
+            Duplicates = _duplicates,
+            Checkpoints = _checkpoints,
+            LateTimersFired = _lateTimersFired,
+            RuleVersion = _ruleVersion,
+            Transitions = new Dictionary<(string, string, string), long>(_population.Transitions),
+            RuleCounters = new Dictionary<(string, string, string), long>(_population.RuleCounters),
+        }));
         Command<SaveSnapshotSuccess>(s => DeleteMessages(s.Metadata.SequenceNr));
         Command<SaveSnapshotFailure>(f => _log.Warning("partition {0}: snapshot failed: {1}", _partition, f.Cause.Message));
         Command<DeleteMessagesSuccess>(_ => { });
@@ -237,6 +258,16 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
 
         Count(changed.Effects);
         _timersFired += changed.TimersFired;
+        _lateTimersFired += changed.LateTimersFired;
+        if (changed.Offset >= 0 && changed.Outcome == ChangeOutcome.Applied)
+        {
+            _applied++;
+        }
+        else if (changed.Outcome == ChangeOutcome.Duplicate)
+        {
+            _duplicates++;
+        }
+
         if (changed.Dirty)
         {
             _dirty.Add(changed.CustomerId);
@@ -425,7 +456,9 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             _firings.Clear();
             _changedWakes.Clear();
             _barrierSeq = 0;
+            _checkpoints++;
             _listener.Tell(new CheckpointCompleted(_partition, e.Seq, e.NextOffsets, firings, changed));
+            SwitchAtBoundary();
             if (++_checkpointsSinceSnapshot >= _options.SnapshotEvery)
             {
                 _checkpointsSinceSnapshot = 0;
@@ -435,6 +468,54 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             PassivateLeastRecent();
             Drain();
         });
+    }
+
+    /// <summary>Per topic, the lowest offset still waiting for its customer's answer, or the next to send.</summary>
+    private Dictionary<string, long> Processed()
+    {
+        var processed = new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal);
+        foreach (var (topic, offset) in _pending.Keys)
+        {
+            if (offset < processed.GetValueOrDefault(topic, long.MaxValue))
+            {
+                processed[topic] = offset;
+            }
+        }
+
+        return processed;
+    }
+
+    private void OnSwitchRules(SwitchRules switchTo)
+    {
+        _switchTo = switchTo.Version == _ruleVersion ? null : switchTo.Version;
+        if (_switchTo is not null)
+        {
+            // A boundary now: an idle partition switches too.
+            BeginCheckpoint();
+        }
+    }
+
+    /// <summary>
+    /// Right after a checkpoint: the partition takes the waiting rule set, and its customers in memory are re-derived
+    /// under it (their re-counts are saved with the next checkpoint, which stores the new version). Customers not in
+    /// memory are re-derived when a record or wake-up next reaches them.
+    /// </summary>
+    private void SwitchAtBoundary()
+    {
+        if (_switchTo is not { } version)
+        {
+            return;
+        }
+
+        _switchTo = null;
+        _log.Info("partition {0}: rules {1} -> {2} at checkpoint {3}", _partition, _ruleVersion, version, _committedSeq);
+        _ruleVersion = version;
+        var clock = Clock(_maxEventTicks);
+        foreach (var customer in _live.Keys)
+        {
+            _inFlight++;
+            _customers.Tell(new Reevaluate(customer, _partition, clock));
+        }
     }
 
     private void Touch(string customer)

@@ -92,4 +92,38 @@ public sealed record PartitionStatus(int Partition, long WatermarkTicks, long Ma
 
     /// <summary>The next offset per input topic that the last completed checkpoint covers (where consumption resumes).</summary>
     public IReadOnlyDictionary<string, long> CommittedOffsets { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>
+    /// The next offset per input topic below which every record has been applied (answered by its customer or
+    /// dead-lettered): what the partition's state reflects now, saved or not.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> ProcessedOffsets { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>Records this coordinator run sent that changed their customer.</summary>
+    public long Applied { get; init; }
+
+    /// <summary>Records this coordinator run sent that their customer already had.</summary>
+    public long Duplicates { get; init; }
+
+    /// <summary>Checkpoints this coordinator run completed.</summary>
+    public long Checkpoints { get; init; }
+
+    /// <summary>Wake-ups this run ran late (after <see cref="PartitionCoordinatorOptions.LateTimerAfter"/>).</summary>
+    public long LateTimersFired { get; init; }
+
+    /// <summary>The rule set the partition evaluates with.</summary>
+    public string RuleVersion { get; init; } = "";
+
+    /// <summary>Stage transitions counted (dimension, from, to).</summary>
+    public IReadOnlyDictionary<(string Dimension, string From, string To), long> Transitions { get; init; } = new Dictionary<(string, string, string), long>();
+
+    /// <summary>Per-rule counters (rule, fired/suppressed/converted, group).</summary>
+    public IReadOnlyDictionary<(string Rule, string Counter, string Group), long> RuleCounters { get; init; } = new Dictionary<(string, string, string), long>();
 }
+
+/// <summary>
+/// Switch to rule set <paramref name="Version"/> (already in the node's <see cref="Rules.RuleBook"/>) at the next
+/// checkpoint boundary: what was sent before is saved under the old set, the customers in memory are re-derived under
+/// the new one, others when next reached.
+/// </summary>
+public sealed record SwitchRules(string Version);

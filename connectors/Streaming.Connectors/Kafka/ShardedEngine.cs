@@ -1,0 +1,453 @@
+using System.Text;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using Streaming.Connectors.Persistence;
+using Streaming.Connectors.Telemetry;
+using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
+using Streaming.Runtime.Customers;
+using Streaming.Runtime.Partitions;
+using Streaming.Runtime.Rules;
+using Streaming.Runtime.Sharding;
+using CoordinatorStatus = Streaming.Runtime.Partitions.PartitionStatus;
+
+namespace Streaming.Connectors.Kafka;
+
+/// <summary>
+/// The engine on Akka.NET: customers are Cluster.Sharding entities persisted through Akka.Persistence.Sql, one
+/// coordinator per owned Kafka partition, fed by <see cref="ShardedIngestion"/>. This node forms a cluster of one on
+/// loopback. Selected with <c>Streaming:Engine:Runtime = akka</c>.
+/// </summary>
+/// <remarks>
+/// Reads ask the customer's entity through the shard region; the customer's shard is its Kafka partition, computed from
+/// its id with the producers' partitioner (librdkafka's CRC-32 of the key). Status, counters and metrics come from the
+/// coordinators, polled about twice a second.
+/// </remarks>
+public sealed partial class ShardedEngine : IStreamingEngine
+{
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+    private readonly EngineOptions _options;
+    private readonly ActorStoreOptions _store;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly RuleBook _book;
+    private readonly IFiringOutbox _outbox;
+    private readonly EngineInstruments? _instruments;
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Dictionary<IActorRef, CoordinatorStatus> _seen = [];
+    private volatile RuleSet _rules;
+    private volatile RuleSet? _pendingRules;
+    private volatile IReadOnlyDictionary<int, CoordinatorStatus> _coordinators = new Dictionary<int, CoordinatorStatus>();
+    private volatile EngineStatus _status = EngineStatus.Empty;
+    private EngineMetricsSnapshot _metrics = EngineMetricsSnapshot.Empty;
+    private IReadOnlyDictionary<(string Channel, string State), long> _outreachStats = new Dictionary<(string, string), long>();
+    private long _outreachStatsAt;
+    private ActorSystem? _system;
+    private IActorRef? _region;
+    private ShardedIngestion? _ingestion;
+    private int _partitionCount;
+    private long _startedAt;
+
+    // Totals over every coordinator run seen (a coordinator's own counters restart with it).
+    private long _applied;
+    private long _duplicates;
+    private long _checkpoints;
+    private long _passivations;
+    private long _deadLetters;
+    private long _timersFired;
+    private long _timersLate;
+
+    /// <summary>An engine over the brokers of <paramref name="options"/>, persisting through <paramref name="store"/>.</summary>
+    /// <param name="outbox">Takes each checkpoint's firings before its offsets are committed (the outbox and outreach queue).</param>
+    public ShardedEngine(EngineOptions options, ActorStoreOptions store, TimeProvider time, ILogger logger, RuleSet rules, IFiringOutbox outbox, EngineInstruments? instruments = null)
+    {
+        _options = options;
+        _store = store;
+        _time = time;
+        _logger = logger;
+        _rules = rules;
+        _book = new RuleBook(rules);
+        _outbox = new SignallingOutbox(outbox, this);
+        _instruments = instruments;
+        instruments?.Observe(() => _metrics);
+    }
+
+    /// <inheritdoc />
+    public RuleSet ActiveRules => _rules;
+
+    /// <inheritdoc />
+    public RuleSet? PendingRules => _pendingRules;
+
+    /// <inheritdoc />
+    public long EventsProcessed => Interlocked.Read(ref _applied);
+
+    /// <inheritdoc />
+    public long DeadLetters => Interlocked.Read(ref _deadLetters);
+
+    /// <inheritdoc />
+    public long Duplicates => Interlocked.Read(ref _duplicates);
+
+    /// <inheritdoc />
+    public long Checkpoints => Interlocked.Read(ref _checkpoints);
+
+    /// <inheritdoc />
+    public long Passivations => Interlocked.Read(ref _passivations);
+
+    /// <inheritdoc />
+    public bool Ready => _status.Partitions.Count > 0;
+
+    /// <inheritdoc />
+    public EngineStatus Status => _status;
+
+    /// <inheritdoc />
+    public Task Stopped => _stopped.Task;
+
+    /// <inheritdoc />
+    public Action? FiringsCommitted { get; set; }
+
+    /// <inheritdoc />
+    public Func<IReadOnlyDictionary<(string Channel, string State), long>>? OutreachStats { get; set; }
+
+    /// <summary>Checkpoint durations so far, from request to commit, in milliseconds (for the benchmark).</summary>
+    public double[] CheckpointDurationsMs() => _ingestion?.CheckpointDurationsMs() ?? [];
+
+    /// <inheritdoc />
+    public void Start()
+    {
+        _startedAt = _time.GetTimestamp();
+        _ = Task.Run(RunAsync);
+    }
+
+    private async Task RunAsync()
+    {
+        try
+        {
+            _partitionCount = InputPartitionCount();
+            var config = ConfigurationFactory.ParseString("""
+                akka.actor.provider = cluster
+                akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+                akka.remote.dot-netty.tcp.port = 0
+                akka.loglevel = WARNING
+                akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
+                akka.coordinated-shutdown.exit-clr = off
+                """);
+            _system = ActorSystem.Create("streaming", ActorStore.Setup(_store, config));
+            var cluster = Cluster.Get(_system);
+            await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Host.Actor }, _book).ConfigureAwait(false);
+            _ingestion = new ShardedIngestion(
+                _system,
+                _region,
+                _book,
+                new IngestionOptions
+                {
+                    BootstrapServers = _options.BootstrapServers,
+                    GroupId = _options.GroupId,
+                    CheckpointEveryRecords = Math.Max(1, _options.CheckpointEveryEvents / Math.Max(1, _partitionCount)),
+                    CheckpointInterval = _options.CheckpointInterval,
+                    SessionTimeoutMs = _options.SessionTimeoutMs,
+                    Decoder = _options.Host.Decoder,
+                    IdleAfter = _options.TimeMode == TimeMode.Hybrid ? _options.IdleAfter : null,
+                    PrefetchMaxKbytes = _options.PrefetchMaxKbytes,
+                    Coordinator = new PartitionCoordinatorOptions
+                    {
+                        AllowedLateness = _options.Host.AllowedLateness,
+                        MaxCachedCustomers = Math.Max(1, _options.MaxCachedCustomers / Math.Max(1, _partitionCount)),
+                    },
+                },
+                _logger,
+                _time,
+                _outbox);
+            _ingestion.Start();
+            LogStarted(cluster.SelfAddress.ToString(), _partitionCount);
+            while (!_stop.IsCancellationRequested && !_ingestion.Stopped.IsCompleted)
+            {
+                await RefreshAsync().ConfigureAwait(false);
+                await Task.WhenAny(Task.Delay(TimeSpan.FromMilliseconds(500), _time, _stop.Token), _ingestion.Stopped).ConfigureAwait(false);
+            }
+
+            await _ingestion.Stopped.ConfigureAwait(false);
+            _stopped.TrySetResult();
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !_stop.IsCancellationRequested)
+        {
+            LogFailed(ex);
+            _stopped.TrySetException(ex);
+        }
+        catch (OperationCanceledException)
+        {
+            _stopped.TrySetResult();
+        }
+    }
+
+    /// <summary>The partition count of the input topics (customers' shards are partitions of that count).</summary>
+    private int InputPartitionCount()
+    {
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = _options.BootstrapServers }).SetLogHandler((_, _) => { }).Build();
+        var deadline = _time.GetTimestamp();
+        while (true)
+        {
+            var metadata = admin.GetMetadata(Topics.Orders, TimeSpan.FromSeconds(5));
+            if (metadata.Topics.FirstOrDefault(t => t.Error.Code == ErrorCode.NoError && t.Partitions.Count > 0) is { } topic)
+            {
+                return topic.Partitions.Count;
+            }
+
+            if (_time.GetElapsedTime(deadline) > TimeSpan.FromMinutes(2) || _stop.IsCancellationRequested)
+            {
+                throw new InvalidOperationException($"the input topic {Topics.Orders} does not exist on {_options.BootstrapServers}");
+            }
+        }
+    }
+
+    /// <summary>Asks every coordinator for its status; sums counters, builds the status and the metrics snapshot.</summary>
+    private async Task RefreshAsync()
+    {
+        if (_ingestion is not { } ingestion)
+        {
+            return;
+        }
+
+        // A rule switch waiting: every coordinator is told (again, until all run it; the message is idempotent).
+        var pending = _pendingRules;
+        var answers = await AskCoordinatorsAsync(ingestion, pending is null ? null : new SwitchRules(pending.Version)).ConfigureAwait(false);
+        var coordinators = answers.Select(a => a.Actor).ToHashSet();
+        var statuses = new Dictionary<int, CoordinatorStatus>();
+        foreach (var (partition, actor, status) in answers)
+        {
+            if (status is null)
+            {
+                continue;
+            }
+
+            statuses[partition] = status;
+            var before = _seen.GetValueOrDefault(actor);
+            Interlocked.Add(ref _applied, status.Applied - (before?.Applied ?? 0));
+            Interlocked.Add(ref _duplicates, status.Duplicates - (before?.Duplicates ?? 0));
+            Interlocked.Add(ref _checkpoints, status.Checkpoints - (before?.Checkpoints ?? 0));
+            Interlocked.Add(ref _passivations, status.Passivations - (before?.Passivations ?? 0));
+            Interlocked.Add(ref _deadLetters, status.DeadLetters - (before?.DeadLetters ?? 0));
+            Interlocked.Add(ref _timersFired, status.TimersFired - (before?.TimersFired ?? 0));
+            Interlocked.Add(ref _timersLate, status.LateTimersFired - (before?.LateTimersFired ?? 0));
+            _seen[actor] = status;
+        }
+
+        foreach (var gone in _seen.Keys.Where(a => !coordinators.Contains(a)).ToList())
+        {
+            _seen.Remove(gone);
+        }
+
+        _coordinators = statuses;
+        if (pending is not null && statuses.Count > 0 && statuses.Values.All(s => s.RuleVersion == pending.Version))
+        {
+            LogRulesSwitched(_rules.Version, pending.Version);
+            _rules = pending;
+            Interlocked.CompareExchange(ref _pendingRules, null, pending);
+        }
+
+        // Offsets are what the partition's state reflects (applied, saved or not), as the status contract says.
+        var rows = ingestion.Positions
+            .Select(p =>
+            {
+                statuses.TryGetValue(p.Partition, out var s);
+                var processed = s is not null && s.ProcessedOffsets.TryGetValue(p.Topic, out var next) ? next : Math.Max(0, p.Next);
+                return new PartitionStatus(
+                    p.Topic,
+                    p.Partition,
+                    processed,
+                    p.High < 0 ? 0 : Math.Max(0, p.High - processed),
+                    s is { WatermarkTicks: > 0 } ? new DateTimeOffset(s.WatermarkTicks, TimeSpan.Zero) : null);
+            })
+            .ToList();
+        var cached = statuses.Values.Sum(s => (long)s.Cached);
+        _status = new EngineStatus(rows, rows.Count == 0 ? null : rows.Sum(r => r.Lag), cached, statuses.Values.Select(s => s.CommittedSeq).DefaultIfEmpty(0).Max());
+        if (_instruments is not null)
+        {
+            _metrics = Snapshot(ingestion, rows, statuses, cached);
+        }
+    }
+
+    /// <summary>Every owned partition's coordinator status (those not answering in time left out), each told <paramref name="first"/> before.</summary>
+    private static async Task<List<(int Partition, IActorRef Actor, CoordinatorStatus? Status)>> AskCoordinatorsAsync(ShardedIngestion ingestion, object? first = null)
+    {
+        var answers = await Task.WhenAll(ingestion.Coordinators.Select(async c =>
+        {
+            try
+            {
+                if (first is not null)
+                {
+                    c.Value.Tell(first);
+                }
+
+                return (c.Key, c.Value, (CoordinatorStatus?)await c.Value.Ask<CoordinatorStatus>(GetPartitionStatus.Instance, AskTimeout).ConfigureAwait(false));
+            }
+            catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+            {
+                return (c.Key, c.Value, null);
+            }
+        })).ConfigureAwait(false);
+        return [.. answers];
+    }
+
+    /// <summary>The statuses of the owned partitions now.</summary>
+    /// <exception cref="EngineStoppedException">The engine is not running.</exception>
+    private async Task<List<CoordinatorStatus>> CurrentAsync()
+    {
+        if (_stopped.Task.IsCompleted || _ingestion is not { } ingestion)
+        {
+            throw new EngineStoppedException();
+        }
+
+        return [.. (await AskCoordinatorsAsync(ingestion).ConfigureAwait(false)).Select(a => a.Status).OfType<CoordinatorStatus>()];
+    }
+
+    private EngineMetricsSnapshot Snapshot(ShardedIngestion ingestion, List<PartitionStatus> rows, Dictionary<int, CoordinatorStatus> statuses, long cached)
+    {
+        if (OutreachStats is { } stats && (_outreachStatsAt == 0 || _time.GetElapsedTime(_outreachStatsAt) >= TimeSpan.FromSeconds(5)))
+        {
+            _outreachStatsAt = _time.GetTimestamp();
+            _outreachStats = stats();
+        }
+
+        var lastCommit = ingestion.LastCommitAt;
+        return new EngineMetricsSnapshot
+        {
+            Events = ingestion.EventCounts(),
+            Duplicates = Duplicates,
+            Partitions = rows,
+            Watermarks = statuses.Values.Where(s => s.WatermarkTicks > 0).ToDictionary(s => s.Partition, s => new DateTimeOffset(s.WatermarkTicks, TimeSpan.Zero)),
+            WallClock = _time.GetUtcNow(),
+            CachedCustomers = cached,
+            Passivations = Passivations,
+            Checkpoints = Checkpoints,
+            ConsumptionPaused = ingestion.Paused,
+            SecondsSinceCheckpoint = _time.GetElapsedTime(lastCommit == 0 ? _startedAt : lastCommit).TotalSeconds,
+            TimersFired = Interlocked.Read(ref _timersFired),
+            TimersLate = Interlocked.Read(ref _timersLate),
+            TimersInMemory = statuses.Values.Sum(s => (long)s.Timers),
+            RuleVersion = _rules.Version,
+            Population = Sum(statuses.Values.Select(s => s.Counts)),
+            Transitions = Sum(statuses.Values.Select(s => s.Transitions)),
+            RuleCounters = Sum(statuses.Values.Select(s => s.RuleCounters)),
+            Outreach = _outreachStats,
+        };
+    }
+
+    private static Dictionary<TKey, long> Sum<TKey>(IEnumerable<IReadOnlyDictionary<TKey, long>> parts)
+        where TKey : notnull
+    {
+        var sum = new Dictionary<TKey, long>();
+        foreach (var part in parts)
+        {
+            foreach (var (key, n) in part)
+            {
+                sum[key] = sum.GetValueOrDefault(key) + n;
+            }
+        }
+
+        return sum;
+    }
+
+    /// <inheritdoc />
+    public async Task StopAsync(TimeSpan timeout)
+    {
+        var deadline = _time.GetTimestamp();
+        if (_ingestion is { } ingestion)
+        {
+            await ingestion.StopAsync(timeout).ConfigureAwait(false);
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_system is { } system)
+        {
+            var left = timeout - _time.GetElapsedTime(deadline);
+            await system.Terminate().WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+
+        _stopped.TrySetResult();
+    }
+
+    /// <inheritdoc />
+    public void SwitchRules(RuleSet rules)
+    {
+        _book.Add(rules);
+        _pendingRules = rules;
+    }
+
+    /// <inheritdoc />
+    public async Task<CustomerLookup> LookupAsync(string customerId, CancellationToken cancellationToken)
+    {
+        if (_stopped.Task.IsCompleted || _region is not { } region)
+        {
+            throw new EngineStoppedException();
+        }
+
+        var coordinators = _coordinators;
+        if (_partitionCount == 0 || coordinators.Count == 0)
+        {
+            return new CustomerLookup(false, null, -1, 0, _rules);
+        }
+
+        var partition = KeyPartitioner.Partition(Encoding.UTF8.GetBytes(customerId), _partitionCount);
+        if (!coordinators.TryGetValue(partition, out var status))
+        {
+            return new CustomerLookup(false, null, partition, 0, _rules);
+        }
+
+        var found = await region.Ask<CustomerFound>(new GetCustomer(customerId, partition), AskTimeout, cancellationToken).ConfigureAwait(false);
+        var rules = found.State is { RuleVersion: { Length: > 0 } version } ? _book.Get(version) : _rules;
+        return new CustomerLookup(true, found.State, partition, status.WatermarkTicks, rules);
+    }
+
+    /// <inheritdoc />
+    public async Task<PopulationView> PopulationAsync(CancellationToken cancellationToken)
+    {
+        var statuses = await CurrentAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new PopulationView(
+            Sum(statuses.Select(s => s.Counts)),
+            Sum(statuses.Select(s => s.Transitions)),
+            _rules.Version,
+            statuses.Sum(s => s.TimersFired),
+            statuses.Sum(s => s.LateTimersFired));
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyDictionary<(string Rule, string Counter, string Group), long>> RuleCountersAsync(CancellationToken cancellationToken) =>
+        Sum((await CurrentAsync().WaitAsync(cancellationToken).ConfigureAwait(false)).Select(s => s.RuleCounters));
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _ingestion?.Dispose();
+        _system?.Terminate().Wait(TimeSpan.FromSeconds(10));
+        _system?.Dispose();
+        _stop.Dispose();
+    }
+
+    /// <summary>The outbox, then the relay's cue.</summary>
+    private sealed class SignallingOutbox(IFiringOutbox inner, ShardedEngine engine) : IFiringOutbox
+    {
+        public void Append(IReadOnlyList<TriggerFiring> firings)
+        {
+            inner.Append(firings);
+            if (firings.Count > 0)
+            {
+                engine.FiringsCommitted?.Invoke();
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Actor runtime up: cluster of one at {Address}; customers sharded over {Partitions} partitions")]
+    private partial void LogStarted(string address, int partitions);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rules switched from {From} to {To} on every owned partition")]
+    private partial void LogRulesSwitched(string from, string to);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The actor runtime stopped on an error")]
+    private partial void LogFailed(Exception ex);
+}
