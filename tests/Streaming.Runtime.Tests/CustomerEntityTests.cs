@@ -32,8 +32,9 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     private static readonly RuleSet Rules = RuleSetLoader.Default;
     private readonly RuleBook _book = new(Rules);
 
-    private static PartitionClock Clock(DateTimeOffset watermark, long committed = 0, long run = 1) =>
-        new(watermark.UtcTicks, watermark.UtcTicks - TimeSpan.FromHours(1).Ticks, Rules.Version, committed, run);
+    /// <summary>A clock; the run recovered checkpoint <paramref name="recovered"/> (default: <paramref name="committed"/>).</summary>
+    private static PartitionClock Clock(DateTimeOffset watermark, long committed = 0, long run = 1, long? recovered = null) =>
+        new(watermark.UtcTicks, watermark.UtcTicks - TimeSpan.FromHours(1).Ticks, Rules.Version, committed, run) { RecoveredSeq = recovered ?? committed };
 
     private static OrderEvent Order(string customer, string orderId, decimal amount, DateTimeOffset at) => new()
     {
@@ -259,6 +260,39 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
 
         // Checkpoint 6 completed: confirmed, never reported again.
         entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 6, run: 3)));
+        Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
+    }
+
+    [Fact]
+    public void Effects_saved_under_a_checkpoint_the_crashed_run_never_completed_reach_the_next_run_even_after_it_reused_the_number()
+    {
+        var entity = Start("n1");
+        entity.Tell(new ApplyRecord("n1", 3, "orders", 1, Order("n1", "x", 40m, T0), Clock(T0, committed: 0, run: 1)));
+        var applied = ExpectMsg<CustomerChanged>();
+        Assert.NotEmpty(applied.Effects.Moves);
+        entity.Tell(new SaveCustomer("n1", 3, Seq: 1));
+        ExpectMsg<CustomerSaved>();
+
+        // Run 1 crashed before completing checkpoint 1. Run 2 recovered checkpoint 0 and has completed checkpoints 1 and
+        // 2 of its own (other customers) before it first reaches this one: the effects were counted by no run yet.
+        Restart(ref entity, "n1");
+        entity.Tell(new WakeUp("n1", 3, Clock(T0, committed: 2, run: 2, recovered: 0)));
+        var first = ExpectMsg<CustomerChanged>();
+        var recovered = Assert.Single(first.Recovered);
+        Assert.Equal(applied.Effects.Moves, recovered.Moves);
+        Assert.True(first.Dirty);
+
+        // They now belong to run 2's next checkpoint (3): saved under it, and not dropped by checkpoint 2.
+        entity.Tell(new SaveCustomer("n1", 3, Seq: 3));
+        ExpectMsg<CustomerSaved>();
+        Restart(ref entity, "n1");
+        entity.Tell(new WakeUp("n1", 3, Clock(T0, committed: 2, run: 3, recovered: 2)));
+        Assert.Equal(applied.Effects.Moves, Assert.Single(ExpectMsg<CustomerChanged>().Recovered).Moves);
+
+        // Once a run recovers a checkpoint that covers them, they are confirmed.
+        entity.Tell(new SaveCustomer("n1", 3, Seq: 3));
+        ExpectMsg<CustomerSaved>();
+        entity.Tell(new WakeUp("n1", 3, Clock(T0, committed: 3, run: 4, recovered: 3)));
         Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
     }
 

@@ -41,6 +41,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
     private readonly Dictionary<IActorRef, CoordinatorStatus> _seen = [];
     private volatile RuleSet _rules;
     private volatile RuleSet? _pendingRules;
+    private RuleSet? _inForce;
     private volatile IReadOnlyDictionary<int, CoordinatorStatus> _coordinators = new Dictionary<int, CoordinatorStatus>();
     private volatile EngineStatus _status = EngineStatus.Empty;
     private EngineMetricsSnapshot _metrics = EngineMetricsSnapshot.Empty;
@@ -112,6 +113,12 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// <inheritdoc />
     public Func<IReadOnlyDictionary<(string Channel, string State), long>>? OutreachStats { get; set; }
 
+    /// <summary>
+    /// Called once every owned partition runs a rule set (at start, and after each switch): the host stores it, so a
+    /// restart starts from it.
+    /// </summary>
+    public Action<RuleSet>? RulesInForce { get; set; }
+
     /// <summary>Checkpoint durations so far, from request to commit, in milliseconds (for the benchmark).</summary>
     public double[] CheckpointDurationsMs() => _ingestion?.CheckpointDurationsMs() ?? [];
 
@@ -161,7 +168,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
                 },
                 _logger,
                 _time,
-                _outbox);
+                _outbox,
+                _instruments);
             _ingestion.Start();
             LogStarted(cluster.SelfAddress.ToString(), _partitionCount);
             while (!_stop.IsCancellationRequested && !_ingestion.Stopped.IsCompleted)
@@ -188,19 +196,34 @@ public sealed partial class ShardedEngine : IStreamingEngine
     private int InputPartitionCount()
     {
         using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = _options.BootstrapServers }).SetLogHandler((_, _) => { }).Build();
-        var deadline = _time.GetTimestamp();
+        var reported = false;
         while (true)
         {
-            var metadata = admin.GetMetadata(Topics.Orders, TimeSpan.FromSeconds(5));
-            if (metadata.Topics.FirstOrDefault(t => t.Error.Code == ErrorCode.NoError && t.Partitions.Count > 0) is { } topic)
+            _stop.Token.ThrowIfCancellationRequested();
+            string reason;
+            try
             {
-                return topic.Partitions.Count;
+                var metadata = admin.GetMetadata(Topics.Orders, TimeSpan.FromSeconds(5));
+                if (metadata.Topics.FirstOrDefault(t => t.Error.Code == ErrorCode.NoError && t.Partitions.Count > 0) is { } topic)
+                {
+                    return topic.Partitions.Count;
+                }
+
+                reason = $"the topic {Topics.Orders} does not exist yet";
+            }
+            catch (KafkaException ex)
+            {
+                reason = ex.Error.Reason;
             }
 
-            if (_time.GetElapsedTime(deadline) > TimeSpan.FromMinutes(2) || _stop.IsCancellationRequested)
+            // Not ready meanwhile (/readyz answers 503); the brokers or the topic may come later.
+            if (!reported)
             {
-                throw new InvalidOperationException($"the input topic {Topics.Orders} does not exist on {_options.BootstrapServers}");
+                LogWaitingForTopics(_options.BootstrapServers, reason);
+                reported = true;
             }
+
+            _stop.Token.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
         }
     }
 
@@ -212,9 +235,19 @@ public sealed partial class ShardedEngine : IStreamingEngine
             return;
         }
 
-        // A rule switch waiting: every coordinator is told (again, until all run it; the message is idempotent).
+        // A rule switch waiting (or a partition recovered under another set): the coordinators are told, again until all
+        // run it (the message is idempotent); each switches at its next checkpoint boundary.
         var pending = _pendingRules;
-        var answers = await AskCoordinatorsAsync(ingestion, pending is null ? null : new SwitchRules(pending.Version)).ConfigureAwait(false);
+        var target = pending ?? _rules;
+        var answers = await AskCoordinatorsAsync(ingestion).ConfigureAwait(false);
+        foreach (var (_, actor, status) in answers)
+        {
+            if (status is not null && status.RuleVersion != target.Version)
+            {
+                actor.Tell(new SwitchRules(target.Version));
+            }
+        }
+
         var coordinators = answers.Select(a => a.Actor).ToHashSet();
         var statuses = new Dictionary<int, CoordinatorStatus>();
         foreach (var (partition, actor, status) in answers)
@@ -242,11 +275,17 @@ public sealed partial class ShardedEngine : IStreamingEngine
         }
 
         _coordinators = statuses;
-        if (pending is not null && statuses.Count > 0 && statuses.Values.All(s => s.RuleVersion == pending.Version))
+        if (statuses.Count > 0 && statuses.Count == answers.Count && statuses.Values.All(s => s.RuleVersion == target.Version) && !ReferenceEquals(_inForce, target))
         {
-            LogRulesSwitched(_rules.Version, pending.Version);
-            _rules = pending;
-            Interlocked.CompareExchange(ref _pendingRules, null, pending);
+            if (pending is not null)
+            {
+                LogRulesSwitched(_rules.Version, pending.Version);
+                _rules = pending;
+                Interlocked.CompareExchange(ref _pendingRules, null, pending);
+            }
+
+            _inForce = target;
+            RulesInForce?.Invoke(target);
         }
 
         // Offsets are what the partition's state reflects (applied, saved or not), as the status contract says.
@@ -264,7 +303,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
             })
             .ToList();
         var cached = statuses.Values.Sum(s => (long)s.Cached);
-        _status = new EngineStatus(rows, rows.Count == 0 ? null : rows.Sum(r => r.Lag), cached, statuses.Values.Select(s => s.CommittedSeq).DefaultIfEmpty(0).Max());
+        _status = new EngineStatus(rows, rows.Count == 0 ? null : rows.Sum(r => r.Lag), cached, statuses.Values.Select(s => s.CommittedSeq).DefaultIfEmpty(0).Max(), statuses.Values.Sum(s => (long)s.PendingFirings));
         if (_instruments is not null)
         {
             _metrics = Snapshot(ingestion, rows, statuses, cached);
@@ -447,6 +486,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rules switched from {From} to {To} on every owned partition")]
     private partial void LogRulesSwitched(string from, string to);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Waiting for the input topics on {Bootstrap}: {Reason}")]
+    private partial void LogWaitingForTopics(string bootstrap, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The actor runtime stopped on an error")]
     private partial void LogFailed(Exception ex);

@@ -4,6 +4,7 @@ using System.Text;
 using Akka.Actor;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
+using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
 using Streaming.Runtime.Partitions;
@@ -92,6 +93,7 @@ public sealed partial class ShardedIngestion : IDisposable
     private readonly TimeProvider _time;
     private readonly EventDecoder _decoder;
     private readonly IFiringOutbox? _firings;
+    private readonly EngineInstruments? _instruments;
     private readonly ConcurrentQueue<object> _inbox = new();
     private readonly SemaphoreSlim _signal = new(0);
     private readonly Dictionary<int, Partition> _partitions = [];
@@ -116,9 +118,15 @@ public sealed partial class ShardedIngestion : IDisposable
     /// checkpoint's firings go to <paramref name="firings"/> (null: dropped, for tests of the state alone) before its
     /// offsets are committed.
     /// </summary>
-    public ShardedIngestion(ActorSystem system, IActorRef region, RuleBook rules, IngestionOptions options, ILogger logger, TimeProvider time, IFiringOutbox? firings = null)
+    public ShardedIngestion(ActorSystem system, IActorRef region, RuleBook rules, IngestionOptions options, ILogger logger, TimeProvider time, IFiringOutbox? firings = null, EngineInstruments? instruments = null)
     {
         _firings = firings;
+        _instruments = instruments;
+        if (instruments is not null && options.Coordinator.Applied is null)
+        {
+            options = options with { Coordinator = options.Coordinator with { Applied = s => instruments.ProcessingLatency.Record(s), Time = time } };
+        }
+
         _system = system;
         _region = region;
         _rules = rules;
@@ -310,10 +318,11 @@ public sealed partial class ShardedIngestion : IDisposable
         }
 
         var message = result.Message;
-        var record = _decoder.TryDecode(topic, message.Key, message.Value, BrokerTime(message.Timestamp), out var evt, out var error)
+        var appended = BrokerTime(message.Timestamp);
+        var record = _decoder.TryDecode(topic, message.Key, message.Value, appended, out var evt, out var error)
             ? new PartitionRecord(result.Topic, result.Offset.Value, evt)
             : new PartitionRecord(result.Topic, result.Offset.Value, null, error);
-        partition.Coordinator.Tell(record with { Key = message.Key, Value = message.Value });
+        partition.Coordinator.Tell(record with { Key = message.Key, Value = message.Value, AppendedTicks = appended?.UtcTicks ?? 0 });
         Interlocked.Increment(ref _eventCounts[(int)topic, evt is null ? 0 : (int)evt.Type]);
         partition.Sent[result.Topic] = result.Offset.Value + 1;
         partition.LastRecordAt = _time.GetTimestamp();
@@ -396,11 +405,16 @@ public sealed partial class ShardedIngestion : IDisposable
                     Commit(consumer, done);
                     if (partition.Requested is not null)
                     {
+                        var elapsed = _time.GetElapsedTime(partition.RequestedAt);
                         lock (_checkpointMs)
                         {
-                            _checkpointMs.Add(_time.GetElapsedTime(partition.RequestedAt).TotalMilliseconds);
+                            _checkpointMs.Add(elapsed.TotalMilliseconds);
                         }
+
+                        _instruments?.CheckpointDuration.Record(elapsed.TotalSeconds);
                     }
+
+                    _instruments?.CheckpointCustomers.Record(done.ChangedCustomers.Count);
 
                     partition.LastCheckpointAt = _time.GetTimestamp();
                     partition.SinceCheckpoint -= partition.SinceRequest;
@@ -530,8 +544,8 @@ public sealed partial class ShardedIngestion : IDisposable
         private readonly Dictionary<int, int> _unacknowledged = [];
         private readonly Dictionary<int, (long Seq, IActorRef Coordinator)> _flushes = [];
 
-        /// <summary>Checkpoints whose firings the sink has not taken yet (retried), by partition.</summary>
-        private readonly Dictionary<int, CheckpointCompleted> _unstored = [];
+        /// <summary>Checkpoints whose firings the sink has not taken yet (retried), with their coordinator, by partition.</summary>
+        private readonly Dictionary<int, (CheckpointCompleted Done, IActorRef Coordinator)> _unstored = [];
 
         public Listener(ShardedIngestion owner) => _owner = owner;
 
@@ -563,10 +577,10 @@ public sealed partial class ShardedIngestion : IDisposable
                     AnswerFlush(flush.Partition);
                     break;
                 case CheckpointCompleted done:
-                    Store(done);
+                    Store(done, Sender);
                     break;
-                case StoreAgain again when _unstored.Remove(again.Partition, out var done):
-                    Store(done);
+                case StoreAgain again when _unstored.Remove(again.Partition, out var unstored):
+                    Store(unstored.Done, unstored.Coordinator);
                     break;
                 case CheckpointFailed:
                     _owner.Post(message);
@@ -583,7 +597,7 @@ public sealed partial class ShardedIngestion : IDisposable
         /// Hands a checkpoint's firings to the sink, then its offsets to the consumer thread. Until the sink takes them
         /// (retried), nothing is committed and the partition's next checkpoint cannot complete: its flush waits.
         /// </summary>
-        private void Store(CheckpointCompleted done)
+        private void Store(CheckpointCompleted done, IActorRef coordinator)
         {
             try
             {
@@ -592,11 +606,12 @@ public sealed partial class ShardedIngestion : IDisposable
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 _owner.LogFiringsRetry(done.Partition, done.Seq, done.Firings.Count, ex.Message);
-                _unstored[done.Partition] = done;
+                _unstored[done.Partition] = (done, coordinator);
                 Timers.StartSingleTimer(("firings", done.Partition), new StoreAgain(done.Partition), RetryAfter);
                 return;
             }
 
+            coordinator.Tell(new FiringsStored(done.Partition, done.Seq));
             _owner.Post(done);
             AnswerFlush(done.Partition);
         }

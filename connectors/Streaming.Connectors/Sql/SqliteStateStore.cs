@@ -231,6 +231,19 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox
         }
     }
 
+    /// <summary>Stores <paramref name="value"/> under <paramref name="key"/> (replacing any), outside a checkpoint.</summary>
+    public void SaveSetting(string key, string value)
+    {
+        lock (_gate)
+        {
+            using var cmd = _connection.CreateCommand();
+            cmd.CommandText = "INSERT INTO settings(key, value) VALUES($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+            cmd.Parameters.AddWithValue("$k", key);
+            cmd.Parameters.AddWithValue("$v", value);
+            cmd.ExecuteNonQuery();
+        }
+    }
+
     public long CountCustomers()
     {
         lock (_readGate)

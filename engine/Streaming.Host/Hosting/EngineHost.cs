@@ -142,6 +142,16 @@ public sealed partial class EngineHost : IAsyncDisposable
                 rules.Initial,
                 store,
                 instruments)
+            {
+                // The set every partition runs is the one a restart starts from.
+                RulesInForce = running =>
+                {
+                    if (RuleSetStorage.StoredVersion(store, KafkaEngine.RulesSettingKey) != running.Version)
+                    {
+                        store.SaveSetting(KafkaEngine.RulesSettingKey, RuleSetStorage.Serialize(running));
+                    }
+                },
+            }
             : new KafkaEngine(
                 settings.ToEngineOptions(bootstrap),
                 store,

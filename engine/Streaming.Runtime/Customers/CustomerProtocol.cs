@@ -11,7 +11,15 @@ namespace Streaming.Runtime.Customers;
 /// <param name="RuleVersion">The rule set in force (resolved through the node's <see cref="Rules.RuleBook"/>).</param>
 /// <param name="CommittedSeq">The partition's last checkpoint known durable: effects saved with a sequence number up to it are confirmed.</param>
 /// <param name="Run">Identifies the coordinator's incarnation: effects saved but not confirmed are reported again once to each new run.</param>
-public readonly record struct PartitionClock(long WatermarkTicks, long LateBeforeTicks, string RuleVersion, long CommittedSeq, long Run);
+public readonly record struct PartitionClock(long WatermarkTicks, long LateBeforeTicks, string RuleVersion, long CommittedSeq, long Run)
+{
+    /// <summary>
+    /// The last checkpoint the coordinator's run recovered (its <see cref="CommittedSeq"/> when it started). Effects saved
+    /// under a later number by an earlier run belong to a checkpoint that run never completed: the new run counts them,
+    /// whatever it has completed since (it numbers its own checkpoints from this one on).
+    /// </summary>
+    public long RecoveredSeq { get; init; }
+}
 
 /// <summary>A message for one customer entity; the shard is the customer's Kafka partition.</summary>
 public interface ICustomerCommand

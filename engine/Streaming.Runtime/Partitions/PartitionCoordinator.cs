@@ -28,6 +28,15 @@ public sealed record PartitionCoordinatorOptions
     /// passivated, down to nine tenths of it; they reload from the journal on their next record or wake-up.
     /// </summary>
     public int MaxCachedCustomers { get; init; } = 250_000;
+
+    /// <summary>The wall clock (processing latency only; event time comes from the records).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Called with the seconds from a record's broker append to its customer's answer (the record is applied), for
+    /// records whose append time is known. Null: not measured.
+    /// </summary>
+    public Action<double>? Applied { get; init; }
 }
 
 /// <summary>
@@ -78,6 +87,9 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private Dictionary<string, long> _committedOffsets = new(StringComparer.Ordinal);
     private IReadOnlyList<TriggerFiring> _lastFirings = [];
 
+    /// <summary>Firings of completed checkpoints the listener has not confirmed stored, by checkpoint.</summary>
+    private readonly SortedDictionary<long, int> _unstored = [];
+
     /// <summary>Customers this coordinator has sent to and not passivated, most recently used first.</summary>
     private readonly LinkedList<string> _recent = new();
     private readonly Dictionary<string, LinkedListNode<string>> _live = new(StringComparer.Ordinal);
@@ -91,7 +103,13 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private long _sentMaxEventTicks;
     private long _wallFloorTicks;
     private long _committedSeq;
+
+    /// <summary>The last checkpoint this run recovered.</summary>
+    private long _recoveredSeq;
     private int _inFlight;
+
+    /// <summary>Wake-ups and re-evaluations sent and not yet answered (they may fire).</summary>
+    private int _advancing;
     private long _timersFired;
     private long _lateTimersFired;
     private long _applied;
@@ -122,13 +140,26 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         Recover<RecoveryCompleted>(_ =>
         {
             _changedWakes.Clear();
+            _recoveredSeq = _committedSeq;
             Become(Running);
+            if (!_rules.Contains(_ruleVersion))
+            {
+                // Saved under a rule set this node does not have (another node's, or one replaced while it was down):
+                // the node's own set applies; customers re-derive under it when next reached.
+                _log.Warning("partition {0}: rules {1} of the last checkpoint are not loaded here; running {2}", _partition, _ruleVersion, _rules.Latest.Version);
+                _ruleVersion = _rules.Latest.Version;
+            }
 
             // The last checkpoint's firings may not have reached the outbox before a crash (the listener handles a
             // checkpoint before the next one can complete, so only the last one is in doubt): reported again, with
             // its offsets; the outbox ignores ids it holds.
             if (_committedSeq > 0)
             {
+                if (_lastFirings.Count > 0)
+                {
+                    _unstored[_committedSeq] = _lastFirings.Count;
+                }
+
                 _listener.Tell(new CheckpointCompleted(_partition, _committedSeq, _committedOffsets, _lastFirings, []) { Recovered = true });
             }
 
@@ -149,7 +180,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private PartitionClock Clock(long maxEventTicks)
     {
         var watermark = Watermark(maxEventTicks);
-        return new PartitionClock(watermark, watermark - _options.LateTimerAfter.Ticks, _ruleVersion, _committedSeq, _run);
+        return new PartitionClock(watermark, watermark - _options.LateTimerAfter.Ticks, _ruleVersion, _committedSeq, _run) { RecoveredSeq = _recoveredSeq };
     }
 
     private void Restore(PartitionCheckpointed saved, bool full)
@@ -185,6 +216,13 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         Command<AdvanceIdle>(OnIdle);
         Command<CheckpointNow>(_ => BeginCheckpoint());
         Command<SwitchRules>(OnSwitchRules);
+        Command<FiringsStored>(stored =>
+        {
+            foreach (var seq in _unstored.Keys.Where(s => s <= stored.Seq).ToList())
+            {
+                _unstored.Remove(seq);
+            }
+        });
         Command<DeadLettersFlushed>(OnFlushed);
         Command<CustomerSaved>(OnSaved);
         Command<CustomerSaveFailed>(f => AbortCheckpoint($"customer save failed: {f.Reason}"));
@@ -195,6 +233,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             Passivations = _passivations,
             CommittedOffsets = _committedOffsets,
             ProcessedOffsets = Processed(),
+            PendingFirings = _firings.Count + _unstored.Values.Sum() + _advancing,
             Applied = _applied,
             Duplicates = _duplicates,
             Checkpoints = _checkpoints,
@@ -251,6 +290,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
     private void OnChanged(CustomerChanged changed)
     {
         _inFlight--;
+        if (changed.Offset < 0)
+        {
+            _advancing--;
+        }
+
         foreach (var recovered in changed.Recovered)
         {
             Count(recovered);
@@ -279,6 +323,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             var key = (Topic: changed.Topic ?? "", changed.Offset);
             _pending.Remove(key, out var record);
             var ticks = record?.Event?.OccurredAt.UtcTicks ?? 0;
+            if (_options.Applied is { } applied && record is { AppendedTicks: > 0 } && changed.Outcome == ChangeOutcome.Applied)
+            {
+                applied(TimeSpan.FromTicks(Math.Max(0, _options.Time.GetUtcNow().UtcTicks - record.AppendedTicks)).TotalSeconds);
+            }
+
             if (changed.Outcome == ChangeOutcome.Failed)
             {
                 DeadLetter(record ?? new PartitionRecord(key.Topic, changed.Offset, null), "processing-error", changed.Failure ?? "");
@@ -321,6 +370,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             {
                 // The customer answers with its next wake-up, which replaces this one.
                 _inFlight++;
+                _advancing++;
                 Touch(customer);
                 _customers.Tell(new WakeUp(customer, _partition, clock));
             }
@@ -457,6 +507,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             _changedWakes.Clear();
             _barrierSeq = 0;
             _checkpoints++;
+            if (firings.Count > 0)
+            {
+                _unstored[e.Seq] = firings.Count;
+            }
+
             _listener.Tell(new CheckpointCompleted(_partition, e.Seq, e.NextOffsets, firings, changed));
             SwitchAtBoundary();
             if (++_checkpointsSinceSnapshot >= _options.SnapshotEvery)
@@ -514,6 +569,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
         foreach (var customer in _live.Keys)
         {
             _inFlight++;
+            _advancing++;
             _customers.Tell(new Reevaluate(customer, _partition, clock));
         }
     }

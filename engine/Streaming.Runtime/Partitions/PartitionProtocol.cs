@@ -18,6 +18,9 @@ public sealed record PartitionRecord(string Topic, long Offset, CustomerEvent? E
 
     /// <summary>The record's value as read (kept so a dead letter carries it); null when not kept.</summary>
     public byte[]? Value { get; init; }
+
+    /// <summary>When the broker appended the record (UTC ticks; 0: unknown), for the processing latency.</summary>
+    public long AppendedTicks { get; init; }
 }
 
 /// <summary>Start a checkpoint now (the ingestion stage sends it every N records or every interval).</summary>
@@ -66,6 +69,9 @@ public sealed record CheckpointCompleted(int Partition, long Seq, IReadOnlyDicti
     public bool Recovered { get; init; }
 }
 
+/// <summary>The listener's answer to <see cref="CheckpointCompleted"/>: its firings are in the outbox.</summary>
+public sealed record FiringsStored(int Partition, long Seq);
+
 /// <summary>A checkpoint could not complete (a customer's save failed); nothing of it is committed.</summary>
 public sealed record CheckpointFailed(int Partition, long Seq, string Reason);
 
@@ -98,6 +104,12 @@ public sealed record PartitionStatus(int Partition, long WatermarkTicks, long Ma
     /// dead-lettered): what the partition's state reflects now, saved or not.
     /// </summary>
     public IReadOnlyDictionary<string, long> ProcessedOffsets { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>
+    /// Firings evaluated and not yet in the outbox (unsaved, or saved and not yet handed on), plus wake-ups running
+    /// (each may fire): 0 means every firing of the records processed so far is in the outbox.
+    /// </summary>
+    public int PendingFirings { get; init; }
 
     /// <summary>Records this coordinator run sent that changed their customer.</summary>
     public long Applied { get; init; }

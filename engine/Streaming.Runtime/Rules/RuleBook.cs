@@ -30,6 +30,9 @@ public sealed class RuleBook
         Latest = rules;
     }
 
+    /// <summary>Whether this node has loaded <paramref name="version"/>.</summary>
+    public bool Contains(string version) => _byVersion.ContainsKey(version);
+
     /// <summary>The set of <paramref name="version"/>.</summary>
     /// <exception cref="KeyNotFoundException">This node never loaded that version.</exception>
     public RuleSet Get(string version) =>
