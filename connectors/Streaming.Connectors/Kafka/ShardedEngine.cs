@@ -163,6 +163,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     Coordinator = new PartitionCoordinatorOptions
                     {
                         AllowedLateness = _options.Host.AllowedLateness,
+                        QuietCheckpointAfter = _options.CheckpointInterval * 2,
                         MaxCachedCustomers = Math.Max(1, _options.MaxCachedCustomers / Math.Max(1, _partitionCount)),
                     },
                 },
@@ -336,9 +337,14 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// <exception cref="EngineStoppedException">The engine is not running.</exception>
     private async Task<List<CoordinatorStatus>> CurrentAsync()
     {
-        if (_stopped.Task.IsCompleted || _ingestion is not { } ingestion)
+        if (_stopped.Task.IsCompleted)
         {
             throw new EngineStoppedException();
+        }
+
+        if (_ingestion is not { } ingestion)
+        {
+            return []; // Still starting (or waiting for the brokers): no partition yet.
         }
 
         return [.. (await AskCoordinatorsAsync(ingestion).ConfigureAwait(false)).Select(a => a.Status).OfType<CoordinatorStatus>()];

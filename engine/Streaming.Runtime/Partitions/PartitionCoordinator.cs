@@ -37,6 +37,12 @@ public sealed record PartitionCoordinatorOptions
     /// records whose append time is known. Null: not measured.
     /// </summary>
     public Action<double>? Applied { get; init; }
+
+    /// <summary>
+    /// Changes made without new records (wake-ups, re-derivations, effects recovered from customers) are checkpointed
+    /// this long after they happen when no checkpoint is asked for meanwhile, so their firings reach the outbox.
+    /// </summary>
+    public TimeSpan QuietCheckpointAfter { get; init; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>
@@ -67,8 +73,10 @@ public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string,
 /// this one under a customer that stayed alive) come back once, in the customer's first answer to this run
 /// (<see cref="CustomerChanged.Recovered"/>), and are counted then.</para>
 /// </remarks>
-public sealed class PartitionCoordinator : ReceivePersistentActor
+public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
 {
+    private const string QuietCheckpointTimer = "quiet-checkpoint";
+
     private readonly int _partition;
     private readonly IActorRef _customers;
     private readonly IActorRef _listener;
@@ -169,6 +177,9 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
 
     /// <inheritdoc />
     public override string PersistenceId => "partition-" + _partition;
+
+    /// <inheritdoc />
+    public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>Props for the coordinator of <paramref name="partition"/>.</summary>
     public static Props Props(int partition, IActorRef customers, IActorRef listener, Rules.RuleBook rules, PartitionCoordinatorOptions options) =>
@@ -341,6 +352,10 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
 
         Drain();
         ContinueBarrier();
+        if (_barrierSeq == 0 && (_dirty.Count > 0 || _firings.Count > 0) && !Timers.IsTimerActive(QuietCheckpointTimer))
+        {
+            Timers.StartSingleTimer(QuietCheckpointTimer, CheckpointNow.Instance, _options.QuietCheckpointAfter);
+        }
     }
 
     private void OnIdle(AdvanceIdle idle)
@@ -440,6 +455,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor
             return;
         }
 
+        Timers.Cancel(QuietCheckpointTimer);
         _barrierSeq = _committedSeq + 1;
         _awaitingFlush = true;
         _listener.Tell(new FlushDeadLetters(_partition, _barrierSeq));
