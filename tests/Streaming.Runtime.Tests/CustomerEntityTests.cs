@@ -32,9 +32,9 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     private static readonly RuleSet Rules = RuleSetLoader.Default;
     private readonly RuleBook _book = new(Rules);
 
-    /// <summary>A clock; the run recovered checkpoint <paramref name="recovered"/> (default: <paramref name="committed"/>).</summary>
-    private static PartitionClock Clock(DateTimeOffset watermark, long committed = 0, long run = 1, long? recovered = null) =>
-        new(watermark.UtcTicks, watermark.UtcTicks - TimeSpan.FromHours(1).Ticks, Rules.Version, committed, run) { RecoveredSeq = recovered ?? committed };
+    /// <summary>A clock; <paramref name="completed"/>: the last checkpoint each earlier run completed (default: none did).</summary>
+    private static PartitionClock Clock(DateTimeOffset watermark, long committed = 0, long run = 1, Dictionary<long, long>? completed = null) =>
+        new(watermark.UtcTicks, watermark.UtcTicks - TimeSpan.FromHours(1).Ticks, Rules.Version, committed, run) { Completed = completed };
 
     private static OrderEvent Order(string customer, string orderId, decimal amount, DateTimeOffset at) => new()
     {
@@ -242,29 +242,30 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
 
         // The coordinator crashed before checkpoint 5 completed: its next run (committed 4) gets the effects once.
         Restart(ref entity, "r1");
-        entity.Tell(new ApplyRecord("r1", 3, "orders", 1, Order("r1", "x", 40m, T0), Clock(T0, committed: 4, run: 2)));
+        var run1 = new Dictionary<long, long> { [1] = 4 };
+        entity.Tell(new ApplyRecord("r1", 3, "orders", 1, Order("r1", "x", 40m, T0), Clock(T0, committed: 4, run: 2, completed: run1)));
         var redelivered = ExpectMsg<CustomerChanged>();
         Assert.Equal(ChangeOutcome.Duplicate, redelivered.Outcome);
         var recovered = Assert.Single(redelivered.Recovered);
         Assert.Equal(5, recovered.Seq);
         Assert.Equal(applied.Effects.Moves, recovered.Moves);
-        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 4, run: 2)));
+        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 4, run: 2, completed: run1)));
         Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
 
         // Saved with the run that took them: a reload in the same run does not report them again.
         entity.Tell(new SaveCustomer("r1", 3, Seq: 6));
         ExpectMsg<CustomerSaved>();
         Restart(ref entity, "r1");
-        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 4, run: 2)));
+        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 4, run: 2, completed: run1)));
         Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
 
-        // Checkpoint 6 completed: confirmed, never reported again.
-        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 6, run: 3)));
+        // Run 2 completed checkpoint 6: confirmed, never reported again.
+        entity.Tell(new WakeUp("r1", 3, Clock(T0, committed: 6, run: 3, completed: new() { [1] = 4, [2] = 6 })));
         Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
     }
 
     [Fact]
-    public void Effects_saved_under_a_checkpoint_the_crashed_run_never_completed_reach_the_next_run_even_after_it_reused_the_number()
+    public void Effects_saved_under_a_checkpoint_number_a_later_run_reused_are_not_confirmed_by_it()
     {
         var entity = Start("n1");
         entity.Tell(new ApplyRecord("n1", 3, "orders", 1, Order("n1", "x", 40m, T0), Clock(T0, committed: 0, run: 1)));
@@ -273,27 +274,34 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         entity.Tell(new SaveCustomer("n1", 3, Seq: 1));
         ExpectMsg<CustomerSaved>();
 
-        // Run 1 crashed before completing checkpoint 1. Run 2 recovered checkpoint 0 and has completed checkpoints 1 and
-        // 2 of its own (other customers) before it first reaches this one: the effects were counted by no run yet.
+        // Run 1 crashed before completing checkpoint 1. Run 2 started from checkpoint 0 and completed checkpoints 1 and
+        // 2 of its own (other customers) before it first reached this one: no run has counted the effects yet.
         Restart(ref entity, "n1");
-        entity.Tell(new WakeUp("n1", 3, Clock(T0, committed: 2, run: 2, recovered: 0)));
-        var first = ExpectMsg<CustomerChanged>();
-        var recovered = Assert.Single(first.Recovered);
-        Assert.Equal(applied.Effects.Moves, recovered.Moves);
+        var first = Ask(entity, new WakeUp("n1", 3, Clock(T0, committed: 2, run: 2)));
+        Assert.Equal(applied.Effects.Moves, Assert.Single(first.Recovered).Moves);
         Assert.True(first.Dirty);
 
-        // They now belong to run 2's next checkpoint (3): saved under it, and not dropped by checkpoint 2.
+        // Run 2 saved them under its checkpoint 3, then crashed before completing it; run 3 (which knows run 2 completed
+        // 2) counts them again, and so does run 4 after run 3 crashed before saving this customer at all. Run 3 reused
+        // number 3 for checkpoints of its own: only a run that completed the number of its own label confirms them.
         entity.Tell(new SaveCustomer("n1", 3, Seq: 3));
         ExpectMsg<CustomerSaved>();
         Restart(ref entity, "n1");
-        entity.Tell(new WakeUp("n1", 3, Clock(T0, committed: 2, run: 3, recovered: 2)));
-        Assert.Equal(applied.Effects.Moves, Assert.Single(ExpectMsg<CustomerChanged>().Recovered).Moves);
+        Assert.Equal(applied.Effects.Moves, Assert.Single(Ask(entity, new WakeUp("n1", 3, Clock(T0, committed: 3, run: 3, completed: new() { [2] = 2 }))).Recovered).Moves);
+        Restart(ref entity, "n1");
+        Assert.Equal(applied.Effects.Moves, Assert.Single(Ask(entity, new WakeUp("n1", 3, Clock(T0, committed: 5, run: 4, completed: new() { [2] = 2, [3] = 5 }))).Recovered).Moves);
 
-        // Once a run recovers a checkpoint that covers them, they are confirmed.
-        entity.Tell(new SaveCustomer("n1", 3, Seq: 3));
+        // Run 4 saves them under its checkpoint 6 and completes it: a later run finds them confirmed.
+        entity.Tell(new SaveCustomer("n1", 3, Seq: 6));
         ExpectMsg<CustomerSaved>();
-        entity.Tell(new WakeUp("n1", 3, Clock(T0, committed: 3, run: 4, recovered: 3)));
-        Assert.Empty(ExpectMsg<CustomerChanged>().Recovered);
+        Restart(ref entity, "n1");
+        Assert.Empty(Ask(entity, new WakeUp("n1", 3, Clock(T0, committed: 6, run: 5, completed: new() { [2] = 2, [3] = 5, [4] = 6 }))).Recovered);
+    }
+
+    private CustomerChanged Ask(IActorRef entity, object message)
+    {
+        entity.Tell(message);
+        return ExpectMsg<CustomerChanged>();
     }
 
     [Fact]

@@ -323,7 +323,8 @@ public sealed class CustomerEntity : PersistentActor
             return;
         }
 
-        var unconfirmed = _unsaved.IsEmpty ? _unconfirmed : [.. _unconfirmed, _unsaved with { Seq = seq }];
+        // Unsaved effects were counted live by the run that last messaged the customer: that run's checkpoint confirms them.
+        var unconfirmed = _unsaved.IsEmpty ? _unconfirmed : [.. _unconfirmed, _unsaved with { Seq = seq, Run = _reportedRun }];
         var saved = new CustomerCheckpointed(seq, CustomerStateCodec.Encode(_state), new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _reportedRun, unconfirmed);
         Persist(saved, e =>
         {
@@ -373,35 +374,32 @@ public sealed class CustomerEntity : PersistentActor
 
     /// <summary>
     /// Drops saved effects a completed checkpoint covers, and on the first message of a new coordinator run collects
-    /// every effect that run has not counted: the saved ones its recovered checkpoint does not cover, and the unsaved ones
-    /// an earlier run counted live (the new run restarted from its last checkpoint, and the records that caused them now
-    /// arrive as duplicates).
+    /// every effect that run has not counted: the saved ones no completed checkpoint covers, and the unsaved ones an
+    /// earlier run counted live (the new run restarted from its last checkpoint, and the records that caused them now
+    /// arrive as duplicates). Effects handed to a new run belong to it from then on: they are relabelled with its run and
+    /// its next checkpoint.
     /// </summary>
-    /// <remarks>
-    /// Effects handed to a new run now belong to its next checkpoint: they are numbered after its last completed one.
-    /// An earlier run may have saved them under a number the new run reuses for a checkpoint of its own (the earlier run
-    /// crashed before completing it), so on a new run only its recovered checkpoint says what is confirmed.
-    /// </remarks>
     private void Confirm(PartitionClock clock)
     {
         _lastCommitted = Math.Max(_lastCommitted, clock.CommittedSeq);
-        if (_reportedRun != clock.Run)
+        if (_unconfirmed.Count > 0)
         {
-            _reportedRun = clock.Run;
-            _unconfirmed.RemoveAll(b => b.Seq <= clock.RecoveredSeq);
-            if (_unconfirmed.Count > 0 || !_unsaved.IsEmpty)
-            {
-                _toReport = _unsaved.IsEmpty ? [.. _unconfirmed] : [.. _unconfirmed, _unsaved];
-                _unconfirmed = [.. _unconfirmed.Select(b => b with { Seq = clock.CommittedSeq + 1 })];
-                _dirty = true; // The run that took them must be saved, or a reload in this run would report them again.
-            }
+            _unconfirmed.RemoveAll(b => b.Run == clock.Run
+                ? b.Seq <= clock.CommittedSeq
+                : clock.Completed is { } completed && completed.TryGetValue(b.Run, out var last) && b.Seq <= last);
+        }
 
+        if (_reportedRun == clock.Run)
+        {
             return;
         }
 
-        if (_unconfirmed.Count > 0 && _unconfirmed[0].Seq <= clock.CommittedSeq)
+        _reportedRun = clock.Run;
+        if (_unconfirmed.Count > 0 || !_unsaved.IsEmpty)
         {
-            _unconfirmed.RemoveAll(b => b.Seq <= clock.CommittedSeq);
+            _toReport = _unsaved.IsEmpty ? [.. _unconfirmed] : [.. _unconfirmed, _unsaved];
+            _unconfirmed = [.. _unconfirmed.Select(b => b with { Run = clock.Run, Seq = clock.CommittedSeq + 1 })];
+            _dirty = true; // The run that took them must be saved, or a reload in this run would report them again.
         }
     }
 

@@ -14,11 +14,11 @@ namespace Streaming.Runtime.Customers;
 public readonly record struct PartitionClock(long WatermarkTicks, long LateBeforeTicks, string RuleVersion, long CommittedSeq, long Run)
 {
     /// <summary>
-    /// The last checkpoint the coordinator's run recovered (its <see cref="CommittedSeq"/> when it started). Effects saved
-    /// under a later number by an earlier run belong to a checkpoint that run never completed: the new run counts them,
-    /// whatever it has completed since (it numbers its own checkpoints from this one on).
+    /// The last checkpoint each earlier run of the partition completed (run → checkpoint number; a run that completed
+    /// none is absent): effects saved by an earlier run are confirmed only if that run completed their checkpoint. A
+    /// crashed run's last number is reused by the next run, so the number alone does not tell.
     /// </summary>
-    public long RecoveredSeq { get; init; }
+    public IReadOnlyDictionary<long, long>? Completed { get; init; }
 }
 
 /// <summary>A message for one customer entity; the shard is the customer's Kafka partition.</summary>

@@ -18,6 +18,12 @@ public readonly record struct Conversion(string Rule, Delivery Delivery);
 /// </summary>
 public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IReadOnlyList<TriggerFiring> Fired, IReadOnlyList<Conversion> Converted)
 {
+    /// <summary>
+    /// The coordinator run that counted these effects: checkpoint <see cref="Seq"/> of that run confirms them (numbers
+    /// are reused by a run after a crash, so the number alone does not).
+    /// </summary>
+    public long Run { get; init; }
+
     /// <summary>No effects.</summary>
     public static EffectBundle Empty { get; } = new(0, [], [], []);
 
@@ -35,5 +41,5 @@ public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IRea
 
     /// <summary>These effects followed by <paramref name="later"/>'s, under this bundle's sequence number.</summary>
     public EffectBundle Then(EffectBundle later) =>
-        later.IsEmpty ? this : IsEmpty ? later with { Seq = Seq } : new(Seq, [.. Moves, .. later.Moves], [.. Fired, .. later.Fired], [.. Converted, .. later.Converted]);
+        later.IsEmpty ? this : IsEmpty ? later with { Seq = Seq, Run = Run } : new(Seq, [.. Moves, .. later.Moves], [.. Fired, .. later.Fired], [.. Converted, .. later.Converted]) { Run = Run };
 }

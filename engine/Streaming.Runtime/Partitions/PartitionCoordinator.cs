@@ -55,7 +55,11 @@ public sealed record PartitionCoordinatorOptions
 /// unconfirmed: until the listener has handed them on (the outbox), this event is their only durable copy. A recovered
 /// coordinator reports its last checkpoint's firings again, so a crash between the two loses none.
 /// </param>
-public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string, long> NextOffsets, long MaxEventTicks, long WallFloorTicks, byte[] Population, IReadOnlyDictionary<string, long> Wakes, string RuleVersion, IReadOnlyList<TriggerFiring> Firings);
+/// <param name="Run">The coordinator run that completed the checkpoint.</param>
+/// <param name="Runs">
+/// Snapshots only (empty in events): the last checkpoint each earlier run completed, as <see cref="Customers.PartitionClock.Completed"/>.
+/// </param>
+public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string, long> NextOffsets, long MaxEventTicks, long WallFloorTicks, byte[] Population, IReadOnlyDictionary<string, long> Wakes, string RuleVersion, IReadOnlyList<TriggerFiring> Firings, long Run, IReadOnlyDictionary<long, long> Runs);
 
 /// <summary>
 /// The coordinator of one Kafka partition: it sends each record to its customer entity through the shard region, keeps
@@ -83,7 +87,16 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Rules.RuleBook _rules;
     private readonly PartitionCoordinatorOptions _options;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly long _run = DateTime.UtcNow.Ticks;
+    private long _run;
+
+    /// <summary>The last checkpoint each run completed (this one's included once it completes one).</summary>
+    private readonly Dictionary<long, long> _runs = [];
+
+    /// <summary>The earlier runs' entries, as recovered: sent with every clock (immutable for this run).</summary>
+    private IReadOnlyDictionary<long, long> _earlierRuns = new Dictionary<long, long>();
+
+    /// <summary>Runs kept in the table; an entity holding effects of an older run reports them again (counted twice, never lost).</summary>
+    private const int MaxRuns = 256;
 
     private readonly Dictionary<string, long> _nextOffsets = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _wakes = new(StringComparer.Ordinal);
@@ -111,9 +124,6 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private long _sentMaxEventTicks;
     private long _wallFloorTicks;
     private long _committedSeq;
-
-    /// <summary>The last checkpoint this run recovered.</summary>
-    private long _recoveredSeq;
     private int _inFlight;
 
     /// <summary>Wake-ups and re-evaluations sent and not yet answered (they may fire).</summary>
@@ -148,7 +158,10 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             _changedWakes.Clear();
-            _recoveredSeq = _committedSeq;
+
+            // A new run id, later than every recorded one (ids only need to differ; time keeps them readable).
+            _run = Math.Max(DateTime.UtcNow.Ticks, _runs.Count == 0 ? 0 : _runs.Keys.Max() + 1);
+            _earlierRuns = new Dictionary<long, long>(_runs);
             Become(Running);
             if (!_rules.Contains(_ruleVersion))
             {
@@ -191,7 +204,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private PartitionClock Clock(long maxEventTicks)
     {
         var watermark = Watermark(maxEventTicks);
-        return new PartitionClock(watermark, watermark - _options.LateTimerAfter.Ticks, _ruleVersion, _committedSeq, _run) { RecoveredSeq = _recoveredSeq };
+        return new PartitionClock(watermark, watermark - _options.LateTimerAfter.Ticks, _ruleVersion, _committedSeq, _run) { Completed = _earlierRuns };
     }
 
     private void Restore(PartitionCheckpointed saved, bool full)
@@ -209,6 +222,16 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         _population = Population.Deserialize(saved.Population);
         _ruleVersion = saved.RuleVersion;
         _lastFirings = saved.Firings;
+        if (full)
+        {
+            _runs.Clear();
+            foreach (var (run, seq) in saved.Runs)
+            {
+                _runs[run] = seq;
+            }
+        }
+
+        _runs[saved.Run] = Math.Max(_runs.GetValueOrDefault(saved.Run), saved.Seq);
         if (full)
         {
             _wakes.Clear();
@@ -512,12 +535,13 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         var seq = _barrierSeq;
         var changed = _dirty.ToList();
         var firings = _firings.ToList();
-        var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion, firings);
+        var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion, firings, _run, new Dictionary<long, long>());
         Persist(saved, e =>
         {
             _committedSeq = e.Seq;
             _committedOffsets = new Dictionary<string, long>(e.NextOffsets, StringComparer.Ordinal);
             _lastFirings = firings;
+            _runs[_run] = e.Seq;
             _dirty.Clear();
             _firings.Clear();
             _changedWakes.Clear();
@@ -533,7 +557,12 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             if (++_checkpointsSinceSnapshot >= _options.SnapshotEvery)
             {
                 _checkpointsSinceSnapshot = 0;
-                SaveSnapshot(e with { Wakes = new Dictionary<string, long>(_wakes, StringComparer.Ordinal) });
+                foreach (var old in _runs.Keys.Order().Take(Math.Max(0, _runs.Count - MaxRuns)).ToList())
+                {
+                    _runs.Remove(old);
+                }
+
+                SaveSnapshot(e with { Wakes = new Dictionary<string, long>(_wakes, StringComparer.Ordinal), Runs = new Dictionary<long, long>(_runs) });
             }
 
             PassivateLeastRecent();

@@ -69,6 +69,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         foreach (var bundle in saved.Unconfirmed)
         {
             w.Long(bundle.Seq);
+            w.Long(bundle.Run);
             w.Int(bundle.Moves.Count);
             foreach (var move in bundle.Moves)
             {
@@ -109,6 +110,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         for (var b = 0; b < bundles.Length; b++)
         {
             var bundleSeq = r.Long();
+            var bundleRun = r.Long();
             var moves = new StageMove[r.Count(MaxItems)];
             for (var i = 0; i < moves.Length; i++)
             {
@@ -123,7 +125,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
 
             var fired = TriggerFiringCodec.Decode(data[r.Position..], out var consumed);
             r.Skip(consumed);
-            bundles[b] = new EffectBundle(bundleSeq, moves, fired, conversions);
+            bundles[b] = new EffectBundle(bundleSeq, moves, fired, conversions) { Run = bundleRun };
         }
 
         r.End("journal event", "customer checkpoint");
@@ -156,6 +158,14 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         }
 
         TriggerFiringCodec.Encode(saved.Firings, buffer);
+        w.Long(saved.Run);
+        w.Int(saved.Runs.Count);
+        foreach (var (run, last) in saved.Runs)
+        {
+            w.Long(run);
+            w.Long(last);
+        }
+
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -183,8 +193,15 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
 
         var firings = TriggerFiringCodec.Decode(data[r.Position..], out var consumed);
         r.Skip(consumed);
+        var run = r.Long();
+        var runs = new Dictionary<long, long>();
+        for (var i = r.Count(MaxItems); i > 0; i--)
+        {
+            runs[r.Long()] = r.Long();
+        }
+
         r.End("journal event", "partition checkpoint");
-        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules, firings);
+        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules, firings, run, runs);
     }
 
     private static string Required(string? value) => value ?? throw new InvalidDataException("a required field is null");
