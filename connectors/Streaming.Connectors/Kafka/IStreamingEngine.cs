@@ -16,7 +16,7 @@ public interface IStreamingEngine : IDisposable
     /// <summary>A rule set waiting for the next checkpoint boundary, or null.</summary>
     RuleSet? PendingRules { get; }
 
-    /// <summary>Input records applied to customers (duplicates and dead letters not included).</summary>
+    /// <summary>Input records processed: applied to their customer, found duplicate, or dead-lettered.</summary>
     long EventsProcessed { get; }
 
     /// <summary>Records dead-lettered (undecodable, or their change failed).</summary>

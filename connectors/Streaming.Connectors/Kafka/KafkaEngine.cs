@@ -400,14 +400,14 @@ public sealed partial class KafkaEngine : IStreamingEngine
         var message = result.Message;
         RecordOutcome outcome;
         DecodeError error;
-        if (TryBrokerTime(message.Timestamp, out var brokerTime))
+        if (BrokerTime.TryGet(message.Timestamp, out var brokerTime))
         {
             outcome = host.Process(topic, result.Offset.Value, message.Key, message.Value, brokerTime, out error);
         }
         else
         {
             outcome = host.Refuse(topic, result.Offset.Value);
-            error = new DecodeError("time-out-of-range", $"the record's broker timestamp ({message.Timestamp.UnixTimestampMs.ToString(CultureInfo.InvariantCulture)} ms since 1970) is outside the years 1 to 9999");
+            error = BrokerTime.OutOfRange(message.Timestamp);
         }
 
         _eventCounts[(int)topic, outcome == RecordOutcome.DeadLetter ? 0 : (int)host.LastEventType]++;
@@ -428,33 +428,6 @@ public sealed partial class KafkaEngine : IStreamingEngine
                 break;
         }
     }
-
-    /// <summary>
-    /// The record's broker timestamp as a date: null when it has none, false when no <see cref="DateTimeOffset"/> can
-    /// hold it (a producer may set any 64-bit number of milliseconds, e.g. beyond 9999-12-31).
-    /// </summary>
-    internal static bool TryBrokerTime(Timestamp timestamp, out DateTimeOffset? time)
-    {
-        time = null;
-        if (timestamp.Type == TimestampType.NotAvailable)
-        {
-            return true;
-        }
-
-        var ms = timestamp.UnixTimestampMs;
-        if (ms < MinUnixMs || ms > MaxUnixMs)
-        {
-            return false;
-        }
-
-        time = DateTimeOffset.FromUnixTimeMilliseconds(ms);
-        return true;
-    }
-
-    /// <summary>The range of Unix milliseconds a <see cref="DateTimeOffset"/> holds (0001-01-01 to 9999-12-31T23:59:59.999).</summary>
-    private static readonly long MinUnixMs = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
-
-    private static readonly long MaxUnixMs = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
     private void DeadLetter(ConsumeResult<byte[]?, byte[]?> result, DecodeError error)
     {

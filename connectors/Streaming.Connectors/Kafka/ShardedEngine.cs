@@ -84,7 +84,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
     public RuleSet? PendingRules => _pendingRules;
 
     /// <inheritdoc />
-    public long EventsProcessed => Interlocked.Read(ref _applied);
+    public long EventsProcessed => Interlocked.Read(ref _applied) + Interlocked.Read(ref _duplicates) + Interlocked.Read(ref _deadLetters);
 
     /// <inheritdoc />
     public long DeadLetters => Interlocked.Read(ref _deadLetters);
@@ -157,7 +157,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     CheckpointEveryRecords = Math.Max(1, _options.CheckpointEveryEvents / Math.Max(1, _partitionCount)),
                     CheckpointInterval = _options.CheckpointInterval,
                     SessionTimeoutMs = _options.SessionTimeoutMs,
-                    Decoder = _options.Host.Decoder,
+                    Decoder = _options.Host.Decoder with { Clock = _options.Host.Decoder.Clock ?? _time },
                     IdleAfter = _options.TimeMode == TimeMode.Hybrid ? _options.IdleAfter : null,
                     PrefetchMaxKbytes = _options.PrefetchMaxKbytes,
                     Coordinator = new PartitionCoordinatorOptions
@@ -426,13 +426,13 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// <inheritdoc />
     public async Task<CustomerLookup> LookupAsync(string customerId, CancellationToken cancellationToken)
     {
-        if (_stopped.Task.IsCompleted || _region is not { } region)
+        if (_stopped.Task.IsCompleted)
         {
             throw new EngineStoppedException();
         }
 
         var coordinators = _coordinators;
-        if (_partitionCount == 0 || coordinators.Count == 0)
+        if (_region is not { } region || _partitionCount == 0 || coordinators.Count == 0)
         {
             return new CustomerLookup(false, null, -1, 0, _rules);
         }
@@ -482,7 +482,14 @@ public sealed partial class ShardedEngine : IStreamingEngine
             inner.Append(firings);
             if (firings.Count > 0)
             {
-                engine.FiringsCommitted?.Invoke();
+                try
+                {
+                    engine.FiringsCommitted?.Invoke();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The relay already stopped (shutdown): the firings wait in the outbox for the next start.
+                }
             }
         }
     }

@@ -318,10 +318,12 @@ public sealed partial class ShardedIngestion : IDisposable
         }
 
         var message = result.Message;
-        var appended = BrokerTime(message.Timestamp);
-        var record = _decoder.TryDecode(topic, message.Key, message.Value, appended, out var evt, out var error)
-            ? new PartitionRecord(result.Topic, result.Offset.Value, evt)
-            : new PartitionRecord(result.Topic, result.Offset.Value, null, error);
+        CustomerEvent? evt = null;
+        var record = !BrokerTime.TryGet(message.Timestamp, out var appended)
+            ? new PartitionRecord(result.Topic, result.Offset.Value, null, BrokerTime.OutOfRange(message.Timestamp))
+            : _decoder.TryDecode(topic, message.Key, message.Value, appended, out evt, out var error)
+                ? new PartitionRecord(result.Topic, result.Offset.Value, evt)
+                : new PartitionRecord(result.Topic, result.Offset.Value, null, error);
         partition.Coordinator.Tell(record with { Key = message.Key, Value = message.Value, AppendedTicks = appended?.UtcTicks ?? 0 });
         Interlocked.Increment(ref _eventCounts[(int)topic, evt is null ? 0 : (int)evt.Type]);
         partition.Sent[result.Topic] = result.Offset.Value + 1;
@@ -329,12 +331,6 @@ public sealed partial class ShardedIngestion : IDisposable
         partition.SinceCheckpoint++;
         Interlocked.Increment(ref _records);
     }
-
-    /// <summary>The broker's timestamp, or none when absent or outside what a date can hold (a producer can set any).</summary>
-    private static DateTimeOffset? BrokerTime(Timestamp timestamp) =>
-        timestamp.Type == TimestampType.NotAvailable || timestamp.UnixTimestampMs < 0 || timestamp.UnixTimestampMs > DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()
-            ? null
-            : DateTimeOffset.FromUnixTimeMilliseconds(timestamp.UnixTimestampMs);
 
     /// <summary>Asks for checkpoints when due, and pauses partitions that hold two checkpoints' worth of records.</summary>
     private void Pace(IConsumer<byte[]?, byte[]?> consumer)
@@ -453,25 +449,21 @@ public sealed partial class ShardedIngestion : IDisposable
         var partitions = released.Select(t => t.Partition.Value).Distinct().Where(_partitions.ContainsKey).ToList();
         if (checkpoint)
         {
+            // A last checkpoint of what each coordinator has sent to its customers (records still waiting in it are
+            // dropped and left to the next owner): the first one completed after this request.
             var deadline = _time.GetTimestamp();
             foreach (var p in partitions)
             {
                 var partition = _partitions[p];
-                while (!Covers(partition.Completed, partition.Sent) && _time.GetElapsedTime(deadline) < _options.HandOffTimeout)
+                var after = partition.Completed?.Seq ?? 0;
+                partition.Coordinator.Tell(CheckpointNow.Final);
+                while ((partition.Completed?.Seq ?? 0) <= after && _time.GetElapsedTime(deadline) < _options.HandOffTimeout)
                 {
-                    if (partition.Requested is null)
-                    {
-                        partition.Requested = new Dictionary<string, long>(partition.Sent, StringComparer.Ordinal);
-                partition.RequestedAt = _time.GetTimestamp();
-                        partition.SinceRequest = partition.SinceCheckpoint;
-                        partition.Coordinator.Tell(CheckpointNow.Instance);
-                    }
-
                     _signal.Wait(TimeSpan.FromMilliseconds(200));
                     DrainInbox(consumer);
                 }
 
-                if (!Covers(partition.Completed, partition.Sent))
+                if ((partition.Completed?.Seq ?? 0) <= after)
                 {
                     LogHandOffTimedOut(p);
                 }
@@ -492,9 +484,6 @@ public sealed partial class ShardedIngestion : IDisposable
             LogReleased(string.Join(",", partitions), checkpoint);
         }
     }
-
-    private static bool Covers(CheckpointCompleted? done, Dictionary<string, long> sent) =>
-        sent.Count == 0 || (done is not null && sent.All(s => done.NextOffsets.TryGetValue(s.Key, out var next) && next >= s.Value));
 
     private void Post(object message)
     {
@@ -557,6 +546,7 @@ public sealed partial class ShardedIngestion : IDisposable
             {
                 case DeadLettered letter:
                     _owner.LogDeadLetter(letter.Topic, letter.Partition, letter.Offset, letter.Code, letter.Detail);
+                    _owner._instruments?.DeadLetters.Add(1, new KeyValuePair<string, object?>("reason", letter.Code));
                     _unacknowledged[letter.Partition] = _unacknowledged.GetValueOrDefault(letter.Partition) + 1;
                     Produce(letter);
                     break;
@@ -567,6 +557,7 @@ public sealed partial class ShardedIngestion : IDisposable
                     break;
                 case Delivered failed:
                     _owner.LogDeadLetterRetry(failed.Letter.Topic, failed.Letter.Partition, failed.Letter.Offset, failed.Error!);
+                    _owner._instruments?.DeadLettersRetried.Add(1);
                     Timers.StartSingleTimer(failed.Letter, new Retry(failed.Letter), RetryAfter);
                     break;
                 case Retry retry:

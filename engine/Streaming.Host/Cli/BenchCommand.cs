@@ -6,8 +6,10 @@ using Confluent.Kafka;
 using Microsoft.Extensions.Logging.Abstractions;
 using Streaming.Connectors.Datasets;
 using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
 using Streaming.Engine.Runtime;
 
 namespace Streaming.Host.Cli;
@@ -31,9 +33,10 @@ public static class BenchCommand
         var core = new Option<bool>("--core") { Description = "The engine alone: no broker, events pre-encoded in memory, one thread" };
         var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: events between checkpoints (default 100,000, as the engine)" };
         var stateSize = new Option<bool>("--state-size") { Description = "Bytes per customer (encoded and in memory) by event-id window and order count; no broker, no data" };
+        var runtime = new Option<string>("--runtime") { Description = "The Kafka bench's engine: host (default) or akka (Streaming:Engine:Runtime)", DefaultValueFactory = _ => "host" };
         var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data, or the engine alone (--core), or the size of a customer (--state-size)")
         {
-            events, output, partitions, data, core, checkpointEvery, stateSize,
+            events, output, partitions, data, core, checkpointEvery, stateSize, runtime,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -86,7 +89,15 @@ public static class BenchCommand
             }
             else
             {
-                result = await RunAsync(n, parse.GetValue(partitions), dataDir, ct).ConfigureAwait(false);
+                var chosen = parse.GetValue(runtime) ?? "host";
+                if (chosen is not ("host" or "akka"))
+                {
+                    await Console.Error.WriteLineAsync($"streaming bench: --runtime must be host or akka, not '{chosen}'").ConfigureAwait(false);
+                    return 2;
+                }
+
+                var akka = chosen == "akka";
+                result = await RunAsync(n, parse.GetValue(partitions), dataDir, akka, ct).ConfigureAwait(false);
             }
 
             var json = JsonSerializer.Serialize(result, result.GetType(), new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
@@ -140,7 +151,7 @@ public static class BenchCommand
         $"decode {share(p.Decode) * 100:0}%, apply and rules {share(p.Apply) * 100:0}%, timers {share(p.Timers) * 100:0}%, " +
         $"checkpoints {share(p.Checkpoint) * 100:0}%, other {share(p.Other) * 100:0}%";
 
-    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, CancellationToken ct)
+    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, bool akka, CancellationToken ct)
     {
         using var cluster = MockCluster.Start();
         cluster.CreateTopics(Topics.All, partitions);
@@ -160,7 +171,7 @@ public static class BenchCommand
         var stateDir = Path.Combine(Path.GetTempPath(), "streaming-bench-" + Guid.NewGuid().ToString("N"));
         try
         {
-            var (engineSeconds, checkpoints, customers) = await EngineAsync(cluster.BootstrapServers, stateDir, produced, ct).ConfigureAwait(false);
+            var (engineSeconds, checkpoints, customers) = await EngineAsync(cluster.BootstrapServers, stateDir, produced, akka, ct).ConfigureAwait(false);
             Array.Sort(checkpoints);
             var consumeRate = produced / consumeOnly;
             var engineRate = produced / engineSeconds;
@@ -273,14 +284,13 @@ public static class BenchCommand
         return seconds;
     }
 
-    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers)> EngineAsync(string bootstrap, string stateDir, long expected, CancellationToken ct)
+    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers)> EngineAsync(string bootstrap, string stateDir, long expected, bool akka, CancellationToken ct)
     {
         using var store = SqliteStateStore.OpenDirectory(stateDir);
-        using var engine = new KafkaEngine(
-            new EngineOptions { BootstrapServers = bootstrap, GroupId = "bench-engine", Host = new PartitionHostOptions() },
-            store,
-            TimeProvider.System,
-            NullLogger.Instance);
+        var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = "bench-engine", Host = new PartitionHostOptions() };
+        using IStreamingEngine engine = akka
+            ? new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store)
+            : new KafkaEngine(options, store, TimeProvider.System, NullLogger.Instance);
         engine.Start();
         var first = 0L;
         while (engine.EventsProcessed < expected)
@@ -301,7 +311,13 @@ public static class BenchCommand
 
         var seconds = Stopwatch.GetElapsedTime(first).TotalSeconds;
         await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        return (seconds, engine.CheckpointDurationsMs(), store.CountCustomers());
+        // The actor runtime keeps no customer table (customers are journal entries): -1.
+        return engine switch
+        {
+            KafkaEngine own => (seconds, own.CheckpointDurationsMs(), store.CountCustomers()),
+            ShardedEngine sharded => (seconds, sharded.CheckpointDurationsMs(), -1),
+            _ => (seconds, [], -1),
+        };
     }
 
     private static double Percentile(double[] sorted, double q) =>

@@ -248,7 +248,15 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         Command<PartitionRecord>(OnRecord);
         Command<CustomerChanged>(OnChanged);
         Command<AdvanceIdle>(OnIdle);
-        Command<CheckpointNow>(_ => BeginCheckpoint());
+        Command<CheckpointNow>(now =>
+        {
+            if (now.Leaving)
+            {
+                _waiting.Clear();
+            }
+
+            BeginCheckpoint();
+        });
         Command<SwitchRules>(OnSwitchRules);
         Command<FiringsStored>(stored =>
         {

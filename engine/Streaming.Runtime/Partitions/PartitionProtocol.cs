@@ -28,6 +28,16 @@ public sealed record CheckpointNow
 {
     /// <summary>The one instance.</summary>
     public static CheckpointNow Instance { get; } = new();
+
+    /// <summary>
+    /// The last checkpoint before the partition leaves this node: records received but not yet sent to their customers
+    /// are dropped (the checkpoint's offsets end before them, so the next owner reads them), so the hand-off does not
+    /// wait for a backlog.
+    /// </summary>
+    public static CheckpointNow Final { get; } = new() { Leaving = true };
+
+    /// <summary>See <see cref="Final"/>.</summary>
+    public bool Leaving { get; private init; }
 }
 
 /// <summary>
