@@ -49,6 +49,27 @@ public static class ActorStore
     /// <summary>The SQLite database file inside the data directory.</summary>
     public const string SqliteFile = "journal.db";
 
+    /// <summary>
+    /// Customers with durable state in the SQLite store of <paramref name="dataDir"/> (persistence ids
+    /// <c>customer-…</c> in the journal or the snapshot store); 0 when there is no store yet. Read-only.
+    /// </summary>
+    public static long CountCustomers(string dataDir)
+    {
+        var file = Path.Combine(dataDir, SqliteFile);
+        if (!File.Exists(file))
+        {
+            return 0;
+        }
+
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText =
+            "SELECT COUNT(*) FROM (SELECT persistence_id FROM journal WHERE persistence_id LIKE 'customer-%' " +
+            "UNION SELECT persistence_id FROM snapshot WHERE persistence_id LIKE 'customer-%')";
+        return (long)command.ExecuteScalar()!;
+    }
+
     /// <summary>The actor-system setup: <paramref name="config"/> (cluster, logging…) with the store's configuration.</summary>
     /// <exception cref="ArgumentException">Options incomplete for the provider (no data directory, no connection string).</exception>
     public static ActorSystemSetup Setup(ActorStoreOptions options, Config? config = null)

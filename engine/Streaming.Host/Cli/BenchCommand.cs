@@ -311,11 +311,10 @@ public static class BenchCommand
 
         var seconds = Stopwatch.GetElapsedTime(first).TotalSeconds;
         await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        // The actor runtime keeps no customer table (customers are journal entries): -1.
         return engine switch
         {
             KafkaEngine own => (seconds, own.CheckpointDurationsMs(), store.CountCustomers()),
-            ShardedEngine sharded => (seconds, sharded.CheckpointDurationsMs(), -1),
+            ShardedEngine sharded => (seconds, sharded.CheckpointDurationsMs(), ActorStore.CountCustomers(stateDir)),
             _ => (seconds, [], -1),
         };
     }
