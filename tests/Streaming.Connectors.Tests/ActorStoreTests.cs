@@ -101,6 +101,16 @@ public sealed class ActorStoreTests
             Assert.NotNull(found.State);
             Assert.Equal(amounts.Length, found.State.OrderCount);
             Assert.Equal(amounts.Sum(), found.State.NetAmount);
+
+            // The journal's shortcut: a customer recovering with Recovery.None (its partition never saved it) is answered
+            // "highest 0" at once; a normal recovery of the same customer reads its one stored save.
+            var journal = Akka.Persistence.Persistence.Instance.Apply(second).JournalFor(null);
+            var inbox = Inbox.Create(second);
+            journal.Tell(new Akka.Persistence.ReplayMessages(1, 0, long.MaxValue, "customer-p-1", inbox.Receiver));
+            Assert.Equal(0, Assert.IsType<Akka.Persistence.RecoverySuccess>(inbox.Receive(Wait)).HighestSequenceNr);
+            journal.Tell(new Akka.Persistence.ReplayMessages(1, long.MaxValue, long.MaxValue, "customer-p-1", inbox.Receiver));
+            Assert.Equal(1, Assert.IsType<Akka.Persistence.ReplayedMessage>(inbox.Receive(Wait)).Persistent.SequenceNr);
+            Assert.Equal(1, Assert.IsType<Akka.Persistence.RecoverySuccess>(inbox.Receive(Wait)).HighestSequenceNr);
         }
         finally
         {

@@ -1,9 +1,11 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
+using Akka.Persistence;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
 using Streaming.Runtime.Customers;
+using Streaming.Runtime.Partitions;
 using Streaming.Runtime.Rules;
 using Streaming.Runtime.Serialization;
 using Xunit.Abstractions;
@@ -363,9 +365,9 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     }
 
     [Fact]
-    public void Snapshots_bound_recovery_and_keep_the_state()
+    public void Compaction_bounds_the_journal_and_keeps_the_state()
     {
-        var options = new CustomerEntityOptions { SnapshotEvery = 2 };
+        var options = new CustomerEntityOptions { CompactEvery = 2 };
         var entity = Start("s1", options);
         var total = 0m;
         for (var i = 0; i < 5; i++)
@@ -378,10 +380,26 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
             ExpectMsg<CustomerSaved>();
         }
 
+        // Five saves, compacted at 2 and 4: the journal keeps events 4 and 5 (the deletes run after the saves' answers).
+        AwaitAssert(() => Assert.Equal([4L, 5L], JournalOf("customer-s1")), TimeSpan.FromSeconds(5));
         Restart(ref entity, "s1", options);
         var state = Get(entity, "s1");
         Assert.Equal(5, state.OrderCount);
         Assert.Equal(total, state.NetAmount);
+    }
+
+    /// <summary>The sequence numbers the journal replays for <paramref name="persistenceId"/>.</summary>
+    private List<long> JournalOf(string persistenceId)
+    {
+        var probe = CreateTestProbe();
+        Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null).Tell(new ReplayMessages(1, long.MaxValue, long.MaxValue, persistenceId, probe.Ref));
+        var seqs = new List<long>();
+        while (probe.ExpectMsg<object>() is ReplayedMessage replayed)
+        {
+            seqs.Add(replayed.Persistent.SequenceNr);
+        }
+
+        return seqs;
     }
 
     [Fact]
@@ -429,6 +447,38 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         Assert.Equal(["vip", "lapsed"], (string[])f.Profile["tags"]!);
         Assert.Equal(12.5m, f.Profile["netAmount"]);
         Assert.Null(f.Profile["tier"]);
+    }
+
+    [Fact]
+    public void The_partition_events_round_trip_with_their_known_customers()
+    {
+        // Hashes at both ends of the unsigned range, as XxHash64 gives them.
+        ulong[] hashes = [0UL, 1UL, 0x8000_0000_0000_0000UL, ulong.MaxValue, KnownCustomers.Hash("c-1")];
+        var known = new CustomersKnown(4, hashes);
+        var snapshot = new PartitionCheckpointed(9, new Dictionary<string, long> { ["orders"] = 12 }, T0.UtcTicks, 0, [1, 2], new Dictionary<string, long> { ["c-1"] = T0.UtcTicks }, "v1", [], 77, new Dictionary<long, long> { [70] = 8 }) { Known = hashes };
+
+        object RoundTrip(object o)
+        {
+            var serializer = (Akka.Serialization.SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(o);
+            Assert.IsType<RuntimeSerializer>(serializer);
+            return Sys.Serialization.Deserialize(serializer.ToBinary(o), serializer.Identifier, serializer.Manifest(o));
+        }
+
+        var knownBack = (CustomersKnown)RoundTrip(known);
+        Assert.Equal(4, knownBack.Seq);
+        Assert.Equal(hashes, knownBack.Hashes);
+        var snapshotBack = (PartitionCheckpointed)RoundTrip(snapshot);
+        Assert.Equal(hashes, snapshotBack.Known);
+        Assert.Equal((9L, 77L, "v1"), (snapshotBack.Seq, snapshotBack.Run, snapshotBack.RuleVersion));
+        Assert.Equal(8, snapshotBack.Runs[70]);
+
+        // A count larger than the bytes that follow is corrupt, not an allocation.
+        var bytes = RuntimeSerializer.Encode(known);
+        bytes[8] = 0xFF;
+        bytes[9] = 0xFF;
+        bytes[10] = 0xFF;
+        bytes[11] = 0x0F;
+        Assert.Throws<InvalidDataException>(() => RuntimeSerializer.DecodeKnown(bytes));
     }
 
     /// <summary>

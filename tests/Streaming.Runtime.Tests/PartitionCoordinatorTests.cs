@@ -30,11 +30,11 @@ public sealed class PartitionCoordinatorTests(ITestOutputHelper output) : Akka.T
         ItemCount = 1,
     };
 
-    private (IActorRef Coordinator, TestProbe Listener) Start(int partition, IActorRef? customers = null)
+    private (IActorRef Coordinator, TestProbe Listener) Start(int partition, IActorRef? customers = null, PartitionCoordinatorOptions? options = null)
     {
         var listener = CreateTestProbe();
         customers ??= Sys.ActorOf(Props.Create(() => new LocalCustomers(_book)));
-        var coordinator = Sys.ActorOf(PartitionCoordinator.Props(partition, customers, listener, _book, new PartitionCoordinatorOptions()));
+        var coordinator = Sys.ActorOf(PartitionCoordinator.Props(partition, customers, listener, _book, options ?? new PartitionCoordinatorOptions()));
         return (coordinator, listener);
     }
 
@@ -169,6 +169,44 @@ public sealed class PartitionCoordinatorTests(ITestOutputHelper output) : Akka.T
         // c0 has three orders, c1 and c2 two (all "active"); c9 one ("new").
         Assert.Equal(3, status.Counts.GetValueOrDefault(("lifecycle", "active")));
         Assert.Equal(1, status.Counts.GetValueOrDefault(("lifecycle", "new")));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(50)]
+    public void Customers_are_known_before_their_first_save_and_stay_known_after_a_restart(int snapshotEvery)
+    {
+        // snapshotEvery 1: the restart reads the set from a snapshot (events before it deleted); 50: from the events.
+        var partition = 5 + snapshotEvery;
+        var known = new KnownCustomerRegistry();
+        var customers = Sys.ActorOf(Props.Create(() => new LocalCustomers(_book)));
+        var (coordinator, listener) = Start(partition, customers, new PartitionCoordinatorOptions { Known = known, SnapshotEvery = snapshotEvery });
+        coordinator.Tell(new PartitionRecord("orders", 0, Order("k1", "o0", 10m, T0)));
+        coordinator.Tell(new PartitionRecord("orders", 1, Order("k2", "o1", 10m, T0.AddHours(1))));
+        Assert.Equal(0, AwaitQuiet(coordinator).InFlight);
+        Assert.True(known.IsNew(partition, "k1"), "nothing is saved before the checkpoint");
+
+        Checkpoint(coordinator, listener);
+        Assert.False(known.IsNew(partition, "k1"));
+        Assert.False(known.IsNew(partition, "k2"));
+        Assert.True(known.IsNew(partition, "never-seen"));
+        Assert.False(known.IsNew(partition + 100, "never-seen"), "a partition without a set recovers everyone");
+
+        coordinator.Tell(new PartitionRecord("orders", 2, Order("k3", "o2", 10m, T0.AddHours(2))));
+        Checkpoint(coordinator, listener);
+        foreach (var actor in new[] { coordinator, customers })
+        {
+            Watch(actor);
+            Sys.Stop(actor);
+            ExpectTerminated(actor);
+        }
+
+        Assert.False(known.IsNew(partition, "never-seen"), "a stopped coordinator's set leaves the registry (everyone recovers)");
+        var again = new KnownCustomerRegistry();
+        var (restarted, _) = Start(partition, options: new PartitionCoordinatorOptions { Known = again, SnapshotEvery = snapshotEvery });
+        Assert.Equal(2, Status(restarted).CommittedSeq);
+        Assert.All(new[] { "k1", "k2", "k3" }, c => Assert.False(again.IsNew(partition, c), c));
+        Assert.True(again.IsNew(partition, "never-seen"));
     }
 
     private PartitionStatus AwaitQuiet(IActorRef coordinator)

@@ -145,7 +145,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
             _system = ActorSystem.Create("streaming", ActorStore.Setup(_store, config));
             var cluster = Cluster.Get(_system);
             await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Host.Actor }, _book).ConfigureAwait(false);
+            var known = new KnownCustomerRegistry();
+            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Host.Actor, Known = known }, _book).ConfigureAwait(false);
             _ingestion = new ShardedIngestion(
                 _system,
                 _region,
@@ -162,6 +163,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     PrefetchMaxKbytes = _options.PrefetchMaxKbytes,
                     Coordinator = new PartitionCoordinatorOptions
                     {
+                        Known = known,
                         AllowedLateness = _options.Host.AllowedLateness,
                         QuietCheckpointAfter = _options.CheckpointInterval * 2,
                         MaxCachedCustomers = Math.Max(1, _options.MaxCachedCustomers / Math.Max(1, _partitionCount)),

@@ -15,17 +15,18 @@ public sealed record CustomerEntityOptions
     public ActorOptions Actor { get; init; } = new();
 
     /// <summary>
-    /// After this many saves a snapshot is written and the journal before it deleted, so recovery reads one snapshot
-    /// and at most this many events.
+    /// Each journal event holds the customer's whole state, so the journal before the last one is dead weight: every
+    /// time the sequence number reaches a multiple of this, events before the latest are deleted. Recovery then reads at
+    /// most this many events and no snapshot store; a customer never saved costs one query (its highest sequence number).
     /// </summary>
-    public int SnapshotEvery { get; init; } = 16;
+    public int CompactEvery { get; init; } = 16;
 
     /// <summary>
-    /// Says a customer has never been saved (its partition's coordinator knows), so its entity skips replaying the
-    /// journal: only the highest sequence number is read. Null: always recover. A wrong "true" is caught by the journal
-    /// (the first save collides with the stored sequence numbers and fails), never silently.
+    /// The node's known customers: an entity started by its partition's shard (the shard id is the partition) whose
+    /// customer is surely new skips recovery (<see cref="Recovery.None"/>; the runtime's journal answers that without a
+    /// query for customer entities). Null: every entity recovers.
     /// </summary>
-    public Func<string, bool>? IsNew { get; init; }
+    public KnownCustomerRegistry? Known { get; init; }
 }
 
 /// <summary>
@@ -67,10 +68,16 @@ public enum EntityPhase
 /// </remarks>
 public sealed class CustomerEntity : PersistentActor
 {
+    /// <summary>The persistence id of every customer entity starts with this (then the customer id).</summary>
+    public const string PersistencePrefix = "customer-";
+
     private readonly string _customerId;
     private readonly CustomerEntityOptions _options;
     private readonly RuleBook _rules;
     private readonly Dictionary<string, long> _nextOffsets = new(StringComparer.Ordinal);
+
+    /// <summary>The partition has never saved this customer: nothing to recover.</summary>
+    private readonly bool _new;
 
     /// <summary>
     /// The core's change runner of this thread: a message is handled start to end on one thread, so entities share one
@@ -92,7 +99,6 @@ public sealed class CustomerEntity : PersistentActor
     /// <summary>Effects for the next answer: collected on the first message of a new run.</summary>
     private IReadOnlyList<EffectBundle> _toReport = [];
     private bool _dirty;
-    private int _savesSinceSnapshot;
 
     /// <summary>The partition's last completed checkpoint, as the last clock said.</summary>
     private long _lastCommitted;
@@ -106,6 +112,11 @@ public sealed class CustomerEntity : PersistentActor
         _customerId = customerId;
         _options = options;
         _rules = rules;
+
+        // Akka.Cluster.Sharding names an entity's parent after its shard, which is the customer's partition.
+        _new = options.Known is { } known
+            && int.TryParse(Context.Parent.Path.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var partition)
+            && known.IsNew(partition, customerId);
     }
 
     private static CustomerChange Change => t_change ??= new CustomerChange();
@@ -113,10 +124,16 @@ public sealed class CustomerEntity : PersistentActor
     private ILoggingAdapter Logger => _log ??= Context.GetLogger();
 
     /// <inheritdoc />
-    public override string PersistenceId => "customer-" + _customerId;
+    public override string PersistenceId => PersistencePrefix + _customerId;
 
     /// <inheritdoc />
-    public override Recovery Recovery => _options.IsNew?.Invoke(_customerId) == true ? Recovery.None : base.Recovery;
+    /// <remarks>
+    /// No snapshot store: the latest journal event is the whole state (see <see cref="CustomerEntityOptions.CompactEvery"/>).
+    /// None at all for a customer its partition has never saved (<see cref="CustomerEntityOptions.Known"/>).
+    /// </remarks>
+    public override Recovery Recovery => _new ? Recovery.None : NoSnapshot;
+
+    private static readonly Recovery NoSnapshot = new(SnapshotSelectionCriteria.None);
 
     /// <summary>Where the entity is in its lifecycle.</summary>
     public EntityPhase Phase { get; private set; } = EntityPhase.Loading;
@@ -148,9 +165,6 @@ public sealed class CustomerEntity : PersistentActor
     {
         switch (message)
         {
-            case SnapshotOffer offer:
-                Restore((CustomerCheckpointed)offer.Snapshot);
-                return true;
             case CustomerCheckpointed saved:
                 Restore(saved);
                 return true;
@@ -205,19 +219,10 @@ public sealed class CustomerEntity : PersistentActor
             case StopEntity:
                 Save(_lastCommitted + 1, _ => Context.Stop(Self));
                 return true;
-            case SaveSnapshotSuccess success:
-                OnSnapshotSaved(success);
-                return true;
-            case SaveSnapshotFailure f:
-                Logger.Warning("customer {0}: snapshot {1} failed: {2}", _customerId, f.Metadata.SequenceNr, f.Cause.Message);
-                return true;
-            case DeleteMessagesSuccess or DeleteSnapshotsSuccess:
+            case DeleteMessagesSuccess:
                 return true;
             case DeleteMessagesFailure f:
                 Logger.Warning("customer {0}: journal clean-up failed: {1}", _customerId, f.Cause.Message);
-                return true;
-            case DeleteSnapshotsFailure f:
-                Logger.Warning("customer {0}: snapshot clean-up failed: {1}", _customerId, f.Cause.Message);
                 return true;
             default:
                 return false;
@@ -332,18 +337,12 @@ public sealed class CustomerEntity : PersistentActor
             _unsaved = EffectBundle.Empty;
             _unconfirmed = [.. e.Unconfirmed];
             done(new CustomerSaved(_customerId, _partition, seq, Written: true));
-            if (++_savesSinceSnapshot >= _options.SnapshotEvery)
+            if (LastSequenceNr % _options.CompactEvery == 0)
             {
-                _savesSinceSnapshot = 0;
-                SaveSnapshot(e);
+                // By sequence number, not saves since start: a customer passivated after every few saves is compacted too.
+                DeleteMessages(LastSequenceNr - 1);
             }
         });
-    }
-
-    private void OnSnapshotSaved(SaveSnapshotSuccess success)
-    {
-        DeleteMessages(success.Metadata.SequenceNr);
-        DeleteSnapshots(new SnapshotSelectionCriteria(success.Metadata.SequenceNr - 1));
     }
 
     /// <inheritdoc />

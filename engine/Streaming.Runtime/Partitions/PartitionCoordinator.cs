@@ -43,6 +43,9 @@ public sealed record PartitionCoordinatorOptions
     /// this long after they happen when no checkpoint is asked for meanwhile, so their firings reach the outbox.
     /// </summary>
     public TimeSpan QuietCheckpointAfter { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Where the coordinator registers its partition's <see cref="KnownCustomers"/> once recovered (null: nowhere).</summary>
+    public KnownCustomerRegistry? Known { get; init; }
 }
 
 /// <summary>
@@ -59,7 +62,18 @@ public sealed record PartitionCoordinatorOptions
 /// <param name="Runs">
 /// Snapshots only (empty in events): the last checkpoint each earlier run completed, as <see cref="Customers.PartitionClock.Completed"/>.
 /// </param>
-public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string, long> NextOffsets, long MaxEventTicks, long WallFloorTicks, byte[] Population, IReadOnlyDictionary<string, long> Wakes, string RuleVersion, IReadOnlyList<TriggerFiring> Firings, long Run, IReadOnlyDictionary<long, long> Runs);
+public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string, long> NextOffsets, long MaxEventTicks, long WallFloorTicks, byte[] Population, IReadOnlyDictionary<string, long> Wakes, string RuleVersion, IReadOnlyList<TriggerFiring> Firings, long Run, IReadOnlyDictionary<long, long> Runs)
+{
+    /// <summary>Snapshots only (empty in events): the partition's <see cref="KnownCustomers"/>, every hash.</summary>
+    public IReadOnlyList<ulong> Known { get; init; } = [];
+}
+
+/// <summary>
+/// The journal event persisted before customers of a partition save for the first time (at checkpoint
+/// <paramref name="Seq"/>, or when passivated): their <see cref="KnownCustomers"/> hashes. Persisted first, so the set
+/// is always a superset of the customers saved.
+/// </summary>
+public sealed record CustomersKnown(long Seq, IReadOnlyList<ulong> Hashes);
 
 /// <summary>
 /// The coordinator of one Kafka partition: it sends each record to its customer entity through the shard region, keeps
@@ -103,6 +117,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, long> _changedWakes = new(StringComparer.Ordinal);
     private readonly PriorityQueue<string, long> _due = new();
     private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
+    private readonly KnownCustomers _known = new();
     private readonly List<TriggerFiring> _firings = [];
     private readonly Dictionary<(string Topic, long Offset), PartitionRecord> _pending = [];
     private Dictionary<string, long> _committedOffsets = new(StringComparer.Ordinal);
@@ -155,6 +170,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         _ruleVersion = rules.Latest.Version;
         Recover<SnapshotOffer>(offer => Restore((PartitionCheckpointed)offer.Snapshot, full: true));
         Recover<PartitionCheckpointed>(e => Restore(e, full: false));
+        Recover<CustomersKnown>(e => _known.Add(e.Hashes));
         Recover<RecoveryCompleted>(_ =>
         {
             _changedWakes.Clear();
@@ -163,6 +179,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             _run = Math.Max(DateTime.UtcNow.Ticks, _runs.Count == 0 ? 0 : _runs.Keys.Max() + 1);
             _earlierRuns = new Dictionary<long, long>(_runs);
             Become(Running);
+            _options.Known?.Register(_partition, _known);
             if (!_rules.Contains(_ruleVersion))
             {
                 // Saved under a rule set this node does not have (another node's, or one replaced while it was down):
@@ -190,6 +207,13 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
 
     /// <inheritdoc />
     public override string PersistenceId => "partition-" + _partition;
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        _options.Known?.Unregister(_partition, _known);
+        base.PostStop();
+    }
 
     /// <inheritdoc />
     public ITimerScheduler Timers { get; set; } = null!;
@@ -235,6 +259,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         if (full)
         {
             _wakes.Clear();
+            _known.Add(saved.Known);
         }
 
         foreach (var (customer, wake) in saved.Wakes)
@@ -403,7 +428,10 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private void FireDue()
     {
         var watermark = Watermark(_maxEventTicks);
-        if (watermark == 0)
+
+        // Not while customers save for a checkpoint: a change made then would miss its save, yet its effects would
+        // count in the checkpoint. The checkpoint fires what came due meanwhile.
+        if (watermark == 0 || _awaitingSaves > 0)
         {
             return;
         }
@@ -514,11 +542,14 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         if (_awaitingSaves == 0 && _dirty.Count > 0)
         {
             _awaitingSaves = _dirty.Count;
-            foreach (var customer in _dirty)
+            var seq = _barrierSeq;
+            MakeKnown(seq, _dirty, () =>
             {
-                _customers.Tell(new SaveCustomer(customer, _partition, _barrierSeq));
-            }
-
+                foreach (var customer in _dirty)
+                {
+                    _customers.Tell(new SaveCustomer(customer, _partition, seq));
+                }
+            });
             return;
         }
 
@@ -570,10 +601,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                     _runs.Remove(old);
                 }
 
-                SaveSnapshot(e with { Wakes = new Dictionary<string, long>(_wakes, StringComparer.Ordinal), Runs = new Dictionary<long, long>(_runs) });
+                SaveSnapshot(e with { Wakes = new Dictionary<string, long>(_wakes, StringComparer.Ordinal), Runs = new Dictionary<long, long>(_runs), Known = _known.ToArray() });
             }
 
             PassivateLeastRecent();
+            FireDue();
             Drain();
         });
     }
@@ -656,13 +688,44 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         }
 
         var keep = (int)(_options.MaxCachedCustomers * 0.9);
+        var leaving = new List<string>();
         while (_live.Count > keep && _recent.Last is { } last)
         {
             _recent.RemoveLast();
             _live.Remove(last.Value);
             _passivations++;
-            _customers.Tell(new PassivateCustomer(last.Value, _partition, _committedSeq + 1));
+            leaving.Add(last.Value);
         }
+
+        // A passivating customer saves if a record reaches it before it stops: known first, like any first save.
+        var seq = _committedSeq + 1;
+        MakeKnown(seq, leaving, () =>
+        {
+            foreach (var customer in leaving)
+            {
+                _customers.Tell(new PassivateCustomer(customer, _partition, seq));
+            }
+        });
+    }
+
+    /// <summary>
+    /// Runs <paramref name="then"/> once every one of <paramref name="customers"/> is in the partition's durable
+    /// <see cref="KnownCustomers"/>: at once when all are, else after persisting the new ones (commands wait meanwhile).
+    /// </summary>
+    private void MakeKnown(long seq, IEnumerable<string> customers, Action then)
+    {
+        var fresh = customers.Select(KnownCustomers.Hash).Where(h => !_known.Contains(h)).ToArray();
+        if (fresh.Length == 0)
+        {
+            then();
+            return;
+        }
+
+        Persist(new CustomersKnown(seq, fresh), e =>
+        {
+            _known.Add(e.Hashes);
+            then();
+        });
     }
 
     private void AbortCheckpoint(string reason)

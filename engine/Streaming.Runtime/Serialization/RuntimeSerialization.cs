@@ -9,6 +9,7 @@ public static class RuntimeSerialization
         akka.actor.serialization-bindings {
           "Streaming.Runtime.Customers.CustomerCheckpointed, Streaming.Runtime" = streaming
           "Streaming.Runtime.Partitions.PartitionCheckpointed, Streaming.Runtime" = streaming
+          "Streaming.Runtime.Partitions.CustomersKnown, Streaming.Runtime" = streaming
         }
         akka.actor.serialization-identifiers {
           "Streaming.Runtime.Serialization.RuntimeSerializer, Streaming.Runtime" = 7301

@@ -10,7 +10,8 @@ namespace Streaming.Runtime.Serialization;
 
 /// <summary>
 /// Binary serializer of what the runtime persists, in the journal and as snapshots: <see cref="CustomerCheckpointed"/>
-/// (manifest <c>cc1</c>) and <see cref="PartitionCheckpointed"/> (manifest <c>pc1</c>); the state inside is versioned by <see cref="CustomerStateCodec"/> and the firings by
+/// (manifest <c>cc1</c>), <see cref="PartitionCheckpointed"/> (manifest <c>pc1</c>) and <see cref="CustomersKnown"/>
+/// (manifest <c>ck1</c>); the state inside is versioned by <see cref="CustomerStateCodec"/> and the firings by
 /// <see cref="TriggerFiringCodec"/>, so old journals stay readable. Identifier 7301 (Akka reserves 0–40).
 /// </summary>
 public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
@@ -20,6 +21,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
 
     private const string CheckpointedManifest = "cc1";
     private const string PartitionManifest = "pc1";
+    private const string KnownManifest = "ck1";
     private const int MaxItems = 1 << 20;
 
     /// <inheritdoc />
@@ -30,6 +32,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     {
         CustomerCheckpointed => CheckpointedManifest,
         PartitionCheckpointed => PartitionManifest,
+        CustomersKnown => KnownManifest,
         _ => throw new ArgumentException($"{o.GetType()} is not persisted by the runtime", nameof(o)),
     };
 
@@ -38,6 +41,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     {
         CustomerCheckpointed saved => Encode(saved),
         PartitionCheckpointed saved => Encode(saved),
+        CustomersKnown known => Encode(known),
         _ => throw new ArgumentException($"{obj.GetType()} is not persisted by the runtime", nameof(obj)),
     };
 
@@ -46,6 +50,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     {
         CheckpointedManifest => Decode(bytes),
         PartitionManifest => DecodePartition(bytes),
+        KnownManifest => DecodeKnown(bytes),
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown runtime manifest '{manifest}'"),
     };
 
@@ -166,7 +171,50 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             w.Long(last);
         }
 
+        Hashes(w, saved.Known);
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Encodes the customers a partition makes known before their first save.</summary>
+    public static byte[] Encode(CustomersKnown known)
+    {
+        var buffer = new ArrayBufferWriter<byte>(16 + known.Hashes.Count * 9);
+        var w = new FieldWriter(buffer);
+        w.Long(known.Seq);
+        Hashes(w, known.Hashes);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Decodes the customers a partition makes known.</summary>
+    /// <exception cref="InvalidDataException">The bytes are corrupt or truncated.</exception>
+    public static CustomersKnown DecodeKnown(ReadOnlySpan<byte> data)
+    {
+        var r = new FieldReader(data);
+        var seq = r.Long();
+        var hashes = Hashes(ref r, data.Length - r.Position);
+        r.End("journal event", "known customers");
+        return new CustomersKnown(seq, hashes);
+    }
+
+    private static void Hashes(FieldWriter w, IReadOnlyList<ulong> hashes)
+    {
+        w.Int(hashes.Count);
+        foreach (var hash in hashes)
+        {
+            w.ULong(hash);
+        }
+    }
+
+    /// <summary>Reads hashes; <paramref name="remaining"/> (bytes left) bounds the count, so a corrupt one cannot allocate.</summary>
+    private static ulong[] Hashes(ref FieldReader r, int remaining)
+    {
+        var hashes = new ulong[r.Count(Math.Max(0, remaining - 4) / 8)];
+        for (var i = 0; i < hashes.Length; i++)
+        {
+            hashes[i] = r.ULong();
+        }
+
+        return hashes;
     }
 
     /// <summary>Decodes a partition's journal event or snapshot.</summary>
@@ -200,8 +248,9 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             runs[r.Long()] = r.Long();
         }
 
+        var known = Hashes(ref r, data.Length - r.Position);
         r.End("journal event", "partition checkpoint");
-        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules, firings, run, runs);
+        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules, firings, run, runs) { Known = known };
     }
 
     private static string Required(string? value) => value ?? throw new InvalidDataException("a required field is null");
