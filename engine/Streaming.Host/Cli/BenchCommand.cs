@@ -23,6 +23,7 @@ public static class BenchCommand
 {
     private const int DefaultKafkaEvents = 300_000;
     private const int DefaultCoreEvents = 1_000_000;
+    private const int ZipfSeed = 20261130;
 
     public static Command Create()
     {
@@ -34,9 +35,14 @@ public static class BenchCommand
         var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: events between checkpoints (default 100,000, as the engine)" };
         var stateSize = new Option<bool>("--state-size") { Description = "Bytes per customer (encoded and in memory) by event-id window and order count; no broker, no data" };
         var runtime = new Option<string>("--runtime") { Description = "The Kafka bench's engine: host (default) or akka (Streaming:Engine:Runtime)", DefaultValueFactory = _ => "host" };
+        var customers = new Option<int?>("--customers")
+        {
+            Description = "Repeat-customer scenario: re-key the events onto this many customers drawn from a Zipf distribution " +
+                "(exponent 1, fixed seed: every run the same). Default: the datasets' own customers, mostly new ones",
+        };
         var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data, or the engine alone (--core), or the size of a customer (--state-size)")
         {
-            events, output, partitions, data, core, checkpointEvery, stateSize, runtime,
+            events, output, partitions, data, core, checkpointEvery, stateSize, runtime, customers,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -55,7 +61,7 @@ public static class BenchCommand
 
             var isCore = parse.GetValue(core);
             var n = parse.GetValue(events) ?? (isCore ? DefaultCoreEvents : DefaultKafkaEvents);
-            if (Invalid(n, parse.GetValue(partitions), isCore, parse.GetValue(checkpointEvery)) is { } problem)
+            if ((Invalid(n, parse.GetValue(partitions), isCore, parse.GetValue(checkpointEvery)) ?? InvalidCustomers(parse.GetValue(customers), isCore)) is { } problem)
             {
                 await Console.Error.WriteLineAsync("streaming bench: " + problem).ConfigureAwait(false);
                 return 2;
@@ -97,7 +103,7 @@ public static class BenchCommand
                 }
 
                 var akka = chosen == "akka";
-                result = await RunAsync(n, parse.GetValue(partitions), dataDir, akka, ct).ConfigureAwait(false);
+                result = await RunAsync(n, parse.GetValue(partitions), dataDir, akka, parse.GetValue(customers), ct).ConfigureAwait(false);
             }
 
             var json = JsonSerializer.Serialize(result, result.GetType(), new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
@@ -133,6 +139,14 @@ public static class BenchCommand
         return checkpointEvery is < 1 ? "--checkpoint-every must be at least 1" : null;
     }
 
+    private static string? InvalidCustomers(int? customers, bool core) => customers switch
+    {
+        null => null,
+        _ when core => "--customers applies to the Kafka bench, not --core",
+        < 1 => "--customers must be at least 1",
+        _ => null,
+    };
+
     private static void Summarize(CoreBenchResult r)
     {
         var p = r.Profile;
@@ -151,13 +165,19 @@ public static class BenchCommand
         $"decode {share(p.Decode) * 100:0}%, apply and rules {share(p.Apply) * 100:0}%, timers {share(p.Timers) * 100:0}%, " +
         $"checkpoints {share(p.Checkpoint) * 100:0}%, other {share(p.Other) * 100:0}%";
 
-    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, bool akka, CancellationToken ct)
+    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, bool akka, int? zipfCustomers, CancellationToken ct)
     {
         using var cluster = MockCluster.Start();
         cluster.CreateTopics(Topics.All, partitions);
 
         Progress($"preparing {n:N0} events from the real datasets");
         var records = BuildEvents(n, dataDir);
+        if (zipfCustomers is { } population)
+        {
+            Progress($"re-keying them onto {population:N0} customers (Zipf, exponent 1)");
+            records = ZipfRekey(records, population);
+        }
+
         Progress($"producing {n:N0} events to the embedded broker ({partitions} partitions per topic)");
         var produceWatch = Stopwatch.StartNew();
         var produced = new ReplayProducer(new ReplayOptions { BootstrapServers = cluster.BootstrapServers, PaceGroup = null }, TimeProvider.System)
@@ -188,6 +208,8 @@ public static class BenchCommand
                 CheckpointP99Ms = Math.Round(Percentile(checkpoints, 0.99), 2),
                 PeakWorkingSetMB = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
                 Customers = customers,
+                Scenario = zipfCustomers is null ? "datasets" : "zipf",
+                ZipfCustomers = zipfCustomers,
             };
         }
         finally
@@ -222,6 +244,24 @@ public static class BenchCommand
                     result.Add(cycle == 0 ? record : RecordRewriter.Rewrite(record, record.Key + suffix, suffix, addYears: 0).Record);
                 }
             }
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// The repeat-customer scenario: each record goes to customer <c>zipf-k</c>, k drawn from a Zipf distribution over
+    /// 1..<paramref name="customers"/> with exponent 1 (MathNet.Numerics; customer k gets a share proportional to 1/k) from
+    /// a fixed seed. Event ids get "@index" so that merged customers' ids stay distinct; times are kept.
+    /// </summary>
+    internal static List<ReplayRecord> ZipfRekey(IReadOnlyList<ReplayRecord> records, int customers)
+    {
+        var zipf = new MathNet.Numerics.Distributions.Zipf(1.0, customers, new Random(ZipfSeed));
+        var result = new List<ReplayRecord>(records.Count);
+        for (var i = 0; i < records.Count; i++)
+        {
+            var customer = "zipf-" + zipf.Sample().ToString(CultureInfo.InvariantCulture);
+            result.Add(RecordRewriter.Rewrite(records[i], customer, "@" + i.ToString(CultureInfo.InvariantCulture), addYears: 0).Record);
         }
 
         return result;
@@ -337,5 +377,11 @@ public static class BenchCommand
         public double CheckpointP99Ms { get; init; }
         public double PeakWorkingSetMB { get; init; }
         public long Customers { get; init; }
+
+        /// <summary>"datasets" (the datasets' own customers) or "zipf" (<c>--customers</c>).</summary>
+        public string Scenario { get; init; } = "datasets";
+
+        /// <summary>The Zipf scenario's customer set; null for "datasets".</summary>
+        public int? ZipfCustomers { get; init; }
     }
 }
