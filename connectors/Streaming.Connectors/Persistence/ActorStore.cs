@@ -90,6 +90,9 @@ public static class ActorStore
               # Saves queued for the writer: a checkpoint asks every changed customer of a partition at once, and a
               # full queue fails the save (the plugin's default, 5,000, failed checkpoints of 16 partitions).
               buffer-size = 100000
+              # A batch insert with parameters, not with each payload spelled into the SQL text as a hex literal: measured
+              # on the 300,000-event bench, about 8% more events/s and 500 MB less at peak.
+              prefer-parameters-on-multirow-insert = true
               # One writer per persistence id is sharding's job (an entity lives on one node). The filter would start an
               # actor for every recovery, that is for every customer loaded (measured: 9% of the runtime's CPU over 30,000 new customers).
               replay-filter.mode = off
