@@ -49,6 +49,9 @@ public static class TriggerEvaluator
     public static void Evaluate(RuleSet rules, EvalContext ctx, Inputs changed, IFiringSink? sink)
     {
         var s = ctx.State;
+
+        // A new customer's memory table is sized once for the whole rule set rather than regrown as triggers arrive.
+        s.Triggers.EnsureCapacity(rules.Triggers.Count);
         foreach (var trigger in rules.Triggers)
         {
             if ((trigger.When.Reads & changed) == 0)

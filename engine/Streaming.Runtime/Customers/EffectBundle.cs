@@ -34,7 +34,23 @@ public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IRea
     public static EffectBundle From(ChangeEffects effects) =>
         effects.IsEmpty
             ? Empty
-            : new(0, [.. effects.Moves.Select(m => new StageMove(m.Dimension, m.From, m.To))], [.. effects.Fired], [.. effects.Converted.Select(c => new Conversion(c.Rule, c.Delivery))]);
+            : new(0, Copy(effects.Moves, m => new StageMove(m.Dimension, m.From, m.To)), Copy(effects.Fired, f => f), Copy(effects.Converted, c => new Conversion(c.Rule, c.Delivery)));
+
+    private static TOut[] Copy<TIn, TOut>(IReadOnlyList<TIn> source, Func<TIn, TOut> map)
+    {
+        if (source.Count == 0)
+        {
+            return [];
+        }
+
+        var copy = new TOut[source.Count];
+        for (var i = 0; i < copy.Length; i++)
+        {
+            copy[i] = map(source[i]);
+        }
+
+        return copy;
+    }
 
     /// <summary>The same effects with every move marked as a re-count.</summary>
     public EffectBundle AsRecount() => Moves.Count == 0 ? this : this with { Moves = [.. Moves.Select(m => m with { Recount = true })] };

@@ -54,10 +54,24 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown runtime manifest '{manifest}'"),
     };
 
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? s_buffer;
+
+    /// <summary>
+    /// This thread's encoding buffer, emptied: events are encoded there and copied out once, at their exact length, so a
+    /// save allocates its result and nothing to grow into.
+    /// </summary>
+    private static ArrayBufferWriter<byte> Buffer()
+    {
+        var buffer = s_buffer ??= new ArrayBufferWriter<byte>(4096);
+        buffer.ResetWrittenCount();
+        return buffer;
+    }
+
     /// <summary>Encodes a journal event.</summary>
     public static byte[] Encode(CustomerCheckpointed saved)
     {
-        var buffer = new ArrayBufferWriter<byte>(saved.State.Length + 128);
+        var buffer = Buffer();
         var w = new FieldWriter(buffer);
         w.Long(saved.Seq);
         w.Long(saved.ReportedRun);
