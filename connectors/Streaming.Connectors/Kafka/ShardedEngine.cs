@@ -1,6 +1,9 @@
+using System.Collections.Immutable;
+using System.Globalization;
 using System.Text;
 using Akka.Actor;
 using Akka.Cluster;
+using Akka.Cluster.Sharding;
 using Akka.Configuration;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
@@ -146,7 +149,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
             var cluster = Cluster.Get(_system);
             await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
             var known = new KnownCustomerRegistry();
-            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Host.Actor, Known = known }, _book).ConfigureAwait(false);
+            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Host.Actor, Known = known, Persistence = _instruments, Time = _time }, _book).ConfigureAwait(false);
             _ingestion = new ShardedIngestion(
                 _system,
                 _region,
@@ -309,7 +312,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
         _status = new EngineStatus(rows, rows.Count == 0 ? null : rows.Sum(r => r.Lag), cached, statuses.Values.Select(s => s.CommittedSeq).DefaultIfEmpty(0).Max(), statuses.Values.Sum(s => (long)s.PendingFirings));
         if (_instruments is not null)
         {
-            _metrics = Snapshot(ingestion, rows, statuses, cached);
+            _metrics = Snapshot(ingestion, rows, statuses, cached, await EntitiesPerShardAsync().ConfigureAwait(false));
         }
     }
 
@@ -352,7 +355,28 @@ public sealed partial class ShardedEngine : IStreamingEngine
         return [.. (await AskCoordinatorsAsync(ingestion).ConfigureAwait(false)).Select(a => a.Status).OfType<CoordinatorStatus>()];
     }
 
-    private EngineMetricsSnapshot Snapshot(ShardedIngestion ingestion, List<PartitionStatus> rows, Dictionary<int, CoordinatorStatus> statuses, long cached)
+    /// <summary>
+    /// Entities per shard of this node's region, as Akka.Cluster.Sharding counts them (<c>GetShardRegionStats</c>: counts
+    /// only, no entity ids); null when the region does not answer in time.
+    /// </summary>
+    private async Task<IImmutableDictionary<string, int>?> EntitiesPerShardAsync()
+    {
+        if (_region is not { } region)
+        {
+            return null;
+        }
+
+        try
+        {
+            return (await region.Ask<ShardRegionStats>(GetShardRegionStats.Instance, AskTimeout).ConfigureAwait(false)).Stats;
+        }
+        catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    private EngineMetricsSnapshot Snapshot(ShardedIngestion ingestion, List<PartitionStatus> rows, Dictionary<int, CoordinatorStatus> statuses, long cached, IImmutableDictionary<string, int>? entities)
     {
         if (OutreachStats is { } stats && (_outreachStatsAt == 0 || _time.GetElapsedTime(_outreachStatsAt) >= TimeSpan.FromSeconds(5)))
         {
@@ -381,6 +405,11 @@ public sealed partial class ShardedEngine : IStreamingEngine
             Transitions = Sum(statuses.Values.Select(s => s.Transitions)),
             RuleCounters = Sum(statuses.Values.Select(s => s.RuleCounters)),
             Outreach = _outreachStats,
+            Shards = [.. statuses.Values.OrderBy(s => s.Partition).Select(s => new ShardMetrics(
+                s.Partition,
+                entities is null ? s.Cached : entities.GetValueOrDefault(s.Partition.ToString(CultureInfo.InvariantCulture)),
+                s.InFlight,
+                s.Waiting))],
         };
     }
 

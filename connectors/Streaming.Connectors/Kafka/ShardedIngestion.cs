@@ -124,7 +124,7 @@ public sealed partial class ShardedIngestion : IDisposable
         _instruments = instruments;
         if (instruments is not null && options.Coordinator.Applied is null)
         {
-            options = options with { Coordinator = options.Coordinator with { Applied = s => instruments.ProcessingLatency.Record(s), Time = time } };
+            options = options with { Coordinator = options.Coordinator with { Applied = s => instruments.ProcessingLatency.Record(s), Time = time, Persistence = instruments } };
         }
 
         _system = system;

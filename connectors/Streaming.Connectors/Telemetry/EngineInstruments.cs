@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Streaming.Connectors.Kafka;
+using Streaming.Runtime.Telemetry;
 
 namespace Streaming.Connectors.Telemetry;
 
@@ -41,6 +42,11 @@ public static class InstrumentNames
     public const string OutreachItems = "streaming.outreach.items";
     public const string OutreachLeases = "streaming.outreach.leases";
     public const string OutreachOutcomes = "streaming.outreach.outcomes";
+    public const string ActorEntities = "streaming.actors.entities";
+    public const string ActorBacklog = "streaming.actors.backlog";
+    public const string PersistenceLatency = "streaming.persistence.latency";
+    public const string PersistenceRecovery = "streaming.persistence.recovery";
+    public const string PersistenceFailures = "streaming.persistence.failures";
 }
 
 /// <summary>
@@ -49,7 +55,7 @@ public static class InstrumentNames
 /// half second, so scrapes never touch the engine's structures. Labels are low-cardinality: topic, type, partition,
 /// reason, stage names; never customer ids.
 /// </summary>
-public sealed class EngineInstruments
+public sealed class EngineInstruments : IPersistenceObserver
 {
     private static readonly double[] LatencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
     private static readonly double[] DurationBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -82,6 +88,13 @@ public sealed class EngineInstruments
         TriggersPublished = meter.CreateCounter<long>(InstrumentNames.TriggersPublished, description: "Firings published on customer-triggers.");
         OutreachLeases = meter.CreateCounter<long>(InstrumentNames.OutreachLeases, description: "Outreach items leased by dialers, by channel.");
         OutreachOutcomes = meter.CreateCounter<long>(InstrumentNames.OutreachOutcomes, description: "Outcomes reported by dialers, by channel and outcome.");
+        PersistenceLatency = meter.CreateHistogram<double>(
+            InstrumentNames.PersistenceLatency, unit: "s", description: "Actor runtime: from a persistent actor asking the journal to write to the write being durable, by actor (customer, partition).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        PersistenceRecovery = meter.CreateHistogram<double>(
+            InstrumentNames.PersistenceRecovery, unit: "s", description: "Actor runtime: from a persistent actor starting to its recovery from the journal completing, by actor (customer, partition).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = DurationBuckets });
+        PersistenceFailures = meter.CreateCounter<long>(InstrumentNames.PersistenceFailures, description: "Actor runtime: journal writes that failed (the actor stops) or were rejected, by actor and outcome.");
         // Counters of rare events start at zero for every known label value, so rates and alerts see 0, not "no data".
         foreach (var code in Streaming.Engine.Events.DecodeError.Codes)
         {
@@ -94,6 +107,13 @@ public sealed class EngineInstruments
         RulesReloads.Add(0, new KeyValuePair<string, object?>("result", "accepted"));
         RulesReloads.Add(0, new KeyValuePair<string, object?>("result", "rejected"));
         TriggersPublished.Add(0);
+        foreach (var actor in new[] { PersistentActorKind.Customer, PersistentActorKind.Partition })
+        {
+            foreach (var failure in new[] { PersistenceFailure.Failed, PersistenceFailure.Rejected })
+            {
+                PersistenceFailures.Add(0, Label(actor), Label(failure));
+            }
+        }
         foreach (var channel in new[] { "voice", "sms" })
         {
             OutreachLeases.Add(0, new KeyValuePair<string, object?>("channel", channel));
@@ -106,6 +126,8 @@ public sealed class EngineInstruments
         meter.CreateObservableCounter(InstrumentNames.TriggerFirings, () => RuleCounters("fired", "delivery"), description: "Trigger firings by rule and delivery (queued, suppressed, holdout, notify), on this node.");
         meter.CreateObservableCounter(InstrumentNames.TriggerSuppressions, () => RuleCounters("suppressed", "check"), description: "Suppressed firings by rule and the check that stopped them.");
         meter.CreateObservableCounter(InstrumentNames.TriggerConversions, () => RuleCounters("converted", "delivery"), description: "Orders within a rule's attribution window after a firing, by rule and delivery.");
+        meter.CreateObservableGauge(InstrumentNames.ActorEntities, ObserveEntities, description: "Actor runtime: customer entities in memory per shard (shard id = Kafka partition).");
+        meter.CreateObservableGauge(InstrumentNames.ActorBacklog, ObserveBacklog, description: "Actor runtime: records a partition's coordinator has sent to customers and not had answered (state in_flight, bounded by back-pressure) and records waiting behind that bound or a checkpoint barrier (state waiting).");
         meter.CreateObservableGauge(InstrumentNames.OutreachItems, ObserveOutreach, description: "Outreach items by channel and state (due, leased, done, dropped, expired).");
 
         meter.CreateObservableCounter(InstrumentNames.EventsConsumed, ObserveEvents, description: "Input records processed, by topic and event type (type 'invalid' for dead letters).");
@@ -152,6 +174,47 @@ public sealed class EngineInstruments
     public Counter<long> OutreachLeases { get; }
 
     public Counter<long> OutreachOutcomes { get; }
+
+    /// <summary>Journal write latency of the actor runtime's persistent actors (<see cref="InstrumentNames.PersistenceLatency"/>).</summary>
+    public Histogram<double> PersistenceLatency { get; }
+
+    /// <summary>Recovery duration of the actor runtime's persistent actors (<see cref="InstrumentNames.PersistenceRecovery"/>).</summary>
+    public Histogram<double> PersistenceRecovery { get; }
+
+    /// <summary>Failed and rejected journal writes (<see cref="InstrumentNames.PersistenceFailures"/>).</summary>
+    public Counter<long> PersistenceFailures { get; }
+
+    /// <inheritdoc />
+    public void Persisted(PersistentActorKind actor, TimeSpan latency) => PersistenceLatency.Record(latency.TotalSeconds, Label(actor));
+
+    /// <inheritdoc />
+    public void Recovered(PersistentActorKind actor, TimeSpan duration) => PersistenceRecovery.Record(duration.TotalSeconds, Label(actor));
+
+    /// <inheritdoc />
+    public void Failed(PersistentActorKind actor, PersistenceFailure failure) => PersistenceFailures.Add(1, Label(actor), Label(failure));
+
+    private static KeyValuePair<string, object?> Label(PersistentActorKind actor) =>
+        new("actor", actor == PersistentActorKind.Customer ? "customer" : "partition");
+
+    private static KeyValuePair<string, object?> Label(PersistenceFailure failure) =>
+        new("outcome", failure == PersistenceFailure.Failed ? "failed" : "rejected");
+
+    private IEnumerable<Measurement<long>> ObserveEntities()
+    {
+        foreach (var shard in _snapshot().Shards)
+        {
+            yield return new Measurement<long>(shard.Entities, new KeyValuePair<string, object?>("partition", shard.Partition));
+        }
+    }
+
+    private IEnumerable<Measurement<long>> ObserveBacklog()
+    {
+        foreach (var shard in _snapshot().Shards)
+        {
+            yield return new Measurement<long>(shard.InFlight, new("partition", shard.Partition), new("state", "in_flight"));
+            yield return new Measurement<long>(shard.Waiting, new("partition", shard.Partition), new("state", "waiting"));
+        }
+    }
 
     private IEnumerable<Measurement<long>> RuleCounters(string counter, string label)
     {
@@ -252,4 +315,10 @@ public sealed record EngineMetricsSnapshot
     public IReadOnlyDictionary<(string Dimension, string From, string To), long> Transitions { get; init; } = new Dictionary<(string, string, string), long>();
     public IReadOnlyDictionary<(string Rule, string Counter, string Group), long> RuleCounters { get; init; } = new Dictionary<(string, string, string), long>();
     public IReadOnlyDictionary<(string Channel, string State), long> Outreach { get; init; } = new Dictionary<(string, string), long>();
+
+    /// <summary>Actor runtime: per owned shard (Kafka partition), its entities in memory and its coordinator's backlog. Empty on the partition host.</summary>
+    public IReadOnlyList<ShardMetrics> Shards { get; init; } = [];
 }
+
+/// <summary>One shard of the actor runtime: customer entities in memory, records in flight to them and records waiting.</summary>
+public sealed record ShardMetrics(int Partition, long Entities, long InFlight, long Waiting);

@@ -5,6 +5,7 @@ using Akka.Persistence;
 using Streaming.Engine.Model;
 using Streaming.Engine.Runtime;
 using Streaming.Runtime.Rules;
+using Streaming.Runtime.Telemetry;
 
 namespace Streaming.Runtime.Customers;
 
@@ -27,6 +28,12 @@ public sealed record CustomerEntityOptions
     /// query for customer entities). Null: every entity recovers.
     /// </summary>
     public KnownCustomerRegistry? Known { get; init; }
+
+    /// <summary>Told each save's latency, each recovery's duration and each failed save (null: not measured).</summary>
+    public IPersistenceObserver? Persistence { get; init; }
+
+    /// <summary>The clock the latencies told to <see cref="Persistence"/> are measured with.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
 }
 
 /// <summary>
@@ -106,12 +113,16 @@ public sealed class CustomerEntity : PersistentActor
     /// <summary>The shard (Kafka partition) of the customer, from the last command.</summary>
     private int _partition = -1;
 
+    /// <summary>When this incarnation started (its recovery's duration is measured from here).</summary>
+    private readonly long _startedAt;
+
     /// <summary>An entity for <paramref name="customerId"/>; state is recovered from the journal.</summary>
     public CustomerEntity(string customerId, CustomerEntityOptions options, RuleBook rules)
     {
         _customerId = customerId;
         _options = options;
         _rules = rules;
+        _startedAt = options.Persistence is null ? 0 : options.Time.GetTimestamp();
 
         // Akka.Cluster.Sharding names an entity's parent after its shard, which is the customer's partition.
         _new = options.Known is { } known
@@ -170,6 +181,7 @@ public sealed class CustomerEntity : PersistentActor
                 return true;
             case RecoveryCompleted:
                 Phase = EntityPhase.Active;
+                _options.Persistence?.Recovered(PersistentActorKind.Customer, _options.Time.GetElapsedTime(_startedAt));
                 return true;
             default:
                 return false;
@@ -331,8 +343,10 @@ public sealed class CustomerEntity : PersistentActor
         // Unsaved effects were counted live by the run that last messaged the customer: that run's checkpoint confirms them.
         var unconfirmed = _unsaved.IsEmpty ? _unconfirmed : [.. _unconfirmed, _unsaved with { Seq = seq, Run = _reportedRun }];
         var saved = new CustomerCheckpointed(seq, CustomerStateCodec.Encode(_state), new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _reportedRun, unconfirmed);
+        var asked = _options.Persistence is null ? 0 : _options.Time.GetTimestamp();
         Persist(saved, e =>
         {
+            _options.Persistence?.Persisted(PersistentActorKind.Customer, _options.Time.GetElapsedTime(asked));
             _dirty = false;
             _unsaved = EffectBundle.Empty;
             _unconfirmed = [.. e.Unconfirmed];
@@ -351,6 +365,7 @@ public sealed class CustomerEntity : PersistentActor
         // Akka stops an entity whose write failed; its changes since the last save are redone from the uncommitted
         // Kafka offsets, and the checkpoint that asked for the save never completes.
         Logger.Error(cause, "customer {0}: save {1} failed", _customerId, sequenceNr);
+        _options.Persistence?.Failed(PersistentActorKind.Customer, PersistenceFailure.Failed);
         if (@event is CustomerCheckpointed saved)
         {
             Sender.Tell(new CustomerSaveFailed(_customerId, _partition, saved.Seq, cause.Message));
@@ -363,6 +378,7 @@ public sealed class CustomerEntity : PersistentActor
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
         Logger.Error(cause, "customer {0}: save {1} rejected", _customerId, sequenceNr);
+        _options.Persistence?.Failed(PersistentActorKind.Customer, PersistenceFailure.Rejected);
         if (@event is CustomerCheckpointed saved)
         {
             Sender.Tell(new CustomerSaveFailed(_customerId, _partition, saved.Seq, cause.Message));

@@ -4,6 +4,7 @@ using Akka.Persistence;
 using Streaming.Engine.Rules;
 using Streaming.Engine.Runtime;
 using Streaming.Runtime.Customers;
+using Streaming.Runtime.Telemetry;
 
 namespace Streaming.Runtime.Partitions;
 
@@ -46,6 +47,9 @@ public sealed record PartitionCoordinatorOptions
 
     /// <summary>Where the coordinator registers its partition's <see cref="KnownCustomers"/> once recovered (null: nowhere).</summary>
     public KnownCustomerRegistry? Known { get; init; }
+
+    /// <summary>Told each journal write's latency, the recovery's duration and each failed write (null: not measured).</summary>
+    public IPersistenceObserver? Persistence { get; init; }
 }
 
 /// <summary>
@@ -159,6 +163,9 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private bool _awaitingFlush;
     private int _awaitingSaves;
 
+    /// <summary>When this incarnation started (its recovery's duration is measured from here).</summary>
+    private readonly long _startedAt;
+
     /// <summary>A coordinator for <paramref name="partition"/>, sending to <paramref name="customers"/> (the shard region) and reporting to <paramref name="listener"/>.</summary>
     public PartitionCoordinator(int partition, IActorRef customers, IActorRef listener, Rules.RuleBook rules, PartitionCoordinatorOptions options)
     {
@@ -168,11 +175,13 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         _rules = rules;
         _options = options;
         _ruleVersion = rules.Latest.Version;
+        _startedAt = options.Time.GetTimestamp();
         Recover<SnapshotOffer>(offer => Restore((PartitionCheckpointed)offer.Snapshot, full: true));
         Recover<PartitionCheckpointed>(e => Restore(e, full: false));
         Recover<CustomersKnown>(e => _known.Add(e.Hashes));
         Recover<RecoveryCompleted>(_ =>
         {
+            _options.Persistence?.Recovered(PersistentActorKind.Partition, _options.Time.GetElapsedTime(_startedAt));
             _changedWakes.Clear();
 
             // A new run id, later than every recorded one (ids only need to differ; time keeps them readable).
@@ -207,6 +216,21 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
 
     /// <inheritdoc />
     public override string PersistenceId => "partition-" + _partition;
+
+    /// <inheritdoc />
+    /// <remarks>Akka stops the coordinator after this; the failure is counted first.</remarks>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _options.Persistence?.Failed(PersistentActorKind.Partition, PersistenceFailure.Failed);
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    /// <inheritdoc />
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _options.Persistence?.Failed(PersistentActorKind.Partition, PersistenceFailure.Rejected);
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
 
     /// <inheritdoc />
     protected override void PostStop()
@@ -575,8 +599,10 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         var changed = _dirty.ToList();
         var firings = _firings.ToList();
         var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion, firings, _run, new Dictionary<long, long>());
+        var asked = _options.Time.GetTimestamp();
         Persist(saved, e =>
         {
+            _options.Persistence?.Persisted(PersistentActorKind.Partition, _options.Time.GetElapsedTime(asked));
             _committedSeq = e.Seq;
             _committedOffsets = new Dictionary<string, long>(e.NextOffsets, StringComparer.Ordinal);
             _lastFirings = firings;
@@ -721,8 +747,10 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
 
+        var asked = _options.Time.GetTimestamp();
         Persist(new CustomersKnown(seq, fresh), e =>
         {
+            _options.Persistence?.Persisted(PersistentActorKind.Partition, _options.Time.GetElapsedTime(asked));
             _known.Add(e.Hashes);
             then();
         });
