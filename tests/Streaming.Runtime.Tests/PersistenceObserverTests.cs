@@ -70,7 +70,10 @@ public sealed class PersistenceObserverTests(ITestOutputHelper output) : Akka.Te
 
         var saves = _observer.Writes.Where(p => p.Actor == PersistentActorKind.Customer).ToList();
         Assert.Equal(2, saves.Count);
-        Assert.All(saves, s => Assert.True(s.Latency >= delay, $"a save timed at {s.Latency} although the journal held it {delay}"));
+        // The journal's hold is a timer, which may end a little before the stopwatch says it should (one fresh-clone run
+        // measured 298.3 ms for 300 ms): half of it still shows the measured interval spans the write, which alone is
+        // well under a millisecond here.
+        Assert.All(saves, s => Assert.True(s.Latency >= delay / 2, $"a save timed at {s.Latency} although the journal held it {delay}"));
         Assert.Single(_observer.Recoveries, r => r.Actor == PersistentActorKind.Customer);
 
         Watch(entity);
