@@ -4,6 +4,7 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
+using Akka.Persistence.TestKit;
 using Confluent.Kafka;
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Persistence;
@@ -178,6 +179,72 @@ public sealed class ShardedIngestionTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_journal_that_fails_for_a_while_pauses_its_partitions_which_resume_without_losing_or_counting_twice()
+    {
+        // Three customers with fifty events each, every fourth a refund of part of an earlier order (refunds are not
+        // de-duplicated by the core: a record applied twice shows in the net amount, one lost shows too).
+        var t0 = new DateTimeOffset(2011, 5, 1, 9, 0, 0, TimeSpan.Zero);
+        var produced = new List<(string Key, byte[] Value, decimal Net)>();
+        for (var i = 0; i < 150; i++)
+        {
+            var customer = "j" + (i % 3);
+            var n = i / 3;
+            var amount = decimal.Round(2.25m + i * 0.41m, 2);
+            var refund = decimal.Round(amount / 4, 2);
+            produced.Add(n % 4 == 3
+                ? (customer, Order("je" + i, customer, t0.AddMinutes(i), "jo" + (i - 3), refund.ToString(CultureInfo.InvariantCulture), "order_cancelled"), -refund)
+                : (customer, Order("je" + i, customer, t0.AddMinutes(i), "jo" + i, amount.ToString(CultureInfo.InvariantCulture)), amount));
+        }
+
+        var expected = produced.GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Sum(p => p.Net));
+
+        // Akka.Persistence.TestKit's journal (in memory, kept across coordinator restarts), told to fail writes.
+        var system = await StartNode("j", """
+            akka.persistence.journal.plugin = "akka.persistence.journal.test"
+            akka.persistence.journal.test.class = "Akka.Persistence.TestKit.TestJournal, Akka.Persistence.TestKit"
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+            """);
+        var journal = TestJournal.FromRef(Akka.Persistence.Persistence.Instance.Apply(system).JournalFor(null));
+        var first = await Produce(produced.Take(60));
+        var (ingestion, region) = await StartIngestion(system, checkpointEvery: 4, restartDelay: TimeSpan.FromMilliseconds(100));
+        try
+        {
+            await WaitCommitted(first);
+
+            // The store goes away: every write fails (the customers' saves and the coordinators' checkpoints). Each
+            // partition with records pauses, restarts from its last checkpoint, fails again, backs off…
+            await journal.OnWrite.Fail();
+            var rest = await Produce(produced.Skip(60));
+            var withRecords = rest.Select(r => r.Partition.Value).Distinct().Count();
+            await Eventually.Require(
+                Deadline,
+                () => _log.Count("restarts from its last checkpoint") >= 2 * withRecords,
+                () => $"restarts logged {_log.Count("restarts from its last checkpoint")}; the ingestion's log:\n{_log}");
+            Assert.False(ingestion.Stopped.IsCompleted, "the ingestion stopped: " + ingestion.Stopped.Exception);
+
+            // …until it is back: everything is consumed and committed, and every customer equals the sums of the test.
+            await journal.OnWrite.Pass();
+            await WaitCommitted(first.Concat(rest).ToList());
+            Assert.True(_log.Count("restarted from its last checkpoint") >= withRecords, _log.ToString());
+            var partitionOf = first.Concat(rest).GroupBy(r => Encoding.UTF8.GetString(r.Message.Key)).ToDictionary(g => g.Key, g => g.First().Partition.Value);
+            foreach (var (customer, net) in expected)
+            {
+                var found = await region.Ask<CustomerFound>(new GetCustomer(customer, partitionOf[customer]), Deadline);
+                Assert.Equal(net, found.State!.NetAmount);
+                Assert.Equal(50, found.State.EventsApplied);
+            }
+
+            Assert.False(ingestion.Stopped.IsCompleted, "the ingestion stopped: " + ingestion.Stopped.Exception);
+        }
+        finally
+        {
+            await ingestion.StopAsync(Deadline);
+            ingestion.Dispose();
+            await system.Terminate();
+        }
+    }
+
     /// <summary>A firing sink that refuses every write, noting the partitions it refused.</summary>
     private sealed class RefusingSink : IFiringOutbox
     {
@@ -196,7 +263,8 @@ public sealed class ShardedIngestionTests : IDisposable
         }
     }
 
-    private async Task<ActorSystem> StartNode(string name)
+    /// <summary>A cluster of one on the SQLite store, or, with <paramref name="persistence"/>, on the journal it configures.</summary>
+    private async Task<ActorSystem> StartNode(string name, string? persistence = null)
     {
         var config = ConfigurationFactory.ParseString("""
             akka.actor.provider = cluster
@@ -204,20 +272,30 @@ public sealed class ShardedIngestionTests : IDisposable
             akka.remote.dot-netty.tcp.port = 0
             akka.loglevel = WARNING
             """);
-        var system = ActorSystem.Create("ingestion-" + name, ActorStore.Setup(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = _dir.Path }, config));
+        var system = persistence is null
+            ? ActorSystem.Create("ingestion-" + name, ActorStore.Setup(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = _dir.Path }, config))
+            : ActorSystem.Create("ingestion-" + name, ConfigurationFactory.ParseString(persistence).WithFallback(config).WithFallback(ConfigurationFactory.ParseString(Streaming.Runtime.Serialization.RuntimeSerialization.Hocon)));
         var cluster = Cluster.Get(system);
         await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(Deadline);
         return system;
     }
 
-    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null, IFiringOutbox? sink = null)
+    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null, IFiringOutbox? sink = null, TimeSpan? restartDelay = null)
     {
         var region = await CustomerShards.StartAsync(system, new CustomerEntityOptions(), _book);
         var ingestion = new ShardedIngestion(
             system,
             region,
             _book,
-            new IngestionOptions { BootstrapServers = _cluster.BootstrapServers, GroupId = _group, CheckpointInterval = interval ?? TimeSpan.FromMilliseconds(100), CheckpointEveryRecords = checkpointEvery },
+            new IngestionOptions
+            {
+                BootstrapServers = _cluster.BootstrapServers,
+                GroupId = _group,
+                CheckpointInterval = interval ?? TimeSpan.FromMilliseconds(100),
+                CheckpointEveryRecords = checkpointEvery,
+                RestartDelay = restartDelay ?? TimeSpan.FromMilliseconds(500),
+                MaxRestartDelay = restartDelay is { } delay ? 4 * delay : TimeSpan.FromSeconds(30),
+            },
             _log,
             TimeProvider.System,
             sink);

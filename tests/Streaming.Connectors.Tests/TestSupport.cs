@@ -192,5 +192,8 @@ internal sealed class RecordingLogger : Microsoft.Extensions.Logging.ILogger
     public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
         _lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {logLevel}: {formatter(state, exception)}{(exception is null ? "" : " " + exception.Message)}");
 
+    /// <summary>Lines logged so far that contain <paramref name="phrase"/>.</summary>
+    public int Count(string phrase) => _lines.Count(l => l.Contains(phrase, StringComparison.Ordinal));
+
     public override string ToString() => string.Join('\n', _lines.TakeLast(40));
 }

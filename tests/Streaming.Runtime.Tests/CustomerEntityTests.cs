@@ -104,6 +104,42 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     }
 
     [Fact]
+    public void An_incarnation_that_missed_a_numbered_message_of_a_run_refuses_the_rest_of_that_run_and_takes_the_next()
+    {
+        var entity = Start("g1");
+        var run1 = Clock(T0) with { Run = 1 };
+        entity.Tell(new ApplyRecord("g1", 3, "orders", 100, Order("g1", "g-a", 11m, T0), run1) { Sequence = 1 });
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        entity.Tell(new ApplyRecord("g1", 3, "orders", 101, Order("g1", "g-b", 22m, T0.AddHours(1)), run1) { Sequence = 2 });
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        entity.Tell(new SaveCustomer("g1", 3, 1));
+        Assert.True(ExpectMsg<CustomerSaved>().Written);
+
+        // Applied, not saved, then the entity restarts: what message 3 changed is gone.
+        entity.Tell(new ApplyRecord("g1", 3, "orders", 102, Order("g1", "g-c", 33m, T0.AddHours(2)), run1) { Sequence = 3 });
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        Restart(ref entity, "g1");
+
+        // The rest of run 1 is refused, record or wake-up, and changes nothing.
+        entity.Tell(new ApplyRecord("g1", 3, "orders", 103, Order("g1", "g-d", 44m, T0.AddHours(3)), run1) { Sequence = 4 });
+        var refused = ExpectMsg<CustomerChanged>();
+        Assert.Equal((ChangeOutcome.Gap, 103L, false), (refused.Outcome, refused.Offset, refused.Dirty));
+        entity.Tell(new WakeUp("g1", 3, run1) { Sequence = 5 });
+        Assert.Equal(ChangeOutcome.Gap, ExpectMsg<CustomerChanged>().Outcome);
+        Assert.Equal(11m + 22m, Get(entity, "g1").NetAmount);
+
+        // The next run re-reads from the last checkpoint: numbering starts again at 1, and nothing is lost or doubled.
+        var run2 = Clock(T0.AddHours(3)) with { Run = 2 };
+        entity.Tell(new ApplyRecord("g1", 3, "orders", 101, Order("g1", "g-b", 22m, T0.AddHours(1)), run2) { Sequence = 1 });
+        Assert.Equal(ChangeOutcome.Duplicate, ExpectMsg<CustomerChanged>().Outcome);
+        entity.Tell(new ApplyRecord("g1", 3, "orders", 102, Order("g1", "g-c", 33m, T0.AddHours(2)), run2) { Sequence = 2 });
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        entity.Tell(new ApplyRecord("g1", 3, "orders", 103, Order("g1", "g-d", 44m, T0.AddHours(3)), run2) { Sequence = 3 });
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        Assert.Equal(11m + 22m + 33m + 44m, Get(entity, "g1").NetAmount);
+    }
+
+    [Fact]
     public void Unsaved_changes_are_lost_with_the_entity_and_redone_from_the_offsets()
     {
         var entity = Start("c2");

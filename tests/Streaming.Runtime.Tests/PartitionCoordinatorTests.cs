@@ -79,6 +79,29 @@ public sealed class PartitionCoordinatorTests(ITestOutputHelper output) : Akka.T
     }
 
     [Fact]
+    public void Messages_to_a_customer_are_numbered_and_a_refused_one_stops_the_coordinator_with_a_partition_failure()
+    {
+        var customers = CreateTestProbe();
+        var (coordinator, listener) = Start(4, customers);
+        Watch(coordinator);
+        coordinator.Tell(new PartitionRecord("orders", 0, Order("n1", "a", 5m, T0)));
+        coordinator.Tell(new PartitionRecord("orders", 1, Order("n2", "b", 6m, T0.AddHours(1))));
+        coordinator.Tell(new PartitionRecord("orders", 2, Order("n1", "c", 7m, T0.AddHours(2))));
+        var sent = Enumerable.Range(0, 3).Select(_ => customers.ExpectMsg<ApplyRecord>()).ToList();
+        Assert.Equal([("n1", 1), ("n2", 1), ("n1", 2)], sent.Select(r => (r.CustomerId, r.Sequence)).ToList());
+
+        // n1 answers its first record, then refuses its second (its entity restarted in between).
+        var first = sent[0];
+        customers.Reply(new CustomerChanged("n1", 4, first.Offset, ChangeOutcome.Applied, null, 0, 0, 0, EffectBundle.Empty, [], true, true) { Topic = "orders" });
+        var third = sent[2];
+        customers.Reply(new CustomerChanged("n1", 4, third.Offset, ChangeOutcome.Gap, "message 2 of run …, but this entity handled 0", 0, 0, 0, EffectBundle.Empty, [], true, false) { Topic = "orders" });
+        var failed = listener.FishForMessage<PartitionFailed>(_ => true);
+        Assert.Equal(4, failed.Partition);
+        Assert.Contains("n1", failed.Reason, StringComparison.Ordinal);
+        ExpectTerminated(coordinator);
+    }
+
+    [Fact]
     public void A_record_whose_change_fails_is_dead_lettered_and_moves_no_clock()
     {
         var (coordinator, listener) = Start(2);

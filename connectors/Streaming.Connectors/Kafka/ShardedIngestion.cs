@@ -49,6 +49,15 @@ public sealed record IngestionOptions
 
     /// <summary>librdkafka's prefetch bound, in KiB (<c>queued.max.messages.kbytes</c>).</summary>
     public int PrefetchMaxKbytes { get; init; } = 64 * 1024;
+
+    /// <summary>
+    /// A partition whose checkpoint failed (the store is away) restarts from its last checkpoint after this, doubling at
+    /// each failure in a row up to <see cref="MaxRestartDelay"/>; its consumption is paused meanwhile.
+    /// </summary>
+    public TimeSpan RestartDelay { get; init; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The longest wait between two restarts of a failing partition.</summary>
+    public TimeSpan MaxRestartDelay { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>One assigned input partition as the consumer sees it.</summary>
@@ -79,6 +88,10 @@ public interface IFiringOutbox
 /// worth is paused until one completes.</para>
 /// <para><b>Offsets</b> are committed to Kafka only after a checkpoint that covers them is durable, and dead letters are
 /// on the broker before the checkpoint that covers them completes.</para>
+/// <para><b>A failed checkpoint</b> (a journal write failed: the store is away) or a customer refusing a record pauses
+/// the partition and stops its coordinator; after a back-off a new coordinator recovers the last durable checkpoint and
+/// consumption resumes from its offsets. Nothing is lost (records are re-read) and nothing counts twice (customers'
+/// offsets); the engine goes on with its other partitions meanwhile.</para>
 /// <para><b>On revoke:</b> each partition checkpoints everything it was sent, commits, and its coordinator stops; the new
 /// owner's assignment moves the shard. <b>On loss</b> nothing is committed: the new owner re-reads from the last
 /// checkpoint, and customers' offsets make the re-read records duplicates where they were already saved.</para>
@@ -285,7 +298,7 @@ public sealed partial class ShardedIngestion : IDisposable
         CustomerShards.AssignAsync(_system, added).Wait(_options.HandOffTimeout);
         foreach (var p in added)
         {
-            var coordinator = _system.ActorOf(PartitionCoordinator.Props(p, _region, _listener!, _rules, _options.Coordinator), $"partition-{p}-{Guid.NewGuid():N}");
+            var coordinator = StartCoordinator(p);
             lock (_partitions)
             {
                 _partitions[p] = new Partition(coordinator, _time.GetTimestamp());
@@ -312,8 +325,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
     private void Handle(ConsumeResult<byte[]?, byte[]?> result)
     {
-        if (!Topics.TryParseInput(result.Topic, out var topic) || !_partitions.TryGetValue(result.Partition.Value, out var partition))
+        if (!Topics.TryParseInput(result.Topic, out var topic) || !_partitions.TryGetValue(result.Partition.Value, out var partition) || partition.RestartAt != 0)
         {
+            // Records of a restarting partition fetched before its pause are read again after its seek.
             return;
         }
 
@@ -338,6 +352,13 @@ public sealed partial class ShardedIngestion : IDisposable
         var paused = false;
         foreach (var (p, partition) in _partitions)
         {
+            if (partition.RestartAt != 0)
+            {
+                Resume(consumer, p, partition);
+                paused |= partition.RestartAt != 0;
+                continue;
+            }
+
             if (_options.IdleAfter is { } idle && _time.GetElapsedTime(partition.LastRecordAt) >= idle)
             {
                 partition.Coordinator.Tell(new AdvanceIdle(_time.GetUtcNow().UtcTicks));
@@ -398,7 +419,15 @@ public sealed partial class ShardedIngestion : IDisposable
                     Commit(consumer, done);
                     break;
                 case CheckpointCompleted done when _partitions.TryGetValue(done.Partition, out var partition):
+                    // Durable, so committed even when it comes from a coordinator stopped since (the offsets it covers
+                    // are not re-read); the pacing is the current coordinator's.
                     Commit(consumer, done);
+                    if (partition.RestartAt != 0)
+                    {
+                        break;
+                    }
+
+                    partition.Restarts = 0;
                     if (partition.Requested is not null)
                     {
                         var elapsed = _time.GetElapsedTime(partition.RequestedAt);
@@ -419,7 +448,18 @@ public sealed partial class ShardedIngestion : IDisposable
                     partition.Completed = done;
                     break;
                 case CheckpointFailed failed:
-                    throw new InvalidOperationException($"partition {failed.Partition}: checkpoint {failed.Seq} failed: {failed.Reason}");
+                    Restart(consumer, failed.Partition, null, $"checkpoint {failed.Seq} failed: {failed.Reason}");
+                    break;
+                case PartitionFailed failed:
+                    Restart(consumer, failed.Partition, null, failed.Reason);
+                    break;
+                case CoordinatorStopped stopped:
+                    foreach (var (p, partition) in _partitions.Where(p => p.Value.Coordinator.Equals(stopped.Coordinator)).ToList())
+                    {
+                        Restart(consumer, p, stopped.Coordinator, "its coordinator stopped");
+                    }
+
+                    break;
             }
         }
     }
@@ -452,7 +492,7 @@ public sealed partial class ShardedIngestion : IDisposable
             // A last checkpoint of what each coordinator has sent to its customers (records still waiting in it are
             // dropped and left to the next owner): the first one completed after this request.
             var deadline = _time.GetTimestamp();
-            foreach (var p in partitions)
+            foreach (var p in partitions.Where(p => _partitions[p].RestartAt == 0))
             {
                 var partition = _partitions[p];
                 var after = partition.Completed?.Seq ?? 0;
@@ -485,6 +525,94 @@ public sealed partial class ShardedIngestion : IDisposable
         }
     }
 
+    /// <summary>A new coordinator for partition <paramref name="p"/>, watched by the listener.</summary>
+    private IActorRef StartCoordinator(int p)
+    {
+        var coordinator = _system.ActorOf(PartitionCoordinator.Props(p, _region, _listener!, _rules, _options.Coordinator), $"partition-{p}-{Guid.NewGuid():N}");
+        _listener!.Tell(new WatchCoordinator(coordinator));
+        return coordinator;
+    }
+
+    /// <summary>
+    /// Pauses partition <paramref name="p"/> and stops its coordinator (with it, every record waiting in its mailbox);
+    /// <see cref="Resume"/> starts the next one after the back-off. <paramref name="stopped"/>: restart only if the
+    /// coordinator that stopped is the partition's current one (null: whatever it is).
+    /// </summary>
+    private void Restart(IConsumer<byte[]?, byte[]?> consumer, int p, IActorRef? stopped, string reason)
+    {
+        if (!_partitions.TryGetValue(p, out var partition) || (stopped is not null && !partition.Coordinator.Equals(stopped)))
+        {
+            return;
+        }
+
+        if (partition.RestartAt != 0 && (stopped is null || partition.Recovering is null))
+        {
+            return; // Already restarting, and not the new coordinator failing to recover.
+        }
+
+        consumer.Pause(partition.Topics.Select(t => new TopicPartition(t, p)).ToList());
+        partition.Paused = true;
+        _system.Stop(partition.Coordinator);
+        partition.Recovering = null;
+        partition.Restarts++;
+        var delay = TimeSpan.FromTicks(Math.Min(_options.MaxRestartDelay.Ticks, _options.RestartDelay.Ticks * (1L << Math.Min(20, partition.Restarts - 1))));
+        partition.RestartAt = _time.GetTimestamp() + (long)(delay.TotalSeconds * _time.TimestampFrequency);
+        LogRestarting(p, reason, (long)delay.TotalMilliseconds, partition.Restarts);
+    }
+
+    /// <summary>
+    /// Drives a restarting partition: once its back-off is over, a new coordinator recovers; once it has, the consumer
+    /// seeks to the offsets its last checkpoint covers and resumes. A coordinator that stops while recovering (the store
+    /// still away) is restarted after a longer back-off.
+    /// </summary>
+    private void Resume(IConsumer<byte[]?, byte[]?> consumer, int p, Partition partition)
+    {
+        if (partition.Recovering is null)
+        {
+            if (_time.GetTimestamp() < partition.RestartAt)
+            {
+                return;
+            }
+
+            partition.Coordinator = StartCoordinator(p);
+            partition.Recovering = partition.Coordinator.Ask<CoordinatorStatus>(GetPartitionStatus.Instance, _options.HandOffTimeout);
+            return;
+        }
+
+        if (!partition.Recovering.IsCompleted)
+        {
+            return;
+        }
+
+        if (!partition.Recovering.IsCompletedSuccessfully)
+        {
+            Restart(consumer, p, partition.Coordinator, "its coordinator did not recover within " + _options.HandOffTimeout);
+            return;
+        }
+
+        var status = partition.Recovering.Result;
+        var tps = partition.Topics.Select(t => new TopicPartition(t, p)).ToList();
+        foreach (var tp in tps)
+        {
+            var committed = status.CommittedOffsets.TryGetValue(tp.Topic, out var next);
+            consumer.Seek(new TopicPartitionOffset(tp, committed ? new Offset(next) : Offset.Beginning));
+            partition.Sent.Remove(tp.Topic);
+            partition.StartedAt[tp.Topic] = committed ? next : 0;
+        }
+
+        var now = _time.GetTimestamp();
+        partition.SinceCheckpoint = 0;
+        partition.SinceRequest = 0;
+        partition.Requested = null;
+        partition.LastCheckpointAt = now;
+        partition.LastRecordAt = now;
+        partition.RestartAt = 0;
+        partition.Recovering = null;
+        partition.Paused = false;
+        consumer.Resume(tps);
+        LogRestarted(p, status.CommittedSeq, string.Join(", ", status.CommittedOffsets.Select(o => $"{o.Key}@{o.Value}")));
+    }
+
     private void Post(object message)
     {
         _inbox.Enqueue(message);
@@ -494,7 +622,16 @@ public sealed partial class ShardedIngestion : IDisposable
     /// <summary>What the ingestion knows of one owned partition (touched by the consumer thread only).</summary>
     private sealed class Partition(IActorRef coordinator, long startedAt)
     {
-        public IActorRef Coordinator { get; } = coordinator;
+        public IActorRef Coordinator { get; set; } = coordinator;
+
+        /// <summary>0 while running; while restarting, when the next coordinator may start (<see cref="TimeProvider.GetTimestamp"/>).</summary>
+        public long RestartAt { get; set; }
+
+        /// <summary>Restarts since the partition last completed a checkpoint (the back-off doubles with each).</summary>
+        public int Restarts { get; set; }
+
+        /// <summary>While restarting: the new coordinator's first status, answered once it has recovered.</summary>
+        public Task<CoordinatorStatus>? Recovering { get; set; }
 
         public HashSet<string> Topics { get; } = new(StringComparer.Ordinal);
 
@@ -573,8 +710,14 @@ public sealed partial class ShardedIngestion : IDisposable
                 case StoreAgain again when _unstored.Remove(again.Partition, out var unstored):
                     Store(unstored.Done, unstored.Coordinator);
                     break;
-                case CheckpointFailed:
+                case CheckpointFailed or PartitionFailed:
                     _owner.Post(message);
+                    break;
+                case WatchCoordinator watch:
+                    Context.Watch(watch.Coordinator);
+                    break;
+                case Terminated terminated:
+                    _owner.Post(new CoordinatorStopped(terminated.ActorRef));
                     break;
                 case StoreAgain:
                     break;
@@ -646,6 +789,12 @@ public sealed partial class ShardedIngestion : IDisposable
         private sealed record StoreAgain(int Partition);
     }
 
+    /// <summary>Tells the listener to watch a coordinator: its stop, asked for or not, reaches the consumer thread.</summary>
+    private sealed record WatchCoordinator(IActorRef Coordinator);
+
+    /// <summary>A coordinator stopped (the listener saw it terminate).</summary>
+    private sealed record CoordinatorStopped(IActorRef Coordinator);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Assigned {Count} topic partitions; coordinators started for partitions [{Partitions}]")]
     private partial void LogAssigned(int count, string partitions);
 
@@ -663,6 +812,12 @@ public sealed partial class ShardedIngestion : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the {Count} firings of checkpoint {Seq} were not stored ({Reason}); retrying, offsets wait")]
     private partial void LogFiringsRetry(int partition, long seq, int count, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition} paused: {Reason}; it restarts from its last checkpoint in {DelayMs} ms (restart {Restarts} in a row)")]
+    private partial void LogRestarting(int partition, string reason, long delayMs, int restarts);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} restarted from its last checkpoint (checkpoint {Seq}); consuming again from [{Offsets}]")]
+    private partial void LogRestarted(int partition, long seq, string offsets);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Ingestion stopped on an error")]
     private partial void LogFailed(Exception ex);

@@ -116,6 +116,10 @@ public sealed class CustomerEntity : PersistentActor
     /// <summary>When this incarnation started (its recovery's duration is measured from here).</summary>
     private readonly long _startedAt;
 
+    /// <summary>The coordinator run whose numbered records this incarnation handled, and the last number it handled.</summary>
+    private long _sequenceRun;
+    private int _sequence;
+
     /// <summary>An entity for <paramref name="customerId"/>; state is recovered from the journal.</summary>
     public CustomerEntity(string customerId, CustomerEntityOptions options, RuleBook rules)
     {
@@ -203,10 +207,18 @@ public sealed class CustomerEntity : PersistentActor
                 OnRecord(m);
                 return true;
             case WakeUp m:
-                Reply(Advance(m.Clock, -1));
+                if (!Refused(m.Sequence, m.Clock, m.Partition, null, -1))
+                {
+                    Reply(Advance(m.Clock, -1));
+                }
+
                 return true;
             case Reevaluate m:
-                Reply(Advance(m.Clock, -1));
+                if (!Refused(m.Sequence, m.Clock, m.Partition, null, -1))
+                {
+                    Reply(Advance(m.Clock, -1));
+                }
+
                 return true;
             case SaveCustomer m:
                 var asker = Sender;
@@ -241,8 +253,41 @@ public sealed class CustomerEntity : PersistentActor
         }
     }
 
+    /// <summary>
+    /// Checks a numbered message (<see cref="ApplyRecord.Sequence"/>) before anything else, so a refused one changes
+    /// nothing, not even which coordinator run the entity reports to: true, answered <see cref="ChangeOutcome.Gap"/>,
+    /// when this incarnation has not handled the message before it in the same run (it restarted and lost what that one
+    /// changed).
+    /// </summary>
+    private bool Refused(int sequence, PartitionClock clock, int partition, string? topic, long offset)
+    {
+        if (sequence <= 0)
+        {
+            return false;
+        }
+
+        if (sequence != 1 && (clock.Run != _sequenceRun || sequence != _sequence + 1))
+        {
+            var refusal = $"message {sequence} of coordinator run {clock.Run} ({(topic is null ? "a wake-up" : $"record {topic}@{offset}")}), but this entity handled {_sequence} of run {_sequenceRun}";
+            Logger.Warning("customer {0}: {1}: refused", _customerId, refusal);
+
+            // Not through Changed: effects waiting to be reported stay for the coordinator run that will count them.
+            Reply(new CustomerChanged(_customerId, partition, offset, ChangeOutcome.Gap, refusal, _state?.WakeTicks ?? 0, 0, 0, EffectBundle.Empty, [], _state is not null, false) { Topic = topic });
+            return true;
+        }
+
+        _sequenceRun = clock.Run;
+        _sequence = sequence;
+        return false;
+    }
+
     private void OnRecord(ApplyRecord m)
     {
+        if (Refused(m.Sequence, m.Clock, m.Partition, m.Topic, m.Offset))
+        {
+            return;
+        }
+
         Confirm(m.Clock);
         if (_nextOffsets.TryGetValue(m.Topic, out var next) && m.Offset < next)
         {

@@ -34,16 +34,33 @@ public interface ICustomerCommand
 /// <summary>A decoded input record for the customer. Answered with <see cref="CustomerChanged"/>.</summary>
 /// <param name="Topic">The input topic's name.</param>
 /// <param name="Offset">The record's offset in (<paramref name="Topic"/>, <paramref name="Partition"/>): a record below the customer's next offset is a duplicate.</param>
-public sealed record ApplyRecord(string CustomerId, int Partition, string Topic, long Offset, CustomerEvent Event, PartitionClock Clock) : ICustomerCommand;
+public sealed record ApplyRecord(string CustomerId, int Partition, string Topic, long Offset, CustomerEvent Event, PartitionClock Clock) : ICustomerCommand
+{
+    /// <summary>
+    /// This message's place among the records, wake-ups and re-evaluations the coordinator run
+    /// (<see cref="PartitionClock.Run"/>) has sent this customer: 1 for the first (or the first since the coordinator
+    /// passivated it), then 2, 3… An entity that has not handled the one before in this run answers
+    /// <see cref="ChangeOutcome.Gap"/> and changes nothing. 0: not numbered (no check).
+    /// </summary>
+    public int Sequence { get; init; }
+}
 
 /// <summary>The watermark passed the customer's wake-up. Answered with <see cref="CustomerChanged"/>.</summary>
-public sealed record WakeUp(string CustomerId, int Partition, PartitionClock Clock) : ICustomerCommand;
+public sealed record WakeUp(string CustomerId, int Partition, PartitionClock Clock) : ICustomerCommand
+{
+    /// <summary>Numbered with the customer's records (<see cref="ApplyRecord.Sequence"/>); 0: not numbered.</summary>
+    public int Sequence { get; init; }
+}
 
 /// <summary>
 /// Re-derive the customer under the clock's rule version (a rule switch): triggers arm but do not fire. Answered with
 /// <see cref="CustomerChanged"/>.
 /// </summary>
-public sealed record Reevaluate(string CustomerId, int Partition, PartitionClock Clock) : ICustomerCommand;
+public sealed record Reevaluate(string CustomerId, int Partition, PartitionClock Clock) : ICustomerCommand
+{
+    /// <summary>Numbered with the customer's records (<see cref="ApplyRecord.Sequence"/>); 0: not numbered.</summary>
+    public int Sequence { get; init; }
+}
 
 /// <summary>
 /// The checkpoint barrier: make every change so far durable under checkpoint <paramref name="Seq"/>. Answered with
@@ -74,6 +91,13 @@ public enum ChangeOutcome
 
     /// <summary>A wake-up or re-evaluation ran (or had nothing to do).</summary>
     Advanced,
+
+    /// <summary>
+    /// Not applied: the entity has not handled the customer's previous record of this coordinator run (it restarted and
+    /// lost unsaved changes, e.g. after a failed journal write). Applying it would leave a hole that its offsets would
+    /// then hide; the partition must restart from its last checkpoint.
+    /// </summary>
+    Gap,
 }
 
 /// <summary>

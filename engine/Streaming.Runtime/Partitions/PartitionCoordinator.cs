@@ -133,6 +133,9 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     /// <summary>Customers this coordinator has sent to and not passivated, most recently used first.</summary>
     private readonly LinkedList<string> _recent = new();
     private readonly Dictionary<string, LinkedListNode<string>> _live = new(StringComparer.Ordinal);
+
+    /// <summary>Records this run sent each customer in memory (<see cref="ApplyRecord.Sequence"/>); forgotten at passivation.</summary>
+    private readonly Dictionary<string, int> _sentTo = new(StringComparer.Ordinal);
     private long _passivations;
 
     /// <summary>Records that arrived while the barrier was up or the in-flight bound was reached, in arrival order.</summary>
@@ -375,11 +378,20 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         _pending[(record.Topic, record.Offset)] = record;
         _inFlight++;
         Touch(evt.CustomerId);
-        _customers.Tell(new ApplyRecord(evt.CustomerId, _partition, record.Topic, record.Offset, evt, clock));
+        _customers.Tell(new ApplyRecord(evt.CustomerId, _partition, record.Topic, record.Offset, evt, clock) { Sequence = NextSequence(evt.CustomerId) });
     }
+
+    /// <summary>The number of the next message to <paramref name="customer"/> in this run (<see cref="ApplyRecord.Sequence"/>).</summary>
+    private int NextSequence(string customer) => _sentTo[customer] = _sentTo.GetValueOrDefault(customer) + 1;
 
     private void OnChanged(CustomerChanged changed)
     {
+        if (changed.Outcome == ChangeOutcome.Gap)
+        {
+            Fail($"customer {changed.CustomerId} refused record {changed.Topic}@{changed.Offset}: {changed.Failure}");
+            return;
+        }
+
         _inFlight--;
         if (changed.Offset < 0)
         {
@@ -470,7 +482,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                 _inFlight++;
                 _advancing++;
                 Touch(customer);
-                _customers.Tell(new WakeUp(customer, _partition, clock));
+                _customers.Tell(new WakeUp(customer, _partition, clock) { Sequence = NextSequence(customer) });
             }
         }
     }
@@ -681,7 +693,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         {
             _inFlight++;
             _advancing++;
-            _customers.Tell(new Reevaluate(customer, _partition, clock));
+            _customers.Tell(new Reevaluate(customer, _partition, clock) { Sequence = NextSequence(customer) });
         }
     }
 
@@ -719,6 +731,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         {
             _recent.RemoveLast();
             _live.Remove(last.Value);
+            _sentTo.Remove(last.Value);
             _passivations++;
             leaving.Add(last.Value);
         }
@@ -763,7 +776,16 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         _listener.Tell(new CheckpointFailed(_partition, seq, reason));
 
         // A customer whose save failed stopped and lost its unsaved changes: the partition must be re-read from its
-        // committed offsets. Restarting the coordinator recovers the committed state; the ingestion stage seeks.
-        throw new InvalidOperationException($"partition {_partition}: checkpoint {seq} failed: {reason}");
+        // committed offsets. Stopped, not restarted: a restart would keep the mailbox, whose records follow the lost ones.
+        // The ingestion stage starts a new coordinator, which recovers the committed state, and seeks.
+        Context.Stop(Self);
+    }
+
+    /// <summary>The partition cannot go on from here: reported to the listener, then this coordinator stops (see <see cref="AbortCheckpoint"/>).</summary>
+    private void Fail(string reason)
+    {
+        _log.Error("partition {0}: {1}; it restarts from its last checkpoint", _partition, reason);
+        _listener.Tell(new PartitionFailed(_partition, reason));
+        Context.Stop(Self);
     }
 }

@@ -85,6 +85,12 @@ public sealed record FiringsStored(int Partition, long Seq);
 /// <summary>A checkpoint could not complete (a customer's save failed); nothing of it is committed.</summary>
 public sealed record CheckpointFailed(int Partition, long Seq, string Reason);
 
+/// <summary>
+/// The partition's coordinator stopped because its state can no longer be trusted past its last checkpoint (a customer
+/// refused a record: <see cref="Customers.ChangeOutcome.Gap"/>); the ingestion stage restarts the partition from it.
+/// </summary>
+public sealed record PartitionFailed(int Partition, string Reason);
+
 /// <summary>Asks the coordinator for its counters. Answered with <see cref="PartitionStatus"/>.</summary>
 public sealed record GetPartitionStatus
 {
