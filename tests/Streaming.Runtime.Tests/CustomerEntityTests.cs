@@ -140,6 +140,29 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     }
 
     [Fact]
+    public void After_a_clean_stop_the_next_incarnation_takes_the_runs_next_message()
+    {
+        var entity = Start("g2");
+        var run = Clock(T0) with { Run = 7 };
+        entity.Tell(new ApplyRecord("g2", 3, "orders", 200, Order("g2", "h-a", 9m, T0), run) { Sequence = 1 });
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        entity.Tell(new SaveCustomer("g2", 3, 1));
+        Assert.True(ExpectMsg<CustomerSaved>().Written);
+
+        // A redelivered record changes nothing but is message 2: the stop (idle passivation, hand-off) saves that too.
+        entity.Tell(new ApplyRecord("g2", 3, "orders", 200, Order("g2", "h-a", 9m, T0), run) { Sequence = 2 });
+        Assert.Equal(ChangeOutcome.Duplicate, ExpectMsg<CustomerChanged>().Outcome);
+        Watch(entity);
+        entity.Tell(CustomerEntity.StopEntity.Instance);
+        ExpectTerminated(entity);
+
+        entity = Start("g2");
+        entity.Tell(new ApplyRecord("g2", 3, "orders", 201, Order("g2", "h-b", 4m, T0.AddHours(1)), run) { Sequence = 3 });
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        Assert.Equal(13m, Get(entity, "g2").NetAmount);
+    }
+
+    [Fact]
     public void Unsaved_changes_are_lost_with_the_entity_and_redone_from_the_offsets()
     {
         var entity = Start("c2");
@@ -463,7 +486,9 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
             CustomerStateCodec.Encode(state),
             new Dictionary<string, long> { ["orders"] = 41, ["clickstream"] = 7 },
             2,
-            [new EffectBundle(8, [new StageMove("lifecycle", "active", null)], [firing], [new Conversion("win_back", Delivery.Holdout)])]);
+            [new EffectBundle(8, [new StageMove("lifecycle", "active", null)], [firing], [new Conversion("win_back", Delivery.Holdout)])],
+            SequenceRun: 638_000_000_000_000_000,
+            Sequence: 12);
 
         var serializer = Sys.Serialization.FindSerializerFor(saved);
         Assert.IsType<RuntimeSerializer>(serializer);
@@ -471,6 +496,12 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
 
         Assert.Equal(8, back.Seq);
         Assert.Equal(2, back.ReportedRun);
+        Assert.Equal((638_000_000_000_000_000L, 12), (back.SequenceRun, back.Sequence));
+
+        // An event written before the numbering was stored (it ends 12 bytes earlier) decodes with no message handled.
+        var older = serializer.ToBinary(saved)[..^12];
+        var old = (CustomerCheckpointed)Sys.Serialization.Deserialize(older, serializer.Identifier, ((Akka.Serialization.SerializerWithStringManifest)serializer).Manifest(saved));
+        Assert.Equal((0L, 0, 8L), (old.SequenceRun, old.Sequence, old.Seq));
         Assert.Equal(saved.NextOffsets, back.NextOffsets);
         var decoded = CustomerStateCodec.Decode("z", back.State);
         Assert.Equal((3, 12.5m, T0.UtcTicks), (decoded.OrderCount, decoded.GrossAmount, decoded.WakeTicks));

@@ -43,7 +43,9 @@ public sealed record CustomerEntityOptions
 /// </summary>
 /// <param name="State">The state encoded by <see cref="CustomerStateCodec"/>.</param>
 /// <param name="ReportedRun">The coordinator run that last received <paramref name="Unconfirmed"/> (0: none).</param>
-public sealed record CustomerCheckpointed(long Seq, byte[] State, IReadOnlyDictionary<string, long> NextOffsets, long ReportedRun, IReadOnlyList<EffectBundle> Unconfirmed);
+/// <param name="SequenceRun">The coordinator run of the last numbered message the state reflects (<see cref="ApplyRecord.Sequence"/>; 0: none).</param>
+/// <param name="Sequence">That message's number: the next incarnation takes that run's messages from the one after it.</param>
+public sealed record CustomerCheckpointed(long Seq, byte[] State, IReadOnlyDictionary<string, long> NextOffsets, long ReportedRun, IReadOnlyList<EffectBundle> Unconfirmed, long SequenceRun = 0, int Sequence = 0);
 
 /// <summary>The lifecycle of a customer entity (as akka.net's own shard keeps its entities' states explicit).</summary>
 public enum EntityPhase
@@ -116,9 +118,15 @@ public sealed class CustomerEntity : PersistentActor
     /// <summary>When this incarnation started (its recovery's duration is measured from here).</summary>
     private readonly long _startedAt;
 
-    /// <summary>The coordinator run whose numbered records this incarnation handled, and the last number it handled.</summary>
+    /// <summary>
+    /// The coordinator run whose numbered messages this incarnation handled, and the last number it handled; recovered
+    /// from the last save, so an incarnation after a clean stop (which saves first) goes on where the last one was.
+    /// </summary>
     private long _sequenceRun;
     private int _sequence;
+
+    /// <summary>The progress (<see cref="_sequenceRun"/>, <see cref="_sequence"/>) the journal holds.</summary>
+    private (long Run, int Sequence) _savedSequence;
 
     /// <summary>An entity for <paramref name="customerId"/>; state is recovered from the journal.</summary>
     public CustomerEntity(string customerId, CustomerEntityOptions options, RuleBook rules)
@@ -173,6 +181,9 @@ public sealed class CustomerEntity : PersistentActor
 
         _reportedRun = saved.ReportedRun;
         _unconfirmed = [.. saved.Unconfirmed];
+        _sequenceRun = saved.SequenceRun;
+        _sequence = saved.Sequence;
+        _savedSequence = (saved.SequenceRun, saved.Sequence);
     }
 
     /// <inheritdoc />
@@ -379,7 +390,9 @@ public sealed class CustomerEntity : PersistentActor
     /// <summary>Persists the changes since the last save under checkpoint <paramref name="seq"/>, then calls <paramref name="done"/>.</summary>
     private void Save(long seq, Action<CustomerSaved> done)
     {
-        if (!_dirty || _state is null)
+        // Messages that changed nothing (duplicates, wake-ups with nothing due) still move the numbering: saved too, else
+        // the next incarnation would take the coordinator's next message for a gap.
+        if ((!_dirty && _savedSequence == (_sequenceRun, _sequence)) || _state is null)
         {
             done(new CustomerSaved(_customerId, _partition, seq, Written: false));
             return;
@@ -387,11 +400,12 @@ public sealed class CustomerEntity : PersistentActor
 
         // Unsaved effects were counted live by the run that last messaged the customer: that run's checkpoint confirms them.
         var unconfirmed = _unsaved.IsEmpty ? _unconfirmed : [.. _unconfirmed, _unsaved with { Seq = seq, Run = _reportedRun }];
-        var saved = new CustomerCheckpointed(seq, CustomerStateCodec.Encode(_state), new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _reportedRun, unconfirmed);
+        var saved = new CustomerCheckpointed(seq, CustomerStateCodec.Encode(_state), new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _reportedRun, unconfirmed, _sequenceRun, _sequence);
         var asked = _options.Persistence is null ? 0 : _options.Time.GetTimestamp();
         Persist(saved, e =>
         {
             _options.Persistence?.Persisted(PersistentActorKind.Customer, _options.Time.GetElapsedTime(asked));
+            _savedSequence = (e.SequenceRun, e.Sequence);
             _dirty = false;
             _unsaved = EffectBundle.Empty;
             _unconfirmed = [.. e.Unconfirmed];

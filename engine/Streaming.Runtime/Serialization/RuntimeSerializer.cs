@@ -108,6 +108,9 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             TriggerFiringCodec.Encode(bundle.Fired, buffer);
         }
 
+        // Appended later: events written before end here, and decode with no messages handled.
+        w.Long(saved.SequenceRun);
+        w.Int(saved.Sequence);
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -147,8 +150,16 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             bundles[b] = new EffectBundle(bundleSeq, moves, fired, conversions) { Run = bundleRun };
         }
 
+        long sequenceRun = 0;
+        var sequence = 0;
+        if (r.Position < data.Length)
+        {
+            sequenceRun = r.Long();
+            sequence = r.Int();
+        }
+
         r.End("journal event", "customer checkpoint");
-        return new CustomerCheckpointed(seq, state, offsets, run, bundles);
+        return new CustomerCheckpointed(seq, state, offsets, run, bundles, sequenceRun, sequence);
     }
 
     /// <summary>Encodes a partition's journal event or snapshot.</summary>
