@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text.Json;
 using Confluent.Kafka;
@@ -8,6 +9,7 @@ using Streaming.Connectors.Datasets;
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
+using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
 using Streaming.Engine.Runtime;
@@ -191,7 +193,7 @@ public static class BenchCommand
         var stateDir = Path.Combine(Path.GetTempPath(), "streaming-bench-" + Guid.NewGuid().ToString("N"));
         try
         {
-            var (engineSeconds, checkpoints, customers) = await EngineAsync(cluster.BootstrapServers, stateDir, produced, akka, ct).ConfigureAwait(false);
+            var (engineSeconds, checkpoints, customers, store) = await EngineAsync(cluster.BootstrapServers, stateDir, produced, akka, ct).ConfigureAwait(false);
             Array.Sort(checkpoints);
             var consumeRate = produced / consumeOnly;
             var engineRate = produced / engineSeconds;
@@ -210,6 +212,11 @@ public static class BenchCommand
                 Customers = customers,
                 Scenario = zipfCustomers is null ? "datasets" : "zipf",
                 ZipfCustomers = zipfCustomers,
+                DurableWritesPerSec = Math.Round(store.DurableWrites / engineSeconds),
+                EventsPerCustomerPerCheckpoint = store.CustomersCheckpointed == 0 ? 0 : Math.Round((double)produced / store.CustomersCheckpointed, 2),
+                ResidentBytesPerCachedCustomer = store.CachedCustomers == 0 ? 0 : Math.Round((double)store.ResidentBytes / store.CachedCustomers),
+                CachedCustomers = store.CachedCustomers,
+                AllocatedBytesPerEvent = Math.Round((double)store.AllocatedBytes / produced),
             };
         }
         finally
@@ -324,13 +331,17 @@ public static class BenchCommand
         return seconds;
     }
 
-    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers)> EngineAsync(string bootstrap, string stateDir, long expected, bool akka, CancellationToken ct)
+    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers, StoreFigures Store)> EngineAsync(string bootstrap, string stateDir, long expected, bool akka, CancellationToken ct)
     {
         using var store = SqliteStateStore.OpenDirectory(stateDir);
+        using var meters = new BenchMeters();
+        var instruments = new EngineInstruments(meters);
         var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = "bench-engine", Host = new PartitionHostOptions() };
+        var baseline = HeapAfterFullCollection();
+        var allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         using IStreamingEngine engine = akka
-            ? new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store)
-            : new KafkaEngine(options, store, TimeProvider.System, NullLogger.Instance);
+            ? new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, instruments)
+            : new KafkaEngine(options, store, TimeProvider.System, NullLogger.Instance, instruments: instruments);
         engine.Start();
         var first = 0L;
         while (engine.EventsProcessed < expected)
@@ -350,13 +361,126 @@ public static class BenchCommand
         }
 
         var seconds = Stopwatch.GetElapsedTime(first).TotalSeconds;
+        var allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
+
+        // Every event is applied; the cached customers are what the engine keeps (the broker's copy of the events was in
+        // the baseline already).
+        var cached = await SettledCachedCustomersAsync(engine, ct).ConfigureAwait(false);
+        var resident = HeapAfterFullCollection() - baseline;
+        var writes = meters.DurableWrites(akka);
         await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+
+        // After the stop's last checkpoint: every event is covered by exactly one checkpoint.
+        var figures = new StoreFigures(writes, meters.CustomersCheckpointed, cached, resident, allocated);
         return engine switch
         {
-            KafkaEngine own => (seconds, own.CheckpointDurationsMs(), store.CountCustomers()),
-            ShardedEngine sharded => (seconds, sharded.CheckpointDurationsMs(), ActorStore.CountCustomers(stateDir)),
-            _ => (seconds, [], -1),
+            KafkaEngine own => (seconds, own.CheckpointDurationsMs(), store.CountCustomers(), figures),
+            ShardedEngine sharded => (seconds, sharded.CheckpointDurationsMs(), ActorStore.CountCustomers(stateDir), figures),
+            _ => (seconds, [], -1, figures),
         };
+    }
+
+    /// <summary>
+    /// The engine's cached customers once its status, refreshed every half second, has caught up with the last event:
+    /// the same non-zero count twice, 600 ms apart (at most 10 s).
+    /// </summary>
+    private static async Task<long> SettledCachedCustomersAsync(IStreamingEngine engine, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        var last = -1L;
+        while (true)
+        {
+            var cached = engine.Status.CachedCustomers;
+            if ((cached > 0 && cached == last) || deadline.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                return cached;
+            }
+
+            last = cached;
+            await Task.Delay(600, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Bytes of the managed heap after a full, compacting, blocking collection.</summary>
+    private static long HeapAfterFullCollection()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        return GC.GetTotalMemory(forceFullCollection: false);
+    }
+
+    /// <summary>What the engine phase measured besides time: writes, customers per checkpoint, memory, allocation.</summary>
+    private sealed record StoreFigures(long DurableWrites, long CustomersCheckpointed, long CachedCustomers, long ResidentBytes, long AllocatedBytes);
+
+    /// <summary>
+    /// The bench's own meters (nothing is exported): a listener adds up the customers each checkpoint wrote and, on the
+    /// actor runtime, the journal writes of customer entities.
+    /// </summary>
+    private sealed class BenchMeters : IMeterFactory
+    {
+        private readonly List<Meter> _meters = [];
+        private readonly MeterListener _listener = new();
+        private long _customersCheckpointed;
+        private long _customerWrites;
+
+        public BenchMeters()
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (_meters.Contains(instrument.Meter) && instrument.Name is InstrumentNames.CheckpointCustomers or InstrumentNames.PersistenceLatency)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+            {
+                if (instrument.Name == InstrumentNames.CheckpointCustomers)
+                {
+                    Interlocked.Add(ref _customersCheckpointed, value);
+                }
+            });
+            _listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) =>
+            {
+                foreach (var tag in tags)
+                {
+                    if (tag.Key == "actor" && tag.Value as string == "customer")
+                    {
+                        Interlocked.Increment(ref _customerWrites);
+                    }
+                }
+            });
+            _listener.Start();
+        }
+
+        /// <summary>Customers written by checkpoints (the sum of each checkpoint's changed customers).</summary>
+        public long CustomersCheckpointed => Interlocked.Read(ref _customersCheckpointed);
+
+        /// <summary>
+        /// Customer states made durable: on the actor runtime the customer entities' journal writes (checkpoints and
+        /// passivations), on the partition host the customers its checkpoints wrote.
+        /// </summary>
+        public long DurableWrites(bool akka) => akka ? Interlocked.Read(ref _customerWrites) : CustomersCheckpointed;
+
+        public Meter Create(MeterOptions options)
+        {
+            var meter = new Meter(options);
+            lock (_meters)
+            {
+                _meters.Add(meter);
+            }
+
+            return meter;
+        }
+
+        public void Dispose()
+        {
+            _listener.Dispose();
+            foreach (var meter in _meters)
+            {
+                meter.Dispose();
+            }
+        }
     }
 
     private static double Percentile(double[] sorted, double q) =>
@@ -383,5 +507,26 @@ public static class BenchCommand
 
         /// <summary>The Zipf scenario's customer set; null for "datasets".</summary>
         public int? ZipfCustomers { get; init; }
+
+        /// <summary>
+        /// Customer states made durable per second during the engine phase (actor runtime: journal writes of customer
+        /// entities; partition host: customers its checkpoints wrote).
+        /// </summary>
+        public double DurableWritesPerSec { get; init; }
+
+        /// <summary>
+        /// Events per customer written per checkpoint: the events over the sum of each checkpoint's changed customers,
+        /// the stop's last checkpoint included (so every event counts once).
+        /// </summary>
+        public double EventsPerCustomerPerCheckpoint { get; init; }
+
+        /// <summary>Managed heap after the run minus before it (both after a full collection), over the customers cached then.</summary>
+        public double ResidentBytesPerCachedCustomer { get; init; }
+
+        /// <summary>Customers in memory when every event was applied.</summary>
+        public long CachedCustomers { get; init; }
+
+        /// <summary>Bytes allocated during the engine phase per event (every thread: consumer, engine, store, broker).</summary>
+        public double AllocatedBytesPerEvent { get; init; }
     }
 }

@@ -1,0 +1,63 @@
+using System.Text.Json;
+using Streaming.Connectors.Datasets;
+using Streaming.Host.Tests.Infrastructure;
+
+namespace Streaming.Host.Tests;
+
+/// <summary>
+/// <c>streaming bench</c> (the Kafka bench) through the CLI on both runtimes, small: the store figures are consistent
+/// with the events, counted here from the same datasets. No timing thresholds.
+/// </summary>
+[Collection(EndToEnd.Name)]
+public sealed class KafkaBenchTests
+{
+    [Theory]
+    [InlineData("host")]
+    [InlineData("akka")]
+    public async Task Bench_reports_writes_coalescing_memory_and_allocation_consistent_with_the_events(string runtime)
+    {
+        const int events = 4000;
+        var outFile = Path.Combine(TestEnvironment.NewTempDir("streaming-bench-kafka"), "bench.json");
+        var cli = await CliProcess.RunAsync(["bench", "--events", events.ToString(System.Globalization.CultureInfo.InvariantCulture), "--partitions", "4", "--runtime", runtime, "--out", outFile], TimeSpan.FromMinutes(4));
+        Assert.True(cli.ExitCode == 0, $"exit {cli.ExitCode}: {CliProcess.Tail(cli.StandardError)}");
+
+        using var json = JsonDocument.Parse(cli.StandardOutput);
+        var r = json.RootElement;
+        Assert.Equal(events, r.GetProperty("events").GetInt64());
+
+        // The bench's events are the datasets' first records, in Datasets.Names order: as many customers as distinct keys.
+        var distinct = FirstRecords(events).Select(record => record.Key).Distinct(StringComparer.Ordinal).LongCount();
+        Assert.Equal(distinct, r.GetProperty("customers").GetInt64());
+        Assert.Equal(distinct, r.GetProperty("cachedCustomers").GetInt64());
+
+        // Every customer is written at least once and none more often than it has events, so each written customer
+        // stands for between one event and events/customers of them.
+        var coalescing = r.GetProperty("eventsPerCustomerPerCheckpoint").GetDouble();
+        Assert.InRange(coalescing, 1.0, (double)events / distinct + 0.01);
+        // A heap difference: with a few thousand customers, what the process frees meanwhile can outweigh them, so only
+        // its presence is checked here (300,000 events give 1.8 and 6.3 KB per customer, README "Benchmark").
+        Assert.Equal(JsonValueKind.Number, r.GetProperty("residentBytesPerCachedCustomer").ValueKind);
+        Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0, "no allocation measured");
+        Assert.True(r.GetProperty("durableWritesPerSec").GetDouble() >= 0);
+
+        Directory.Delete(Path.GetDirectoryName(outFile)!, recursive: true);
+    }
+
+    private static IEnumerable<ReplayRecord> FirstRecords(int n)
+    {
+        var taken = 0;
+        foreach (var name in Datasets.Names)
+        {
+            using var file = new DatasetFile(Path.Combine(TestEnvironment.DataDir, Datasets.DefaultFile(name)));
+            foreach (var record in Datasets.Read(name, file))
+            {
+                if (taken++ == n)
+                {
+                    yield break;
+                }
+
+                yield return record;
+            }
+        }
+    }
+}
