@@ -75,7 +75,10 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox
     public long LastCheckpointSeq => Interlocked.Read(ref _lastCheckpointSeq);
 
     /// <summary>Opens the store in <paramref name="dataDir"/> (file <c>state.db</c>).</summary>
-    public static SqliteStateStore OpenDirectory(string dataDir) => new(System.IO.Path.Combine(dataDir, "state.db"));
+    public static SqliteStateStore OpenDirectory(string dataDir) => new(System.IO.Path.Combine(dataDir, FileName));
+
+    /// <summary>The store's file inside a data directory.</summary>
+    public const string FileName = "state.db";
 
     public CustomerState? LoadCustomer(string customerId)
     {

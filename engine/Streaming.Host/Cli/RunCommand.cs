@@ -53,6 +53,11 @@ public static class RunCommand
                 await Console.Error.WriteLineAsync("streaming run: the rule set is invalid:" + Environment.NewLine + ex.Message).ConfigureAwait(false);
                 return 2;
             }
+            catch (DataDirectoryException ex)
+            {
+                await Console.Error.WriteLineAsync("streaming run: " + ex.Message).ConfigureAwait(false);
+                return 2;
+            }
 
             await using (host.ConfigureAwait(false))
             {

@@ -100,6 +100,17 @@ public sealed partial class EngineHost : IAsyncDisposable
         }
 
         var store = SqliteStateStore.OpenDirectory(settings.DataDir);
+        if (settings.Runtime == EngineRuntime.Akka && store.CountCustomers() is > 0 and var old)
+        {
+            // The actor runtime keeps customers in its journal: starting here would silently begin from nothing.
+            store.Dispose();
+            broker?.Dispose();
+            await web.DisposeAsync().ConfigureAwait(false);
+            throw new DataDirectoryException(
+                $"the data directory {settings.DataDir} holds the partition host's state ({old:N0} customers in {SqliteStateStore.FileName}), " +
+                "which the actor runtime does not read; replay the input topics into a new --data-dir, or run it with --runtime host");
+        }
+
         if (broker is not null && store.LastCheckpointSeq > 0)
         {
             LogEmbeddedWithOldState(logger, store.Path);
