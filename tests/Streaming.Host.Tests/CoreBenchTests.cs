@@ -76,6 +76,30 @@ public sealed class CoreBenchTests
     }
 
     [Fact]
+    public async Task Core_bench_on_the_actor_runtime_applies_every_event_to_its_customers()
+    {
+        var outFile = Path.Combine(TestEnvironment.NewTempDir("streaming-bench-core-akka"), "core.json");
+        var cli = await CliProcess.RunAsync(["bench", "--core", "--runtime", "akka", "--events", "6000", "--partitions", "4", "--checkpoint-every", "500", "--out", outFile], TimeSpan.FromMinutes(4));
+        Assert.True(cli.ExitCode == 0, $"exit {cli.ExitCode}: {CliProcess.Tail(cli.StandardError)}");
+
+        using var json = JsonDocument.Parse(cli.StandardOutput);
+        var r = json.RootElement;
+        Assert.Equal("akka", r.GetProperty("runtime").GetString());
+        Assert.Equal(6_000, r.GetProperty("events").GetInt64());
+        Assert.True(r.GetProperty("coreEventsPerSec").GetDouble() > 0);
+        Assert.True(r.GetProperty("coreWithCheckpointsEventsPerSec").GetDouble() > 0);
+        Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0);
+
+        // Each partition checkpoints every 500 of its records: at least 6,000 / 500 checkpoints in all.
+        Assert.True(r.GetProperty("checkpoints").GetInt64() >= 12, "fewer checkpoints than the records ask for");
+
+        // One entity per customer of the timed records, which are the demo population's first 6,000.
+        var customers = DemoPopulation.Read(TestEnvironment.DataDir).Take(6_000).Select(record => record.Key).Distinct(StringComparer.Ordinal).LongCount();
+        Assert.Equal(customers, r.GetProperty("cachedCustomers").GetInt64());
+        Directory.Delete(Path.GetDirectoryName(outFile)!, recursive: true);
+    }
+
+    [Fact]
     public async Task Checkpoint_every_without_core_is_refused_with_a_clear_message()
     {
         var cli = await CliProcess.RunAsync(["bench", "--checkpoint-every", "1000"], TimeSpan.FromMinutes(1));

@@ -34,9 +34,9 @@ public static class BenchCommand
         var partitions = new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 16 };
         var data = new Option<string?>("--data") { Description = "Directory of the datasets (default ../shared/data)" };
         var core = new Option<bool>("--core") { Description = "The engine alone: no broker, events pre-encoded in memory, one thread" };
-        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: events between checkpoints (default 100,000, as the engine)" };
+        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: events between checkpoints (default 100,000, as the engine; with --runtime akka, records of a partition between its checkpoints, default 20,000)" };
         var stateSize = new Option<bool>("--state-size") { Description = "Bytes per customer (encoded and in memory) by event-id window and order count; no broker, no data" };
-        var runtime = new Option<string>("--runtime") { Description = "The Kafka bench's engine: host (default) or akka (Streaming:Engine:Runtime)", DefaultValueFactory = _ => "host" };
+        var runtime = new Option<string>("--runtime") { Description = "The engine: host (default) or akka (Streaming:Engine:Runtime); with --core, akka runs coordinators and customer entities in a local actor system on the in-memory journal", DefaultValueFactory = _ => "host" };
         var customers = new Option<int?>("--customers")
         {
             Description = "Repeat-customer scenario: re-key the events onto this many customers drawn from a Zipf distribution " +
@@ -80,8 +80,29 @@ public static class BenchCommand
                 return 2;
             }
 
+            var chosen = parse.GetValue(runtime) ?? "host";
+            if (chosen is not ("host" or "akka"))
+            {
+                await Console.Error.WriteLineAsync($"streaming bench: --runtime must be host or akka, not '{chosen}'").ConfigureAwait(false);
+                return 2;
+            }
+
             object result;
-            if (isCore)
+            if (isCore && chosen == "akka")
+            {
+                try
+                {
+                    var akkaCore = await AkkaCoreBench.RunAsync(n, parse.GetValue(partitions), parse.GetValue(checkpointEvery) ?? new IngestionOptions { BootstrapServers = "" }.CheckpointEveryRecords, dataDir, Progress).ConfigureAwait(false);
+                    Progress($"core: {akkaCore.CoreEventsPerSec:N0} events/s; with checkpoints: {akkaCore.CoreWithCheckpointsEventsPerSec:N0} events/s; {akkaCore.AllocatedBytesPerEvent:N0} bytes allocated per event");
+                    result = akkaCore;
+                }
+                catch (ArgumentException ex)
+                {
+                    await Console.Error.WriteLineAsync("streaming bench: " + ex.Message).ConfigureAwait(false);
+                    return 2;
+                }
+            }
+            else if (isCore)
             {
                 try
                 {
@@ -97,13 +118,6 @@ public static class BenchCommand
             }
             else
             {
-                var chosen = parse.GetValue(runtime) ?? "host";
-                if (chosen is not ("host" or "akka"))
-                {
-                    await Console.Error.WriteLineAsync($"streaming bench: --runtime must be host or akka, not '{chosen}'").ConfigureAwait(false);
-                    return 2;
-                }
-
                 var akka = chosen == "akka";
                 result = await RunAsync(n, parse.GetValue(partitions), dataDir, akka, parse.GetValue(customers), ct).ConfigureAwait(false);
             }

@@ -263,7 +263,7 @@ internal static class CoreBench
     /// ids and times moved <see cref="YearsPerPass"/>·k years on (so each pass is a new population, later in event time).
     /// The warm-up records are the population's first events with a <c>~w</c> suffix: customers the timed run never sees.
     /// </summary>
-    private static (Record[] Records, Record[] Warmup) Prepare(int n, int partitions, string dataDir)
+    internal static (Record[] Records, Record[] Warmup) Prepare(int n, int partitions, string dataDir)
     {
         var population = DemoPopulation.Read(dataDir).ToList();
         if ((long)n > (long)population.Count * MaxPasses)
@@ -339,7 +339,7 @@ internal static class CoreBench
 
     private static double Share(double part, double total) => Math.Round(part / total, 3);
 
-    private readonly record struct Record(InputTopic Topic, int Partition, long Offset, byte[] Key, byte[] Value);
+    internal readonly record struct Record(InputTopic Topic, int Partition, long Offset, byte[] Key, byte[] Value);
 
     private readonly record struct Measured(double Seconds, double CpuSeconds, double WaitSeconds, long AllocatedBytes, int Gen0, int Gen1, int Gen2)
     {
