@@ -90,8 +90,9 @@ public sealed class CoreBenchTests
         Assert.True(r.GetProperty("coreWithCheckpointsEventsPerSec").GetDouble() > 0);
         Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0);
 
-        // Each partition checkpoints every 500 of its records: at least 6,000 / 500 checkpoints in all.
-        Assert.True(r.GetProperty("checkpoints").GetInt64() >= 12, "fewer checkpoints than the records ask for");
+        // The pass ends only when a checkpoint of each partition covers its last record (a request that comes while one
+        // is running joins it, so there can be fewer than one per 500 records): at least one per partition.
+        Assert.True(r.GetProperty("checkpoints").GetInt64() >= 4, "a partition finished without a checkpoint");
 
         // One entity per customer of the timed records, which are the demo population's first 6,000.
         var customers = DemoPopulation.Read(TestEnvironment.DataDir).Take(6_000).Select(record => record.Key).Distinct(StringComparer.Ordinal).LongCount();
