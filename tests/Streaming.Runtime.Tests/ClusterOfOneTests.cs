@@ -27,6 +27,16 @@ public sealed class ClusterOfOneTests(ITestOutputHelper output) : Akka.TestKit.X
     private static readonly DateTimeOffset T0 = new(2024, 3, 1, 12, 0, 0, TimeSpan.Zero);
 
     [Fact]
+    public void The_region_leaves_passivation_to_the_coordinators()
+    {
+        // Akka's default (its sharding configuration is loaded with the extension) stops an entity idle for 120 s,
+        // behind its coordinator's back.
+        Akka.Cluster.Sharding.ClusterSharding.Get(Sys);
+        Assert.Equal(TimeSpan.FromSeconds(120), Akka.Cluster.Sharding.ClusterShardingSettings.Create(Sys).PassivateIdleEntityAfter);
+        Assert.Equal(TimeSpan.Zero, CustomerShards.Settings(Sys).PassivateIdleEntityAfter);
+    }
+
+    [Fact]
     public async Task Customers_of_an_assigned_partition_are_served_by_this_nodes_shard_and_a_checkpoint_goes_through()
     {
         var cluster = Cluster.Get(Sys);

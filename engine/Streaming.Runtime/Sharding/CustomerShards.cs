@@ -24,10 +24,19 @@ public static class CustomerShards
         ClusterSharding.Get(system).StartAsync(
             TypeName,
             customerId => CustomerEntity.Props(customerId, options, rules),
-            ClusterShardingSettings.Create(system),
+            Settings(system),
             new PartitionMessageExtractor(),
             new ExternalShardAllocationStrategy(system, TypeName),
             CustomerEntity.StopEntity.Instance);
+
+    /// <summary>
+    /// The region's settings: the system's <c>akka.cluster.sharding</c> section, without Akka's idle passivation (by
+    /// default an entity idle for 120 s stops). Each partition's coordinator passivates its least recently used customers
+    /// instead (<c>MaxCachedCustomers</c>): it knows which ones stop, adds them to its known customers before their last
+    /// save, and numbers its next message to them from 1.
+    /// </summary>
+    public static ClusterShardingSettings Settings(ActorSystem system) =>
+        ClusterShardingSettings.Create(system).WithPassivateIdleAfter(TimeSpan.Zero);
 
     /// <summary>
     /// The consumer on this node was assigned <paramref name="partitions"/>: their shards are to live here. Completes
