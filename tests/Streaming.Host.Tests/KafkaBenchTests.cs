@@ -6,7 +6,7 @@ namespace Streaming.Host.Tests;
 
 /// <summary>
 /// <c>streaming bench</c> (the Kafka bench) through the CLI on both runtimes, small: the store figures are consistent
-/// with the events, counted here from the same datasets. No timing thresholds.
+/// with the events, counted here from the same datasets, and every latency probe's trigger arrives. No timing thresholds.
 /// </summary>
 [Collection(EndToEnd.Name)]
 public sealed class KafkaBenchTests
@@ -14,7 +14,7 @@ public sealed class KafkaBenchTests
     [Theory]
     [InlineData("host")]
     [InlineData("akka")]
-    public async Task Bench_reports_writes_coalescing_memory_and_allocation_consistent_with_the_events(string runtime)
+    public async Task Bench_reports_writes_coalescing_memory_allocation_and_trigger_latency_consistent_with_the_events(string runtime)
     {
         const int events = 4000;
         var outFile = Path.Combine(TestEnvironment.NewTempDir("streaming-bench-kafka"), "bench.json");
@@ -39,6 +39,19 @@ public sealed class KafkaBenchTests
         Assert.Equal(JsonValueKind.Number, r.GetProperty("residentBytesPerCachedCustomer").ValueKind);
         Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0, "no allocation measured");
         Assert.True(r.GetProperty("durableWritesPerSec").GetDouble() >= 0);
+
+        // The latency phase: half the measured rate, as many events as that rate gives in 10 s (at most the bench's),
+        // and every probe's welcome trigger on the topic.
+        var latency = r.GetProperty("triggerLatency");
+        var rate = latency.GetProperty("rateEventsPerSec").GetDouble();
+        Assert.InRange(rate, r.GetProperty("engineEventsPerSec").GetDouble() / 2 - 1, r.GetProperty("engineEventsPerSec").GetDouble() / 2 + 1);
+        Assert.Equal((long)Math.Clamp(rate * 10, 1, events), latency.GetProperty("events").GetInt64());
+        var probes = latency.GetProperty("probes").GetInt32();
+        Assert.True(probes >= 1, "no probe sent");
+        Assert.Equal(probes, latency.GetProperty("arrived").GetInt32());
+        var p50 = latency.GetProperty("p50Ms").GetDouble();
+        var p99 = latency.GetProperty("p99Ms").GetDouble();
+        Assert.True(p50 > 0 && p50 <= p99 && p99 <= latency.GetProperty("maxMs").GetDouble(), $"percentiles out of order: {latency}");
 
         Directory.Delete(Path.GetDirectoryName(outFile)!, recursive: true);
     }

@@ -27,6 +27,9 @@ public static class BenchCommand
     private const int DefaultCoreEvents = 1_000_000;
     private const int ZipfSeed = 20261130;
 
+    /// <summary>The consumer group of the engine under test (the latency phase's producer is paced by its lag).</summary>
+    internal const string EngineGroup = "bench-engine";
+
     public static Command Create()
     {
         var events = new Option<int?>("--events") { Description = $"Number of events (default {DefaultKafkaEvents:N0}; {DefaultCoreEvents:N0} with --core)" };
@@ -42,9 +45,15 @@ public static class BenchCommand
             Description = "Repeat-customer scenario: re-key the events onto this many customers drawn from a Zipf distribution " +
                 "(exponent 1, fixed seed: every run the same). Default: the datasets' own customers, mostly new ones",
         };
+        var latencySeconds = new Option<int>("--latency-seconds")
+        {
+            Description = "After the throughput phase, load the engine at half its measured rate for this many seconds and measure " +
+                "event -> trigger-on-topic latency with probe orders (0: skip)",
+            DefaultValueFactory = _ => 10,
+        };
         var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data, or the engine alone (--core), or the size of a customer (--state-size)")
         {
-            events, output, partitions, data, core, checkpointEvery, stateSize, runtime, customers,
+            events, output, partitions, data, core, checkpointEvery, stateSize, runtime, customers, latencySeconds,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -63,7 +72,8 @@ public static class BenchCommand
 
             var isCore = parse.GetValue(core);
             var n = parse.GetValue(events) ?? (isCore ? DefaultCoreEvents : DefaultKafkaEvents);
-            if ((Invalid(n, parse.GetValue(partitions), isCore, parse.GetValue(checkpointEvery)) ?? InvalidCustomers(parse.GetValue(customers), isCore)) is { } problem)
+            if ((Invalid(n, parse.GetValue(partitions), isCore, parse.GetValue(checkpointEvery)) ?? InvalidCustomers(parse.GetValue(customers), isCore)
+                ?? (parse.GetValue(latencySeconds) < 0 ? "--latency-seconds must be 0 or more" : null)) is { } problem)
             {
                 await Console.Error.WriteLineAsync("streaming bench: " + problem).ConfigureAwait(false);
                 return 2;
@@ -119,7 +129,7 @@ public static class BenchCommand
             else
             {
                 var akka = chosen == "akka";
-                result = await RunAsync(n, parse.GetValue(partitions), dataDir, akka, parse.GetValue(customers), ct).ConfigureAwait(false);
+                result = await RunAsync(n, parse.GetValue(partitions), dataDir, akka, parse.GetValue(customers), TimeSpan.FromSeconds(parse.GetValue(latencySeconds)), ct).ConfigureAwait(false);
             }
 
             var json = JsonSerializer.Serialize(result, result.GetType(), new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
@@ -181,7 +191,7 @@ public static class BenchCommand
         $"decode {share(p.Decode) * 100:0}%, apply and rules {share(p.Apply) * 100:0}%, timers {share(p.Timers) * 100:0}%, " +
         $"checkpoints {share(p.Checkpoint) * 100:0}%, other {share(p.Other) * 100:0}%";
 
-    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, bool akka, int? zipfCustomers, CancellationToken ct)
+    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, bool akka, int? zipfCustomers, TimeSpan latencyFor, CancellationToken ct)
     {
         using var cluster = MockCluster.Start();
         cluster.CreateTopics(Topics.All, partitions);
@@ -207,7 +217,7 @@ public static class BenchCommand
         var stateDir = Path.Combine(Path.GetTempPath(), "streaming-bench-" + Guid.NewGuid().ToString("N"));
         try
         {
-            var (engineSeconds, checkpoints, customers, store) = await EngineAsync(cluster.BootstrapServers, stateDir, produced, akka, ct).ConfigureAwait(false);
+            var (engineSeconds, checkpoints, customers, store, latency) = await EngineAsync(cluster.BootstrapServers, partitions, stateDir, produced, akka, records, zipfCustomers is not null, latencyFor, ct).ConfigureAwait(false);
             Array.Sort(checkpoints);
             var consumeRate = produced / consumeOnly;
             var engineRate = produced / engineSeconds;
@@ -231,6 +241,7 @@ public static class BenchCommand
                 ResidentBytesPerCachedCustomer = store.CachedCustomers == 0 ? 0 : Math.Round((double)store.ResidentBytes / store.CachedCustomers),
                 CachedCustomers = store.CachedCustomers,
                 AllocatedBytesPerEvent = Math.Round((double)store.AllocatedBytes / produced),
+                TriggerLatency = latency,
             };
         }
         finally
@@ -345,12 +356,17 @@ public static class BenchCommand
         return seconds;
     }
 
-    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers, StoreFigures Store)> EngineAsync(string bootstrap, string stateDir, long expected, bool akka, CancellationToken ct)
+    /// <summary>
+    /// The engine phase: the engine consumes the <paramref name="expected"/> records produced, then, unless
+    /// <paramref name="latencyFor"/> is zero, runs <see cref="TriggerLatencyBench"/> for that long under half the
+    /// measured rate, loaded with <paramref name="load"/>.
+    /// </summary>
+    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers, StoreFigures Store, TriggerLatency? Latency)> EngineAsync(string bootstrap, int partitions, string stateDir, long expected, bool akka, IReadOnlyList<ReplayRecord> load, bool sameCustomers, TimeSpan latencyFor, CancellationToken ct)
     {
         using var store = SqliteStateStore.OpenDirectory(stateDir);
         using var meters = new BenchMeters();
         var instruments = new EngineInstruments(meters);
-        var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = "bench-engine", Host = new PartitionHostOptions() };
+        var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = EngineGroup, Host = new PartitionHostOptions() };
         var baseline = HeapAfterFullCollection();
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         using IStreamingEngine engine = akka
@@ -382,15 +398,20 @@ public static class BenchCommand
         var cached = await SettledCachedCustomersAsync(engine, ct).ConfigureAwait(false);
         var resident = HeapAfterFullCollection() - baseline;
         var writes = meters.DurableWrites(akka);
-        await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
 
-        // After the stop's last checkpoint: every event is covered by exactly one checkpoint.
-        var figures = new StoreFigures(writes, meters.CustomersCheckpointed, cached, resident, allocated);
+        // Once no checkpoint writes customers any more, every event is covered by exactly one checkpoint.
+        var checkpointed = await SettledAsync(() => meters.CustomersCheckpointed, TimeSpan.FromSeconds(3), ct).ConfigureAwait(false);
+        var figures = new StoreFigures(writes, checkpointed, cached, resident, allocated);
+        var customers = akka ? ActorStore.CountCustomers(stateDir) : store.CountCustomers();
+        var latency = latencyFor > TimeSpan.Zero
+            ? await TriggerLatencyBench.RunAsync(bootstrap, partitions, store, engine, load, sameCustomers, Math.Max(1, Math.Round(expected / seconds / 2)), latencyFor, Progress, ct).ConfigureAwait(false)
+            : null;
+        await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         return engine switch
         {
-            KafkaEngine own => (seconds, own.CheckpointDurationsMs(), store.CountCustomers(), figures),
-            ShardedEngine sharded => (seconds, sharded.CheckpointDurationsMs(), ActorStore.CountCustomers(stateDir), figures),
-            _ => (seconds, [], -1, figures),
+            KafkaEngine own => (seconds, own.CheckpointDurationsMs(), customers, figures, latency),
+            ShardedEngine sharded => (seconds, sharded.CheckpointDurationsMs(), customers, figures, latency),
+            _ => (seconds, [], -1, figures, latency),
         };
     }
 
@@ -413,6 +434,27 @@ public static class BenchCommand
             last = cached;
             await Task.Delay(600, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// <paramref name="read"/> once it has not changed for <paramref name="quiet"/> (read every 200 ms; at most 60 s).
+    /// </summary>
+    private static async Task<long> SettledAsync(Func<long> read, TimeSpan quiet, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        var last = read();
+        var since = Stopwatch.StartNew();
+        while (since.Elapsed < quiet && deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.Delay(200, ct).ConfigureAwait(false);
+            if (read() is var now && now != last)
+            {
+                last = now;
+                since.Restart();
+            }
+        }
+
+        return last;
     }
 
     /// <summary>Bytes of the managed heap after a full, compacting, blocking collection.</summary>
@@ -542,5 +584,8 @@ public static class BenchCommand
 
         /// <summary>Bytes allocated during the engine phase per event (every thread: consumer, engine, store, broker).</summary>
         public double AllocatedBytesPerEvent { get; init; }
+
+        /// <summary>Event -> trigger-on-topic latency at half the measured rate; null with <c>--latency-seconds 0</c>.</summary>
+        public TriggerLatency? TriggerLatency { get; init; }
     }
 }
