@@ -164,6 +164,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     Decoder = _options.Host.Decoder with { Clock = _options.Host.Decoder.Clock ?? _time },
                     IdleAfter = _options.TimeMode == TimeMode.Hybrid ? _options.IdleAfter : null,
                     PrefetchMaxKbytes = _options.PrefetchMaxKbytes,
+                    DeadLetterTimeout = _options.DeadLetterTimeout,
                     Coordinator = new PartitionCoordinatorOptions
                     {
                         Known = known,
@@ -396,6 +397,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
             Passivations = Passivations,
             Checkpoints = Checkpoints,
             ConsumptionPaused = ingestion.Paused,
+            DeadLettersUnacknowledged = ingestion.DeadLettersUnacknowledged,
             SecondsSinceCheckpoint = _time.GetElapsedTime(lastCommit == 0 ? _startedAt : lastCommit).TotalSeconds,
             TimersFired = Interlocked.Read(ref _timersFired),
             TimersLate = Interlocked.Read(ref _timersLate),

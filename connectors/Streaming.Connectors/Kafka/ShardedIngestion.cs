@@ -58,6 +58,12 @@ public sealed record IngestionOptions
 
     /// <summary>The longest wait between two restarts of a failing partition.</summary>
     public TimeSpan MaxRestartDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long the producer tries to deliver a dead letter (librdkafka's <c>message.timeout.ms</c>) before reporting it
+    /// failed; a failed one is produced again (<c>Streaming:Engine:DeadLetterTimeoutMs</c>).
+    /// </summary>
+    public TimeSpan DeadLetterTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>One assigned input partition as the consumer sees it.</summary>
@@ -125,6 +131,7 @@ public sealed partial class ShardedIngestion : IDisposable
     private long _lastCommitAt;
     private long _commits;
     private long _deadLetters;
+    private long _unacknowledged;
 
     /// <summary>
     /// An ingestion stage feeding <paramref name="region"/> (the customers' shard region on this node). Each completed
@@ -157,6 +164,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
     /// <summary>Dead letters the broker acknowledged.</summary>
     public long DeadLetters => Interlocked.Read(ref _deadLetters);
+
+    /// <summary>Dead letters produced and not yet acknowledged by the broker (their partitions' checkpoints wait).</summary>
+    public long DeadLettersUnacknowledged => Interlocked.Read(ref _unacknowledged);
 
     /// <summary>The assigned input partitions' read positions and log ends, refreshed about twice a second.</summary>
     public IReadOnlyList<PartitionPosition> Positions => _positions;
@@ -218,6 +228,7 @@ public sealed partial class ShardedIngestion : IDisposable
             BootstrapServers = _options.BootstrapServers,
             ClientId = "streaming-dead-letters",
             EnableIdempotence = true,
+            MessageTimeoutMs = (int)_options.DeadLetterTimeout.TotalMilliseconds,
         }).SetLogHandler((_, m) => LogKafka(m.Level.ToString(), m.Message)).Build();
         _listener = _system.ActorOf(Props.Create(() => new Listener(this)), "ingestion-" + Guid.NewGuid().ToString("N"));
         _thread = new Thread(Run) { Name = "streaming-ingestion", IsBackground = true };
@@ -685,11 +696,13 @@ public sealed partial class ShardedIngestion : IDisposable
                     _owner.LogDeadLetter(letter.Topic, letter.Partition, letter.Offset, letter.Code, letter.Detail);
                     _owner._instruments?.DeadLetters.Add(1, new KeyValuePair<string, object?>("reason", letter.Code));
                     _unacknowledged[letter.Partition] = _unacknowledged.GetValueOrDefault(letter.Partition) + 1;
+                    Interlocked.Increment(ref _owner._unacknowledged);
                     Produce(letter);
                     break;
                 case Delivered delivered when delivered.Error is null:
                     Interlocked.Increment(ref _owner._deadLetters);
                     _unacknowledged[delivered.Letter.Partition] -= 1;
+                    Interlocked.Decrement(ref _owner._unacknowledged);
                     AnswerFlush(delivered.Letter.Partition);
                     break;
                 case Delivered failed:
@@ -701,6 +714,12 @@ public sealed partial class ShardedIngestion : IDisposable
                     Produce(retry.Letter);
                     break;
                 case FlushDeadLetters flush:
+                    if (_unacknowledged.GetValueOrDefault(flush.Partition) > 0)
+                    {
+                        // The checkpoint waits for the broker (README "Bad input").
+                        _owner._instruments?.CheckpointsDeferred.Add(1);
+                    }
+
                     _flushes[flush.Partition] = (flush.Seq, Sender);
                     AnswerFlush(flush.Partition);
                     break;
