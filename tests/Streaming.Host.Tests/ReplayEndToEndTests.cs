@@ -16,13 +16,43 @@ public sealed partial class ReplayEndToEndTests(ITestOutputHelper output)
     private static readonly Lazy<OnlineRetailBatch.Result> s_expected = new(() => OnlineRetailBatch.Compute(TestEnvironment.DataFile(RetailFile)));
 
     [Fact]
-    public async Task Full_replay_matches_batch_computation()
+    public async Task Full_replay_matches_batch_computation() => await FullReplayAsync([]);
+
+    /// <summary>
+    /// The same on the actor runtime with its journal on PostgreSQL (<c>Streaming:Store:*</c>): the customers are in
+    /// the database, not in the data directory, and the restarted engine recovers them from there.
+    /// </summary>
+    [Fact]
+    public async Task Full_replay_on_the_actor_runtime_with_postgresql_matches_batch_computation()
+    {
+        await using var database = await PostgresDatabase.CreateAsync();
+        var dataDir = await FullReplayAsync(new()
+        {
+            ["Streaming__Engine__Runtime"] = "akka",
+            ["Streaming__Store__Provider"] = "postgresql",
+            ["Streaming__Store__ConnectionString"] = database.ConnectionString,
+        });
+        Assert.Equal(s_expected.Value.Customers.Count, await CustomersInJournalAsync(database));
+        Assert.False(File.Exists(Path.Combine(dataDir, "journal.db")), "the actor runtime wrote an SQLite journal beside PostgreSQL");
+    }
+
+    /// <summary>Distinct customers with events in the journal.</summary>
+    private static async Task<long> CustomersInJournalAsync(PostgresDatabase database)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(database.ConnectionString);
+        await connection.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand("SELECT COUNT(DISTINCT persistence_id) FROM journal WHERE persistence_id LIKE 'customer-%'", connection);
+        return (long)(await count.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Replays Online Retail into an engine run with <paramref name="settings"/>, checks, restarts, checks again; returns its data directory.</summary>
+    private async Task<string> FullReplayAsync(Dictionary<string, string> settings)
     {
         var expected = s_expected.Value;
         await using var broker = await BrokerProcess.StartAsync(partitions: 16);
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
         // A cache bound below the 4,372 customers: idle ones are passivated and reloaded from the store when asked for.
-        var env = new Dictionary<string, string> { ["Streaming__Engine__MaxCachedCustomers"] = "1000" };
+        var env = new Dictionary<string, string>(settings) { ["Streaming__Engine__MaxCachedCustomers"] = "1000" };
         await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
 
         var replay = await CliProcess.RunAsync(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers], TimeSpan.FromMinutes(5));
@@ -43,6 +73,7 @@ public sealed partial class ReplayEndToEndTests(ITestOutputHelper output)
         Assert.Equal(0, engine.Process.ExitCode);
         await using var restarted = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, env);
         await ProfileAssert.OrdersMatchAsync(restarted.Http, expected, "after SIGTERM and restart");
+        return dataDir;
     }
 
     [Fact]

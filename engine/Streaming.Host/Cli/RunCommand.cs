@@ -15,7 +15,9 @@ public static class RunCommand
         var config = new Option<string?>("--config") { Description = "A JSON configuration file (same keys as appsettings.json)" };
         var rules = new Option<string?>("--rules") { Description = "A directory of rule files (*.yaml), watched for changes (default: the stored or the built-in rule set)" };
         var runtime = new Option<string?>("--runtime") { Description = "host (default) or akka: the runtime the customers live in (Streaming:Engine:Runtime)" };
-        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules, runtime };
+        var storeProvider = new Option<string?>("--store-provider") { Description = "sqlite (default, in --data-dir) or postgresql: where the actor runtime keeps customers and checkpoints (Streaming:Store:Provider)" };
+        var storeConnection = new Option<string?>("--store-connection") { Description = "PostgreSQL connection string, Npgsql form (Streaming:Store:ConnectionString)" };
+        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules, runtime, storeProvider, storeConnection };
         command.SetAction(async (parse, ct) =>
         {
             StreamingSettings settings;
@@ -23,9 +25,26 @@ public static class RunCommand
             try
             {
                 configuration = StreamingSettings.LoadConfiguration(parse.GetValue(config));
+                // Command-line options override the configuration's keys.
+                var overrides = new List<KeyValuePair<string, string?>>();
                 if (parse.GetValue(runtime) is { } chosen)
                 {
-                    configuration = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection([new("Streaming:Engine:Runtime", chosen)]).Build();
+                    overrides.Add(new("Streaming:Engine:Runtime", chosen));
+                }
+
+                if (parse.GetValue(storeProvider) is { } provider)
+                {
+                    overrides.Add(new("Streaming:Store:Provider", provider));
+                }
+
+                if (parse.GetValue(storeConnection) is { } connection)
+                {
+                    overrides.Add(new("Streaming:Store:ConnectionString", connection));
+                }
+
+                if (overrides.Count > 0)
+                {
+                    configuration = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
                 }
 
                 settings = StreamingSettings.From(configuration);

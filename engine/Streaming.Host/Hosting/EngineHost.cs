@@ -147,7 +147,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         IStreamingEngine engine = settings.Runtime == EngineRuntime.Akka
             ? new ShardedEngine(
                 settings.ToEngineOptions(bootstrap),
-                new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = settings.DataDir },
+                new ActorStoreOptions { Provider = settings.StoreProvider, DataDir = settings.DataDir, ConnectionString = settings.StoreConnectionString },
                 TimeProvider.System,
                 web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ShardedEngine>(),
                 rules.Initial,

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Redis;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
@@ -71,6 +72,16 @@ public sealed record StreamingSettings
     /// </summary>
     public EngineRuntime Runtime { get; init; } = EngineRuntime.Host;
 
+    /// <summary>
+    /// <c>Streaming:Store:Provider</c> (CONTRACTS.md §8; <c>run --store-provider</c>): where the actor runtime's journal
+    /// and snapshots (customers, partition checkpoints, wake-ups) live: <c>sqlite</c> (default, <c>journal.db</c> in the
+    /// data directory) or <c>postgresql</c> (<see cref="StoreConnectionString"/>). The partition host supports SQLite only.
+    /// </summary>
+    public StoreProvider StoreProvider { get; init; } = StoreProvider.Sqlite;
+
+    /// <summary><c>Streaming:Store:ConnectionString</c> (<c>run --store-connection</c>): the Npgsql connection string for PostgreSQL.</summary>
+    public string? StoreConnectionString { get; init; }
+
     /// <summary>Hybrid mode: seconds without records after which a partition follows the wall clock.</summary>
     public int IdleAfterSeconds { get; init; } = 30;
 
@@ -134,9 +145,29 @@ public sealed record StreamingSettings
         return builder.AddEnvironmentVariables().Build();
     }
 
+    /// <exception cref="InvalidOperationException">A value is out of range or malformed, or the store does not suit the runtime.</exception>
     public static StreamingSettings From(IConfiguration config)
     {
         var s = config.GetSection("Streaming");
+        var settings = Read(s);
+        if (settings.StoreProvider == StoreProvider.PostgreSql)
+        {
+            if (settings.Runtime != EngineRuntime.Akka)
+            {
+                throw new InvalidOperationException("configuration Streaming:Store:Provider = 'postgresql' needs the actor runtime (Streaming:Engine:Runtime = 'akka'); the partition host keeps its state in SQLite");
+            }
+
+            if (settings.StoreConnectionString is null)
+            {
+                throw new InvalidOperationException("configuration Streaming:Store:Provider = 'postgresql' needs Streaming:Store:ConnectionString (an Npgsql connection string, e.g. Host=db;Username=streaming;Database=streaming)");
+            }
+        }
+
+        return settings;
+    }
+
+    private static StreamingSettings Read(IConfigurationSection s)
+    {
         var defaults = new StreamingSettings();
         return new StreamingSettings
         {
@@ -176,6 +207,13 @@ public sealed record StreamingSettings
                 "akka" => EngineRuntime.Akka,
                 var other => throw new InvalidOperationException($"configuration Streaming:Engine:Runtime = '{other}' must be 'host' or 'akka'"),
             },
+            StoreProvider = (s["Store:Provider"] ?? "sqlite").ToLowerInvariant() switch
+            {
+                "sqlite" => StoreProvider.Sqlite,
+                "postgresql" => StoreProvider.PostgreSql,
+                var other => throw new InvalidOperationException($"configuration Streaming:Store:Provider = '{other}' must be 'sqlite' or 'postgresql'"),
+            },
+            StoreConnectionString = Blank(s["Store:ConnectionString"]),
             AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
             RequireReadScope = Bool(s, "Auth:RequireReadScope"),
             ProtectMetrics = Bool(s, "Auth:ProtectMetrics"),
