@@ -6,6 +6,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.Data.Sqlite;
 using StackExchange.Redis;
 using Streaming.Connectors.Sql;
 using Streaming.Host.Tests.Infrastructure;
@@ -297,11 +298,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         for (var round = 1; ; round++)
         {
-            var ids = new List<string>();
-            using (var snapshot = StoreSnapshot.OpenDirectory(dataDir))
-            {
-                ids.AddRange(snapshot.ReadCustomers().Select(c => c.CustomerId));
-            }
+            var ids = StoredCustomerIds(dataDir);
 
             var profiles = await ProfilesAsync(engine.Http, ids);
             var mismatches = await CompareAsync(db, prefix, profiles, exactSeq: null);
@@ -332,6 +329,39 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
 
             await Task.Delay(TimeSpan.FromSeconds(1));
         }
+    }
+
+    /// <summary>
+    /// The customers with durable state: the partition host's store, or the actor runtime's journal (its customers'
+    /// persistence ids, <c>customer-</c> and the id), read as another process would.
+    /// </summary>
+    private static List<string> StoredCustomerIds(string dataDir)
+    {
+        var journal = Path.Combine(dataDir, "journal.db");
+        if (!File.Exists(journal))
+        {
+            using var snapshot = StoreSnapshot.OpenDirectory(dataDir);
+            return [.. snapshot.ReadCustomers().Select(c => c.CustomerId)];
+        }
+
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = journal, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        connection.Open();
+        using (var pragma = connection.CreateCommand())
+        {
+            pragma.CommandText = "PRAGMA busy_timeout=5000";
+            pragma.ExecuteNonQuery();
+        }
+
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT DISTINCT substr(persistence_id, 10) FROM journal WHERE persistence_id LIKE 'customer-%'";
+        using var reader = command.ExecuteReader();
+        var ids = new List<string>();
+        while (reader.Read())
+        {
+            ids.Add(reader.GetString(0));
+        }
+
+        return ids;
     }
 
     /// <summary>The fields the mirror carries, as the API shows them.</summary>

@@ -11,6 +11,7 @@ using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 using Streaming.Runtime.Customers;
 using Streaming.Runtime.Partitions;
 using Streaming.Runtime.Rules;
@@ -122,6 +123,12 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// </summary>
     public Action<RuleSet>? RulesInForce { get; set; }
 
+    /// <summary>Receives the customers each checkpoint saved (the Redis mirror); null: none.</summary>
+    public IStateMirror? Mirror { get; init; }
+
+    /// <summary>Keeps the node's checkpoint numbering across restarts (null: it restarts from 1).</summary>
+    public ICheckpointCounter? Counter { get; init; }
+
     /// <summary>Checkpoint durations so far, from request to commit, in milliseconds (for the benchmark).</summary>
     public double[] CheckpointDurationsMs() => _ingestion?.CheckpointDurationsMs() ?? [];
 
@@ -165,12 +172,15 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     IdleAfter = _options.TimeMode == TimeMode.Hybrid ? _options.IdleAfter : null,
                     PrefetchMaxKbytes = _options.PrefetchMaxKbytes,
                     DeadLetterTimeout = _options.DeadLetterTimeout,
+                    Mirror = Mirror,
+                    Counter = Counter,
                     Coordinator = new PartitionCoordinatorOptions
                     {
                         Known = known,
                         AllowedLateness = _options.Host.AllowedLateness,
                         QuietCheckpointAfter = _options.CheckpointInterval * 2,
                         MaxCachedCustomers = Math.Max(1, _options.MaxCachedCustomers / Math.Max(1, _partitionCount)),
+                        CollectProjections = Mirror is not null,
                     },
                 },
                 _logger,
@@ -310,7 +320,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
             })
             .ToList();
         var cached = statuses.Values.Sum(s => (long)s.Cached);
-        _status = new EngineStatus(rows, rows.Count == 0 ? null : rows.Sum(r => r.Lag), cached, statuses.Values.Select(s => s.CommittedSeq).DefaultIfEmpty(0).Max(), statuses.Values.Sum(s => (long)s.PendingFirings));
+        _status = new EngineStatus(rows, rows.Count == 0 ? null : rows.Sum(r => r.Lag), cached, ingestion.CheckpointSeq, statuses.Values.Sum(s => (long)s.PendingFirings));
         if (_instruments is not null)
         {
             _metrics = Snapshot(ingestion, rows, statuses, cached, await EntitiesPerShardAsync().ConfigureAwait(false));

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 using Streaming.Runtime.Partitions;
 using CoordinatorStatus = Streaming.Runtime.Partitions.PartitionStatus;
 using Streaming.Runtime.Rules;
@@ -59,6 +60,16 @@ public sealed record IngestionOptions
     /// <summary>The longest wait between two restarts of a failing partition.</summary>
     public TimeSpan MaxRestartDelay { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Where the node's checkpoint numbering is kept (null: in memory, restarting from 1).</summary>
+    public ICheckpointCounter? Counter { get; init; }
+
+    /// <summary>
+    /// Receives the customers each completed checkpoint saved, numbered by the node's checkpoint numbering (null: no
+    /// mirror). Checkpoints under a newer rule set are handed on only once no partition still runs an older one, so
+    /// the numbers never interleave two rule versions.
+    /// </summary>
+    public IStateMirror? Mirror { get; init; }
+
     /// <summary>
     /// How long the producer tries to deliver a dead letter (librdkafka's <c>message.timeout.ms</c>) before reporting it
     /// failed; a failed one is produced again (<c>Streaming:Engine:DeadLetterTimeoutMs</c>).
@@ -80,6 +91,20 @@ public interface IFiringOutbox
 {
     /// <summary>Stores <paramref name="firings"/> durably (all or none).</summary>
     void Append(IReadOnlyList<TriggerFiring> firings);
+}
+
+/// <summary>
+/// Keeps the node's checkpoint numbering durable: every completed partition checkpoint gets the next number (the
+/// status's <c>checkpointSeq</c> and the Redis mirror's <c>seq</c>), and numbers are reserved in blocks before use, so a
+/// restart continues above every number handed out before it (gaps are allowed, going back is not).
+/// </summary>
+public interface ICheckpointCounter
+{
+    /// <summary>The highest number reserved so far (0: none).</summary>
+    long Reserved { get; }
+
+    /// <summary>Makes <paramref name="through"/> the highest reserved number, durably, before it returns.</summary>
+    void Reserve(long through);
 }
 
 /// <summary>
@@ -132,6 +157,7 @@ public sealed partial class ShardedIngestion : IDisposable
     private long _commits;
     private long _deadLetters;
     private long _unacknowledged;
+    private long _checkpointSeq;
 
     /// <summary>
     /// An ingestion stage feeding <paramref name="region"/> (the customers' shard region on this node). Each completed
@@ -154,6 +180,9 @@ public sealed partial class ShardedIngestion : IDisposable
         _logger = logger;
         _time = time;
         _decoder = new EventDecoder(options.Decoder);
+
+        // A restart goes on above every number reserved before it.
+        _checkpointSeq = options.Counter?.Reserved ?? 0;
     }
 
     /// <summary>Records read and sent to coordinators.</summary>
@@ -164,6 +193,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
     /// <summary>Dead letters the broker acknowledged.</summary>
     public long DeadLetters => Interlocked.Read(ref _deadLetters);
+
+    /// <summary>The node's last checkpoint number (<see cref="ICheckpointCounter"/>): completed partition checkpoints, numbered in order.</summary>
+    public long CheckpointSeq => Interlocked.Read(ref _checkpointSeq);
 
     /// <summary>Dead letters produced and not yet acknowledged by the broker (their partitions' checkpoints wait).</summary>
     public long DeadLettersUnacknowledged => Interlocked.Read(ref _unacknowledged);
@@ -524,6 +556,7 @@ public sealed partial class ShardedIngestion : IDisposable
         foreach (var p in partitions)
         {
             _system.Stop(_partitions[p].Coordinator);
+            _listener!.Tell(new PartitionReleased(p));
             lock (_partitions)
             {
                 _partitions.Remove(p);
@@ -681,10 +714,26 @@ public sealed partial class ShardedIngestion : IDisposable
         private readonly Dictionary<int, int> _unacknowledged = [];
         private readonly Dictionary<int, (long Seq, IActorRef Coordinator)> _flushes = [];
 
+        /// <summary>Checkpoint numbers reserved per write to the counter.</summary>
+        private const long NumbersPerReservation = 1000;
+
+        /// <summary>The highest checkpoint number reserved.</summary>
+        private long _reserved;
+
+        /// <summary>With a mirror: each owned partition's rule version as of its last completed checkpoint.</summary>
+        private readonly Dictionary<int, string> _versions = [];
+
+        /// <summary>With a mirror: completed checkpoints waiting for every partition to reach their rule version.</summary>
+        private readonly List<CheckpointCompleted> _held = [];
+
         /// <summary>Checkpoints whose firings the sink has not taken yet (retried), with their coordinator, by partition.</summary>
         private readonly Dictionary<int, (CheckpointCompleted Done, IActorRef Coordinator)> _unstored = [];
 
-        public Listener(ShardedIngestion owner) => _owner = owner;
+        public Listener(ShardedIngestion owner)
+        {
+            _owner = owner;
+            _reserved = owner.CheckpointSeq;
+        }
 
         public ITimerScheduler Timers { get; set; } = null!;
 
@@ -726,6 +775,10 @@ public sealed partial class ShardedIngestion : IDisposable
                 case CheckpointCompleted done:
                     Store(done, Sender);
                     break;
+                case PartitionReleased released:
+                    _versions.Remove(released.Partition);
+                    ReleaseHeld();
+                    break;
                 case StoreAgain again when _unstored.Remove(again.Partition, out var unstored):
                     Store(unstored.Done, unstored.Coordinator);
                     break;
@@ -765,8 +818,60 @@ public sealed partial class ShardedIngestion : IDisposable
             }
 
             coordinator.Tell(new FiringsStored(done.Partition, done.Seq));
+            if (!done.Recovered)
+            {
+                Number(done);
+            }
+
             _owner.Post(done);
             AnswerFlush(done.Partition);
+        }
+
+        /// <summary>
+        /// Numbers a completed checkpoint and hands its customers to the mirror. With a mirror, a checkpoint waits while
+        /// some partition's last one ran an older rule set (see <see cref="IngestionOptions.Mirror"/>).
+        /// </summary>
+        private void Number(CheckpointCompleted done)
+        {
+            if (_owner._options.Mirror is null)
+            {
+                NextNumber();
+                return;
+            }
+
+            _versions[done.Partition] = done.RuleVersion;
+            _held.Add(done);
+            ReleaseHeld();
+        }
+
+        /// <summary>Hands on, in arrival order, every held checkpoint whose rule set no partition is behind.</summary>
+        private void ReleaseHeld()
+        {
+            var rules = _owner._rules;
+            var oldest = _versions.Count == 0 ? int.MaxValue : _versions.Values.Min(rules.Order);
+            _held.RemoveAll(done =>
+            {
+                if (rules.Order(done.RuleVersion) > oldest)
+                {
+                    return false;
+                }
+
+                _owner._options.Mirror!.Publish(NextNumber(), done.Projections);
+                return true;
+            });
+        }
+
+        /// <summary>The node's next checkpoint number, reserving a block in the counter when the last one is used.</summary>
+        private long NextNumber()
+        {
+            var next = Interlocked.Increment(ref _owner._checkpointSeq);
+            if (next > _reserved)
+            {
+                _reserved = next + NumbersPerReservation - 1;
+                _owner._options.Counter?.Reserve(_reserved);
+            }
+
+            return next;
         }
 
         /// <summary>Answers a waiting flush once the partition's dead letters are acknowledged and its firings stored.</summary>
@@ -810,6 +915,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
     /// <summary>Tells the listener to watch a coordinator: its stop, asked for or not, reaches the consumer thread.</summary>
     private sealed record WatchCoordinator(IActorRef Coordinator);
+
+    /// <summary>This node no longer owns the partition: the mirror stops waiting for it.</summary>
+    private sealed record PartitionReleased(int Partition);
 
     /// <summary>A coordinator stopped (the listener saw it terminate).</summary>
     private sealed record CoordinatorStopped(IActorRef Coordinator);

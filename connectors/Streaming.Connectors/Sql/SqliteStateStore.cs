@@ -12,7 +12,7 @@ namespace Streaming.Connectors.Sql;
 /// (WAL readers see the last committed checkpoint). A Bloom filter of stored ids answers most lookups of customers
 /// the store has never seen without touching SQLite.
 /// </summary>
-public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox
+public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox, Kafka.ICheckpointCounter
 {
     /// <summary>The schema version this build writes.</summary>
     public const int SchemaVersion = 5;
@@ -246,6 +246,15 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox
             cmd.ExecuteNonQuery();
         }
     }
+
+    /// <summary>The setting that holds the actor runtime's reserved checkpoint numbers (<see cref="Kafka.ICheckpointCounter"/>).</summary>
+    public const string CheckpointCounterKey = "runtime.checkpoint-numbers";
+
+    /// <inheritdoc />
+    public long Reserved => long.TryParse(LoadSetting(CheckpointCounterKey), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var reserved) ? reserved : 0;
+
+    /// <inheritdoc />
+    public void Reserve(long through) => SaveSetting(CheckpointCounterKey, through.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     public long CountCustomers()
     {

@@ -154,6 +154,9 @@ public sealed partial class EngineHost : IAsyncDisposable
                 store,
                 instruments)
             {
+                Mirror = mirror,
+                Counter = store,
+
                 // The set every partition runs is the one a restart starts from.
                 RulesInForce = running =>
                 {

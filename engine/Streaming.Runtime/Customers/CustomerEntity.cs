@@ -233,7 +233,7 @@ public sealed class CustomerEntity : PersistentActor
                 return true;
             case SaveCustomer m:
                 var asker = Sender;
-                Save(m.Seq, saved => asker.Tell(saved));
+                Save(m.Seq, saved => asker.Tell(m.Project && _state is { } state ? saved with { Projection = CustomerProjection.From(state, _partition) } : saved));
                 return true;
             case GetCustomer m:
                 Sender.Tell(new CustomerFound(_customerId, m.Partition, Copy()));

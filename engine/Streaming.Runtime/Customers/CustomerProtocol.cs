@@ -1,5 +1,6 @@
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
+using Streaming.Engine.Runtime;
 
 namespace Streaming.Runtime.Customers;
 
@@ -66,7 +67,11 @@ public sealed record Reevaluate(string CustomerId, int Partition, PartitionClock
 /// The checkpoint barrier: make every change so far durable under checkpoint <paramref name="Seq"/>. Answered with
 /// <see cref="CustomerSaved"/> (nothing to save is answered at once) or <see cref="CustomerSaveFailed"/>.
 /// </summary>
-public sealed record SaveCustomer(string CustomerId, int Partition, long Seq) : ICustomerCommand;
+public sealed record SaveCustomer(string CustomerId, int Partition, long Seq) : ICustomerCommand
+{
+    /// <summary>Answer with the customer's <see cref="CustomerProjection"/> as saved (for the Redis mirror).</summary>
+    public bool Project { get; init; }
+}
 
 /// <summary>Asks for a copy of the customer's state. Answered with <see cref="CustomerFound"/>.</summary>
 public sealed record GetCustomer(string CustomerId, int Partition) : ICustomerCommand;
@@ -129,7 +134,11 @@ public sealed record CustomerChanged(
 }
 
 /// <summary>The customer's changes up to the barrier are durable (<paramref name="Written"/>: false when there were none).</summary>
-public sealed record CustomerSaved(string CustomerId, int Partition, long Seq, bool Written);
+public sealed record CustomerSaved(string CustomerId, int Partition, long Seq, bool Written)
+{
+    /// <summary>The customer's projection after the save, when <see cref="SaveCustomer.Project"/> asked for it and it exists.</summary>
+    public CustomerProjection? Projection { get; init; }
+}
 
 /// <summary>The journal refused the save: the checkpoint must not complete; the customer keeps its changes in memory.</summary>
 public sealed record CustomerSaveFailed(string CustomerId, int Partition, long Seq, string Reason);

@@ -50,6 +50,12 @@ public sealed record PartitionCoordinatorOptions
 
     /// <summary>Told each journal write's latency, the recovery's duration and each failed write (null: not measured).</summary>
     public IPersistenceObserver? Persistence { get; init; }
+
+    /// <summary>
+    /// Each checkpoint's <see cref="CheckpointCompleted.Projections"/> carries the saved customers' projections (for the
+    /// Redis mirror); off, saves answer without them.
+    /// </summary>
+    public bool CollectProjections { get; init; }
 }
 
 /// <summary>
@@ -123,6 +129,9 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
     private readonly KnownCustomers _known = new();
     private readonly List<TriggerFiring> _firings = [];
+
+    /// <summary>Projections of the customers saved for the checkpoint in progress (<see cref="PartitionCoordinatorOptions.CollectProjections"/>).</summary>
+    private readonly List<CustomerProjection> _projections = [];
     private readonly Dictionary<(string Topic, long Offset), PartitionRecord> _pending = [];
     private Dictionary<string, long> _committedOffsets = new(StringComparer.Ordinal);
     private IReadOnlyList<TriggerFiring> _lastFirings = [];
@@ -210,7 +219,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                     _unstored[_committedSeq] = _lastFirings.Count;
                 }
 
-                _listener.Tell(new CheckpointCompleted(_partition, _committedSeq, _committedOffsets, _lastFirings, []) { Recovered = true });
+                _listener.Tell(new CheckpointCompleted(_partition, _committedSeq, _committedOffsets, _lastFirings, []) { Recovered = true, RuleVersion = _ruleVersion });
             }
 
             FireDue();
@@ -583,7 +592,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             {
                 foreach (var customer in _dirty)
                 {
-                    _customers.Tell(new SaveCustomer(customer, _partition, seq));
+                    _customers.Tell(new SaveCustomer(customer, _partition, seq) { Project = _options.CollectProjections });
                 }
             });
             return;
@@ -599,6 +608,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
 
+        if (saved.Projection is { } projection)
+        {
+            _projections.Add(projection);
+        }
+
         if (--_awaitingSaves == 0)
         {
             PersistCheckpoint();
@@ -610,6 +624,8 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         var seq = _barrierSeq;
         var changed = _dirty.ToList();
         var firings = _firings.ToList();
+        var projections = _projections.ToList();
+        _projections.Clear();
         var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion, firings, _run, new Dictionary<long, long>());
         var asked = _options.Time.GetTimestamp();
         Persist(saved, e =>
@@ -629,7 +645,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                 _unstored[e.Seq] = firings.Count;
             }
 
-            _listener.Tell(new CheckpointCompleted(_partition, e.Seq, e.NextOffsets, firings, changed));
+            _listener.Tell(new CheckpointCompleted(_partition, e.Seq, e.NextOffsets, firings, changed) { RuleVersion = e.RuleVersion, Projections = projections });
             SwitchAtBoundary();
             if (++_checkpointsSinceSnapshot >= _options.SnapshotEvery)
             {

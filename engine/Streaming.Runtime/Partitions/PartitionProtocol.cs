@@ -1,5 +1,6 @@
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 
 namespace Streaming.Runtime.Partitions;
 
@@ -77,6 +78,15 @@ public sealed record CheckpointCompleted(int Partition, long Seq, IReadOnlyDicti
     /// before the crash (they must be handed on again, and are duplicates where they were).
     /// </summary>
     public bool Recovered { get; init; }
+
+    /// <summary>The rule version the checkpoint's customers were derived under.</summary>
+    public string RuleVersion { get; init; } = "";
+
+    /// <summary>
+    /// The projections of the customers the checkpoint saved, as saved (only when the coordinator collects them,
+    /// <see cref="PartitionCoordinatorOptions.CollectProjections"/>; empty otherwise).
+    /// </summary>
+    public IReadOnlyList<CustomerProjection> Projections { get; init; } = [];
 }
 
 /// <summary>The listener's answer to <see cref="CheckpointCompleted"/>: its firings are in the outbox.</summary>

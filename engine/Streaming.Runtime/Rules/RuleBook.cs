@@ -11,6 +11,8 @@ namespace Streaming.Runtime.Rules;
 public sealed class RuleBook
 {
     private readonly ConcurrentDictionary<string, RuleSet> _byVersion = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _order = new(StringComparer.Ordinal);
+    private int _added;
 
     /// <summary>A book holding <paramref name="initial"/>, which is also <see cref="Latest"/>.</summary>
     public RuleBook(RuleSet initial)
@@ -27,8 +29,15 @@ public sealed class RuleBook
     {
         ArgumentNullException.ThrowIfNull(rules);
         _byVersion[rules.Version] = rules;
+        _order[rules.Version] = Interlocked.Increment(ref _added);
         Latest = rules;
     }
+
+    /// <summary>
+    /// Where <paramref name="version"/> stands among the sets added: greater for one added later (a set added again moves
+    /// to the end); 0 for a version this node never loaded (older than all).
+    /// </summary>
+    public int Order(string version) => _order.GetValueOrDefault(version);
 
     /// <summary>Whether this node has loaded <paramref name="version"/>.</summary>
     public bool Contains(string version) => _byVersion.ContainsKey(version);
