@@ -41,6 +41,46 @@ public sealed class ActorStoreTests
         }
     }
 
+    /// <summary>
+    /// The mirror's view of the journal: each customer's latest save (the earlier one of a customer saved twice is not
+    /// read), how many customers, and the node's checkpoint number from <c>state.db</c>.
+    /// </summary>
+    [Fact]
+    public async Task The_journal_snapshot_reads_each_customers_latest_save_and_the_nodes_checkpoint_number()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "streaming-journal-snapshot-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var store = Streaming.Connectors.Sql.SqliteStateStore.OpenDirectory(dir))
+            {
+                store.Reserve(7);
+            }
+
+            var saves = new Dictionary<string, decimal[][]>
+            {
+                ["p-1"] = [[10m, 2.5m], [0.25m]],
+                ["p-2"] = [[99.99m]],
+            };
+            await SavedCustomers.WriteAsync(dir, saves);
+
+            using var snapshot = JournalSnapshot.OpenDirectory(dir);
+            Assert.Equal(7, snapshot.Seq);
+            Assert.Equal(2, snapshot.Customers);
+            var read = snapshot.ReadCustomers().ToDictionary(c => c.CustomerId, c => Streaming.Engine.Model.CustomerStateCodec.Decode(c.CustomerId, c.State));
+            Assert.Equal(saves.Keys.Order(), read.Keys.Order());
+            foreach (var (id, groups) in saves)
+            {
+                Assert.Equal(groups.Sum(g => g.Length), read[id].OrderCount);
+                Assert.Equal(groups.Sum(g => g.Sum()), read[id].NetAmount);
+            }
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task A_customer_saved_on_postgresql_is_recovered_by_the_next_actor_system()
     {

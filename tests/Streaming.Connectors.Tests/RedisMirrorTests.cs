@@ -85,6 +85,45 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
     /// touched (a was deleted here to show it), and the marker reaches 2. Without a marker (an emptied Redis) every
     /// stored customer is queued.
     /// </summary>
+    /// <summary>
+    /// The actor runtime's catch-up: its journal keeps no checkpoint per customer, so with the marker behind the node's
+    /// checkpoint number every saved customer's latest state is written with that number, and the marker reaches it;
+    /// with the marker there, nothing is queued.
+    /// </summary>
+    [Fact]
+    public async Task Catch_up_from_the_actor_journal_writes_every_customer_with_the_nodes_checkpoint_number()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "streaming-catchup-journal-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var store = SqliteStateStore.OpenDirectory(dir))
+            {
+                store.Reserve(5);
+            }
+
+            await SavedCustomers.WriteAsync(dir, new Dictionary<string, decimal[][]> { ["j-1"] = [[1m], [2m, 3m]], ["j-2"] = [[4m]] });
+            await Db.HashSetAsync(_prefix + "mirror", "seq", 3);
+            await using (var mirror = Mirror())
+            {
+                Assert.Equal((2, (long?)3), await MirrorCatchUp.RunFromJournalAsync(dir, mirror, Wait));
+                Assert.True(await mirror.WaitIdleAsync(Wait));
+                await Eventually.Require(Wait, () => (long)Db.HashGet(_prefix + "mirror", "seq") == 5, () => "marker " + Db.HashGet(_prefix + "mirror", "seq"));
+            }
+
+            Assert.Equal(("3", "6", "5"), (Hash("j-1")["ordersCount"], Hash("j-1")["netAmount"], Hash("j-1")["seq"]));
+            Assert.Equal(("1", "4", "5"), (Hash("j-2")["ordersCount"], Hash("j-2")["netAmount"], Hash("j-2")["seq"]));
+            await using (var mirror = Mirror())
+            {
+                Assert.Equal((0, (long?)5), await MirrorCatchUp.RunFromJournalAsync(dir, mirror, Wait));
+            }
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Catch_up_at_start_writes_what_checkpoints_after_the_marker_stored()
     {

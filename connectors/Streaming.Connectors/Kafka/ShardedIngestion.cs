@@ -714,8 +714,11 @@ public sealed partial class ShardedIngestion : IDisposable
         private readonly Dictionary<int, int> _unacknowledged = [];
         private readonly Dictionary<int, (long Seq, IActorRef Coordinator)> _flushes = [];
 
-        /// <summary>Checkpoint numbers reserved per write to the counter.</summary>
-        private const long NumbersPerReservation = 1000;
+        /// <summary>
+        /// Checkpoint numbers reserved per write to the counter: one, so the stored number is the last one handed out
+        /// (the mirror's resync and catch-up write with it; a partition checkpoint writes its customers anyway).
+        /// </summary>
+        private const long NumbersPerReservation = 1;
 
         /// <summary>The highest checkpoint number reserved.</summary>
         private long _reserved;

@@ -1,3 +1,4 @@
+using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Model;
 using Streaming.Engine.Runtime;
@@ -14,6 +15,44 @@ namespace Streaming.Connectors.Redis;
 public static class MirrorCatchUp
 {
     private const int PageSize = 2_000;
+
+    /// <summary>
+    /// The same for the actor runtime's SQLite journal in <paramref name="dataDir"/>, which keeps no checkpoint per
+    /// customer: when the marker is behind the node's checkpoint number (<see cref="JournalSnapshot.Seq"/>), every stored
+    /// customer's latest state is queued with that number.
+    /// </summary>
+    public static async Task<(int Customers, long? Marker)> RunFromJournalAsync(string dataDir, RedisMirror mirror, TimeSpan timeout, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(mirror);
+        var marker = await mirror.ReadMarkerAsync(timeout, ct).ConfigureAwait(false);
+        if (!JournalSnapshot.Exists(dataDir))
+        {
+            return (0, marker);
+        }
+
+        using var snapshot = JournalSnapshot.OpenDirectory(dataDir);
+        if ((marker ?? -1) >= snapshot.Seq)
+        {
+            return (0, marker);
+        }
+
+        var queued = 0;
+        var page = new List<CustomerProjection>(PageSize);
+        foreach (var (id, partition, state) in snapshot.ReadCustomers())
+        {
+            ct.ThrowIfCancellationRequested();
+            page.Add(CustomerProjection.From(CustomerStateCodec.Decode(id, state), partition));
+            if (page.Count == PageSize)
+            {
+                mirror.Publish(snapshot.Seq, page);
+                queued += page.Count;
+                page = new List<CustomerProjection>(PageSize);
+            }
+        }
+
+        mirror.Publish(snapshot.Seq, page);
+        return (queued + page.Count, marker);
+    }
 
     /// <summary>Queues what the mirror misses; returns how many customers were queued and the marker found (null: none).</summary>
     public static async Task<(int Customers, long? Marker)> RunAsync(SqliteStateStore store, RedisMirror mirror, TimeSpan timeout, CancellationToken ct = default)

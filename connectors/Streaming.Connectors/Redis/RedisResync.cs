@@ -38,7 +38,7 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
 
         progress($"deleted {deleted} keys under '{schema.Prefix}'");
 
-        using var snapshot = StoreSnapshot.OpenDirectory(dataDir);
+        using ICustomerSnapshot snapshot = Persistence.JournalSnapshot.Exists(dataDir) ? Persistence.JournalSnapshot.OpenDirectory(dataDir) : StoreSnapshot.OpenDirectory(dataDir);
         progress($"store snapshot: {snapshot.Customers} customers at checkpoint {snapshot.Seq}");
         long customers = 0, written = 0, newer = 0;
         var batch = new List<CustomerProjection>(BatchSize);

@@ -8,7 +8,7 @@ namespace Streaming.Connectors.Sql;
 /// SQLite read transaction on a connection of its own, so an engine may keep writing checkpoints meanwhile (WAL). For
 /// tools such as <c>streaming mirror resync</c>; nothing is migrated or written.
 /// </summary>
-public sealed class StoreSnapshot : IDisposable
+public sealed class StoreSnapshot : ICustomerSnapshot
 {
     private readonly SqliteConnection _connection;
     private readonly SqliteTransaction _transaction;

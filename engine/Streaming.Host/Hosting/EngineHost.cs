@@ -196,10 +196,12 @@ public sealed partial class EngineHost : IAsyncDisposable
         if (mirror is not null)
         {
             // Before the first new checkpoint: customers a crash kept out of Redis are queued again.
-            var (queued, marker) = await MirrorCatchUp.RunAsync(store, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+            var (queued, marker) = settings.Runtime == EngineRuntime.Akka
+                ? await MirrorCatchUp.RunFromJournalAsync(settings.DataDir, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false)
+                : await MirrorCatchUp.RunAsync(store, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
             if (queued > 0)
             {
-                LogMirrorCatchUp(logger, queued, marker?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", store.LastCheckpointSeq);
+                LogMirrorCatchUp(logger, queued, marker?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", settings.Runtime == EngineRuntime.Akka ? store.Reserved : store.LastCheckpointSeq);
             }
         }
 

@@ -1,0 +1,51 @@
+using Akka.Actor;
+using Streaming.Connectors.Persistence;
+using Streaming.Engine.Events;
+using Streaming.Engine.Rules;
+using Streaming.Runtime.Customers;
+using Streaming.Runtime.Rules;
+
+namespace Streaming.Connectors.Tests;
+
+/// <summary>
+/// Writes customers into the actor runtime's SQLite journal in a data directory through real customer entities on
+/// Akka.Persistence.Sql: each customer's orders, saved in the given groups (one save per group, so a customer saved
+/// twice has two journal events and the later one is its state).
+/// </summary>
+internal static class SavedCustomers
+{
+    private static readonly DateTimeOffset T0 = new(2024, 3, 1, 12, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
+
+    /// <summary>Saves, per customer id, its order amounts group by group.</summary>
+    public static async Task WriteAsync(string dataDir, IReadOnlyDictionary<string, decimal[][]> saves)
+    {
+        var book = new RuleBook(RuleSetLoader.Default);
+        var system = ActorSystem.Create("saved-customers", ActorStore.Setup(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dataDir }));
+        try
+        {
+            var clock = new PartitionClock(T0.UtcTicks, 0, book.Latest.Version, 0, 1);
+            foreach (var (id, groups) in saves)
+            {
+                var entity = system.ActorOf(CustomerEntity.Props(id, new CustomerEntityOptions(), book));
+                var offset = 0;
+                for (var g = 0; g < groups.Length; g++)
+                {
+                    foreach (var amount in groups[g])
+                    {
+                        var order = new OrderEvent { EventId = id + "-e" + offset, CustomerId = id, OccurredAt = T0.AddHours(offset), Type = EventType.OrderPlaced, OrderId = id + "-o" + offset, Amount = amount, ItemCount = 1 };
+                        var changed = await entity.Ask<CustomerChanged>(new ApplyRecord(id, 0, "orders", offset++, order, clock), Wait);
+                        Assert.Equal(ChangeOutcome.Applied, changed.Outcome);
+                    }
+
+                    Assert.True((await entity.Ask<CustomerSaved>(new SaveCustomer(id, 0, g + 1), Wait)).Written);
+                }
+            }
+        }
+        finally
+        {
+            await system.Terminate();
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        }
+    }
+}
