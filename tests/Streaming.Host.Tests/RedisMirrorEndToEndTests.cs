@@ -8,6 +8,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Data.Sqlite;
 using StackExchange.Redis;
+using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
 using Streaming.Host.Tests.Infrastructure;
 using Streaming.Tests.Shared;
@@ -153,7 +154,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
             Assert.Contains($"customers={profiles.Count} seq=", resync.StandardOutput, StringComparison.Ordinal);
 
             long storeSeq;
-            using (var snapshot = StoreSnapshot.OpenDirectory(dataDir))
+            using (ICustomerSnapshot snapshot = JournalSnapshot.Exists(dataDir) ? JournalSnapshot.OpenDirectory(dataDir) : StoreSnapshot.OpenDirectory(dataDir))
             {
                 storeSeq = snapshot.Seq;
             }

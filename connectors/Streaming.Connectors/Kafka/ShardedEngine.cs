@@ -5,6 +5,8 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Configuration;
+using Akka.Streams;
+using Akka.Streams.Dsl;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Streaming.Connectors.Persistence;
@@ -46,6 +48,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
     private volatile RuleSet _rules;
     private volatile RuleSet? _pendingRules;
     private RuleSet? _inForce;
+    private string? _sweptVersion;
+    private CancellationTokenSource? _sweep;
     private volatile IReadOnlyDictionary<int, CoordinatorStatus> _coordinators = new Dictionary<int, CoordinatorStatus>();
     private volatile EngineStatus _status = EngineStatus.Empty;
     private EngineMetricsSnapshot _metrics = EngineMetricsSnapshot.Empty;
@@ -122,6 +126,18 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// restart starts from it.
     /// </summary>
     public Action<RuleSet>? RulesInForce { get; set; }
+
+    /// <summary>The host setting that holds <see cref="SweptVersion"/>.</summary>
+    public const string SweptSettingKey = "runtime.swept-rules";
+
+    /// <summary>
+    /// The rule version whose sweep last completed (stored by the host, <see cref="Swept"/>): at start, customers not in
+    /// memory are swept only when the set in force differs from it.
+    /// </summary>
+    public string? SweptVersion { get; init; }
+
+    /// <summary>Called with the version once a sweep has re-evaluated every stored customer under it.</summary>
+    public Action<string>? Swept { get; init; }
 
     /// <summary>Receives the customers each checkpoint saved (the Redis mirror); null: none.</summary>
     public IStateMirror? Mirror { get; init; }
@@ -303,6 +319,10 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
             _inForce = target;
             RulesInForce?.Invoke(target);
+            if (target.Version != (_sweptVersion ??= SweptVersion))
+            {
+                StartSweep(target.Version);
+            }
         }
 
         // Offsets are what the partition's state reflects (applied, saved or not), as the status contract says.
@@ -539,6 +559,79 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Actor runtime up: cluster of one at {Address}; customers sharded over {Partitions} partitions")]
     private partial void LogStarted(string address, int partitions);
+
+    /// <summary>
+    /// Re-evaluates, in the background, every stored customer under <paramref name="version"/> (the one now in force on
+    /// every owned partition): the customers' ids from the journal (Akka.Persistence.Query's current persistence ids),
+    /// 500 at a time, each batch handed to the coordinators of their partitions, which send the re-evaluations within
+    /// their in-flight bound after their records. A later switch cancels it and starts its own.
+    /// </summary>
+    private void StartSweep(string version)
+    {
+        _sweep?.Cancel();
+        var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        _sweep = cancel;
+        _ = Task.Run(() => SweepAsync(version, cancel.Token));
+    }
+
+    private async Task SweepAsync(string version, CancellationToken ct)
+    {
+        var system = _system!;
+        var ingestion = _ingestion!;
+        var started = _time.GetTimestamp();
+        long customers = 0;
+        try
+        {
+            var journal = Akka.Persistence.Query.PersistenceQuery.Get(system).ReadJournalFor<Akka.Persistence.Sql.Query.SqlReadJournal>(Akka.Persistence.Sql.Query.SqlReadJournal.Identifier);
+            var ids = journal.CurrentPersistenceIds()
+                .Where(id => id.StartsWith(CustomerEntity.PersistencePrefix, StringComparison.Ordinal))
+                .Select(id => id[CustomerEntity.PersistencePrefix.Length..])
+                .Grouped(500)
+                .RunWith(Sink.Queue<IEnumerable<string>>(), system.Materializer());
+            while (await ids.PullAsync().ConfigureAwait(false) is { HasValue: true } next)
+            {
+                foreach (var group in next.Value.GroupBy(id => KeyPartitioner.Partition(Encoding.UTF8.GetBytes(id), _partitionCount)))
+                {
+                    var list = group.ToList();
+                    while (true)
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        try
+                        {
+                            await ingestion.SweepAsync(group.Key, list, TimeSpan.FromMinutes(1)).ConfigureAwait(false);
+                            break;
+                        }
+                        catch (AskTimeoutException)
+                        {
+                            // The partition is held (a checkpoint waiting for the broker, say): try again.
+                        }
+                    }
+
+                    customers += list.Count;
+                }
+            }
+
+            _sweptVersion = version;
+            Swept?.Invoke(version);
+            LogSwept(version, customers, _time.GetElapsedTime(started).TotalSeconds);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // A newer switch or the stop.
+        }
+#pragma warning disable CA1031 // A failed sweep leaves customers to be re-derived when next touched; the engine goes on.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LogSweepFailed(version, customers, ex);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rule sweep under {Version} done: {Customers} stored customers in {Seconds:0.0} s")]
+    private partial void LogSwept(string version, long customers, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rule sweep under {Version} stopped after {Customers} customers; the others are re-derived when next touched")]
+    private partial void LogSweepFailed(string version, long customers, Exception ex);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rules switched from {From} to {To} on every owned partition")]
     private partial void LogRulesSwitched(string from, string to);

@@ -569,6 +569,28 @@ public sealed partial class ShardedIngestion : IDisposable
         }
     }
 
+    /// <summary>
+    /// Hands a rule sweep's customers of partition <paramref name="partition"/> to its coordinator; completes once they
+    /// are all sent. False when this node does not own the partition (or it is restarting).
+    /// </summary>
+    /// <exception cref="Akka.Actor.AskTimeoutException">The coordinator did not take them within <paramref name="timeout"/>.</exception>
+    public async Task<bool> SweepAsync(int partition, IReadOnlyList<string> customers, TimeSpan timeout)
+    {
+        IActorRef coordinator;
+        lock (_partitions)
+        {
+            if (!_partitions.TryGetValue(partition, out var owned) || owned.RestartAt != 0)
+            {
+                return false;
+            }
+
+            coordinator = owned.Coordinator;
+        }
+
+        await coordinator.Ask<SweepSent>(new SweepCustomers(customers), timeout).ConfigureAwait(false);
+        return true;
+    }
+
     /// <summary>A new coordinator for partition <paramref name="p"/>, watched by the listener.</summary>
     private IActorRef StartCoordinator(int p)
     {

@@ -98,6 +98,13 @@ public static class ActorStore
               replay-filter.mode = off
               read-isolation-level = {{ReadIsolation(options)}}
             }
+            # The rule sweep lists the stored customers through Akka.Persistence.Query.
+            akka.persistence.query.journal.sql {
+              write-plugin = "akka.persistence.journal.sql"
+              connection-string = "{{Escape(connection)}}"
+              provider-name = "{{provider}}"
+              read-isolation-level = {{ReadIsolation(options)}}
+            }
             akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.sql"
             akka.persistence.snapshot-store.sql {
               connection-string = "{{Escape(connection)}}"

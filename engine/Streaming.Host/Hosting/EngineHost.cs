@@ -156,6 +156,8 @@ public sealed partial class EngineHost : IAsyncDisposable
             {
                 Mirror = mirror,
                 Counter = store,
+                SweptVersion = store.LoadSetting(ShardedEngine.SweptSettingKey),
+                Swept = version => store.SaveSetting(ShardedEngine.SweptSettingKey, version),
 
                 // The set every partition runs is the one a restart starts from.
                 RulesInForce = running =>

@@ -147,6 +147,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, int> _sentTo = new(StringComparer.Ordinal);
     private long _passivations;
 
+    /// <summary>Customers of a rule sweep still to re-evaluate, and who asked (answered once they are all sent).</summary>
+    private readonly Queue<string> _sweep = new();
+    private IActorRef? _sweeper;
+    private int _swept;
+
     /// <summary>Records that arrived while the barrier was up or the in-flight bound was reached, in arrival order.</summary>
     private readonly Queue<PartitionRecord> _waiting = new();
     private Population _population = new();
@@ -319,6 +324,17 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             BeginCheckpoint();
         });
         Command<SwitchRules>(OnSwitchRules);
+        Command<SweepCustomers>(sweep =>
+        {
+            foreach (var customer in sweep.CustomerIds)
+            {
+                _sweep.Enqueue(customer);
+            }
+
+            _sweeper = Sender;
+            _swept = 0;
+            Drain();
+        });
         Command<FiringsStored>(stored =>
         {
             foreach (var seq in _unstored.Keys.Where(s => s <= stored.Seq).ToList())
@@ -368,6 +384,27 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         while (_barrierSeq == 0 && _inFlight < _options.MaxInFlight && _waiting.TryDequeue(out var record))
         {
             Send(record);
+        }
+
+        // Then the rule sweep, with what the bound leaves: customers in memory were re-derived at the switch.
+        while (_barrierSeq == 0 && _inFlight < _options.MaxInFlight && _waiting.Count == 0 && _sweep.TryDequeue(out var customer))
+        {
+            if (_live.ContainsKey(customer))
+            {
+                continue;
+            }
+
+            _inFlight++;
+            _advancing++;
+            _swept++;
+            Touch(customer);
+            _customers.Tell(new Reevaluate(customer, _partition, Clock(_maxEventTicks)) { Sequence = NextSequence(customer) });
+        }
+
+        if (_sweep.Count == 0 && _sweeper is { } sweeper)
+        {
+            sweeper.Tell(new SweepSent(_swept));
+            _sweeper = null;
         }
     }
 

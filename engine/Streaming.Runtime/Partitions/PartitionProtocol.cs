@@ -89,6 +89,16 @@ public sealed record CheckpointCompleted(int Partition, long Seq, IReadOnlyDicti
     public IReadOnlyList<CustomerProjection> Projections { get; init; } = [];
 }
 
+/// <summary>
+/// A rule sweep's next customers of this partition (stored ones, in memory or not): each not in memory is sent a
+/// <see cref="Customers.Reevaluate"/> under the partition's rule set, after the records waiting and within the in-flight
+/// bound. Answered with <see cref="SweepSent"/> once all are sent (the sweep's back-pressure).
+/// </summary>
+public sealed record SweepCustomers(IReadOnlyList<string> CustomerIds);
+
+/// <summary>The answer to <see cref="SweepCustomers"/>: every customer of it was sent its re-evaluation (or is in memory).</summary>
+public sealed record SweepSent(int Sent);
+
 /// <summary>The listener's answer to <see cref="CheckpointCompleted"/>: its firings are in the outbox.</summary>
 public sealed record FiringsStored(int Partition, long Seq);
 
