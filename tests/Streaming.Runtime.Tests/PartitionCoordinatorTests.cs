@@ -101,6 +101,31 @@ public sealed class PartitionCoordinatorTests(ITestOutputHelper output) : Akka.T
         ExpectTerminated(coordinator);
     }
 
+    /// <summary>
+    /// A rule sweep's batch: the coordinator re-evaluates the customers not in memory under its rule set, numbered like
+    /// any message to them, after the record in flight and within the in-flight bound (here 1), and answers with how
+    /// many it sent once all are out.
+    /// </summary>
+    [Fact]
+    public void A_sweep_re_evaluates_the_customers_not_in_memory_within_the_in_flight_bound_and_answers_when_all_are_sent()
+    {
+        var customers = CreateTestProbe();
+        var (coordinator, _) = Start(5, customers, new PartitionCoordinatorOptions { MaxInFlight = 1 });
+        coordinator.Tell(new PartitionRecord("orders", 0, Order("live", "l1", 5m, T0)));
+        var record = customers.ExpectMsg<ApplyRecord>();
+        coordinator.Tell(new SweepCustomers(["live", "s1", "s2"]));
+
+        customers.Reply(new CustomerChanged("live", 5, record.Offset, ChangeOutcome.Applied, null, 0, 0, 0, EffectBundle.Empty, [], true, true) { Topic = "orders" });
+        var first = customers.ExpectMsg<Reevaluate>();
+        customers.Reply(new CustomerChanged(first.CustomerId, 5, -1, ChangeOutcome.Advanced, null, 0, 0, 0, EffectBundle.Empty, [], true, true));
+        var second = customers.ExpectMsg<Reevaluate>();
+        Assert.Equal([("s1", 1), ("s2", 1)], new[] { first, second }.Select(m => (m.CustomerId, m.Sequence)).ToList());
+        Assert.All(new[] { first, second }, m => Assert.Equal(_book.Latest.Version, m.Clock.RuleVersion));
+        Assert.Equal(2, ExpectMsg<SweepSent>().Sent);
+        customers.Reply(new CustomerChanged(second.CustomerId, 5, -1, ChangeOutcome.Advanced, null, 0, 0, 0, EffectBundle.Empty, [], true, true));
+        Assert.Equal(3, AwaitQuiet(coordinator).Cached);
+    }
+
     [Fact]
     public void A_record_whose_change_fails_is_dead_lettered_and_moves_no_clock()
     {
