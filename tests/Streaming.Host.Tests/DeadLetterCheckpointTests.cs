@@ -4,7 +4,6 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.Data.Sqlite;
 using Streaming.Host.Tests.Infrastructure;
 using Streaming.Host.Tests.Metrics;
 using Streaming.Runtime.Serialization;
@@ -268,13 +267,7 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
             return Stored.Empty;
         }
 
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        connection.Open();
-        using (var pragma = connection.CreateCommand())
-        {
-            pragma.CommandText = "PRAGMA busy_timeout=5000";
-            pragma.ExecuteNonQuery();
-        }
+        using var connection = ReadOnlySqlite.Open(path);
 
         using var transaction = connection.BeginTransaction(deferred: true);
         using var seq = connection.CreateCommand();
@@ -297,13 +290,7 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
     /// <summary>Each partition coordinator's last checkpoint event in the actor runtime's journal (decoded with the runtime's own codec).</summary>
     private static Stored ReadJournal(string path)
     {
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        connection.Open();
-        using (var pragma = connection.CreateCommand())
-        {
-            pragma.CommandText = "PRAGMA busy_timeout=5000";
-            pragma.ExecuteNonQuery();
-        }
+        using var connection = ReadOnlySqlite.Open(path);
 
         using var transaction = connection.BeginTransaction(deferred: true);
         using var last = connection.CreateCommand();

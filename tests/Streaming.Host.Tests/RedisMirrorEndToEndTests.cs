@@ -6,7 +6,6 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Microsoft.Data.Sqlite;
 using StackExchange.Redis;
 using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
@@ -345,13 +344,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
             return [.. snapshot.ReadCustomers().Select(c => c.CustomerId)];
         }
 
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = journal, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        connection.Open();
-        using (var pragma = connection.CreateCommand())
-        {
-            pragma.CommandText = "PRAGMA busy_timeout=5000";
-            pragma.ExecuteNonQuery();
-        }
+        using var connection = ReadOnlySqlite.Open(journal);
 
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT DISTINCT substr(persistence_id, 10) FROM journal WHERE persistence_id LIKE 'customer-%'";
