@@ -95,8 +95,9 @@ public interface IFiringOutbox
 
 /// <summary>
 /// Keeps the node's checkpoint numbering durable: every completed partition checkpoint gets the next number (the
-/// status's <c>checkpointSeq</c> and the Redis mirror's <c>seq</c>), and numbers are reserved in blocks before use, so a
-/// restart continues above every number handed out before it (gaps are allowed, going back is not).
+/// status's <c>checkpointSeq</c> and the Redis mirror's <c>seq</c>), and numbers are reserved before use (the ingestion
+/// reserves one at a time), so a restart continues above every number handed out before it (gaps are allowed, going back
+/// is not).
 /// </summary>
 public interface ICheckpointCounter
 {
@@ -745,7 +746,7 @@ public sealed partial class ShardedIngestion : IDisposable
         /// <summary>The highest checkpoint number reserved.</summary>
         private long _reserved;
 
-        /// <summary>With a mirror: each owned partition's rule version as of its last completed checkpoint.</summary>
+        /// <summary>With a mirror: the rule version each owned partition's next checkpoints carry, as of its last completed one.</summary>
         private readonly Dictionary<int, string> _versions = [];
 
         /// <summary>With a mirror: completed checkpoints waiting for every partition to reach their rule version.</summary>
@@ -864,36 +865,46 @@ public sealed partial class ShardedIngestion : IDisposable
                 return;
             }
 
-            _versions[done.Partition] = done.RuleVersion;
+            // Where the partition is going: once it has passed its switching checkpoint, no older set can come from it.
+            _versions[done.Partition] = done.NextRuleVersion is { Length: > 0 } next ? next : done.RuleVersion;
             _held.Add(done);
             ReleaseHeld();
         }
 
-        /// <summary>Hands on, in arrival order, every held checkpoint whose rule set no partition is behind.</summary>
+        /// <summary>
+        /// Hands on every held checkpoint whose rule set no partition is behind: older sets first (a partition's switching
+        /// checkpoint, still under the old set, may arrive after newer ones it released), in arrival order within a set.
+        /// </summary>
         private void ReleaseHeld()
         {
             var rules = _owner._rules;
             var oldest = _versions.Count == 0 ? int.MaxValue : _versions.Values.Min(rules.Order);
-            _held.RemoveAll(done =>
+            var ready = _held.Where(done => rules.Order(done.RuleVersion) <= oldest).OrderBy(done => rules.Order(done.RuleVersion)).ToList();
+            foreach (var done in ready)
             {
-                if (rules.Order(done.RuleVersion) > oldest)
-                {
-                    return false;
-                }
-
+                _held.Remove(done);
                 _owner._options.Mirror!.Publish(NextNumber(), done.Projections);
-                return true;
-            });
+            }
         }
 
-        /// <summary>The node's next checkpoint number, reserving a block in the counter when the last one is used.</summary>
+        /// <summary>The node's next checkpoint number, stored in the counter before it is handed out.</summary>
         private long NextNumber()
         {
             var next = Interlocked.Increment(ref _owner._checkpointSeq);
             if (next > _reserved)
             {
                 _reserved = next + NumbersPerReservation - 1;
-                _owner._options.Counter?.Reserve(_reserved);
+                try
+                {
+                    _owner._options.Counter?.Reserve(_reserved);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // Not worth stopping the listener (its flushes and dead letters): the number is used anyway. Only a
+                    // restart before the next stored one could hand it out again, and the mirror would keep the newer
+                    // states it holds until the numbers pass them.
+                    _owner.LogNumberNotStored(next, ex.Message);
+                }
             }
 
             return next;
@@ -964,6 +975,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the {Count} firings of checkpoint {Seq} were not stored ({Reason}); retrying, offsets wait")]
     private partial void LogFiringsRetry(int partition, long seq, int count, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Checkpoint number {Number} could not be stored ({Reason}); used anyway")]
+    private partial void LogNumberNotStored(long number, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition} paused: {Reason}; it restarts from its last checkpoint in {DelayMs} ms (restart {Restarts} in a row)")]
     private partial void LogRestarting(int partition, string reason, long delayMs, int restarts);

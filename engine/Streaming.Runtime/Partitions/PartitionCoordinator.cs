@@ -682,7 +682,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                 _unstored[e.Seq] = firings.Count;
             }
 
-            _listener.Tell(new CheckpointCompleted(_partition, e.Seq, e.NextOffsets, firings, changed) { RuleVersion = e.RuleVersion, Projections = projections });
+            _listener.Tell(new CheckpointCompleted(_partition, e.Seq, e.NextOffsets, firings, changed) { RuleVersion = e.RuleVersion, NextRuleVersion = _switchTo ?? _ruleVersion, Projections = projections });
             SwitchAtBoundary();
             if (++_checkpointsSinceSnapshot >= _options.SnapshotEvery)
             {

@@ -83,6 +83,12 @@ public sealed record CheckpointCompleted(int Partition, long Seq, IReadOnlyDicti
     public string RuleVersion { get; init; } = "";
 
     /// <summary>
+    /// The rule version the partition's later checkpoints carry: a switch waiting for this boundary is taken right after
+    /// it (empty: <see cref="RuleVersion"/>).
+    /// </summary>
+    public string NextRuleVersion { get; init; } = "";
+
+    /// <summary>
     /// The projections of the customers the checkpoint saved, as saved (only when the coordinator collects them,
     /// <see cref="PartitionCoordinatorOptions.CollectProjections"/>; empty otherwise).
     /// </summary>
