@@ -539,7 +539,8 @@ public static class BenchCommand
         }
     }
 
-    private static double Percentile(double[] sorted, double q) =>
+    /// <summary>The <paramref name="q"/> quantile (0–1) of <paramref name="sorted"/> by nearest rank; 0 for none.</summary>
+    internal static double Percentile(double[] sorted, double q) =>
         sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(q * sorted.Length) - 1, 0, sorted.Length - 1)];
 
     private static void Progress(string message) => Console.Error.WriteLine("bench: " + message);

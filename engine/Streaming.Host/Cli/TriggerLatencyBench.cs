@@ -103,8 +103,8 @@ internal static class TriggerLatencyBench
             }
 
             var latencies = arrived.Values.Order().ToArray();
-            progress($"latency: {latencies.Length} of {probes} probes' triggers arrived; p50 {Percentile(latencies, 0.5):N0} ms, p99 {Percentile(latencies, 0.99):N0} ms");
-            return new TriggerLatency(rate, load.Count, probes, latencies.Length, Round(Percentile(latencies, 0.5)), Round(Percentile(latencies, 0.99)), Round(latencies.Length == 0 ? 0 : latencies[^1]));
+            progress($"latency: {latencies.Length} of {probes} probes' triggers arrived; p50 {BenchCommand.Percentile(latencies, 0.5):N0} ms, p99 {BenchCommand.Percentile(latencies, 0.99):N0} ms");
+            return new TriggerLatency(rate, load.Count, probes, latencies.Length, Round(BenchCommand.Percentile(latencies, 0.5)), Round(BenchCommand.Percentile(latencies, 0.99)), Round(latencies.Length == 0 ? 0 : latencies[^1]));
         }
         finally
         {
@@ -192,9 +192,6 @@ internal static class TriggerLatencyBench
 
         consumer.Close();
     }
-
-    private static double Percentile(double[] sorted, double p) =>
-        sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(p * sorted.Length) - 1, 0, sorted.Length - 1)];
 
     private static double Round(double ms) => Math.Round(ms, 1);
 }

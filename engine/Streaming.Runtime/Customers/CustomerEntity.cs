@@ -218,18 +218,10 @@ public sealed class CustomerEntity : PersistentActor
                 OnRecord(m);
                 return true;
             case WakeUp m:
-                if (!Refused(m.Sequence, m.Clock, m.Partition, null, -1))
-                {
-                    Reply(Advance(m.Clock, -1));
-                }
-
+                OnAdvance(m.Sequence, m.Clock, m.Partition);
                 return true;
             case Reevaluate m:
-                if (!Refused(m.Sequence, m.Clock, m.Partition, null, -1))
-                {
-                    Reply(Advance(m.Clock, -1));
-                }
-
+                OnAdvance(m.Sequence, m.Clock, m.Partition);
                 return true;
             case SaveCustomer m:
                 var asker = Sender;
@@ -290,6 +282,15 @@ public sealed class CustomerEntity : PersistentActor
         _sequenceRun = clock.Run;
         _sequence = sequence;
         return false;
+    }
+
+    /// <summary>A wake-up or re-evaluation: both re-derive under the clock's rule set and run the wake-ups it has passed.</summary>
+    private void OnAdvance(int sequence, PartitionClock clock, int partition)
+    {
+        if (!Refused(sequence, clock, partition, null, -1))
+        {
+            Reply(Advance(clock, -1));
+        }
     }
 
     private void OnRecord(ApplyRecord m)
@@ -423,27 +424,26 @@ public sealed class CustomerEntity : PersistentActor
     {
         // Akka stops an entity whose write failed; its changes since the last save are redone from the uncommitted
         // Kafka offsets, and the checkpoint that asked for the save never completes.
-        Logger.Error(cause, "customer {0}: save {1} failed", _customerId, sequenceNr);
-        _options.Persistence?.Failed(PersistentActorKind.Customer, PersistenceFailure.Failed);
-        if (@event is CustomerCheckpointed saved)
-        {
-            Sender.Tell(new CustomerSaveFailed(_customerId, _partition, saved.Seq, cause.Message));
-        }
-
+        SaveFailed(cause, @event, sequenceNr, PersistenceFailure.Failed);
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     /// <inheritdoc />
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
-        Logger.Error(cause, "customer {0}: save {1} rejected", _customerId, sequenceNr);
-        _options.Persistence?.Failed(PersistentActorKind.Customer, PersistenceFailure.Rejected);
+        SaveFailed(cause, @event, sequenceNr, PersistenceFailure.Rejected);
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
+
+    /// <summary>Logs and counts a failed or rejected save, and tells whoever asked for it (the checkpoint fails).</summary>
+    private void SaveFailed(Exception cause, object @event, long sequenceNr, PersistenceFailure failure)
+    {
+        Logger.Error(cause, "customer {0}: save {1} {2}", _customerId, sequenceNr, failure == PersistenceFailure.Failed ? "failed" : "rejected");
+        _options.Persistence?.Failed(PersistentActorKind.Customer, failure);
         if (@event is CustomerCheckpointed saved)
         {
             Sender.Tell(new CustomerSaveFailed(_customerId, _partition, saved.Seq, cause.Message));
         }
-
-        base.OnPersistRejected(cause, @event, sequenceNr);
     }
 
     /// <summary>
