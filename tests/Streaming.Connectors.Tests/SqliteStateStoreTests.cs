@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Model;
 using Streaming.Engine.Runtime;
@@ -49,6 +50,27 @@ public sealed class SqliteStateStoreTests : IDisposable
         using var cmd = connection.CreateCommand();
         cmd.CommandText = sql;
         return cmd.ExecuteScalar();
+    }
+
+    /// <summary>
+    /// Checkpoint numbers: pruning below the mirrored number forgets every row at or below it except each partition's
+    /// last row per rule version, and keeps every row above it; a number recorded again for the same checkpoint replaces
+    /// the old one.
+    /// </summary>
+    [Fact]
+    public void Checkpoint_numbers_are_pruned_below_the_mirror_keeping_each_partitions_last_per_rule_version()
+    {
+        using var store = new SqliteStateStore(DbPath);
+        CheckpointNumber[] rows = [new(0, 1, 1, "v1"), new(0, 2, 3, "v1"), new(0, 3, 5, "v2"), new(0, 4, 7, "v2"), new(1, 1, 2, "v1"), new(1, 2, 4, "v1")];
+        foreach (var row in rows)
+        {
+            store.Record(row);
+        }
+
+        store.Record(new CheckpointNumber(1, 2, 6, "v1"));
+        store.Prune(5);
+
+        Assert.Equal([new(0, 2, 3, "v1"), new(0, 4, 7, "v2"), new(1, 2, 6, "v1")], store.LoadNumbers());
     }
 
     [Fact]

@@ -488,7 +488,8 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
             2,
             [new EffectBundle(8, [new StageMove("lifecycle", "active", null)], [firing], [new Conversion("win_back", Delivery.Holdout)])],
             SequenceRun: 638_000_000_000_000_000,
-            Sequence: 12);
+            Sequence: 12,
+            Partition: 5);
 
         var serializer = Sys.Serialization.FindSerializerFor(saved);
         Assert.IsType<RuntimeSerializer>(serializer);
@@ -496,12 +497,15 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
 
         Assert.Equal(8, back.Seq);
         Assert.Equal(2, back.ReportedRun);
-        Assert.Equal((638_000_000_000_000_000L, 12), (back.SequenceRun, back.Sequence));
+        Assert.Equal((638_000_000_000_000_000L, 12, 5), (back.SequenceRun, back.Sequence, back.Partition));
 
-        // An event written before the numbering was stored (it ends 12 bytes earlier) decodes with no message handled.
-        var older = serializer.ToBinary(saved)[..^12];
-        var old = (CustomerCheckpointed)Sys.Serialization.Deserialize(older, serializer.Identifier, ((Akka.Serialization.SerializerWithStringManifest)serializer).Manifest(saved));
-        Assert.Equal((0L, 0, 8L), (old.SequenceRun, old.Sequence, old.Seq));
+        // Events written before the partition (4 bytes) and before the numbering (12 more) was stored decode with the
+        // partition unknown, and with no message handled.
+        var manifest = ((Akka.Serialization.SerializerWithStringManifest)serializer).Manifest(saved);
+        var noPartition = (CustomerCheckpointed)Sys.Serialization.Deserialize(serializer.ToBinary(saved)[..^4], serializer.Identifier, manifest);
+        Assert.Equal((638_000_000_000_000_000L, 12, -1), (noPartition.SequenceRun, noPartition.Sequence, noPartition.Partition));
+        var old = (CustomerCheckpointed)Sys.Serialization.Deserialize(serializer.ToBinary(saved)[..^16], serializer.Identifier, manifest);
+        Assert.Equal((0L, 0, 8L, -1), (old.SequenceRun, old.Sequence, old.Seq, old.Partition));
         Assert.Equal(saved.NextOffsets, back.NextOffsets);
         var decoded = CustomerStateCodec.Decode("z", back.State);
         Assert.Equal((3, 12.5m, T0.UtcTicks), (decoded.OrderCount, decoded.GrossAmount, decoded.WakeTicks));

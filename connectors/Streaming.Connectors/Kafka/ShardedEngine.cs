@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Sharding;
 using Akka.Configuration;
+using Akka.Hosting;
 using Akka.Streams;
 using Akka.Streams.Dsl;
 using Confluent.Kafka;
@@ -125,8 +126,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
     public Func<IReadOnlyDictionary<(string Channel, string State), long>>? OutreachStats { get; set; }
 
     /// <summary>
-    /// Called once every owned partition runs a rule set (at start, and after each switch): the host stores it, so a
-    /// restart starts from it.
+    /// Called with the set a restart must start from: when a switch is asked for (before any partition can checkpoint
+    /// under it, so a restart never goes back to an older set than a checkpoint carries) and once every owned partition
+    /// runs a set (at start, and after each switch). The host stores it.
     /// </summary>
     public Action<RuleSet>? RulesInForce { get; set; }
 
@@ -148,6 +150,27 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// <summary>Keeps the node's checkpoint numbering across restarts (null: it restarts from 1).</summary>
     public ICheckpointCounter? Counter { get; init; }
 
+    /// <summary>
+    /// The actor system to run in, owned by its host (Akka.Hosting's <c>AddAkka</c>, configured with
+    /// <see cref="NodeConfig"/> and <see cref="ActorStore.WithActorStore"/>): the engine joins it to itself and starts its
+    /// shard region and ingestion there, and leaves its shutdown to the host. Null: the engine creates its own system and
+    /// terminates it when it stops (tools and tests).
+    /// </summary>
+    public ActorSystem? System { get; init; }
+
+    /// <summary>
+    /// This node's actor-system configuration: a cluster of one on loopback (any free port), warnings and errors logged,
+    /// and the process's exit left to its host.
+    /// </summary>
+    public static Akka.Configuration.Config NodeConfig { get; } = ConfigurationFactory.ParseString("""
+        akka.actor.provider = cluster
+        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+        akka.remote.dot-netty.tcp.port = 0
+        akka.loglevel = WARNING
+        akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
+        akka.coordinated-shutdown.exit-clr = off
+        """);
+
     /// <summary>Checkpoint durations so far, from request to commit, in milliseconds (for the benchmark).</summary>
     public double[] CheckpointDurationsMs() => _ingestion?.CheckpointDurationsMs() ?? [];
 
@@ -163,19 +186,15 @@ public sealed partial class ShardedEngine : IStreamingEngine
         try
         {
             _partitionCount = InputPartitionCount();
-            var config = ConfigurationFactory.ParseString("""
-                akka.actor.provider = cluster
-                akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-                akka.remote.dot-netty.tcp.port = 0
-                akka.loglevel = WARNING
-                akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-                akka.coordinated-shutdown.exit-clr = off
-                """);
-            _system = ActorSystem.Create("streaming", ActorStore.Setup(_store, config));
+            _system = System ?? ActorSystem.Create("streaming", ActorStore.Setup(_store, NodeConfig));
             var cluster = Cluster.Get(_system);
             await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
             var known = new KnownCustomerRegistry();
             _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Host.Actor, Known = known, Persistence = _instruments, Time = _time }, _book).ConfigureAwait(false);
+
+            // Started by ClusterSharding.StartAsync (Akka.Hosting's WithShardRegion takes no allocation strategy), then
+            // registered in the system's ActorRegistry under typeof(CustomerShards) for the host's other actors and services.
+            ActorRegistry.For(_system).TryRegister(typeof(CustomerShards), _region, overwrite: true);
             _ingestion = new ShardedIngestion(
                 _system,
                 _region,
@@ -474,7 +493,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
         }
 
         await _stop.CancelAsync().ConfigureAwait(false);
-        if (_system is { } system)
+        if (_system is { } system && System is null)
         {
             var left = timeout - _time.GetElapsedTime(deadline);
             await system.Terminate().WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.FromSeconds(1)).ConfigureAwait(false);
@@ -487,6 +506,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
     public void SwitchRules(RuleSet rules)
     {
         _book.Add(rules);
+        RulesInForce?.Invoke(rules);
         _pendingRules = rules;
 
         // The coordinators hear of it at the next refresh: now rather than within half a second.
@@ -514,7 +534,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
         }
 
         var found = await region.Ask<CustomerFound>(new GetCustomer(customerId, partition), AskTimeout, cancellationToken).ConfigureAwait(false);
-        var rules = found.State is { RuleVersion: { Length: > 0 } version } ? _book.Get(version) : _rules;
+        // A customer saved under a set this node never loaded (stored before a restart that came up with a newer one,
+        // and not re-evaluated by the sweep yet) is shown with the set in force, as a partition's current set would be.
+        var rules = found.State is { RuleVersion: { Length: > 0 } version } && _book.Contains(version) ? _book.Get(version) : _rules;
         return new CustomerLookup(true, found.State, partition, status.WatermarkTicks, rules);
     }
 
@@ -539,8 +561,12 @@ public sealed partial class ShardedEngine : IStreamingEngine
     {
         _stop.Cancel();
         _ingestion?.Dispose();
-        _system?.Terminate().Wait(TimeSpan.FromSeconds(10));
-        _system?.Dispose();
+        if (System is null)
+        {
+            _system?.Terminate().Wait(TimeSpan.FromSeconds(10));
+            _system?.Dispose();
+        }
+
         _stop.Dispose();
     }
 

@@ -106,7 +106,26 @@ public interface ICheckpointCounter
 
     /// <summary>Makes <paramref name="through"/> the highest reserved number, durably, before it returns.</summary>
     void Reserve(long through);
+
+    /// <summary>
+    /// Stores the number a partition checkpoint was given (kept while the Redis mirror may still need it: a customer's
+    /// journal event names its partition checkpoint, and the mirror's catch-up publishes it under this number).
+    /// </summary>
+    void Record(CheckpointNumber number);
+
+    /// <summary>
+    /// Forgets the numbers at or below <paramref name="mirrored"/> (every checkpoint up to it is in Redis), keeping each
+    /// partition's last one per rule version: a customer saved by a forgotten checkpoint maps to the next kept one, which
+    /// carries the same rule version.
+    /// </summary>
+    void Prune(long mirrored);
+
+    /// <summary>Every number kept, in (partition, seq) order.</summary>
+    IReadOnlyList<CheckpointNumber> LoadNumbers();
 }
+
+/// <summary>The node's number (<paramref name="Number"/>) of checkpoint <paramref name="Seq"/> of <paramref name="Partition"/>, whose customers carry <paramref name="RuleVersion"/>.</summary>
+public readonly record struct CheckpointNumber(int Partition, long Seq, long Number, string RuleVersion);
 
 /// <summary>
 /// Kafka into the actor runtime, one per node: one consumer in the group (cooperative-sticky), whose assignment decides
@@ -743,6 +762,9 @@ public sealed partial class ShardedIngestion : IDisposable
         /// </summary>
         private const long NumbersPerReservation = 1;
 
+        /// <summary>How often (in checkpoint numbers) the numbers Redis already has are forgotten.</summary>
+        private const long NumbersPerPrune = 512;
+
         /// <summary>The highest checkpoint number reserved.</summary>
         private long _reserved;
 
@@ -883,7 +905,35 @@ public sealed partial class ShardedIngestion : IDisposable
             foreach (var done in ready)
             {
                 _held.Remove(done);
-                _owner._options.Mirror!.Publish(NextNumber(), done.Projections);
+                var number = NextNumber();
+                RecordNumber(new CheckpointNumber(done.Partition, done.Seq, number, done.RuleVersion));
+                _owner._options.Mirror!.Publish(number, done.Projections);
+            }
+        }
+
+        /// <summary>
+        /// Stores which number a checkpoint got, before the mirror is handed its customers (a crash in between leaves a
+        /// number above the mirror's marker, which the catch-up publishes), and now and then forgets what Redis has.
+        /// </summary>
+        private void RecordNumber(CheckpointNumber number)
+        {
+            if (_owner._options.Counter is not { } counter)
+            {
+                return;
+            }
+
+            try
+            {
+                counter.Record(number);
+                if (number.Number % NumbersPerPrune == 0)
+                {
+                    counter.Prune(_owner._options.Mirror!.MirroredSeq);
+                }
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // As for a number not reserved: a catch-up after a crash would publish these customers under a new number.
+                _owner.LogNumberNotStored(number.Number, ex.Message);
             }
         }
 

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
+using Akka.Hosting;
 using Akka.Persistence.Sql;
 using Akka.Persistence.Sql.Config;
 using LinqToDB;
@@ -75,8 +76,43 @@ public static class ActorStore
     /// <exception cref="ArgumentException">Options incomplete for the provider (no data directory, no connection string).</exception>
     public static ActorSystemSetup Setup(ActorStoreOptions options, Config? config = null)
     {
+        var store = Hocon(options);
+        var bootstrap = BootstrapSetup.Create().WithConfig(config is null ? store : config.WithFallback(store));
+        return DataSetup(options) is { } data ? ActorSystemSetup.Create(bootstrap, data) : ActorSystemSetup.Create(bootstrap);
+    }
+
+    /// <summary>
+    /// The same for an actor system started by Akka.Hosting (<c>AddAkka</c>): the store's configuration as a fallback
+    /// of what the builder has, and the SQLite connection setup.
+    /// </summary>
+    /// <exception cref="ArgumentException">Options incomplete for the provider.</exception>
+    public static AkkaConfigurationBuilder WithActorStore(this AkkaConfigurationBuilder builder, ActorStoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.AddHocon(Hocon(options), HoconAddMode.Append);
+        return DataSetup(options) is { } data ? builder.AddSetup(data) : builder;
+    }
+
+    /// <summary>
+    /// SQLite only: linq2db's data options with the pragmas interceptor (WAL, <c>synchronous=NORMAL</c>) for every
+    /// connection the plugin opens; null for PostgreSQL.
+    /// </summary>
+    private static DataOptionsSetup? DataSetup(ActorStoreOptions options)
+    {
+        if (options.Provider != StoreProvider.Sqlite)
+        {
+            return null;
+        }
+
         var (provider, connection) = Connection(options);
-        var store = ConfigurationFactory.ParseString($$"""
+        return new DataOptionsSetup(new DataOptions().UseConnectionString(provider, connection).UseInterceptor(new SqlitePragmas()));
+    }
+
+    /// <summary>The journal, snapshot-store, query and serialization configuration.</summary>
+    private static Config Hocon(ActorStoreOptions options)
+    {
+        var (provider, connection) = Connection(options);
+        return ConfigurationFactory.ParseString($$"""
             # Recoveries at once (Akka's default: 50): each new customer's first record waits for one.
             akka.persistence.max-concurrent-recoveries = 64
             akka.persistence.journal.plugin = "akka.persistence.journal.sql"
@@ -115,14 +151,6 @@ public static class ActorStore
             """)
             .WithFallback(ConfigurationFactory.ParseString(RuntimeSerialization.Hocon))
             .WithFallback(SqlPersistence.DefaultConfiguration);
-        var bootstrap = BootstrapSetup.Create().WithConfig(config is null ? store : config.WithFallback(store));
-        if (options.Provider != StoreProvider.Sqlite)
-        {
-            return ActorSystemSetup.Create(bootstrap);
-        }
-
-        var data = new DataOptions().UseConnectionString(provider, connection).UseInterceptor(new SqlitePragmas());
-        return ActorSystemSetup.Create(bootstrap, new DataOptionsSetup(data));
     }
 
     private static (string Provider, string Connection) Connection(ActorStoreOptions options)

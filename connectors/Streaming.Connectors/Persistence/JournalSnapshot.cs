@@ -33,10 +33,27 @@ public sealed class JournalSnapshot : ICustomerSnapshot
     public long Customers { get; }
 
     /// <summary>Whether <paramref name="dataDir"/> holds the actor runtime's SQLite journal.</summary>
-    public static bool Exists(string dataDir) => File.Exists(Path.Combine(dataDir, ActorStore.SqliteFile));
+    /// <remarks>
+    /// The file alone is not enough: an actor system started on the directory opens it before the plugin creates its
+    /// tables (on the first write or recovery).
+    /// </remarks>
+    public static bool Exists(string dataDir)
+    {
+        var path = Path.Combine(dataDir, ActorStore.SqliteFile);
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        using var connection = ReadOnly(path);
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'";
+        return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
+    }
 
     /// <summary>Opens a snapshot of the journal in <paramref name="dataDir"/>.</summary>
     /// <exception cref="FileNotFoundException">No journal there.</exception>
+    /// <exception cref="SqliteException">The file holds no journal table (<see cref="Exists"/> is false).</exception>
     public static JournalSnapshot OpenDirectory(string dataDir)
     {
         var path = Path.Combine(dataDir, ActorStore.SqliteFile);
@@ -63,21 +80,55 @@ public sealed class JournalSnapshot : ICustomerSnapshot
     }
 
     /// <inheritdoc />
-    /// <remarks>In persistence-id order; the partition is not stored with a customer (-1).</remarks>
+    /// <remarks>In persistence-id order; the partition is the one the customer was last saved from (-1 in events written before it was recorded).</remarks>
     public IEnumerable<(string CustomerId, int Partition, byte[] State)> ReadCustomers()
     {
+        foreach (var (id, saved) in ReadSaved(null))
+        {
+            yield return (id, saved.Partition, saved.State);
+        }
+    }
+
+    /// <summary>
+    /// Each customer's latest journal event (in persistence-id order), or only those of <paramref name="customerIds"/>
+    /// (at most 500, for a lookup; ids not stored are left out).
+    /// </summary>
+    /// <exception cref="ArgumentException">More than 500 ids.</exception>
+    /// <exception cref="InvalidDataException">An event is corrupt.</exception>
+    public IEnumerable<(string CustomerId, CustomerCheckpointed Saved)> ReadSaved(IReadOnlyList<string>? customerIds)
+    {
+        if (customerIds is { Count: > MaxLookup })
+        {
+            throw new ArgumentException($"at most {MaxLookup} ids per lookup, got {customerIds.Count}", nameof(customerIds));
+        }
+
         using var cmd = _connection.CreateCommand();
         cmd.Transaction = _transaction;
+        var which = "j.persistence_id LIKE 'customer-%'";
+        if (customerIds is not null)
+        {
+            var names = new List<string>(customerIds.Count);
+            for (var i = 0; i < customerIds.Count; i++)
+            {
+                names.Add("$p" + i.ToString(CultureInfo.InvariantCulture));
+                cmd.Parameters.AddWithValue(names[i], CustomerEntity.PersistencePrefix + customerIds[i]);
+            }
+
+            which = $"j.persistence_id IN ({string.Join(',', names)})";
+        }
+
         cmd.CommandText =
-            "SELECT j.persistence_id, j.message FROM journal j WHERE j.persistence_id LIKE 'customer-%' AND j.deleted = 0 AND j.sequence_number = " +
+            $"SELECT j.persistence_id, j.message FROM journal j WHERE {which} AND j.deleted = 0 AND j.sequence_number = " +
             "(SELECT MAX(k.sequence_number) FROM journal k WHERE k.persistence_id = j.persistence_id AND k.deleted = 0) ORDER BY j.persistence_id";
         using var reader = cmd.ExecuteReader();
         while (reader.Read())
         {
-            var saved = RuntimeSerializer.Decode((byte[])reader.GetValue(1));
-            yield return (reader.GetString(0)[CustomerEntity.PersistencePrefix.Length..], -1, saved.State);
+            yield return (reader.GetString(0)[CustomerEntity.PersistencePrefix.Length..], RuntimeSerializer.Decode((byte[])reader.GetValue(1)));
         }
     }
+
+    /// <summary>The most ids <see cref="ReadSaved"/> looks up at once.</summary>
+    public const int MaxLookup = 500;
 
     public void Dispose()
     {

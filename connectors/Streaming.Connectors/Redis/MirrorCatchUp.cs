@@ -1,3 +1,4 @@
+using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Model;
@@ -17,41 +18,122 @@ public static class MirrorCatchUp
     private const int PageSize = 2_000;
 
     /// <summary>
-    /// The same for the actor runtime's SQLite journal in <paramref name="dataDir"/>, which keeps no checkpoint per
-    /// customer: when the marker is behind the node's checkpoint number (<see cref="JournalSnapshot.Seq"/>), every stored
-    /// customer's latest state is queued with that number.
+    /// The same for the actor runtime's SQLite journal in <paramref name="dataDir"/>. A customer's latest journal event
+    /// names the partition checkpoint that saved it, and <paramref name="counter"/> the node number that checkpoint got
+    /// (<see cref="ICheckpointCounter.LoadNumbers"/>; a forgotten one maps to the partition's next kept checkpoint, which
+    /// carries the same rule version): customers above the marker are queued under their own checkpoint's number, in
+    /// number order. Customers whose checkpoint got no number (a crash between the checkpoint and its numbering, or an
+    /// event older than the recorded partition) are queued under new numbers reserved in <paramref name="counter"/>, one
+    /// per checkpoint, older rule versions (any but <paramref name="runningVersion"/>) first, so a number never carries two
+    /// rule versions and an older version never follows a newer one.
     /// </summary>
-    public static async Task<(int Customers, long? Marker)> RunFromJournalAsync(string dataDir, RedisMirror mirror, TimeSpan timeout, CancellationToken ct = default)
+    /// <remarks>Holds the ids of the customers to queue (not their states) while it sorts them; states are read again in lookups of <see cref="JournalSnapshot.MaxLookup"/>.</remarks>
+    public static async Task<(int Customers, long? Marker)> RunFromJournalAsync(
+        string dataDir, RedisMirror mirror, ICheckpointCounter counter, string runningVersion, TimeSpan timeout, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(mirror);
+        ArgumentNullException.ThrowIfNull(counter);
         var marker = await mirror.ReadMarkerAsync(timeout, ct).ConfigureAwait(false);
         if (!JournalSnapshot.Exists(dataDir))
         {
             return (0, marker);
         }
 
+        // Read in full even when the marker is at the last number: checkpoints completed but not numbered yet (a crash,
+        // or held back during a rule switch) have customers no number covers.
         using var snapshot = JournalSnapshot.OpenDirectory(dataDir);
-        if ((marker ?? -1) >= snapshot.Seq)
-        {
-            return (0, marker);
-        }
-
-        var queued = 0;
-        var page = new List<CustomerProjection>(PageSize);
-        foreach (var (id, partition, state) in snapshot.ReadCustomers())
+        var numbers = counter.LoadNumbers().GroupBy(n => n.Partition).ToDictionary(g => g.Key, g => g.ToArray());
+        var numbered = new List<(long Number, string Id)>();
+        var unnumbered = new List<(int Rank, int Partition, long Seq, string Version, string Id)>();
+        foreach (var (id, saved) in snapshot.ReadSaved(null))
         {
             ct.ThrowIfCancellationRequested();
-            page.Add(CustomerProjection.From(CustomerStateCodec.Decode(id, state), partition));
-            if (page.Count == PageSize)
+            if (NumberOf(numbers, saved.Partition, saved.Seq) is { } number)
             {
-                mirror.Publish(snapshot.Seq, page);
+                if (number > (marker ?? -1))
+                {
+                    numbered.Add((number, id));
+                }
+
+                continue;
+            }
+
+            var version = CustomerStateCodec.Decode(id, saved.State).RuleVersion;
+            unnumbered.Add((version == runningVersion ? 1 : 0, saved.Partition, saved.Seq, version ?? "", id));
+        }
+
+        // New numbers, one per unnumbered checkpoint, above every number handed out, reserved before they are used and
+        // recorded (the next start finds them numbered). Events from before the partition was recorded stay unnumbered.
+        var reserved = counter.Reserved;
+        var next = reserved;
+        var given = new List<CheckpointNumber>();
+        (int, long)? previous = null;
+        foreach (var u in unnumbered.OrderBy(u => (u.Rank, u.Partition, u.Seq)))
+        {
+            if (previous != (u.Partition, u.Seq))
+            {
+                next++;
+                previous = (u.Partition, u.Seq);
+                if (u.Partition >= 0)
+                {
+                    given.Add(new CheckpointNumber(u.Partition, u.Seq, next, u.Version));
+                }
+            }
+
+            numbered.Add((next, u.Id));
+        }
+
+        if (next > reserved)
+        {
+            counter.Reserve(next);
+            given.ForEach(counter.Record);
+        }
+
+        numbered.Sort();
+        var queued = 0;
+        for (var i = 0; i < numbered.Count; i += JournalSnapshot.MaxLookup)
+        {
+            ct.ThrowIfCancellationRequested();
+            var chunk = numbered.GetRange(i, Math.Min(JournalSnapshot.MaxLookup, numbered.Count - i));
+            var states = snapshot.ReadSaved([.. chunk.Select(c => c.Id)]).ToDictionary(s => s.CustomerId, s => s.Saved, StringComparer.Ordinal);
+            foreach (var run in chunk.GroupBy(c => c.Number))
+            {
+                var page = run.Select(c => CustomerProjection.From(CustomerStateCodec.Decode(c.Id, states[c.Id].State), states[c.Id].Partition)).ToList();
+                mirror.Publish(run.Key, page);
                 queued += page.Count;
-                page = new List<CustomerProjection>(PageSize);
             }
         }
 
-        mirror.Publish(snapshot.Seq, page);
-        return (queued + page.Count, marker);
+        return (queued, marker);
+    }
+
+    /// <summary>
+    /// The number of checkpoint <paramref name="seq"/> of <paramref name="partition"/>: its own, or the next kept one's
+    /// (numbers at or below the marker are forgotten, except each partition's last per rule version); null when the
+    /// partition has no numbered checkpoint at or after it.
+    /// </summary>
+    private static long? NumberOf(Dictionary<int, CheckpointNumber[]> numbers, int partition, long seq)
+    {
+        if (!numbers.TryGetValue(partition, out var kept))
+        {
+            return null;
+        }
+
+        int lo = 0, hi = kept.Length;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) / 2;
+            if (kept[mid].Seq < seq)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+
+        return lo < kept.Length ? kept[lo].Number : null;
     }
 
     /// <summary>Queues what the mirror misses; returns how many customers were queued and the marker found (null: none).</summary>

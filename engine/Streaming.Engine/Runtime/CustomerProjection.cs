@@ -40,4 +40,7 @@ public sealed record CustomerProjection(
 public interface IStateMirror
 {
     void Publish(long checkpointSeq, IReadOnlyList<CustomerProjection> customers);
+
+    /// <summary>Every checkpoint up to this number is written to the mirror (0: none yet).</summary>
+    long MirroredSeq { get; }
 }

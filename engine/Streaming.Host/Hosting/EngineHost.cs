@@ -1,4 +1,6 @@
 using System.Diagnostics.Metrics;
+using Akka.Actor;
+using Akka.Hosting;
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Redis;
@@ -86,6 +88,22 @@ public sealed partial class EngineHost : IAsyncDisposable
         Http.Auth.AccessPolicies.AddTo(builder.Services);
         Http.Auth.RateLimits.AddTo(builder.Services, settings);
         Otlp.AddTo(builder.Services, settings);
+        var storeOptions = new ActorStoreOptions { Provider = settings.StoreProvider, DataDir = settings.DataDir, ConnectionString = settings.StoreConnectionString };
+        if (settings.Runtime == EngineRuntime.Akka)
+        {
+            // The actor system lives in the Generic Host: created when the engine first asks for it, shut down by the
+            // host's stop (CoordinatedShutdown: the node leaves its cluster), its log routed to the host's loggers.
+            builder.Services.AddAkka("streaming", akka => akka
+                .AddHocon(ShardedEngine.NodeConfig, HoconAddMode.Prepend)
+                .WithActorStore(storeOptions)
+                .ConfigureLoggers(log =>
+                {
+                    log.LogLevel = Akka.Event.LogLevel.WarningLevel;
+                    log.ClearLoggers();
+                    log.AddLoggerFactory();
+                }));
+        }
+
         var web = builder.Build();
         var logger = web.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Streaming.Engine");
 
@@ -147,13 +165,14 @@ public sealed partial class EngineHost : IAsyncDisposable
         IStreamingEngine engine = settings.Runtime == EngineRuntime.Akka
             ? new ShardedEngine(
                 settings.ToEngineOptions(bootstrap),
-                new ActorStoreOptions { Provider = settings.StoreProvider, DataDir = settings.DataDir, ConnectionString = settings.StoreConnectionString },
+                storeOptions,
                 TimeProvider.System,
                 web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ShardedEngine>(),
                 rules.Initial,
                 store,
                 instruments)
             {
+                System = web.Services.GetRequiredService<ActorSystem>(),
                 Mirror = mirror,
                 Counter = store,
                 SweptVersion = store.LoadSetting(ShardedEngine.SweptSettingKey),
@@ -199,7 +218,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         {
             // Before the first new checkpoint: customers a crash kept out of Redis are queued again.
             var (queued, marker) = settings.Runtime == EngineRuntime.Akka
-                ? await MirrorCatchUp.RunFromJournalAsync(settings.DataDir, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false)
+                ? await MirrorCatchUp.RunFromJournalAsync(settings.DataDir, mirror, store, rules.Initial.Version, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false)
                 : await MirrorCatchUp.RunAsync(store, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
             if (queued > 0)
             {

@@ -45,7 +45,12 @@ public sealed record CustomerEntityOptions
 /// <param name="ReportedRun">The coordinator run that last received <paramref name="Unconfirmed"/> (0: none).</param>
 /// <param name="SequenceRun">The coordinator run of the last numbered message the state reflects (<see cref="ApplyRecord.Sequence"/>; 0: none).</param>
 /// <param name="Sequence">That message's number: the next incarnation takes that run's messages from the one after it.</param>
-public sealed record CustomerCheckpointed(long Seq, byte[] State, IReadOnlyDictionary<string, long> NextOffsets, long ReportedRun, IReadOnlyList<EffectBundle> Unconfirmed, long SequenceRun = 0, int Sequence = 0);
+/// <param name="Partition">
+/// The Kafka partition whose checkpoint <paramref name="Seq"/> saved the customer (-1 in events written before it was
+/// recorded): with <paramref name="Seq"/> it names that checkpoint, which the Redis mirror's catch-up maps to the node's
+/// checkpoint number.
+/// </param>
+public sealed record CustomerCheckpointed(long Seq, byte[] State, IReadOnlyDictionary<string, long> NextOffsets, long ReportedRun, IReadOnlyList<EffectBundle> Unconfirmed, long SequenceRun = 0, int Sequence = 0, int Partition = -1);
 
 /// <summary>The lifecycle of a customer entity (as akka.net's own shard keeps its entities' states explicit).</summary>
 public enum EntityPhase
@@ -401,7 +406,7 @@ public sealed class CustomerEntity : PersistentActor
 
         // Unsaved effects were counted live by the run that last messaged the customer: that run's checkpoint confirms them.
         var unconfirmed = _unsaved.IsEmpty ? _unconfirmed : [.. _unconfirmed, _unsaved with { Seq = seq, Run = _reportedRun }];
-        var saved = new CustomerCheckpointed(seq, CustomerStateCodec.Encode(_state), new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _reportedRun, unconfirmed, _sequenceRun, _sequence);
+        var saved = new CustomerCheckpointed(seq, CustomerStateCodec.Encode(_state), new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _reportedRun, unconfirmed, _sequenceRun, _sequence, _partition);
         var asked = _options.Persistence is null ? 0 : _options.Time.GetTimestamp();
         Persist(saved, e =>
         {

@@ -111,6 +111,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         // Appended later: events written before end here, and decode with no messages handled.
         w.Long(saved.SequenceRun);
         w.Int(saved.Sequence);
+        w.Int(saved.Partition);
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -158,8 +159,9 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             sequence = r.Int();
         }
 
+        var partition = r.Position < data.Length ? r.Int() : -1;
         r.End("journal event", "customer checkpoint");
-        return new CustomerCheckpointed(seq, state, offsets, run, bundles, sequenceRun, sequence);
+        return new CustomerCheckpointed(seq, state, offsets, run, bundles, sequenceRun, sequence, partition);
     }
 
     /// <summary>Encodes a partition's journal event or snapshot.</summary>
