@@ -235,14 +235,21 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
     }
 
     /// <summary>Stores <paramref name="value"/> under <paramref name="key"/> (replacing any), outside a checkpoint.</summary>
-    public void SaveSetting(string key, string value)
+    public void SaveSetting(string key, string value) =>
+        Write("INSERT INTO settings(key, value) VALUES($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("$k", key), ("$v", value));
+
+    /// <summary>One statement on the writer connection, outside a checkpoint.</summary>
+    private void Write(string sql, params (string Name, object Value)[] parameters)
     {
         lock (_gate)
         {
             using var cmd = _connection.CreateCommand();
-            cmd.CommandText = "INSERT INTO settings(key, value) VALUES($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
-            cmd.Parameters.AddWithValue("$k", key);
-            cmd.Parameters.AddWithValue("$v", value);
+            cmd.CommandText = sql;
+            foreach (var (name, value) in parameters)
+            {
+                cmd.Parameters.AddWithValue(name, value);
+            }
+
             cmd.ExecuteNonQuery();
         }
     }
@@ -257,35 +264,21 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
     public void Reserve(long through) => SaveSetting(CheckpointCounterKey, through.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     /// <inheritdoc />
-    public void Record(Kafka.CheckpointNumber number)
-    {
-        lock (_gate)
-        {
-            using var cmd = _connection.CreateCommand();
-            cmd.CommandText =
-                "INSERT INTO checkpoint_numbers(partition, seq, number, rule_version) VALUES($p, $s, $n, $v) " +
-                "ON CONFLICT(partition, seq) DO UPDATE SET number = excluded.number, rule_version = excluded.rule_version";
-            cmd.Parameters.AddWithValue("$p", number.Partition);
-            cmd.Parameters.AddWithValue("$s", number.Seq);
-            cmd.Parameters.AddWithValue("$n", number.Number);
-            cmd.Parameters.AddWithValue("$v", number.RuleVersion);
-            cmd.ExecuteNonQuery();
-        }
-    }
+    public void Record(Kafka.CheckpointNumber number) =>
+        Write(
+            "INSERT INTO checkpoint_numbers(partition, seq, number, rule_version) VALUES($p, $s, $n, $v) " +
+            "ON CONFLICT(partition, seq) DO UPDATE SET number = excluded.number, rule_version = excluded.rule_version",
+            ("$p", number.Partition),
+            ("$s", number.Seq),
+            ("$n", number.Number),
+            ("$v", number.RuleVersion));
 
     /// <inheritdoc />
-    public void Prune(long mirrored)
-    {
-        lock (_gate)
-        {
-            using var cmd = _connection.CreateCommand();
-            cmd.CommandText =
-                "DELETE FROM checkpoint_numbers WHERE number <= $m AND (partition, seq) NOT IN " +
-                "(SELECT partition, MAX(seq) FROM checkpoint_numbers GROUP BY partition, rule_version)";
-            cmd.Parameters.AddWithValue("$m", mirrored);
-            cmd.ExecuteNonQuery();
-        }
-    }
+    public void Prune(long mirrored) =>
+        Write(
+            "DELETE FROM checkpoint_numbers WHERE number <= $m AND (partition, seq) NOT IN " +
+            "(SELECT partition, MAX(seq) FROM checkpoint_numbers GROUP BY partition, rule_version)",
+            ("$m", mirrored));
 
     /// <inheritdoc />
     public IReadOnlyList<Kafka.CheckpointNumber> LoadNumbers()
