@@ -1,10 +1,10 @@
 using Akka.Actor;
-using Npgsql;
 using Streaming.Connectors.Persistence;
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
 using Streaming.Runtime.Customers;
 using Streaming.Runtime.Rules;
+using Streaming.Tests.Shared;
 
 namespace Streaming.Connectors.Tests;
 
@@ -84,29 +84,8 @@ public sealed class ActorStoreTests
     [Fact]
     public async Task A_customer_saved_on_postgresql_is_recovered_by_the_next_actor_system()
     {
-        var server = Environment.GetEnvironmentVariable("STREAMING_TEST_POSTGRES")
-            ?? throw new InvalidOperationException("STREAMING_TEST_POSTGRES is not set: run the tests with deploy/local/test, which starts PostgreSQL");
-        var database = "streaming_test_" + Guid.NewGuid().ToString("N");
-        await using (var admin = new NpgsqlConnection(server))
-        {
-            await admin.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {database}", admin);
-            await create.ExecuteNonQueryAsync();
-        }
-
-        try
-        {
-            var connection = new NpgsqlConnectionStringBuilder(server) { Database = database }.ToString();
-            await SaveThenRecoverAsync(new ActorStoreOptions { Provider = StoreProvider.PostgreSql, ConnectionString = connection });
-        }
-        finally
-        {
-            NpgsqlConnection.ClearAllPools();
-            await using var admin = new NpgsqlConnection(server);
-            await admin.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {database} WITH (FORCE)", admin);
-            await drop.ExecuteNonQueryAsync();
-        }
+        await using var database = await PostgresDatabase.CreateAsync();
+        await SaveThenRecoverAsync(new ActorStoreOptions { Provider = StoreProvider.PostgreSql, ConnectionString = database.ConnectionString });
     }
 
     /// <summary>Three orders saved at a checkpoint, a fourth not saved; the next system sees exactly the three.</summary>

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 using Streaming.Connectors.Kafka;
+using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Redis;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Model;
@@ -87,13 +88,17 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
     /// (checkpoint 3) with a new number, 6, reserved and recorded; j-2 (checkpoint 1, number 2, under the marker) is not
     /// touched. The marker reaches 6, and a second start queues nothing.
     /// </summary>
-    [Fact]
-    public async Task Catch_up_from_the_actor_journal_writes_each_customer_with_its_checkpoints_number()
+    [Theory]
+    [InlineData(StoreProvider.Sqlite)]
+    [InlineData(StoreProvider.PostgreSql)]
+    public async Task Catch_up_from_the_actor_journal_writes_each_customer_with_its_checkpoints_number(StoreProvider provider)
     {
         var dir = Path.Combine(Path.GetTempPath(), "streaming-catchup-journal-" + Guid.NewGuid().ToString("N"));
+        await using var database = provider == StoreProvider.PostgreSql ? await PostgresDatabase.CreateAsync() : null;
+        var journal = new ActorStoreOptions { Provider = provider, DataDir = dir, ConnectionString = database?.ConnectionString };
         try
         {
-            await SavedCustomers.WriteAsync(dir, new Dictionary<string, decimal[][]> { ["j-1"] = [[1m], [2m, 3m]], ["j-2"] = [[4m]], ["j-3"] = [[5m], [6m], [7m]] });
+            await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["j-1"] = [[1m], [2m, 3m]], ["j-2"] = [[4m]], ["j-3"] = [[5m], [6m], [7m]] });
             var version = RuleSetLoader.Default.Version;
             using var store = SqliteStateStore.OpenDirectory(dir);
             store.Reserve(5);
@@ -102,7 +107,7 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
             await Db.HashSetAsync(_prefix + "mirror", "seq", 3);
             await using (var mirror = Mirror())
             {
-                Assert.Equal((2, (long?)3), await MirrorCatchUp.RunFromJournalAsync(dir, mirror, store, version, Wait));
+                Assert.Equal((2, (long?)3), await MirrorCatchUp.RunFromJournalAsync(journal, mirror, store, version, Wait));
                 Assert.True(await mirror.WaitIdleAsync(Wait));
                 await Eventually.Require(Wait, () => (long)Db.HashGet(_prefix + "mirror", "seq") == 6, () => "marker " + Db.HashGet(_prefix + "mirror", "seq"));
             }
@@ -114,7 +119,7 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.Contains(new CheckpointNumber(0, 3, 6, version), store.LoadNumbers());
             await using (var mirror = Mirror())
             {
-                Assert.Equal((0, (long?)6), await MirrorCatchUp.RunFromJournalAsync(dir, mirror, store, version, Wait));
+                Assert.Equal((0, (long?)6), await MirrorCatchUp.RunFromJournalAsync(journal, mirror, store, version, Wait));
             }
         }
         finally
@@ -584,6 +589,33 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         {
             Db.KeyDelete(outside);
         }
+    }
+
+    /// <summary>
+    /// Resync from the actor runtime's journal, on SQLite and on PostgreSQL: every saved customer's latest state is
+    /// written with the node's checkpoint number from <c>state.db</c>, and a key the journal does not hold is deleted.
+    /// </summary>
+    [Theory]
+    [InlineData(StoreProvider.Sqlite)]
+    [InlineData(StoreProvider.PostgreSql)]
+    public async Task Resync_rebuilds_the_prefix_from_the_actor_journal(StoreProvider provider)
+    {
+        using var dir = new TempDirectory();
+        await using var database = provider == StoreProvider.PostgreSql ? await PostgresDatabase.CreateAsync() : null;
+        var journal = new ActorStoreOptions { Provider = provider, DataDir = dir.Path, ConnectionString = database?.ConnectionString };
+        await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["k-1"] = [[1m], [2m, 3m]], ["k-2"] = [[4m]] });
+        using (var store = SqliteStateStore.OpenDirectory(dir.Path))
+        {
+            store.Reserve(7);
+        }
+
+        Db.HashSet(_prefix + "customer:ghost", "seq", 1);
+        var result = await new RedisResync(_client, new RedisKeySchema(_prefix), _ => { }).RunAsync(journal, CancellationToken.None);
+
+        Assert.Equal((7L, 2L, 2L), (result.Seq, result.Customers, result.Written));
+        Assert.Equal(("3", "6", "7"), (Hash("k-1")["ordersCount"], Hash("k-1")["netAmount"], Hash("k-1")["seq"]));
+        Assert.Equal(("1", "4", "7"), (Hash("k-2")["ordersCount"], Hash("k-2")["netAmount"], Hash("k-2")["seq"]));
+        Assert.False(Db.KeyExists(_prefix + "customer:ghost"));
     }
 
     /// <summary>Creates meters and remembers them, so a listener can pick out the instruments of one test.</summary>

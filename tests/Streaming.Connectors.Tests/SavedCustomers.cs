@@ -17,11 +17,15 @@ internal static class SavedCustomers
     private static readonly DateTimeOffset T0 = new(2024, 3, 1, 12, 0, 0, TimeSpan.Zero);
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
 
-    /// <summary>Saves, per customer id, its order amounts group by group.</summary>
-    public static async Task WriteAsync(string dataDir, IReadOnlyDictionary<string, decimal[][]> saves)
+    /// <summary>Saves, per customer id, its order amounts group by group, in the SQLite journal of <paramref name="dataDir"/>.</summary>
+    public static Task WriteAsync(string dataDir, IReadOnlyDictionary<string, decimal[][]> saves) =>
+        WriteAsync(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dataDir }, saves);
+
+    /// <summary>The same in the journal of <paramref name="store"/>.</summary>
+    public static async Task WriteAsync(ActorStoreOptions store, IReadOnlyDictionary<string, decimal[][]> saves)
     {
         var book = new RuleBook(RuleSetLoader.Default);
-        var system = ActorSystem.Create("saved-customers", ActorStore.Setup(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dataDir }));
+        var system = ActorSystem.Create("saved-customers", ActorStore.Setup(store));
         try
         {
             var clock = new PartitionClock(T0.UtcTicks, 0, book.Latest.Version, 0, 1);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Streaming.Host.Tests.Infrastructure;
+using Streaming.Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Streaming.Host.Tests;

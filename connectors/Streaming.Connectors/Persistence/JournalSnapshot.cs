@@ -1,5 +1,8 @@
+using System.Data;
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 using Streaming.Connectors.Sql;
 using Streaming.Runtime.Customers;
 using Streaming.Runtime.Serialization;
@@ -7,18 +10,23 @@ using Streaming.Runtime.Serialization;
 namespace Streaming.Connectors.Persistence;
 
 /// <summary>
-/// A consistent, read-only view of the actor runtime's customers in its SQLite journal (<see cref="ActorStore.SqliteFile"/>):
-/// each customer's latest saved state (its journal events each hold the whole state), read in one read transaction on
-/// a connection of its own while an engine may keep writing (WAL). <see cref="Seq"/> is the node's checkpoint number
-/// (<see cref="Kafka.ICheckpointCounter"/> in <c>state.db</c>) read just before: a customer saved by a checkpoint not
-/// numbered yet is in the snapshot too, and the engine's own write of it comes later with a greater number.
+/// A consistent, read-only view of the actor runtime's customers in its journal, SQLite (<see cref="ActorStore.SqliteFile"/>
+/// in the data directory) or PostgreSQL: each customer's latest saved state (its journal events each hold the whole
+/// state), read in one read transaction on a connection of its own while an engine may keep writing (SQLite's WAL,
+/// PostgreSQL's repeatable-read snapshot). <see cref="Seq"/> is the node's checkpoint number
+/// (<see cref="Kafka.ICheckpointCounter"/> in <c>state.db</c> under the data directory) read just before: a customer
+/// saved by a checkpoint not numbered yet is in the snapshot too, and the engine's own write of it comes later with a
+/// greater number.
 /// </summary>
 public sealed class JournalSnapshot : ICustomerSnapshot
 {
-    private readonly SqliteConnection _connection;
-    private readonly SqliteTransaction _transaction;
+    /// <summary>The most ids <see cref="ReadSaved"/> looks up at once.</summary>
+    public const int MaxLookup = 500;
 
-    private JournalSnapshot(SqliteConnection connection, SqliteTransaction transaction, long seq, long customers)
+    private readonly DbConnection _connection;
+    private readonly DbTransaction _transaction;
+
+    private JournalSnapshot(DbConnection connection, DbTransaction transaction, long seq, long customers)
     {
         _connection = connection;
         _transaction = transaction;
@@ -32,44 +40,57 @@ public sealed class JournalSnapshot : ICustomerSnapshot
     /// <inheritdoc />
     public long Customers { get; }
 
-    /// <summary>Whether <paramref name="dataDir"/> holds the actor runtime's SQLite journal.</summary>
+    /// <summary>Whether the SQLite journal of <paramref name="dataDir"/> exists.</summary>
     /// <remarks>
     /// The file alone is not enough: an actor system started on the directory opens it before the plugin creates its
     /// tables (on the first write or recovery).
     /// </remarks>
-    public static bool Exists(string dataDir)
+    public static bool Exists(string dataDir) => Exists(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dataDir });
+
+    /// <summary>Whether the journal of <paramref name="store"/> exists (its table is created at the first write or recovery).</summary>
+    /// <exception cref="Npgsql.NpgsqlException">PostgreSQL is unreachable.</exception>
+    public static bool Exists(ActorStoreOptions store)
     {
-        var path = Path.Combine(dataDir, ActorStore.SqliteFile);
-        if (!File.Exists(path))
+        ArgumentNullException.ThrowIfNull(store);
+        if (store.Provider == StoreProvider.Sqlite && !File.Exists(SqlitePath(store)))
         {
             return false;
         }
 
-        using var connection = ReadOnly(path);
+        using var connection = Open(store);
         using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'";
+        cmd.CommandText = store.Provider == StoreProvider.Sqlite
+            ? "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'"
+            : "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = 'journal' AND schemaname = current_schema()";
         return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) > 0;
     }
 
-    /// <summary>Opens a snapshot of the journal in <paramref name="dataDir"/>.</summary>
+    /// <summary>Opens a snapshot of the SQLite journal in <paramref name="dataDir"/>.</summary>
     /// <exception cref="FileNotFoundException">No journal there.</exception>
-    /// <exception cref="SqliteException">The file holds no journal table (<see cref="Exists"/> is false).</exception>
-    public static JournalSnapshot OpenDirectory(string dataDir)
+    /// <exception cref="DbException">The file holds no journal table (<see cref="Exists(string)"/> is false).</exception>
+    public static JournalSnapshot OpenDirectory(string dataDir) => Open(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dataDir }, dataDir);
+
+    /// <summary>Opens a snapshot of the journal of <paramref name="store"/>; the node's checkpoint number is read from <paramref name="dataDir"/>.</summary>
+    /// <exception cref="FileNotFoundException">SQLite, and no journal file.</exception>
+    /// <exception cref="DbException">No journal table (<see cref="Exists(ActorStoreOptions)"/> is false), or the database is unreachable.</exception>
+    public static JournalSnapshot Open(ActorStoreOptions store, string dataDir)
     {
-        var path = Path.Combine(dataDir, ActorStore.SqliteFile);
-        if (!File.Exists(path))
+        ArgumentNullException.ThrowIfNull(store);
+        if (store.Provider == StoreProvider.Sqlite && !File.Exists(SqlitePath(store)))
         {
-            throw new FileNotFoundException($"no actor runtime journal at {path}", path);
+            throw new FileNotFoundException($"no actor runtime journal at {SqlitePath(store)}", SqlitePath(store));
         }
 
-        var seq = CheckpointNumber(Path.Combine(dataDir, "state.db"));
-        var connection = ReadOnly(path);
+        var seq = CheckpointNumber(Path.Combine(dataDir, SqliteStateStore.FileName));
+        var connection = Open(store);
         try
         {
-            var transaction = connection.BeginTransaction(deferred: true);
+            var transaction = store.Provider == StoreProvider.Sqlite
+                ? ((SqliteConnection)connection).BeginTransaction(deferred: true)
+                : connection.BeginTransaction(IsolationLevel.RepeatableRead);
             using var count = connection.CreateCommand();
             count.Transaction = transaction;
-            count.CommandText = "SELECT COUNT(DISTINCT persistence_id) FROM journal WHERE persistence_id LIKE 'customer-%' AND deleted = 0";
+            count.CommandText = "SELECT COUNT(DISTINCT persistence_id) FROM journal WHERE persistence_id LIKE 'customer-%' AND NOT deleted";
             return new JournalSnapshot(connection, transaction, seq, Convert.ToInt64(count.ExecuteScalar(), CultureInfo.InvariantCulture));
         }
         catch
@@ -110,16 +131,19 @@ public sealed class JournalSnapshot : ICustomerSnapshot
             var names = new List<string>(customerIds.Count);
             for (var i = 0; i < customerIds.Count; i++)
             {
-                names.Add("$p" + i.ToString(CultureInfo.InvariantCulture));
-                cmd.Parameters.AddWithValue(names[i], CustomerEntity.PersistencePrefix + customerIds[i]);
+                names.Add("@p" + i.ToString(CultureInfo.InvariantCulture));
+                var parameter = cmd.CreateParameter();
+                parameter.ParameterName = names[i];
+                parameter.Value = CustomerEntity.PersistencePrefix + customerIds[i];
+                cmd.Parameters.Add(parameter);
             }
 
             which = $"j.persistence_id IN ({string.Join(',', names)})";
         }
 
         cmd.CommandText =
-            $"SELECT j.persistence_id, j.message FROM journal j WHERE {which} AND j.deleted = 0 AND j.sequence_number = " +
-            "(SELECT MAX(k.sequence_number) FROM journal k WHERE k.persistence_id = j.persistence_id AND k.deleted = 0) ORDER BY j.persistence_id";
+            $"SELECT j.persistence_id, j.message FROM journal j WHERE {which} AND NOT j.deleted AND j.sequence_number = " +
+            "(SELECT MAX(k.sequence_number) FROM journal k WHERE k.persistence_id = j.persistence_id AND NOT k.deleted) ORDER BY j.persistence_id";
         using var reader = cmd.ExecuteReader();
         while (reader.Read())
         {
@@ -127,13 +151,34 @@ public sealed class JournalSnapshot : ICustomerSnapshot
         }
     }
 
-    /// <summary>The most ids <see cref="ReadSaved"/> looks up at once.</summary>
-    public const int MaxLookup = 500;
-
     public void Dispose()
     {
         _transaction.Dispose();
         _connection.Dispose();
+    }
+
+    private static string SqlitePath(ActorStoreOptions store) =>
+        Path.Combine(store.DataDir ?? throw new ArgumentException("SQLite needs a data directory", nameof(store)), ActorStore.SqliteFile);
+
+    /// <summary>A read-only connection of its own to the journal's database, open.</summary>
+    private static DbConnection Open(ActorStoreOptions store)
+    {
+        if (store.Provider == StoreProvider.Sqlite)
+        {
+            return ReadOnly(SqlitePath(store));
+        }
+
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(store.ConnectionString) { Pooling = false }.ToString());
+        try
+        {
+            connection.Open();
+            return connection;
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
     }
 
     private static SqliteConnection ReadOnly(string path)

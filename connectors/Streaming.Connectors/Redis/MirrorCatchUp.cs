@@ -18,7 +18,7 @@ public static class MirrorCatchUp
     private const int PageSize = 2_000;
 
     /// <summary>
-    /// The same for the actor runtime's SQLite journal in <paramref name="dataDir"/>. A customer's latest journal event
+    /// The same for the actor runtime's journal (<paramref name="store"/>: SQLite or PostgreSQL). A customer's latest journal event
     /// names the partition checkpoint that saved it, and <paramref name="counter"/> the node number that checkpoint got
     /// (<see cref="ICheckpointCounter.LoadNumbers"/>; a forgotten one maps to the partition's next kept checkpoint, which
     /// carries the same rule version): customers above the marker are queued under their own checkpoint's number, in
@@ -29,19 +29,21 @@ public static class MirrorCatchUp
     /// </summary>
     /// <remarks>Holds the ids of the customers to queue (not their states) while it sorts them; states are read again in lookups of <see cref="JournalSnapshot.MaxLookup"/>.</remarks>
     public static async Task<(int Customers, long? Marker)> RunFromJournalAsync(
-        string dataDir, RedisMirror mirror, ICheckpointCounter counter, string runningVersion, TimeSpan timeout, CancellationToken ct = default)
+        ActorStoreOptions store, RedisMirror mirror, ICheckpointCounter counter, string runningVersion, TimeSpan timeout, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(mirror);
         ArgumentNullException.ThrowIfNull(counter);
+        var dataDir = store.DataDir ?? throw new ArgumentException("the store options need the data directory (state.db)", nameof(store));
         var marker = await mirror.ReadMarkerAsync(timeout, ct).ConfigureAwait(false);
-        if (!JournalSnapshot.Exists(dataDir))
+        if (!JournalSnapshot.Exists(store))
         {
             return (0, marker);
         }
 
         // Read in full even when the marker is at the last number: checkpoints completed but not numbered yet (a crash,
         // or held back during a rule switch) have customers no number covers.
-        using var snapshot = JournalSnapshot.OpenDirectory(dataDir);
+        using var snapshot = JournalSnapshot.Open(store, dataDir);
         var numbers = counter.LoadNumbers().GroupBy(n => n.Partition).ToDictionary(g => g.Key, g => g.ToArray());
         var numbered = new List<(long Number, string Id)>();
         var unnumbered = new List<(int Rank, int Partition, long Seq, string Version, string Id)>();

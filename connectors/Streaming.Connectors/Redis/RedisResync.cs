@@ -25,8 +25,19 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
     private readonly RedisScript _write = new(RedisKeySchema.WriteScript);
     private readonly RedisScript _prune = new(RedisKeySchema.PruneScript);
 
-    public async Task<ResyncResult> RunAsync(string dataDir, CancellationToken ct)
+    /// <summary>Rebuilds from the state in <paramref name="dataDir"/>: the actor runtime's SQLite journal if there is one, else the partition host's store.</summary>
+    public Task<ResyncResult> RunAsync(string dataDir, CancellationToken ct) =>
+        RunAsync(new Persistence.ActorStoreOptions { Provider = Persistence.StoreProvider.Sqlite, DataDir = dataDir }, ct);
+
+    /// <summary>
+    /// Rebuilds from <paramref name="store"/>: on PostgreSQL its journal (the checkpoint number from <c>state.db</c> in its
+    /// <see cref="Persistence.ActorStoreOptions.DataDir"/>); on SQLite the journal in the data directory if there is one,
+    /// else the partition host's store there.
+    /// </summary>
+    public async Task<ResyncResult> RunAsync(Persistence.ActorStoreOptions store, CancellationToken ct)
     {
+        ArgumentNullException.ThrowIfNull(store);
+        var dataDir = store.DataDir ?? throw new ArgumentException("the store options need the data directory (state.db)", nameof(store));
         var started = Stopwatch.StartNew();
         var db = connection.GetDatabase();
 
@@ -38,7 +49,9 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
 
         progress($"deleted {deleted} keys under '{schema.Prefix}'");
 
-        using ICustomerSnapshot snapshot = Persistence.JournalSnapshot.Exists(dataDir) ? Persistence.JournalSnapshot.OpenDirectory(dataDir) : StoreSnapshot.OpenDirectory(dataDir);
+        using ICustomerSnapshot snapshot = store.Provider != Persistence.StoreProvider.Sqlite || Persistence.JournalSnapshot.Exists(dataDir)
+            ? Persistence.JournalSnapshot.Open(store, dataDir)
+            : StoreSnapshot.OpenDirectory(dataDir);
         progress($"store snapshot: {snapshot.Customers} customers at checkpoint {snapshot.Seq}");
         long customers = 0, written = 0, newer = 0;
         var batch = new List<CustomerProjection>(BatchSize);

@@ -24,6 +24,7 @@ public static class MirrorCommand
         resync.SetAction(async (parse, ct) =>
         {
             string directory, connection, keyPrefix;
+            Connectors.Persistence.ActorStoreOptions store;
             try
             {
                 var settings = StreamingSettings.From(StreamingSettings.LoadConfiguration(parse.GetValue(config)));
@@ -31,6 +32,7 @@ public static class MirrorCommand
                 connection = StreamingSettings.RedisConnectionSetting(parse.GetValue(redis)) ?? settings.RedisConnection
                     ?? throw new InvalidOperationException("no Redis to resync: pass --redis HOST:PORT or set Streaming:Redis:Connection");
                 keyPrefix = StreamingSettings.RedisPrefixSetting(parse.GetValue(prefix)) ?? settings.RedisPrefix;
+                store = new Connectors.Persistence.ActorStoreOptions { Provider = settings.StoreProvider, DataDir = directory, ConnectionString = settings.StoreConnectionString };
             }
             catch (Exception ex) when (ex is InvalidOperationException or FileNotFoundException or InvalidDataException)
             {
@@ -62,7 +64,7 @@ public static class MirrorCommand
                 try
                 {
                     var result = await new RedisResync(multiplexer, new RedisKeySchema(keyPrefix), line => Console.Error.WriteLine("resync: " + line))
-                        .RunAsync(directory, ct).ConfigureAwait(false);
+                        .RunAsync(store, ct).ConfigureAwait(false);
                     var summary = string.Create(
                         CultureInfo.InvariantCulture,
                         $"resynced customers={result.Customers} seq={result.Seq} written={result.Written} newerKept={result.NewerKept} keysDeleted={result.KeysDeleted} membersPruned={result.MembersPruned} seconds={result.Elapsed.TotalSeconds:0.0}");

@@ -218,7 +218,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         {
             // Before the first new checkpoint: customers a crash kept out of Redis are queued again.
             var (queued, marker) = settings.Runtime == EngineRuntime.Akka
-                ? await MirrorCatchUp.RunFromJournalAsync(settings.DataDir, mirror, store, rules.Initial.Version, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false)
+                ? await MirrorCatchUp.RunFromJournalAsync(storeOptions, mirror, store, rules.Initial.Version, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false)
                 : await MirrorCatchUp.RunAsync(store, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
             if (queued > 0)
             {

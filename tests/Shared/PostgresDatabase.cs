@@ -1,6 +1,6 @@
 using Npgsql;
 
-namespace Streaming.Host.Tests.Infrastructure;
+namespace Streaming.Tests.Shared;
 
 /// <summary>
 /// A database of its own on the test PostgreSQL server (<c>STREAMING_TEST_POSTGRES</c>, started by
