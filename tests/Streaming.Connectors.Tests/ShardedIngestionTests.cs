@@ -223,6 +223,28 @@ public sealed class ShardedIngestionTests : IDisposable
                 () => $"restarts logged {_log.Count("restarts from its last checkpoint")}; the ingestion's log:\n{_log}");
             Assert.False(ingestion.Stopped.IsCompleted, "the ingestion stopped: " + ingestion.Stopped.Exception);
 
+            // A rule sweep's customers handed to a partition in its back-off are refused as "restarting" (the sweep asks
+            // again later instead of counting them as swept); a partition this node does not own says so.
+            var (sweptCustomer, sweptPartition) = (Encoding.UTF8.GetString(rest[0].Message.Key), rest[0].Partition.Value);
+            var handOffs = new HashSet<SweepHandOff>();
+            var polling = System.Diagnostics.Stopwatch.StartNew();
+            while (!handOffs.Contains(SweepHandOff.Restarting) && polling.Elapsed < Deadline)
+            {
+                try
+                {
+                    handOffs.Add(await ingestion.SweepAsync(sweptPartition, [sweptCustomer], TimeSpan.FromMilliseconds(200)));
+                }
+                catch (AskTimeoutException)
+                {
+                    // The coordinator was stopping: poll again.
+                }
+
+                await Task.Delay(20);
+            }
+
+            Assert.Contains(SweepHandOff.Restarting, handOffs);
+            Assert.Equal(SweepHandOff.NotOwned, await ingestion.SweepAsync(999, [sweptCustomer], Deadline));
+
             // …until it is back: everything is consumed and committed, and every customer equals the sums of the test.
             await journal.OnWrite.Pass();
             await WaitCommitted(first.Concat(rest).ToList());

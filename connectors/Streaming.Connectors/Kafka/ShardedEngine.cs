@@ -36,6 +36,9 @@ namespace Streaming.Connectors.Kafka;
 public sealed partial class ShardedEngine : IStreamingEngine
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long the rule sweep waits before handing customers to a restarting partition again.</summary>
+    private static readonly TimeSpan SweepRetryDelay = TimeSpan.FromMilliseconds(500);
     private readonly EngineOptions _options;
     private readonly ActorStoreOptions _store;
     private readonly TimeProvider _time;
@@ -631,8 +634,14 @@ public sealed partial class ShardedEngine : IStreamingEngine
                         ct.ThrowIfCancellationRequested();
                         try
                         {
-                            await ingestion.SweepAsync(group.Key, list, TimeSpan.FromMinutes(1)).ConfigureAwait(false);
-                            break;
+                            // A restarting partition would lose them: wait for its new coordinator (the sweep must not
+                            // be recorded as done with a partition left out).
+                            if (await ingestion.SweepAsync(group.Key, list, TimeSpan.FromMinutes(1)).ConfigureAwait(false) != SweepHandOff.Restarting)
+                            {
+                                break;
+                            }
+
+                            await Task.Delay(SweepRetryDelay, _time, ct).ConfigureAwait(false);
                         }
                         catch (AskTimeoutException)
                         {

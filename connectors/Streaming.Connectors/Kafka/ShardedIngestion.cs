@@ -93,6 +93,19 @@ public interface IFiringOutbox
     void Append(IReadOnlyList<TriggerFiring> firings);
 }
 
+/// <summary>What became of a rule sweep's customers handed to a partition (<see cref="ShardedIngestion.SweepAsync"/>).</summary>
+public enum SweepHandOff
+{
+    /// <summary>Sent to the partition's coordinator.</summary>
+    Sent,
+
+    /// <summary>This node does not own the partition.</summary>
+    NotOwned,
+
+    /// <summary>The partition is restarting (a failed checkpoint's back-off): nothing was sent.</summary>
+    Restarting,
+}
+
 /// <summary>
 /// Keeps the node's checkpoint numbering durable: every completed partition checkpoint gets the next number (the
 /// status's <c>checkpointSeq</c> and the Redis mirror's <c>seq</c>), and numbers are reserved before use (the ingestion
@@ -591,24 +604,30 @@ public sealed partial class ShardedIngestion : IDisposable
 
     /// <summary>
     /// Hands a rule sweep's customers of partition <paramref name="partition"/> to its coordinator; completes once they
-    /// are all sent. False when this node does not own the partition (or it is restarting).
+    /// are all sent. <see cref="SweepHandOff.NotOwned"/>: another node owns the partition (its sweep takes them);
+    /// <see cref="SweepHandOff.Restarting"/>: the partition is restarting, ask again after a while.
     /// </summary>
     /// <exception cref="Akka.Actor.AskTimeoutException">The coordinator did not take them within <paramref name="timeout"/>.</exception>
-    public async Task<bool> SweepAsync(int partition, IReadOnlyList<string> customers, TimeSpan timeout)
+    public async Task<SweepHandOff> SweepAsync(int partition, IReadOnlyList<string> customers, TimeSpan timeout)
     {
         IActorRef coordinator;
         lock (_partitions)
         {
-            if (!_partitions.TryGetValue(partition, out var owned) || owned.RestartAt != 0)
+            if (!_partitions.TryGetValue(partition, out var owned))
             {
-                return false;
+                return SweepHandOff.NotOwned;
+            }
+
+            if (owned.RestartAt != 0)
+            {
+                return SweepHandOff.Restarting;
             }
 
             coordinator = owned.Coordinator;
         }
 
         await coordinator.Ask<SweepSent>(new SweepCustomers(customers), timeout).ConfigureAwait(false);
-        return true;
+        return SweepHandOff.Sent;
     }
 
     /// <summary>A new coordinator for partition <paramref name="p"/>, watched by the listener.</summary>
