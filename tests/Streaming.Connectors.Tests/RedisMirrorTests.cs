@@ -130,6 +130,36 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     /// <summary>
+    /// Unnumbered checkpoints under three rule versions, with an emptied Redis (no marker): each gets a new number above
+    /// the reserved ones, ordered by the last number its version got (B last numbered at 3, A at 5), the running version
+    /// last, whatever their partitions.
+    /// </summary>
+    [Fact]
+    public async Task Catch_up_numbers_unnumbered_checkpoints_older_rule_versions_first()
+    {
+        using var dir = new TempDirectory();
+        var journal = new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dir.Path };
+        var (a, b, running) = (InjectedRules.DefaultWith("a_tag", _ => false), InjectedRules.DefaultWith("b_tag", _ => false), RuleSetLoader.Default);
+        await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["under-a"] = [[1m]] }, a, partition: 0);
+        await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["under-b"] = [[2m]] }, b, partition: 1);
+        await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["under-running"] = [[3m]] }, running, partition: 2);
+        using var store = SqliteStateStore.OpenDirectory(dir.Path);
+        store.Reserve(10);
+        store.Record(new CheckpointNumber(7, 1, 3, b.Version));
+        store.Record(new CheckpointNumber(8, 1, 5, a.Version));
+        await using (var mirror = Mirror())
+        {
+            Assert.Equal((3, (long?)null), await MirrorCatchUp.RunFromJournalAsync(journal, mirror, store, running.Version, Wait));
+            Assert.True(await mirror.WaitIdleAsync(Wait));
+        }
+
+        Assert.Equal(("11", b.Version), (Hash("under-b")["seq"], Hash("under-b")["ruleVersion"]));
+        Assert.Equal(("12", a.Version), (Hash("under-a")["seq"], Hash("under-a")["ruleVersion"]));
+        Assert.Equal(("13", running.Version), (Hash("under-running")["seq"], Hash("under-running")["ruleVersion"]));
+        Assert.Equal(13, store.Reserved);
+    }
+
+    /// <summary>
     /// A crash after checkpoint 2 was stored and before the mirror wrote it: Redis' marker says 1. At the next start the
     /// catch-up queues exactly the customers checkpoint 2 stored, with seq 2; customers the marker covers are not
     /// touched (a was deleted here to show it), and the marker reaches 2. Without a marker (an emptied Redis) every

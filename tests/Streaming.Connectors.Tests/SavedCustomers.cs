@@ -21,10 +21,13 @@ internal static class SavedCustomers
     public static Task WriteAsync(string dataDir, IReadOnlyDictionary<string, decimal[][]> saves) =>
         WriteAsync(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dataDir }, saves);
 
-    /// <summary>The same in the journal of <paramref name="store"/>.</summary>
-    public static async Task WriteAsync(ActorStoreOptions store, IReadOnlyDictionary<string, decimal[][]> saves)
+    /// <summary>
+    /// The same in the journal of <paramref name="store"/>, evaluated under <paramref name="rules"/> (default: the default
+    /// pack) and saved as partition <paramref name="partition"/>'s checkpoints 1, 2, ….
+    /// </summary>
+    public static async Task WriteAsync(ActorStoreOptions store, IReadOnlyDictionary<string, decimal[][]> saves, RuleSet? rules = null, int partition = 0)
     {
-        var book = new RuleBook(RuleSetLoader.Default);
+        var book = new RuleBook(rules ?? RuleSetLoader.Default);
         var system = ActorSystem.Create("saved-customers", ActorStore.Setup(store));
         try
         {
@@ -38,11 +41,11 @@ internal static class SavedCustomers
                     foreach (var amount in groups[g])
                     {
                         var order = new OrderEvent { EventId = id + "-e" + offset, CustomerId = id, OccurredAt = T0.AddHours(offset), Type = EventType.OrderPlaced, OrderId = id + "-o" + offset, Amount = amount, ItemCount = 1 };
-                        var changed = await entity.Ask<CustomerChanged>(new ApplyRecord(id, 0, "orders", offset++, order, clock), Wait);
+                        var changed = await entity.Ask<CustomerChanged>(new ApplyRecord(id, partition, "orders", offset++, order, clock), Wait);
                         Assert.Equal(ChangeOutcome.Applied, changed.Outcome);
                     }
 
-                    Assert.True((await entity.Ask<CustomerSaved>(new SaveCustomer(id, 0, g + 1), Wait)).Written);
+                    Assert.True((await entity.Ask<CustomerSaved>(new SaveCustomer(id, partition, g + 1), Wait)).Written);
                 }
             }
         }

@@ -49,6 +49,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private readonly Dictionary<IActorRef, CoordinatorStatus> _seen = [];
+
+    /// <summary>Orders the storing of a switch asked for and of the set found in force, so the later wins.</summary>
+    private readonly Lock _rulesGate = new();
     private volatile RuleSet _rules;
     private volatile RuleSet? _pendingRules;
     private RuleSet? _inForce;
@@ -344,7 +347,17 @@ public sealed partial class ShardedEngine : IStreamingEngine
             }
 
             _inForce = target;
-            RulesInForce?.Invoke(target);
+
+            // Not over a switch asked for while this refresh ran: that set is stored already, and a restart must start
+            // from it.
+            lock (_rulesGate)
+            {
+                if (_pendingRules is null || ReferenceEquals(_pendingRules, target))
+                {
+                    RulesInForce?.Invoke(target);
+                }
+            }
+
             if (target.Version != (_sweptVersion ??= SweptVersion))
             {
                 StartSweep(target.Version);
@@ -508,9 +521,13 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// <inheritdoc />
     public void SwitchRules(RuleSet rules)
     {
-        _book.Add(rules);
-        RulesInForce?.Invoke(rules);
-        _pendingRules = rules;
+        // Stored first: a switch whose storing fails changes nothing (the caller hears of it).
+        lock (_rulesGate)
+        {
+            RulesInForce?.Invoke(rules);
+            _book.Add(rules);
+            _pendingRules = rules;
+        }
 
         // The coordinators hear of it at the next refresh: now rather than within half a second.
         _wake.TrySetResult();

@@ -127,9 +127,9 @@ public interface ICheckpointCounter
     void Record(CheckpointNumber number);
 
     /// <summary>
-    /// Forgets the numbers at or below <paramref name="mirrored"/> (every checkpoint up to it is in Redis), keeping each
-    /// partition's last one per rule version: a customer saved by a forgotten checkpoint maps to the next kept one, which
-    /// carries the same rule version.
+    /// Forgets the numbers at or below <paramref name="mirrored"/> (every checkpoint up to it is in Redis), keeping in
+    /// each partition the last checkpoint of every run of one rule version (a set switched back to counts as a new run):
+    /// a customer saved by a forgotten checkpoint maps to the next kept one, which carries the same rule version.
     /// </summary>
     void Prune(long mirrored);
 

@@ -22,10 +22,11 @@ public static class MirrorCatchUp
     /// names the partition checkpoint that saved it, and <paramref name="counter"/> the node number that checkpoint got
     /// (<see cref="ICheckpointCounter.LoadNumbers"/>; a forgotten one maps to the partition's next kept checkpoint, which
     /// carries the same rule version): customers above the marker are queued under their own checkpoint's number, in
-    /// number order. Customers whose checkpoint got no number (a crash between the checkpoint and its numbering, or an
-    /// event older than the recorded partition) are queued under new numbers reserved in <paramref name="counter"/>, one
-    /// per checkpoint, older rule versions (any but <paramref name="runningVersion"/>) first, so a number never carries two
-    /// rule versions and an older version never follows a newer one.
+    /// number order. Customers whose checkpoint got no number (a crash between the checkpoint and its numbering, or a
+    /// checkpoint held back during a rule switch) are queued under new numbers reserved in <paramref name="counter"/>, one
+    /// per checkpoint, older rule versions first (by the last number each version got; <paramref name="runningVersion"/>
+    /// last), so a number never carries two rule versions and an older version never follows a newer one. Events written
+    /// before journal events recorded their partition are written again only when Redis has no marker.
     /// </summary>
     /// <remarks>Holds the ids of the customers to queue (not their states) while it sorts them; states are read again in lookups of <see cref="JournalSnapshot.MaxLookup"/>.</remarks>
     public static async Task<(int Customers, long? Marker)> RunFromJournalAsync(
@@ -44,9 +45,16 @@ public static class MirrorCatchUp
         // Read in full even when the marker is at the last number: checkpoints completed but not numbered yet (a crash,
         // or held back during a rule switch) have customers no number covers.
         using var snapshot = JournalSnapshot.Open(store, dataDir);
-        var numbers = counter.LoadNumbers().GroupBy(n => n.Partition).ToDictionary(g => g.Key, g => g.ToArray());
+        var kept = counter.LoadNumbers();
+        var numbers = kept.GroupBy(n => n.Partition).ToDictionary(g => g.Key, g => g.ToArray());
+
+        // Where a rule version stands: by the last number it got (the set in force last; one never numbered, e.g. held
+        // during a switch, after those; the running one last of all).
+        var lastNumber = kept.GroupBy(n => n.RuleVersion, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Max(n => n.Number), StringComparer.Ordinal);
+        long Order(string version) => version == runningVersion ? long.MaxValue : lastNumber.GetValueOrDefault(version, long.MaxValue - 1);
+
         var numbered = new List<(long Number, string Id)>();
-        var unnumbered = new List<(int Rank, int Partition, long Seq, string Version, string Id)>();
+        var unnumbered = new List<(long Order, string Version, int Partition, long Seq, string Id)>();
         foreach (var (id, saved) in snapshot.ReadSaved(null))
         {
             ct.ThrowIfCancellationRequested();
@@ -60,22 +68,29 @@ public static class MirrorCatchUp
                 continue;
             }
 
-            var version = CustomerStateCodec.Decode(id, saved.State).RuleVersion;
-            unnumbered.Add((version == runningVersion ? 1 : 0, saved.Partition, saved.Seq, version ?? "", id));
+            // An event from before the partition was recorded cannot be mapped: with a marker, the mirror is taken to
+            // have it (it was written by then); without one (an emptied Redis), it is written again.
+            if (saved.Partition < 0 && marker is not null)
+            {
+                continue;
+            }
+
+            var version = CustomerStateCodec.Decode(id, saved.State).RuleVersion ?? "";
+            unnumbered.Add((Order(version), version, saved.Partition, saved.Seq, id));
         }
 
-        // New numbers, one per unnumbered checkpoint, above every number handed out, reserved before they are used and
-        // recorded (the next start finds them numbered). Events from before the partition was recorded stay unnumbered.
+        // New numbers, one per unnumbered checkpoint (and rule version), above every number handed out, older rule
+        // versions first, reserved before they are used and recorded (the next start finds them numbered).
         var reserved = counter.Reserved;
         var next = reserved;
         var given = new List<CheckpointNumber>();
-        (int, long)? previous = null;
-        foreach (var u in unnumbered.OrderBy(u => (u.Rank, u.Partition, u.Seq)))
+        (string, int, long)? previous = null;
+        foreach (var u in unnumbered.OrderBy(u => u.Order).ThenBy(u => u.Version, StringComparer.Ordinal).ThenBy(u => u.Partition).ThenBy(u => u.Seq))
         {
-            if (previous != (u.Partition, u.Seq))
+            if (previous != (u.Version, u.Partition, u.Seq))
             {
                 next++;
-                previous = (u.Partition, u.Seq);
+                previous = (u.Version, u.Partition, u.Seq);
                 if (u.Partition >= 0)
                 {
                     given.Add(new CheckpointNumber(u.Partition, u.Seq, next, u.Version));

@@ -277,7 +277,9 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
     public void Prune(long mirrored) =>
         Write(
             "DELETE FROM checkpoint_numbers WHERE number <= $m AND (partition, seq) NOT IN " +
-            "(SELECT partition, MAX(seq) FROM checkpoint_numbers GROUP BY partition, rule_version)",
+            "(SELECT partition, seq FROM (SELECT partition, seq, rule_version, " +
+            "LEAD(rule_version) OVER (PARTITION BY partition ORDER BY seq) AS next FROM checkpoint_numbers) " +
+            "WHERE next IS NULL OR next <> rule_version)",
             ("$m", mirrored));
 
     /// <inheritdoc />

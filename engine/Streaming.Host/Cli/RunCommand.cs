@@ -77,6 +77,11 @@ public static class RunCommand
                 await Console.Error.WriteLineAsync("streaming run: " + ex.Message).ConfigureAwait(false);
                 return 2;
             }
+            catch (System.Data.Common.DbException ex)
+            {
+                await Console.Error.WriteLineAsync("streaming run: the store could not be read at start: " + ex.Message).ConfigureAwait(false);
+                return 1;
+            }
 
             await using (host.ConfigureAwait(false))
             {

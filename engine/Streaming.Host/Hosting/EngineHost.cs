@@ -214,23 +214,33 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogNoTokens(logger);
         }
 
-        if (mirror is not null)
+        try
         {
-            // Before the first new checkpoint: customers a crash kept out of Redis are queued again.
-            var (queued, marker) = settings.Runtime == EngineRuntime.Akka
-                ? await MirrorCatchUp.RunFromJournalAsync(storeOptions, mirror, store, rules.Initial.Version, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false)
-                : await MirrorCatchUp.RunAsync(store, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
-            if (queued > 0)
+            if (mirror is not null)
             {
-                LogMirrorCatchUp(logger, queued, marker?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", settings.Runtime == EngineRuntime.Akka ? store.Reserved : store.LastCheckpointSeq);
+                // Before the first new checkpoint: customers a crash kept out of Redis are queued again.
+                var (queued, marker) = settings.Runtime == EngineRuntime.Akka
+                    ? await MirrorCatchUp.RunFromJournalAsync(storeOptions, mirror, store, rules.Initial.Version, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false)
+                    : await MirrorCatchUp.RunAsync(store, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                if (queued > 0)
+                {
+                    LogMirrorCatchUp(logger, queued, marker?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", settings.Runtime == EngineRuntime.Akka ? store.Reserved : store.LastCheckpointSeq);
+                }
             }
+
+            engine.Start();
+            relay.Start();
+            rules.Start(engine, instruments);
+            await web.StartAsync(cancellationToken).ConfigureAwait(false);
+            LogStarted(logger, settings.Urls, bootstrap, store.Path);
+        }
+        catch
+        {
+            // Everything started so far stops again (the actor system included, with the host's services).
+            await host.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
 
-        engine.Start();
-        relay.Start();
-        rules.Start(engine, instruments);
-        await web.StartAsync(cancellationToken).ConfigureAwait(false);
-        LogStarted(logger, settings.Urls, bootstrap, store.Path);
         return host;
     }
 
