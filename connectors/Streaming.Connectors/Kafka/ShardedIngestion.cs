@@ -879,6 +879,14 @@ public sealed partial class ShardedIngestion : IDisposable
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 _owner.LogFiringsRetry(done.Partition, done.Seq, done.Firings.Count, ex.Message);
+
+                // A restarted coordinator's recovered checkpoint that is the one still waiting here was never numbered
+                // nor mirrored: it still must be.
+                if (done.Recovered && _unstored.TryGetValue(done.Partition, out var waiting) && !waiting.Done.Recovered && waiting.Done.Seq == done.Seq)
+                {
+                    done = done with { Recovered = false };
+                }
+
                 _unstored[done.Partition] = (done, coordinator);
                 Timers.StartSingleTimer(("firings", done.Partition), new StoreAgain(done.Partition), RetryAfter);
                 return;
