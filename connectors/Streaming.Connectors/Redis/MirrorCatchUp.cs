@@ -18,8 +18,8 @@ public static class MirrorCatchUp
     private const int PageSize = 2_000;
 
     /// <summary>
-    /// The same for the actor runtime's journal (<paramref name="store"/>: SQLite or PostgreSQL). A customer's latest journal event
-    /// names the partition checkpoint that saved it, and <paramref name="counter"/> the node number that checkpoint got
+    /// The same for the actor runtime's journal (<paramref name="store"/>: SQLite or PostgreSQL). A customer's latest
+    /// journal event names the partition checkpoint that saved it, and <paramref name="counter"/> the node number that checkpoint got
     /// (<see cref="ICheckpointCounter.LoadNumbers"/>; a forgotten one maps to the partition's next kept checkpoint, which
     /// carries the same rule version): customers above the marker are queued under their own checkpoint's number, in
     /// number order. Customers whose checkpoint got no number (a crash between the checkpoint and its numbering, or a
@@ -126,8 +126,8 @@ public static class MirrorCatchUp
 
     /// <summary>
     /// The number of checkpoint <paramref name="seq"/> of <paramref name="partition"/>: its own, or the next kept one's
-    /// (numbers at or below the marker are forgotten, except each partition's last per rule version); null when the
-    /// partition has no numbered checkpoint at or after it.
+    /// (numbers the mirror has are forgotten, except the last checkpoint of each run of one rule version, so the next kept
+    /// one carries the same version); null when the partition has no numbered checkpoint at or after it.
     /// </summary>
     private static long? NumberOf(Dictionary<int, CheckpointNumber[]> numbers, int partition, long seq)
     {
