@@ -5,7 +5,6 @@ using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Redis;
 using Streaming.Connectors.Sql;
-using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
 using Streaming.Engine.Runtime;
 using Streaming.Tests.Shared;
@@ -60,27 +59,6 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         Db.HashGetAll(_prefix + "customer:" + id).ToDictionary(e => (string)e.Name!, e => (string)e.Value!, StringComparer.Ordinal);
 
     private string[] Members(string set) => Db.SetMembers(_prefix + set).Select(m => (string)m!).Order(StringComparer.Ordinal).ToArray();
-
-    /// <summary>A store in a fresh directory with checkpoint 1 = {a, b} and checkpoint 2 = {b, c} (b changed: 2 orders).</summary>
-    private static SqliteStateStore StoreWithTwoCheckpoints(string dir)
-    {
-        var store = SqliteStateStore.OpenDirectory(dir);
-        static StateRow Row(string id, int orders)
-        {
-            var state = new CustomerState(id) { OrderCount = orders, GrossAmount = 10m * orders, RuleVersion = "default@0123456789ab", EvaluatedAtTicks = T0 };
-            return new StateRow(id, 4, CustomerStateCodec.Encode(state));
-        }
-
-        var first = new CheckpointBatch();
-        first.States.Add(Row("a", 1));
-        first.States.Add(Row("b", 1));
-        store.Commit(first);
-        var second = new CheckpointBatch();
-        second.States.Add(Row("b", 2));
-        second.States.Add(Row("c", 1));
-        store.Commit(second);
-        return store;
-    }
 
     /// <summary>
     /// The actor runtime's catch-up. Partition 0's checkpoints 1 and 2 got node numbers 2 and 4, checkpoint 3 none (a
@@ -157,56 +135,6 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(("12", a.Version), (Hash("under-a")["seq"], Hash("under-a")["ruleVersion"]));
         Assert.Equal(("13", running.Version), (Hash("under-running")["seq"], Hash("under-running")["ruleVersion"]));
         Assert.Equal(13, store.Reserved);
-    }
-
-    /// <summary>
-    /// A crash after checkpoint 2 was stored and before the mirror wrote it: Redis' marker says 1. At the next start the
-    /// catch-up queues exactly the customers checkpoint 2 stored, with seq 2; customers the marker covers are not
-    /// touched (a was deleted here to show it), and the marker reaches 2. Without a marker (an emptied Redis) every
-    /// stored customer is queued.
-    /// </summary>
-    [Fact]
-    public async Task Catch_up_at_start_writes_what_checkpoints_after_the_marker_stored()
-    {
-        var dir = Path.Combine(Path.GetTempPath(), "streaming-catchup-" + Guid.NewGuid().ToString("N"));
-        try
-        {
-            using var store = StoreWithTwoCheckpoints(dir);
-            await Db.HashSetAsync(_prefix + "mirror", "seq", 1);
-            await using (var mirror = Mirror())
-            {
-                var (queued, marker) = await MirrorCatchUp.RunAsync(store, mirror, Wait);
-                Assert.Equal((2, (long?)1), (queued, marker));
-                Assert.True(await mirror.WaitIdleAsync(Wait));
-                await Eventually.Require(Wait, () => (long)Db.HashGet(_prefix + "mirror", "seq") == 2, () => "marker " + Db.HashGet(_prefix + "mirror", "seq"));
-            }
-
-            Assert.False(Db.KeyExists(_prefix + "customer:a"));
-            Assert.Equal(("2", "2"), (Hash("b")["ordersCount"], Hash("b")["seq"]));
-            Assert.Equal(("1", "2"), (Hash("c")["ordersCount"], Hash("c")["seq"]));
-
-            // Up to date: nothing to do.
-            await using (var mirror = Mirror())
-            {
-                Assert.Equal((0, (long?)2), await MirrorCatchUp.RunAsync(store, mirror, Wait));
-            }
-
-            // Redis lost everything: every stored customer, each with the checkpoint that stored it.
-            await Db.KeyDeleteAsync([_prefix + "mirror", _prefix + "customer:b", _prefix + "customer:c"]);
-            await using (var mirror = Mirror())
-            {
-                Assert.Equal((3, (long?)null), await MirrorCatchUp.RunAsync(store, mirror, Wait));
-                Assert.True(await mirror.WaitIdleAsync(Wait));
-            }
-
-            Assert.Equal(("1", "1"), (Hash("a")["ordersCount"], Hash("a")["seq"]));
-            Assert.Equal("2", Hash("b")["seq"]);
-        }
-        finally
-        {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            Directory.Delete(dir, recursive: true);
-        }
     }
 
     [Fact]
@@ -548,42 +476,25 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     /// <summary>
-    /// Resync rebuilds the prefix from the store: a key with a seq from another life (a reset store) is replaced, a
-    /// stray set member and a stray key disappear, keys outside the prefix stay.
+    /// Resync rebuilds the prefix from the journal, more customers than one batch: a key with a seq from another life (a
+    /// reset store) is replaced whole (a field the schema does not write goes), a stray set member and a stray set
+    /// disappear, every customer is in exactly the stage set its hash names, keys outside the prefix stay.
     /// </summary>
     [Fact]
-    public async Task Resync_rebuilds_the_prefix_from_the_store()
+    public async Task Resync_replaces_stale_keys_fields_and_set_members_in_batches()
     {
         using var dir = new TempDirectory();
+        const int count = RedisResync.BatchSize + 200;
+        var saves = Enumerable.Range(0, count).ToDictionary(i => "r" + i, i => new[] { Enumerable.Repeat(10m + i, 1 + (i % 3)).ToArray() });
+        await SavedCustomers.WriteAsync(dir.Path, saves);
         using (var store = SqliteStateStore.OpenDirectory(dir.Path))
         {
-            for (var checkpoint = 0; checkpoint < 3; checkpoint++)
-            {
-                var batch = new CheckpointBatch();
-                for (var i = 0; i < 700; i++)
-                {
-                    var s = new CustomerState("r" + i)
-                    {
-                        LastSeenTicks = T0 + i,
-                        OrderCount = i + checkpoint,
-                        GrossAmount = 10.5m * i,
-                        TierName = "gold",
-                        RfmSegment = i % 2 == 0 ? "champions" : null,
-                        ChurnRisk = i % 100,
-                        Tags = i % 3 == 0 ? ["high_value", "vip"] : [],
-                        RuleVersion = "default@abc",
-                    };
-                    s.Stages["lifecycle"] = new StageValue(i % 2 == 0 ? "active" : "churned", T0);
-                    batch.States.Add(new StateRow(s.CustomerId, i % 16, CustomerStateCodec.Encode(s)));
-                }
-
-                store.Commit(batch);
-            }
+            store.Reserve(3);
         }
 
         var outside = "other-" + Guid.NewGuid().ToString("N")[..8];
-        Db.HashSet(_prefix + "customer:r1", [new HashEntry("seq", 999_999), new HashEntry("ordersCount", 1), new HashEntry("tags", "vip"), new HashEntry("stale", "x")]);
-        Db.SetAdd(_prefix + "tag:vip", ["r1", "ghost"]);
+        Db.HashSet(_prefix + "customer:r1", [new HashEntry("seq", 999_999), new HashEntry("ordersCount", 9), new HashEntry("stale", "x")]);
+        Db.SetAdd(_prefix + "tag:vip", ["ghost"]);
         Db.SetAdd(_prefix + "stage:prospect", "r2");
         Db.HashSet(_prefix + "customer:ghost", "seq", 1);
         Db.StringSet(outside, "keep");
@@ -593,27 +504,30 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
             var lines = new List<string>();
             var result = await new RedisResync(_client, new RedisKeySchema(_prefix), lines.Add).RunAsync(dir.Path, CancellationToken.None);
 
-            Assert.Equal(3, result.Seq);
-            Assert.Equal(700, result.Customers);
-            Assert.Equal(700, result.Written);
-            Assert.Equal(0, result.NewerKept);
-            Assert.Equal(4, result.KeysDeleted);
+            Assert.Equal((3L, (long)count, (long)count, 0L, 4L), (result.Seq, result.Customers, result.Written, result.NewerKept, result.KeysDeleted));
             Assert.NotEmpty(lines);
             Assert.Equal("keep", (string)Db.StringGet(outside)!);
             Assert.False(Db.KeyExists(_prefix + "customer:ghost"));
             Assert.False(Db.KeyExists(_prefix + "stage:prospect"));
+            Assert.DoesNotContain("ghost", Members("tag:vip"));
             var r1 = Hash("r1");
-            Assert.Equal("3", r1["seq"]);
-            Assert.Equal("3", r1["ordersCount"]);
-            Assert.Equal("", r1["tags"]);
+            Assert.Equal(("3", "2"), (r1["seq"], r1["ordersCount"]));
             Assert.False(r1.ContainsKey("stale"));
-            var vip = Members("tag:vip");
-            Assert.Equal(Enumerable.Range(0, 700).Where(i => i % 3 == 0).Select(i => "r" + i).Order(StringComparer.Ordinal), vip);
-            Assert.Equal(350, Members("stage:active").Length);
-            Assert.Equal(350, Members("stage:churned").Length);
-            Assert.Equal("2", Hash("r0")["ordersCount"]);
-            Assert.Equal("champions", Hash("r0")["rfmSegment"]);
-            Assert.Equal("", Hash("r1")["rfmSegment"]);
+            var stages = new Dictionary<string, string[]>(StringComparer.Ordinal);
+            for (var i = 0; i < count; i++)
+            {
+                var hash = Hash("r" + i);
+                Assert.Equal((1 + (i % 3)).ToString(System.Globalization.CultureInfo.InvariantCulture), hash["ordersCount"]);
+                var stage = hash[RedisKeySchema.LifecycleStage];
+                if (!stages.ContainsKey(stage))
+                {
+                    stages[stage] = Members("stage:" + stage);
+                }
+
+                Assert.Contains("r" + i, stages[stage]);
+            }
+
+            Assert.Equal(count, stages.Values.Sum(members => members.Length));
         }
         finally
         {

@@ -1,8 +1,6 @@
 using Microsoft.Data.Sqlite;
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
-using Streaming.Engine.Model;
-using Streaming.Engine.Runtime;
 
 namespace Streaming.Connectors.Tests;
 
@@ -13,30 +11,6 @@ public sealed class SqliteStateStoreTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     private string DbPath => _dir.File("state.db");
-
-    private static readonly long T0 = new DateTime(2024, 3, 1, 12, 0, 0, DateTimeKind.Utc).Ticks;
-
-    private static CustomerState State(string id, int orders, decimal gross, string? country = null)
-    {
-        var s = new CustomerState(id)
-        {
-            FirstSeenTicks = T0,
-            LastSeenTicks = T0 + TimeSpan.TicksPerHour,
-            EventsApplied = orders + 2,
-            OrderCount = orders,
-            GrossAmount = gross,
-            RefundAmount = 1.25m,
-            FirstOrderTicks = T0,
-            LastOrderTicks = T0 + TimeSpan.TicksPerMinute,
-            PageViews = 7,
-            Country = country,
-            ConsentSms = true,
-        };
-        s.RecentEventIds.Add(0xDEADBEEFUL, 32);
-        return s;
-    }
-
-    private static StateRow Row(CustomerState s, int partition) => new(s.CustomerId, partition, CustomerStateCodec.Encode(s));
 
     private static SqliteConnection OpenRaw(string path)
     {
@@ -50,6 +24,32 @@ public sealed class SqliteStateStoreTests : IDisposable
         using var cmd = connection.CreateCommand();
         cmd.CommandText = sql;
         return cmd.ExecuteScalar();
+    }
+
+    /// <summary>
+    /// A store as schema 6 left it: today's tables, plus the partition host's customers, offsets, partitions and
+    /// checkpoints tables (their columns as that version created them), with <paramref name="customers"/> rows.
+    /// </summary>
+    private void WriteSchema6Store(int customers)
+    {
+        using (new SqliteStateStore(DbPath))
+        {
+        }
+
+        using var raw = OpenRaw(DbPath);
+        Scalar(raw, """
+            CREATE TABLE customers(customer_id TEXT PRIMARY KEY, partition INTEGER NOT NULL, state BLOB NOT NULL,
+                wake INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+            CREATE TABLE offsets(topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL, PRIMARY KEY(topic, partition)) WITHOUT ROWID;
+            CREATE TABLE partitions(partition INTEGER PRIMARY KEY, max_event_ticks INTEGER NOT NULL, population BLOB);
+            CREATE TABLE checkpoints(seq INTEGER PRIMARY KEY, at TEXT NOT NULL, customers INTEGER NOT NULL, offsets INTEGER NOT NULL);
+            INSERT INTO settings(key, value) VALUES ('rules', '[]');
+            PRAGMA user_version = 6;
+            """);
+        for (var i = 0; i < customers; i++)
+        {
+            Scalar(raw, $"INSERT INTO customers(customer_id, partition, state) VALUES ('c{i}', {i % 4}, x'00')");
+        }
     }
 
     /// <summary>
@@ -75,120 +75,6 @@ public sealed class SqliteStateStoreTests : IDisposable
         store.Prune(9);
 
         Assert.Equal([new(0, 2, 3, "v1"), new(0, 4, 6, "v2"), new(0, 7, 11, "v1"), new(1, 2, 7, "v1")], store.LoadNumbers());
-    }
-
-    [Fact]
-    public void Fresh_store_is_empty()
-    {
-        using var store = new SqliteStateStore(DbPath);
-
-        Assert.Equal(0, store.LastCheckpointSeq);
-        Assert.Equal(0, store.CountCustomers());
-        Assert.Empty(store.LoadOffsets());
-        Assert.Null(store.LoadCustomer("nobody"));
-        Assert.Null(store.FindPartition("nobody"));
-        Assert.Equal(0, store.LoadMaxEventTicks(3));
-    }
-
-    [Fact]
-    public void Commit_makes_states_offsets_and_progress_readable()
-    {
-        using var store = new SqliteStateStore(DbPath);
-        var batch = new CheckpointBatch();
-        batch.States.Add(Row(State("alice", 3, 30.10m, "GB"), 2));
-        batch.States.Add(Row(State("bob", 1, 9.99m), 5));
-        batch.Offsets.Add(new OffsetRow("orders", 2, 17));
-        batch.Offsets.Add(new OffsetRow("clickstream", 5, 4));
-        batch.Partitions.Add(new PartitionRow(2, T0 + 42));
-        batch.Partitions.Add(new PartitionRow(5, T0 + 7));
-
-        store.Commit(batch);
-
-        Assert.Equal(1, store.LastCheckpointSeq);
-        Assert.Equal(2, store.CountCustomers());
-        var alice = store.LoadCustomer("alice");
-        Assert.NotNull(alice);
-        Assert.Equal("alice", alice.CustomerId);
-        Assert.Equal(3, alice.OrderCount);
-        Assert.Equal(30.10m, alice.GrossAmount);
-        Assert.Equal(1.25m, alice.RefundAmount);
-        Assert.Equal("GB", alice.Country);
-        Assert.True(alice.ConsentSms);
-        Assert.Equal(7, alice.PageViews);
-        Assert.True(alice.RecentEventIds.Contains(0xDEADBEEFUL));
-        Assert.Equal(2, store.FindPartition("alice"));
-        Assert.Equal(5, store.FindPartition("bob"));
-        Assert.Null(store.FindPartition("carol"));
-        Assert.Equal(
-            new Dictionary<TopicPartitionKey, long>
-            {
-                [new TopicPartitionKey("orders", 2)] = 17,
-                [new TopicPartitionKey("clickstream", 5)] = 4,
-            },
-            store.LoadOffsets());
-        Assert.Equal(T0 + 42, store.LoadMaxEventTicks(2));
-        Assert.Equal(T0 + 7, store.LoadMaxEventTicks(5));
-        Assert.Equal(0, store.LoadMaxEventTicks(0));
-
-        store.Commit(new CheckpointBatch());
-        Assert.Equal(2, store.LastCheckpointSeq);
-    }
-
-    [Fact]
-    public void Upsert_overwrites_state_partition_offsets_and_progress()
-    {
-        using var store = new SqliteStateStore(DbPath);
-        var first = new CheckpointBatch();
-        first.States.Add(Row(State("alice", 1, 10m, "GB"), 1));
-        first.Offsets.Add(new OffsetRow("orders", 1, 5));
-        first.Partitions.Add(new PartitionRow(1, T0));
-        store.Commit(first);
-
-        var second = new CheckpointBatch();
-        second.States.Add(Row(State("alice", 4, 123.45m, "FR"), 3));
-        second.Offsets.Add(new OffsetRow("orders", 1, 9));
-        second.Partitions.Add(new PartitionRow(1, T0 + 99));
-        store.Commit(second);
-
-        Assert.Equal(1, store.CountCustomers());
-        var alice = store.LoadCustomer("alice");
-        Assert.NotNull(alice);
-        Assert.Equal(4, alice.OrderCount);
-        Assert.Equal(123.45m, alice.GrossAmount);
-        Assert.Equal("FR", alice.Country);
-        Assert.Equal(3, store.FindPartition("alice"));
-        var offsets = store.LoadOffsets();
-        Assert.Single(offsets);
-        Assert.Equal(9, offsets[new TopicPartitionKey("orders", 1)]);
-        Assert.Equal(T0 + 99, store.LoadMaxEventTicks(1));
-        Assert.Equal(2, store.LastCheckpointSeq);
-    }
-
-    [Fact]
-    public void A_new_instance_on_the_same_file_sees_committed_data()
-    {
-        using (var store = new SqliteStateStore(DbPath))
-        {
-            var batch = new CheckpointBatch();
-            batch.States.Add(Row(State("alice", 2, 20.5m), 0));
-            batch.Offsets.Add(new OffsetRow("callcenter", 0, 1234));
-            batch.Partitions.Add(new PartitionRow(0, T0 + 5));
-            store.Commit(batch);
-            store.Commit(new CheckpointBatch());
-            store.Commit(new CheckpointBatch());
-        }
-
-        using var reopened = new SqliteStateStore(DbPath);
-        Assert.Equal(3, reopened.LastCheckpointSeq);
-        Assert.Equal(1, reopened.CountCustomers());
-        Assert.Equal(20.5m, reopened.LoadCustomer("alice")?.GrossAmount);
-        Assert.Equal(0, reopened.FindPartition("alice"));
-        Assert.Equal(1234, reopened.LoadOffsets()[new TopicPartitionKey("callcenter", 0)]);
-        Assert.Equal(T0 + 5, reopened.LoadMaxEventTicks(0));
-
-        // The sequence keeps counting from the file, not from zero.
-        reopened.Commit(new CheckpointBatch());
-        Assert.Equal(4, reopened.LastCheckpointSeq);
     }
 
     [Fact]
@@ -218,10 +104,7 @@ public sealed class SqliteStateStoreTests : IDisposable
     {
         using (var store = new SqliteStateStore(DbPath))
         {
-            var batch = new CheckpointBatch();
-            batch.States.Add(Row(State("alice", 1, 10m), 0));
-            batch.States.Add(Row(State("bob", 2, 20m), 1));
-            store.Commit(batch);
+            store.SaveSetting("k", "kept");
         }
 
         var newer = SqliteStateStore.SchemaVersion + 1;
@@ -236,82 +119,52 @@ public sealed class SqliteStateStoreTests : IDisposable
 
         using var check = OpenRaw(DbPath);
         Assert.Equal((long)newer, Scalar(check, "PRAGMA user_version"));
-        Assert.Equal(2L, Scalar(check, "SELECT COUNT(*) FROM customers"));
-        Assert.Equal(1L, Scalar(check, "SELECT COUNT(*) FROM checkpoints"));
+        Assert.Equal("kept", Scalar(check, "SELECT value FROM settings WHERE key = 'k'"));
     }
 
+    /// <summary>
+    /// The partition host kept customers in <c>state.db</c>; this version keeps them in the actor runtime's journal.
+    /// A store holding some is refused with the count, and nothing in it changes.
+    /// </summary>
     [Fact]
-    public void Failing_state_row_rolls_back_the_whole_batch()
+    public void A_schema_6_store_holding_the_partition_hosts_customers_is_refused_and_left_untouched()
     {
-        using var store = new SqliteStateStore(DbPath);
-        var good = new CheckpointBatch();
-        good.States.Add(Row(State("alice", 1, 10m), 0));
-        good.Offsets.Add(new OffsetRow("orders", 0, 5));
-        good.Partitions.Add(new PartitionRow(0, T0));
-        store.Commit(good);
+        WriteSchema6Store(customers: 3);
 
-        var bad = new CheckpointBatch();
-        bad.States.Add(Row(State("alice", 9, 999m), 0));
-        bad.States.Add(Row(State("bob", 1, 1m), 1));
-        bad.States.Add(new StateRow("broken", 1, null!));
-        bad.Offsets.Add(new OffsetRow("orders", 0, 50));
-        bad.Offsets.Add(new OffsetRow("orders", 1, 7));
-        bad.Partitions.Add(new PartitionRow(0, T0 + 1000));
+        var ex = Assert.Throws<LegacyStateException>(() => new SqliteStateStore(DbPath));
+        Assert.Contains("partition host's state (3 customers in state.db)", ex.Message, StringComparison.Ordinal);
 
-        Assert.Throws<InvalidOperationException>(() => store.Commit(bad));
-
-        AssertOnlyFirstCheckpoint(store);
-        using var reopened = ReopenAfter(store);
-        AssertOnlyFirstCheckpoint(reopened);
+        using var check = OpenRaw(DbPath);
+        Assert.Equal(6L, Scalar(check, "PRAGMA user_version"));
+        Assert.Equal(3L, Scalar(check, "SELECT COUNT(*) FROM customers"));
     }
 
+    /// <summary>A schema 6 store without customers (e.g. the actor runtime's, which never wrote them) migrates: the partition host's tables go, settings stay.</summary>
     [Fact]
-    public void Failing_offset_row_rolls_back_the_states_written_before_it()
+    public void An_empty_schema_6_store_migrates_dropping_the_partition_hosts_tables_and_keeping_settings()
     {
-        using var store = new SqliteStateStore(DbPath);
-        var good = new CheckpointBatch();
-        good.States.Add(Row(State("alice", 1, 10m), 0));
-        good.Offsets.Add(new OffsetRow("orders", 0, 5));
-        good.Partitions.Add(new PartitionRow(0, T0));
-        store.Commit(good);
+        WriteSchema6Store(customers: 0);
 
-        // Every state row is valid; the batch fails on its second offset, after the states were written.
-        var bad = new CheckpointBatch();
-        bad.States.Add(Row(State("alice", 9, 999m), 0));
-        bad.States.Add(Row(State("bob", 1, 1m), 1));
-        bad.Offsets.Add(new OffsetRow("orders", 0, 50));
-        bad.Offsets.Add(new OffsetRow(null!, 1, 7));
-        bad.Partitions.Add(new PartitionRow(0, T0 + 1000));
+        using (var store = new SqliteStateStore(DbPath))
+        {
+            Assert.Equal("[]", store.LoadSetting("rules"));
+        }
 
-        Assert.Throws<InvalidOperationException>(() => store.Commit(bad));
-
-        AssertOnlyFirstCheckpoint(store);
-
-        // The store stays usable and numbers the next checkpoint after the last committed one.
-        var next = new CheckpointBatch();
-        next.States.Add(Row(State("carol", 1, 3m), 2));
-        store.Commit(next);
-        Assert.Equal(2, store.LastCheckpointSeq);
-        Assert.Equal(2, store.CountCustomers());
+        using var check = OpenRaw(DbPath);
+        Assert.Equal((long)SqliteStateStore.SchemaVersion, Scalar(check, "PRAGMA user_version"));
+        Assert.Equal(0L, Scalar(check, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('customers', 'offsets', 'partitions', 'checkpoints')"));
+        Assert.Equal(1L, Scalar(check, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outreach'"));
     }
 
-    private SqliteStateStore ReopenAfter(SqliteStateStore store)
+    /// <summary>A new store has none of the partition host's tables.</summary>
+    [Fact]
+    public void A_new_store_has_no_table_of_customers()
     {
-        store.Dispose();
-        return new SqliteStateStore(DbPath);
-    }
+        using (new SqliteStateStore(DbPath))
+        {
+        }
 
-    private static void AssertOnlyFirstCheckpoint(SqliteStateStore store)
-    {
-        Assert.Equal(1, store.LastCheckpointSeq);
-        Assert.Equal(1, store.CountCustomers());
-        Assert.Equal(1, store.LoadCustomer("alice")?.OrderCount);
-        Assert.Equal(10m, store.LoadCustomer("alice")?.GrossAmount);
-        Assert.Null(store.LoadCustomer("bob"));
-        Assert.Null(store.FindPartition("broken"));
-        Assert.Equal(
-            new Dictionary<TopicPartitionKey, long> { [new TopicPartitionKey("orders", 0)] = 5 },
-            store.LoadOffsets());
-        Assert.Equal(T0, store.LoadMaxEventTicks(0));
+        using var check = OpenRaw(DbPath);
+        Assert.Equal(0L, Scalar(check, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('customers', 'offsets', 'partitions', 'checkpoints')"));
     }
 }

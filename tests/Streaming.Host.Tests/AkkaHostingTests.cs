@@ -29,7 +29,6 @@ public sealed class AkkaHostingTests
         var settings = new StreamingSettings
         {
             DataDir = TestEnvironment.NewTempDir("streaming-hosting"),
-            Runtime = EngineRuntime.Akka,
             Partitions = 2,
             Urls = "http://127.0.0.1:0",
         };

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Rules;
-using Streaming.Engine.Runtime;
 using Streaming.Host.Hosting;
 using Streaming.Host.Tests.Infrastructure;
 using Streaming.Tests.Shared;
@@ -112,7 +111,7 @@ public sealed class AuditTrailTests(ITestOutputHelper output)
             long storeSeq;
             using (var store = SqliteStateStore.OpenDirectory(dir))
             {
-                storeSeq = store.LastCheckpointSeq;
+                storeSeq = store.Reserved;
             }
 
             var clock = Stopwatch.StartNew();
@@ -154,13 +153,9 @@ public sealed class AuditTrailTests(ITestOutputHelper output)
         Assert.Equal(new string('y', 128), AuditTrail.Quote(new string('y', 128)));
     }
 
-    /// <summary>What the engine does when it switches to <paramref name="text"/>: the set is stored with a checkpoint.</summary>
-    private static void Store(SqliteStateStore store, string text)
-    {
-        var batch = new CheckpointBatch();
-        batch.Settings[KafkaEngine.RulesSettingKey] = RuleSetStorage.Serialize(RuleSetLoader.Load([new RuleSource("rules.yaml", text)]));
-        store.Commit(batch);
-    }
+    /// <summary>What the engine does when it switches to <paramref name="text"/>: the set is stored.</summary>
+    private static void Store(SqliteStateStore store, string text) =>
+        store.SaveSetting(RuleSetStorage.SettingKey, RuleSetStorage.Serialize(RuleSetLoader.Load([new RuleSource("rules.yaml", text)])));
 
     private sealed class FixedClock(DateTimeOffset now) : TimeProvider
     {

@@ -46,9 +46,8 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
     /// decided by the store, not by the group's committed offsets (README "Architecture"), and so no run waits for
     /// the killed one's session to expire.
     /// </summary>
-    private static Dictionary<string, string> Settings(string name, string runtime) => new()
+    private static Dictionary<string, string> Settings(string name) => new()
     {
-        ["Streaming__Engine__Runtime"] = runtime,
         ["Streaming__Kafka__GroupId"] = "dlc-" + name,
         ["Streaming__Engine__CheckpointIntervalMs"] = "600000",
         ["Streaming__Engine__CheckpointEveryEvents"] = CheckpointEvery.ToString(CultureInfo.InvariantCulture),
@@ -70,10 +69,8 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
 
     private sealed record Probe(long Processed, long Deferred, long Retried, long Unacknowledged, bool Paused);
 
-    [Theory]
-    [InlineData("host")]
-    [InlineData("akka")]
-    public async Task Dead_letters_hold_back_the_checkpoint_through_a_refusing_broker_and_two_kills_and_none_is_lost(string runtime)
+    [Fact]
+    public async Task Dead_letters_hold_back_the_checkpoint_through_a_refusing_broker_and_two_kills_and_none_is_lost()
     {
         var total = Stopwatch.StartNew();
         var bad = new List<Bad>();
@@ -90,11 +87,11 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
 
         await broker.SetProduceRefusedAsync(true);
         var refused = true;
-        var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, Settings("e1", runtime));
+        var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, Settings("e1"));
         try
         {
             // E1: defers, keeps its failed dead letters and produces them again, pauses; nothing stored past them.
-            var e1 = await WaitPausedAsync(engine, "E1", dataDir, Stored.Empty, runtime);
+            var e1 = await WaitPausedAsync(engine, "E1", dataDir, Stored.Empty);
             var stored1 = ReadStore(dataDir);
             output.WriteLine($"E1 paused at {total.ElapsedMilliseconds} ms: {e1}, stored checkpoint {stored1.Seq} covering {stored1.Sum} records");
             Assert.True(e1.Processed < segmentA.Count, "E1 processed everything: it never paused");
@@ -114,8 +111,8 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
             output.WriteLine($"E1 killed at {total.ElapsedMilliseconds} ms");
 
             // E2: resumes from the store while the broker still refuses; pauses the same way.
-            engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, Settings("e2", runtime));
-            var e2 = await WaitPausedAsync(engine, "E2", dataDir, stored1, runtime);
+            engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, Settings("e2"));
+            var e2 = await WaitPausedAsync(engine, "E2", dataDir, stored1);
             var stored2 = ReadStore(dataDir);
             output.WriteLine($"E2 paused at {total.ElapsedMilliseconds} ms: {e2}, stored checkpoint {stored2.Seq} covering {stored2.Sum} records");
             AssertCoversNoBadRecord(stored2, bad, positions, "E2 while the broker refuses");
@@ -160,7 +157,7 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
             Assert.True(uncovered.Count > 0, "every bad record is covered by the last checkpoint: the kill did not fall between a dead letter and its checkpoint");
 
             // E3: re-reads what no checkpoint covers.
-            engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, Settings("e3", runtime));
+            engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, Settings("e3"));
             await engine.WaitProcessedAsync("orders", records, TimeSpan.FromMinutes(1));
             await AssertDeadLettersAsync(broker.BootstrapServers, bad, positions, uncovered);
             await AssertOrdersAsync(engine.Http, gross, counts);
@@ -185,15 +182,15 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
 
     /// <summary>
     /// Waits until the engine has paused consumption with a deferred checkpoint and has produced at least one failed
-    /// dead letter again; checks that it paused exactly after two checkpoints' worth of records past the store (one on the
-    /// actor runtime, which applies none while a checkpoint waits).
+    /// dead letter again; checks that it paused exactly one checkpoint's worth of records past the store (a partition
+    /// applies none while its checkpoint waits).
     /// </summary>
-    private static async Task<Probe> WaitPausedAsync(EngineProcess engine, string name, string dataDir, Stored atStart, string runtime)
+    private static async Task<Probe> WaitPausedAsync(EngineProcess engine, string name, string dataDir, Stored atStart)
     {
-        // The actor runtime pauses each partition on its own, at two of its shares of CheckpointEveryEvents consumed; a
+        // The engine pauses each partition on its own, at two of its shares of CheckpointEveryEvents consumed; a
         // partition applies none of them while its checkpoint waits for the broker (the barrier holds its records), so
         // once every partition is paused it has applied exactly one checkpoint's worth past the store.
-        var expected = runtime == "akka" ? CheckpointEvery : 2L * CheckpointEvery;
+        const long expected = CheckpointEvery;
         var stored = Stored.Empty;
         long held = 0;
         var probe = await WaitProbeAsync(
@@ -250,42 +247,12 @@ public sealed partial class DeadLetterCheckpointTests(ITestOutputHelper output)
         Assert.True(before.SameAs(now), $"{when}: the store moved from {before} to {now} while dead letters were unacknowledged");
 
     /// <summary>
-    /// The last stored checkpoint and the <c>orders</c> offsets it stored, read in one read transaction as another process
-    /// would (the engine may be running). The actor runtime's checkpoints are per partition, in its journal: there the
-    /// number is the sum of every partition's last one.
+    /// The last stored checkpoint and the <c>orders</c> offsets it stored, read as another process would (the engine may
+    /// be running). Checkpoints are per partition, in the actor runtime's journal: the number is the sum of every
+    /// partition's last one.
     /// </summary>
-    private static Stored ReadStore(string dataDir)
-    {
-        if (File.Exists(Path.Combine(dataDir, "journal.db")))
-        {
-            return ReadJournal(Path.Combine(dataDir, "journal.db"));
-        }
-
-        var path = Path.Combine(dataDir, "state.db");
-        if (!File.Exists(path))
-        {
-            return Stored.Empty;
-        }
-
-        using var connection = ReadOnlySqlite.Open(path);
-
-        using var transaction = connection.BeginTransaction(deferred: true);
-        using var seq = connection.CreateCommand();
-        seq.Transaction = transaction;
-        seq.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM checkpoints";
-        var last = Convert.ToInt64(seq.ExecuteScalar(), CultureInfo.InvariantCulture);
-        using var offsets = connection.CreateCommand();
-        offsets.Transaction = transaction;
-        offsets.CommandText = "SELECT partition, next_offset FROM offsets WHERE topic = 'orders'";
-        var result = new Dictionary<int, long>();
-        using var reader = offsets.ExecuteReader();
-        while (reader.Read())
-        {
-            result[reader.GetInt32(0)] = reader.GetInt64(1);
-        }
-
-        return new Stored(last, result);
-    }
+    private static Stored ReadStore(string dataDir) =>
+        File.Exists(Path.Combine(dataDir, "journal.db")) ? ReadJournal(Path.Combine(dataDir, "journal.db")) : Stored.Empty;
 
     /// <summary>Each partition coordinator's last checkpoint event in the actor runtime's journal (decoded with the runtime's own codec).</summary>
     private static Stored ReadJournal(string path)

@@ -5,20 +5,18 @@ using Streaming.Host.Tests.Infrastructure;
 namespace Streaming.Host.Tests;
 
 /// <summary>
-/// <c>streaming bench</c> (the Kafka bench) through the CLI on both runtimes, small: the store figures are consistent
+/// <c>streaming bench</c> (the Kafka bench) through the CLI, small: the store figures are consistent
 /// with the events, counted here from the same datasets, and every latency probe's trigger arrives. No timing thresholds.
 /// </summary>
 [Collection(EndToEnd.Name)]
 public sealed class KafkaBenchTests
 {
-    [Theory]
-    [InlineData("host")]
-    [InlineData("akka")]
-    public async Task Bench_reports_writes_coalescing_memory_allocation_and_trigger_latency_consistent_with_the_events(string runtime)
+    [Fact]
+    public async Task Bench_reports_writes_coalescing_memory_allocation_and_trigger_latency_consistent_with_the_events()
     {
         const int events = 4000;
         var outFile = Path.Combine(TestEnvironment.NewTempDir("streaming-bench-kafka"), "bench.json");
-        var cli = await CliProcess.RunAsync(["bench", "--events", events.ToString(System.Globalization.CultureInfo.InvariantCulture), "--partitions", "4", "--runtime", runtime, "--out", outFile], TimeSpan.FromMinutes(4));
+        var cli = await CliProcess.RunAsync(["bench", "--events", events.ToString(System.Globalization.CultureInfo.InvariantCulture), "--partitions", "4", "--out", outFile], TimeSpan.FromMinutes(4));
         Assert.True(cli.ExitCode == 0, $"exit {cli.ExitCode}: {CliProcess.Tail(cli.StandardError)}");
 
         using var json = JsonDocument.Parse(cli.StandardOutput);
@@ -35,10 +33,10 @@ public sealed class KafkaBenchTests
         var coalescing = r.GetProperty("eventsPerCustomerPerCheckpoint").GetDouble();
         Assert.InRange(coalescing, 1.0, (double)events / distinct + 0.01);
         // A heap difference: with a few thousand customers, what the process frees meanwhile can outweigh them, so only
-        // its presence is checked here (300,000 events give 1.8 and 6.3 KB per customer, README "Benchmark").
+        // its presence is checked here (300,000 events give about 6.3 KB per customer, README "Benchmark").
         Assert.Equal(JsonValueKind.Number, r.GetProperty("residentBytesPerCachedCustomer").ValueKind);
         Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0, "no allocation measured");
-        Assert.True(r.GetProperty("durableWritesPerSec").GetDouble() >= 0);
+        Assert.True(r.GetProperty("durableWritesPerSec").GetDouble() > 0, "no customer made durable");
 
         // The latency phase: half the measured rate, as many events as that rate gives in 10 s (at most the bench's),
         // and every probe's welcome trigger on the topic.

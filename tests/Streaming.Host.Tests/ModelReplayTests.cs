@@ -6,7 +6,6 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Streaming.Connectors.Sql;
 using Streaming.Host.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -127,16 +126,8 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
                 Assert.Equal(0, engine.Process.ExitCode);
             }
 
-            // The shutdown checkpoint stored exactly the batch's customers (the actor runtime keeps them in its journal).
-            if (string.Equals(Environment.GetEnvironmentVariable("Streaming__Engine__Runtime"), "akka", StringComparison.OrdinalIgnoreCase))
-            {
-                Assert.Equal(histories.Count, Streaming.Connectors.Persistence.ActorStore.CountCustomers(dataDir));
-            }
-            else
-            {
-                using var store = SqliteStateStore.OpenDirectory(dataDir);
-                Assert.Equal(histories.Count, store.CountCustomers());
-            }
+            // The shutdown checkpoint stored exactly the batch's customers (in the actor runtime's journal).
+            Assert.Equal(histories.Count, Streaming.Connectors.Persistence.ActorStore.CountCustomers(dataDir));
 
             output.WriteLine($"{dataset}: total {total.ElapsedMilliseconds} ms");
         }

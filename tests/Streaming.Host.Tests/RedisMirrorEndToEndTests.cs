@@ -8,7 +8,6 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using StackExchange.Redis;
 using Streaming.Connectors.Persistence;
-using Streaming.Connectors.Sql;
 using Streaming.Host.Tests.Infrastructure;
 using Streaming.Tests.Shared;
 using Xunit.Abstractions;
@@ -153,7 +152,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
             Assert.Contains($"customers={profiles.Count} seq=", resync.StandardOutput, StringComparison.Ordinal);
 
             long storeSeq;
-            using (ICustomerSnapshot snapshot = JournalSnapshot.Exists(dataDir) ? JournalSnapshot.OpenDirectory(dataDir) : StoreSnapshot.OpenDirectory(dataDir))
+            using (var snapshot = JournalSnapshot.OpenDirectory(dataDir))
             {
                 storeSeq = snapshot.Seq;
             }
@@ -332,16 +331,15 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The customers with durable state: the partition host's store, or the actor runtime's journal (its customers'
-    /// persistence ids, <c>customer-</c> and the id), read as another process would.
+    /// The customers with durable state: the actor runtime's journal (its customers' persistence ids, <c>customer-</c> and
+    /// the id), read as another process would; none before the journal exists.
     /// </summary>
     private static List<string> StoredCustomerIds(string dataDir)
     {
         var journal = Path.Combine(dataDir, "journal.db");
         if (!File.Exists(journal))
         {
-            using var snapshot = StoreSnapshot.OpenDirectory(dataDir);
-            return [.. snapshot.ReadCustomers().Select(c => c.CustomerId)];
+            return [];
         }
 
         using var connection = ReadOnlySqlite.Open(journal);

@@ -20,21 +20,20 @@ public sealed partial class ReplayEndToEndTests(ITestOutputHelper output)
     public async Task Full_replay_matches_batch_computation() => await FullReplayAsync([]);
 
     /// <summary>
-    /// The same on the actor runtime with its journal on PostgreSQL (<c>Streaming:Store:*</c>): the customers are in
-    /// the database, not in the data directory, and the restarted engine recovers them from there.
+    /// The same with the journal on PostgreSQL (<c>Streaming:Store:*</c>): the customers are in the database, not in the
+    /// data directory, and the restarted engine recovers them from there.
     /// </summary>
     [Fact]
-    public async Task Full_replay_on_the_actor_runtime_with_postgresql_matches_batch_computation()
+    public async Task Full_replay_with_the_journal_on_postgresql_matches_batch_computation()
     {
         await using var database = await PostgresDatabase.CreateAsync();
         var dataDir = await FullReplayAsync(new()
         {
-            ["Streaming__Engine__Runtime"] = "akka",
             ["Streaming__Store__Provider"] = "postgresql",
             ["Streaming__Store__ConnectionString"] = database.ConnectionString,
         });
         Assert.Equal(s_expected.Value.Customers.Count, await CustomersInJournalAsync(database));
-        Assert.False(File.Exists(Path.Combine(dataDir, "journal.db")), "the actor runtime wrote an SQLite journal beside PostgreSQL");
+        Assert.False(File.Exists(Path.Combine(dataDir, "journal.db")), "the engine wrote an SQLite journal beside PostgreSQL");
     }
 
     /// <summary>Distinct customers with events in the journal.</summary>

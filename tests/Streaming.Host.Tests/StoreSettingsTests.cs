@@ -20,16 +20,16 @@ public sealed class StoreSettingsTests
     }
 
     [Fact]
-    public void PostgreSQL_is_read_for_the_actor_runtime()
+    public void PostgreSQL_is_read_from_the_store_settings()
     {
-        var settings = Settings(("Streaming:Engine:Runtime", "akka"), ("Streaming:Store:Provider", "PostgreSQL"), ("Streaming:Store:ConnectionString", "Host=db;Database=streaming"));
+        var settings = Settings(("Streaming:Store:Provider", "PostgreSQL"), ("Streaming:Store:ConnectionString", "Host=db;Database=streaming"));
         Assert.Equal(StoreProvider.PostgreSql, settings.StoreProvider);
         Assert.Equal("Host=db;Database=streaming", settings.StoreConnectionString);
     }
 
     [Theory]
     [InlineData("mysql", "akka", "Host=db", "must be 'sqlite' or 'postgresql'")]
-    [InlineData("postgresql", "host", "Host=db", "Streaming:Engine:Runtime = 'akka'")]
+    [InlineData("postgresql", "host", "Host=db", "Streaming:Engine:Runtime = 'host': the actor runtime ('akka') is the only one")]
     [InlineData("postgresql", "akka", " ", "needs Streaming:Store:ConnectionString")]
     public void Unusable_store_settings_are_refused_with_the_reason(string provider, string runtime, string connection, string reason)
     {
@@ -43,7 +43,7 @@ public sealed class StoreSettingsTests
         var dir = TestEnvironment.NewTempDir("streaming-store-options");
         try
         {
-            var run = await CliProcess.RunAsync(["run", "--data-dir", dir, "--runtime", "akka", "--store-provider", "postgresql"], TimeSpan.FromSeconds(60));
+            var run = await CliProcess.RunAsync(["run", "--data-dir", dir, "--store-provider", "postgresql"], TimeSpan.FromSeconds(60));
             Assert.Equal(2, run.ExitCode);
             Assert.Contains("needs Streaming:Store:ConnectionString", run.StandardError, StringComparison.Ordinal);
         }

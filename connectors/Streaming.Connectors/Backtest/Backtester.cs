@@ -5,7 +5,8 @@ using Streaming.Connectors.Datasets;
 using Streaming.Connectors.Kafka;
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
-using Streaming.Engine.Runtime;
+using Streaming.Runtime.Local;
+using Streaming.Runtime.Partitions;
 
 namespace Streaming.Connectors.Backtest;
 
@@ -76,23 +77,30 @@ public sealed record BacktestResult
 }
 
 /// <summary>
-/// Runs the engine core over a dataset file in event time, with no side effects: the records a <c>streaming replay</c>
-/// would produce, in the same order, go to one <see cref="PartitionHost"/> per partition (chosen as the replay's
-/// producer chooses it, see <see cref="KeyPartitioner"/>), checkpointing into a <see cref="MemoryStateStore"/>. No
-/// broker, no files written, nothing published; firings are only counted. Each partition's time advances with its own
-/// events exactly as in the live engine and stops at its last event time minus the allowed lateness.
+/// Runs the engine over a dataset file in event time, with no side effects: the records a <c>streaming replay</c> would
+/// produce, in the same order, go to the partition (chosen as the replay's producer chooses it, see
+/// <see cref="KeyPartitioner"/>) of a <see cref="LocalEngine"/> per rule set: the actor runtime's coordinators and
+/// customer entities in a local actor system on the in-memory journal. No broker, no files written, nothing published;
+/// firings are only counted. Each partition's time advances with its own events exactly as in the live engine and stops
+/// at its last event time minus the allowed lateness.
 /// </summary>
 public static class Backtester
 {
+    /// <summary>How long one step (a start, a checkpoint of every partition, a status read) may take.</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(5);
+
     public static readonly IReadOnlyList<string> Deliveries =
         [TriggerNames.Of(Delivery.Queued), TriggerNames.Of(Delivery.Suppressed), TriggerNames.Of(Delivery.Holdout), TriggerNames.Of(Delivery.Notify)];
 
     /// <summary>
-    /// Runs every rule set over one pass of the file (each with its own hosts and store); results in the order given.
+    /// Runs every rule set over one pass of the file (each in its own actor system); results in the order given. Every
+    /// <see cref="BacktestOptions.CheckpointEveryRecords"/> records each partition checkpoints, and the pass waits until
+    /// those checkpoints are complete, which bounds the records held in memory.
     /// </summary>
     /// <exception cref="FileNotFoundException">The dataset file does not exist.</exception>
     /// <exception cref="InvalidDataException">The file is not the dataset it is said to be.</exception>
-    public static IReadOnlyList<BacktestResult> Run(
+    /// <exception cref="TimeoutException">The actor runtime did not answer within five minutes.</exception>
+    public static async Task<IReadOnlyList<BacktestResult>> RunAsync(
         IReadOnlyList<RuleSet> ruleSets,
         string dataset,
         string path,
@@ -103,157 +111,153 @@ public static class Backtester
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Partitions, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.CheckpointEveryRecords, 1);
         var watch = Stopwatch.StartNew();
-        var hostOptions = new PartitionHostOptions { AllowedLateness = options.AllowedLateness };
-        var runs = ruleSets.Select(r => new RuleSetRun(r, options.Partitions, hostOptions)).ToArray();
-        var offsets = new long[Topics.Inputs.Count, options.Partitions];
-        var keyBuffer = new byte[256];
-        long records = 0;
-        var lastProgress = TimeSpan.Zero;
-        using (var file = new DatasetFile(path))
+        var coordinatorOptions = new PartitionCoordinatorOptions { AllowedLateness = options.AllowedLateness };
+        var runs = new List<RuleSetRun>();
+        try
         {
-            foreach (var record in Datasets.Datasets.Read(dataset, file))
+            foreach (var rules in ruleSets)
             {
-                if (!Topics.TryParseInput(record.Topic, out var topic))
-                {
-                    throw new InvalidOperationException($"the {dataset} reader produced a record for '{record.Topic}', which is not an input topic");
-                }
+                var run = new RuleSetRun(rules);
+                runs.Add(run);
+                await run.StartAsync(options.Partitions, coordinatorOptions).ConfigureAwait(false);
+            }
 
-                var keyLength = Encoding.UTF8.GetByteCount(record.Key);
-                if (keyLength > keyBuffer.Length)
+            var offsets = new long[Topics.Inputs.Count, options.Partitions];
+            var last = new Dictionary<(int Partition, string Topic), long>();
+            var decoder = new EventDecoder();
+            var keyBuffer = new byte[256];
+            long records = 0;
+            var lastProgress = TimeSpan.Zero;
+            using (var file = new DatasetFile(path))
+            {
+                foreach (var record in Datasets.Datasets.Read(dataset, file))
                 {
-                    keyBuffer = new byte[Math.Max(keyLength, keyBuffer.Length * 2)];
-                }
+                    if (!Topics.TryParseInput(record.Topic, out var topic))
+                    {
+                        throw new InvalidOperationException($"the {dataset} reader produced a record for '{record.Topic}', which is not an input topic");
+                    }
 
-                var key = keyBuffer.AsSpan(0, Encoding.UTF8.GetBytes(record.Key, keyBuffer));
-                var partition = KeyPartitioner.Partition(key, options.Partitions);
-                var offset = offsets[(int)topic, partition]++;
-                foreach (var run in runs)
-                {
-                    run.Process(partition, topic, offset, key, record.Value);
-                }
+                    var keyLength = Encoding.UTF8.GetByteCount(record.Key);
+                    if (keyLength > keyBuffer.Length)
+                    {
+                        keyBuffer = new byte[Math.Max(keyLength, keyBuffer.Length * 2)];
+                    }
 
-                records++;
-                if (records % options.CheckpointEveryRecords == 0)
-                {
+                    var key = keyBuffer.AsSpan(0, Encoding.UTF8.GetBytes(record.Key, keyBuffer));
+                    var partition = KeyPartitioner.Partition(key, options.Partitions);
+                    var offset = offsets[(int)topic, partition]++;
+                    var decoded = decoder.TryDecode(topic, key, record.Value, null, out var evt, out var error)
+                        ? new PartitionRecord(record.Topic, offset, evt)
+                        : new PartitionRecord(record.Topic, offset, null, error);
                     foreach (var run in runs)
                     {
-                        run.Checkpoint();
+                        run.Engine.Send(partition, decoded);
+                    }
+
+                    last[(partition, record.Topic)] = offset;
+                    records++;
+                    if (records % options.CheckpointEveryRecords == 0)
+                    {
+                        foreach (var run in runs)
+                        {
+                            await run.Engine.CheckpointThroughAsync(last, Patience, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+
+                    if ((records & 1023) == 0)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        if (progress is not null && watch.Elapsed - lastProgress >= options.ProgressInterval)
+                        {
+                            lastProgress = watch.Elapsed;
+                            progress(new BacktestProgress(records, file.Progress, watch.Elapsed));
+                        }
                     }
                 }
 
-                if ((records & 1023) == 0)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    if (progress is not null && watch.Elapsed - lastProgress >= options.ProgressInterval)
-                    {
-                        lastProgress = watch.Elapsed;
-                        progress(new BacktestProgress(records, file.Progress, watch.Elapsed));
-                    }
-                }
+                progress?.Invoke(new BacktestProgress(records, 1, watch.Elapsed));
             }
 
-            progress?.Invoke(new BacktestProgress(records, 1, watch.Elapsed));
-        }
+            var results = new BacktestResult[runs.Count];
+            for (var i = 0; i < runs.Count; i++)
+            {
+                await runs[i].Engine.CheckpointThroughAsync(last, Patience, cancellationToken).ConfigureAwait(false);
+                results[i] = await runs[i].ResultAsync(dataset, path, records, options, watch.Elapsed).ConfigureAwait(false);
+            }
 
-        var results = new BacktestResult[runs.Length];
-        for (var i = 0; i < runs.Length; i++)
+            return results;
+        }
+        finally
         {
-            runs[i].Checkpoint();
-            results[i] = runs[i].Result(dataset, path, records, options, watch.Elapsed);
-            runs[i].Dispose();
+            foreach (var run in runs)
+            {
+                await run.DisposeAsync().ConfigureAwait(false);
+            }
         }
-
-        return results;
     }
 
-    /// <summary>One rule set's hosts, store and tallies.</summary>
-    private sealed class RuleSetRun : IDisposable
+    /// <summary>One rule set's engine and tallies.</summary>
+    private sealed class RuleSetRun(RuleSet rules) : IAsyncDisposable
     {
-        private readonly RuleSet _rules;
-        private readonly PartitionHostOptions _hostOptions;
-        private readonly PartitionHost?[] _hosts;
-        private readonly MemoryStateStore _store = new();
-        private readonly CheckpointBatch _batch = new();
-        private readonly Dictionary<string, Tally> _tallies;
-        private long _deadLetters;
-        private long _duplicates;
+        private readonly Dictionary<string, Tally> _tallies = rules.Triggers.ToDictionary(t => t.Id, _ => new Tally(), StringComparer.Ordinal);
+        private readonly HashSet<string> _customers = new(StringComparer.Ordinal);
+        private LocalEngine? _engine;
 
-        public RuleSetRun(RuleSet rules, int partitions, PartitionHostOptions hostOptions)
+        public LocalEngine Engine => _engine ?? throw new InvalidOperationException("not started");
+
+        public async Task StartAsync(int partitions, PartitionCoordinatorOptions options) =>
+            _engine = await LocalEngine.StartAsync("backtest", partitions, rules, options, Count, Patience).ConfigureAwait(false);
+
+        /// <summary>Counts a completed checkpoint's firings (called on the engine's listener, one checkpoint at a time).</summary>
+        private void Count(CheckpointCompleted done)
         {
-            _rules = rules;
-            _hostOptions = hostOptions;
-            _hosts = new PartitionHost?[partitions];
-            _tallies = rules.Triggers.ToDictionary(t => t.Id, _ => new Tally(), StringComparer.Ordinal);
-        }
-
-        public void Process(int partition, InputTopic topic, long offset, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
-        {
-            var host = _hosts[partition] ??= new PartitionHost(partition, _store, _hostOptions, _rules);
-            switch (host.Process(topic, offset, key, value, out _))
+            lock (_tallies)
             {
-                case RecordOutcome.DeadLetter:
-                    _deadLetters++;
-                    break;
-                case RecordOutcome.Duplicate:
-                    _duplicates++;
-                    break;
-            }
-        }
-
-        /// <summary>As the engine does: collect every host's changes, commit them, mark them clean; count the firings.</summary>
-        public void Checkpoint()
-        {
-            foreach (var host in _hosts)
-            {
-                host?.CollectCheckpoint(_batch);
-            }
-
-            _store.Commit(_batch);
-            foreach (var host in _hosts)
-            {
-                host?.MarkClean();
-            }
-
-            foreach (var firing in _batch.Firings)
-            {
-                if (!_tallies.TryGetValue(firing.Rule, out var tally))
+                _customers.UnionWith(done.ChangedCustomers);
+                foreach (var firing in done.Firings)
                 {
-                    tally = new Tally();
-                    _tallies.Add(firing.Rule, tally);
+                    if (!_tallies.TryGetValue(firing.Rule, out var tally))
+                    {
+                        tally = new Tally();
+                        _tallies.Add(firing.Rule, tally);
+                    }
+
+                    tally.Add(firing);
                 }
-
-                tally.Add(firing);
             }
-
-            _batch.Clear();
         }
 
-        public BacktestResult Result(string dataset, string path, long records, BacktestOptions options, TimeSpan elapsed)
+        public async Task<BacktestResult> ResultAsync(string dataset, string path, long records, BacktestOptions options, TimeSpan elapsed)
         {
+            var status = await Engine.StatusAsync(Patience).ConfigureAwait(false);
             var watermarks = new SortedDictionary<int, DateTimeOffset>();
-            foreach (var host in _hosts)
+            foreach (var partition in status.Where(s => s.WatermarkTicks > 0))
             {
-                if (host is { WatermarkTicks: > 0 })
-                {
-                    watermarks[host.Partition] = new DateTimeOffset(host.WatermarkTicks, TimeSpan.Zero);
-                }
+                watermarks[partition.Partition] = new DateTimeOffset(partition.WatermarkTicks, TimeSpan.Zero);
             }
 
             var outcomes = new SortedDictionary<string, RuleOutcome>(StringComparer.Ordinal);
-            foreach (var (rule, tally) in _tallies)
+            long customers;
+            lock (_tallies)
             {
-                outcomes[rule] = tally.ToOutcome();
+                customers = _customers.Count;
+                foreach (var (rule, tally) in _tallies)
+                {
+                    outcomes[rule] = tally.ToOutcome();
+                }
             }
 
             return new BacktestResult
             {
-                RuleVersion = _rules.Version,
+                RuleVersion = rules.Version,
                 Dataset = dataset,
                 File = path,
                 Records = records,
-                DeadLetters = _deadLetters,
-                Duplicates = _duplicates,
-                Customers = _store.CountCustomers(),
+                DeadLetters = status.Sum(s => s.DeadLetters),
+                Duplicates = status.Sum(s => s.Duplicates),
+
+                // A customer exists once a record changed it, so it is among some checkpoint's changed customers.
+                Customers = customers,
                 Partitions = options.Partitions,
                 AllowedLatenessSeconds = (int)options.AllowedLateness.TotalSeconds,
                 Watermarks = watermarks,
@@ -262,7 +266,13 @@ public static class Backtester
             };
         }
 
-        public void Dispose() => _store.Dispose();
+        public async ValueTask DisposeAsync()
+        {
+            if (_engine is not null)
+            {
+                await _engine.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 
     private sealed class Tally

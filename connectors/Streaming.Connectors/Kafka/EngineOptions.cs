@@ -1,8 +1,9 @@
-using Streaming.Engine.Runtime;
+using Streaming.Engine.Events;
+using Streaming.Engine.Model;
 
 namespace Streaming.Connectors.Kafka;
 
-/// <summary>Settings of the engine's Kafka runtime (configuration section <c>Streaming:Engine</c> and <c>Streaming:Kafka</c>).</summary>
+/// <summary>Settings of the engine's Kafka ingestion and actor runtime (configuration section <c>Streaming:Engine</c> and <c>Streaming:Kafka</c>).</summary>
 public sealed record EngineOptions
 {
     public required string BootstrapServers { get; init; }
@@ -32,7 +33,14 @@ public sealed record EngineOptions
     /// </summary>
     public int PrefetchMaxKbytes { get; init; } = 64 * 1024;
 
-    public PartitionHostOptions Host { get; init; } = new();
+    /// <summary>Each customer's settings (how many recent event ids it remembers to drop duplicates).</summary>
+    public ActorOptions Actor { get; init; } = new();
+
+    /// <summary>Limits of the record decoder (record size, how far in the future an event may lie).</summary>
+    public DecoderOptions Decoder { get; init; } = new();
+
+    /// <summary>Each partition's watermark trails its latest event time by this; later records are applied, wake-ups wait.</summary>
+    public TimeSpan AllowedLateness { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Event time only (default, exact replays), or hybrid: quiet partitions follow the wall clock.</summary>
     public TimeMode TimeMode { get; init; } = TimeMode.Event;

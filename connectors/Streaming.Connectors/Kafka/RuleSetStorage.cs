@@ -3,9 +3,22 @@ using Streaming.Engine.Rules;
 
 namespace Streaming.Connectors.Kafka;
 
+/// <summary>Named settings the engine keeps beside its state (the rule set in force, counters): text under a key.</summary>
+public interface ISettingStore
+{
+    /// <summary>The value stored under <paramref name="key"/>; null when there is none.</summary>
+    string? LoadSetting(string key);
+
+    /// <summary>Stores <paramref name="value"/> under <paramref name="key"/>, replacing what was there, durably.</summary>
+    void SaveSetting(string key, string value);
+}
+
 /// <summary>How the active rule set is kept in the store: its source files as JSON, compiled again on load.</summary>
 public static class RuleSetStorage
 {
+    /// <summary>The setting that holds the rule set a restart starts from.</summary>
+    public const string SettingKey = "rules";
+
     public static string Serialize(RuleSet rules) =>
         JsonSerializer.Serialize(rules.Sources.Select(s => new StoredSource(s.FileName, s.Text)).ToList(), RuleSetStorageJson.Default.ListStoredSource);
 
@@ -18,7 +31,7 @@ public static class RuleSetStorage
     }
 
     /// <summary>The version of the rule set <paramref name="store"/> holds under <paramref name="key"/>; null if none or unreadable.</summary>
-    public static string? StoredVersion(Streaming.Engine.Runtime.IStateStore store, string key)
+    public static string? StoredVersion(ISettingStore store, string key = SettingKey)
     {
         if (store.LoadSetting(key) is not { } stored)
         {

@@ -26,7 +26,7 @@ namespace Streaming.Connectors.Kafka;
 /// <summary>
 /// The engine on Akka.NET: customers are Cluster.Sharding entities persisted through Akka.Persistence.Sql, one
 /// coordinator per owned Kafka partition, fed by <see cref="ShardedIngestion"/>. This node forms a cluster of one on
-/// loopback. Selected with <c>Streaming:Engine:Runtime = akka</c>.
+/// loopback.
 /// </summary>
 /// <remarks>
 /// Reads ask the customer's entity through the shard region; the customer's shard is its Kafka partition, computed from
@@ -196,7 +196,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
             var cluster = Cluster.Get(_system);
             await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
             var known = new KnownCustomerRegistry();
-            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Host.Actor, Known = known, Persistence = _instruments, Time = _time }, _book).ConfigureAwait(false);
+            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Actor, Known = known, Persistence = _instruments, Time = _time }, _book).ConfigureAwait(false);
 
             // Started by ClusterSharding.StartAsync (Akka.Hosting's WithShardRegion takes no allocation strategy), then
             // registered in the system's ActorRegistry under typeof(CustomerShards) for the host's other actors and services.
@@ -212,7 +212,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     CheckpointEveryRecords = Math.Max(1, _options.CheckpointEveryEvents / Math.Max(1, _partitionCount)),
                     CheckpointInterval = _options.CheckpointInterval,
                     SessionTimeoutMs = _options.SessionTimeoutMs,
-                    Decoder = _options.Host.Decoder with { Clock = _options.Host.Decoder.Clock ?? _time },
+                    Decoder = _options.Decoder with { Clock = _options.Decoder.Clock ?? _time },
                     IdleAfter = _options.TimeMode == TimeMode.Hybrid ? _options.IdleAfter : null,
                     PrefetchMaxKbytes = _options.PrefetchMaxKbytes,
                     DeadLetterTimeout = _options.DeadLetterTimeout,
@@ -221,7 +221,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     Coordinator = new PartitionCoordinatorOptions
                     {
                         Known = known,
-                        AllowedLateness = _options.Host.AllowedLateness,
+                        AllowedLateness = _options.AllowedLateness,
                         QuietCheckpointAfter = _options.CheckpointInterval * 2,
                         MaxCachedCustomers = Math.Max(1, _options.MaxCachedCustomers / Math.Max(1, _partitionCount)),
                         CollectProjections = Mirror is not null,

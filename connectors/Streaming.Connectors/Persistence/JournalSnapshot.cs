@@ -18,7 +18,7 @@ namespace Streaming.Connectors.Persistence;
 /// saved by a checkpoint not numbered yet is in the snapshot too, and the engine's own write of it comes later with a
 /// greater number.
 /// </summary>
-public sealed class JournalSnapshot : ICustomerSnapshot
+public sealed class JournalSnapshot : IDisposable
 {
     /// <summary>The most ids <see cref="ReadSaved"/> looks up at once.</summary>
     public const int MaxLookup = 500;
@@ -34,10 +34,10 @@ public sealed class JournalSnapshot : ICustomerSnapshot
         Customers = customers;
     }
 
-    /// <inheritdoc />
+    /// <summary>The checkpoint number the snapshot's customers are written with (the mirror's <c>seq</c>).</summary>
     public long Seq { get; }
 
-    /// <inheritdoc />
+    /// <summary>How many customers the snapshot holds.</summary>
     public long Customers { get; }
 
     /// <summary>Whether the SQLite journal of <paramref name="dataDir"/> exists.</summary>
@@ -192,7 +192,7 @@ public sealed class JournalSnapshot : ICustomerSnapshot
     }
 
     /// <summary>The node's last checkpoint number as stored in <c>state.db</c> (0: none, or no such file).</summary>
-    private static long CheckpointNumber(string stateDb)
+    internal static long CheckpointNumber(string stateDb)
     {
         if (!File.Exists(stateDb))
         {

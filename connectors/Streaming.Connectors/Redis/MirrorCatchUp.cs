@@ -1,6 +1,5 @@
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Persistence;
-using Streaming.Connectors.Sql;
 using Streaming.Engine.Model;
 using Streaming.Engine.Runtime;
 
@@ -15,10 +14,8 @@ namespace Streaming.Connectors.Redis;
 /// </summary>
 public static class MirrorCatchUp
 {
-    private const int PageSize = 2_000;
-
     /// <summary>
-    /// The same for the actor runtime's journal (<paramref name="store"/>: SQLite or PostgreSQL). A customer's latest
+    /// Reads the actor runtime's journal (<paramref name="store"/>: SQLite or PostgreSQL). A customer's latest
     /// journal event names the partition checkpoint that saved it, and <paramref name="counter"/> the node number that checkpoint got
     /// (<see cref="ICheckpointCounter.LoadNumbers"/>; a forgotten one maps to the partition's next kept checkpoint, which
     /// carries the same rule version): customers above the marker are queued under their own checkpoint's number, in
@@ -151,50 +148,5 @@ public static class MirrorCatchUp
         }
 
         return lo < kept.Length ? kept[lo].Number : null;
-    }
-
-    /// <summary>Queues what the mirror misses; returns how many customers were queued and the marker found (null: none).</summary>
-    public static async Task<(int Customers, long? Marker)> RunAsync(SqliteStateStore store, RedisMirror mirror, TimeSpan timeout, CancellationToken ct = default)
-    {
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(mirror);
-        var marker = await mirror.ReadMarkerAsync(timeout, ct).ConfigureAwait(false);
-        var after = marker ?? -1;
-        if (after >= store.LastCheckpointSeq)
-        {
-            return (0, marker);
-        }
-
-        var queued = 0;
-        var afterId = "";
-        var bySeq = new Dictionary<long, List<CustomerProjection>>();
-        while (true)
-        {
-            ct.ThrowIfCancellationRequested();
-            var rows = store.LoadStoredAfter(after, afterId, PageSize);
-            foreach (var (id, partition, state, seq) in rows)
-            {
-                if (!bySeq.TryGetValue(seq, out var list))
-                {
-                    bySeq[seq] = list = [];
-                }
-
-                list.Add(CustomerProjection.From(CustomerStateCodec.Decode(id, state), partition));
-            }
-
-            foreach (var (seq, projections) in bySeq)
-            {
-                mirror.Publish(seq, projections);
-                queued += projections.Count;
-            }
-
-            bySeq.Clear();
-            if (rows.Count < PageSize)
-            {
-                return (queued, marker);
-            }
-
-            afterId = rows[^1].CustomerId;
-        }
     }
 }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using StackExchange.Redis;
-using Streaming.Connectors.Sql;
 using Streaming.Engine.Model;
 using Streaming.Engine.Runtime;
 
@@ -25,15 +24,15 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
     private readonly RedisScript _write = new(RedisKeySchema.WriteScript);
     private readonly RedisScript _prune = new(RedisKeySchema.PruneScript);
 
-    /// <summary>Rebuilds from the state in <paramref name="dataDir"/>: the actor runtime's SQLite journal if there is one, else the partition host's store.</summary>
+    /// <summary>Rebuilds from the SQLite journal in <paramref name="dataDir"/>.</summary>
     public Task<ResyncResult> RunAsync(string dataDir, CancellationToken ct) =>
         RunAsync(new Persistence.ActorStoreOptions { Provider = Persistence.StoreProvider.Sqlite, DataDir = dataDir }, ct);
 
     /// <summary>
-    /// Rebuilds from <paramref name="store"/>: on PostgreSQL its journal (the checkpoint number from <c>state.db</c> in its
-    /// <see cref="Persistence.ActorStoreOptions.DataDir"/>); on SQLite the journal in the data directory if there is one,
-    /// else the partition host's store there.
+    /// Rebuilds from the journal in <paramref name="store"/> (the checkpoint number from <c>state.db</c> in its
+    /// <see cref="Persistence.ActorStoreOptions.DataDir"/>).
     /// </summary>
+    /// <remarks>A store without a journal yet (no customer saved) leaves the prefix empty.</remarks>
     public async Task<ResyncResult> RunAsync(Persistence.ActorStoreOptions store, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(store);
@@ -49,9 +48,16 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
 
         progress($"deleted {deleted} keys under '{schema.Prefix}'");
 
-        using ICustomerSnapshot snapshot = store.Provider != Persistence.StoreProvider.Sqlite || Persistence.JournalSnapshot.Exists(dataDir)
-            ? Persistence.JournalSnapshot.Open(store, dataDir)
-            : StoreSnapshot.OpenDirectory(dataDir);
+        if (!Persistence.JournalSnapshot.Exists(store))
+        {
+            // No engine has saved a customer there yet: the prefix stays empty.
+            var number = Persistence.JournalSnapshot.CheckpointNumber(Path.Combine(dataDir, Sql.SqliteStateStore.FileName));
+            progress($"no journal yet: no customers, checkpoint {number}");
+            await db.ScriptEvaluateAsync(RedisKeySchema.RaiseMarkerScript, [schema.MarkerKey], [number]).ConfigureAwait(false);
+            return new ResyncResult(number, deleted, 0, 0, 0, 0, started.Elapsed);
+        }
+
+        using var snapshot = Persistence.JournalSnapshot.Open(store, dataDir);
         progress($"store snapshot: {snapshot.Customers} customers at checkpoint {snapshot.Seq}");
         long customers = 0, written = 0, newer = 0;
         var batch = new List<CustomerProjection>(BatchSize);

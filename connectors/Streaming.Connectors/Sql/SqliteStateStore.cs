@@ -1,30 +1,25 @@
 using Microsoft.Data.Sqlite;
-using Streaming.Engine.Model;
-using Streaming.Engine.Runtime;
 
 namespace Streaming.Connectors.Sql;
 
 /// <summary>
-/// The embedded, single-node state store: one SQLite database in WAL mode. Each checkpoint is one transaction holding
-/// the changed customers, the input offsets they reflect and per-partition progress. Schema changes are migrations
-/// keyed by <c>PRAGMA user_version</c>; a database written by a newer build is refused, never reset.
-/// Reads and the checkpoint write use separate connections, so lookups proceed while a checkpoint is being written
-/// (WAL readers see the last committed checkpoint). A Bloom filter of stored ids answers most lookups of customers
-/// the store has never seen without touching SQLite.
+/// The engine's own tables beside the actor runtime's journal, in one SQLite database (<c>state.db</c> in the data
+/// directory, WAL mode): the outbox of firings the trigger relay publishes, the dialers' outreach queue, the audit trail,
+/// settings (the rule set in force) and the checkpoint numbers the Redis mirror's catch-up maps to. Customers are not
+/// here: they are the actor runtime's (Akka.Persistence.Sql). Schema changes are migrations keyed by
+/// <c>PRAGMA user_version</c>; a database written by a newer build is refused, never reset, and one holding the
+/// customers of the partition host (schema 6 and before) is refused with <see cref="LegacyStateException"/>.
+/// Reads and writes use separate connections.
 /// </summary>
-public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox, Kafka.ICheckpointCounter
+public sealed partial class SqliteStateStore : Kafka.ISettingStore, Kafka.IFiringOutbox, Kafka.ICheckpointCounter, IDisposable
 {
     /// <summary>The schema version this build writes.</summary>
-    public const int SchemaVersion = 6;
+    public const int SchemaVersion = 7;
 
     private readonly SqliteConnection _connection;
     private readonly SqliteConnection _reader;
-    private readonly SqliteCommand _loadCustomer;
-    private readonly SqliteCommand _findPartition;
     private readonly Lock _gate = new();
     private readonly Lock _readGate = new();
-    private volatile CustomerIdFilter _filter;
-    private long _lastCheckpointSeq;
 
     public SqliteStateStore(string path)
     {
@@ -41,25 +36,17 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
         {
             _connection.Open();
             Execute("PRAGMA journal_mode=WAL;");
-            // NORMAL in WAL mode survives a process crash (kill -9); a power cut may lose the newest checkpoints, never
-            // consistency, since state and offsets live in the same transaction.
+            // NORMAL in WAL mode survives a process crash (kill -9); a power cut may lose the newest writes, never
+            // consistency.
             Execute("PRAGMA synchronous=NORMAL;");
-            // A checkpoint updates customers all over the table: with SQLite's default 2 MiB page cache nearly every row
-            // re-reads its page from the file (bench --core: checkpoint CPU time -30% or more with 128 MiB, an upper bound).
-            Execute("PRAGMA cache_size=-131072;");
             Execute("PRAGMA busy_timeout=5000;");
             Migrate();
-            _lastCheckpointSeq = ReadLong("SELECT COALESCE(MAX(seq), 0) FROM checkpoints");
-            _filter = BuildFilter();
             _reader.Open();
             using (var pragma = _reader.CreateCommand())
             {
                 pragma.CommandText = "PRAGMA busy_timeout=5000; PRAGMA query_only=1;";
                 pragma.ExecuteNonQuery();
             }
-
-            _loadCustomer = Prepare("SELECT state FROM customers WHERE customer_id = $id");
-            _findPartition = Prepare("SELECT partition FROM customers WHERE customer_id = $id");
         }
         catch
         {
@@ -72,156 +59,12 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
 
     public string Path { get; }
 
-    public long LastCheckpointSeq => Interlocked.Read(ref _lastCheckpointSeq);
 
     /// <summary>Opens the store in <paramref name="dataDir"/> (file <c>state.db</c>).</summary>
     public static SqliteStateStore OpenDirectory(string dataDir) => new(System.IO.Path.Combine(dataDir, FileName));
 
     /// <summary>The store's file inside a data directory.</summary>
     public const string FileName = "state.db";
-
-    public CustomerState? LoadCustomer(string customerId)
-    {
-        if (!_filter.MayContain(customerId))
-        {
-            return null;
-        }
-
-        lock (_readGate)
-        {
-            _loadCustomer.Parameters[0].Value = customerId;
-            using var reader = _loadCustomer.ExecuteReader();
-            if (!reader.Read())
-            {
-                return null;
-            }
-
-            var bytes = (byte[])reader.GetValue(0);
-            return CustomerStateCodec.Decode(customerId, bytes);
-        }
-    }
-
-    public int? FindPartition(string customerId)
-    {
-        if (!_filter.MayContain(customerId))
-        {
-            return null;
-        }
-
-        lock (_readGate)
-        {
-            _findPartition.Parameters[0].Value = customerId;
-            var result = _findPartition.ExecuteScalar();
-            return result is long p ? (int)p : null;
-        }
-    }
-
-    public IReadOnlyDictionary<TopicPartitionKey, long> LoadOffsets()
-    {
-        lock (_readGate)
-        {
-            var result = new Dictionary<TopicPartitionKey, long>();
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT topic, partition, next_offset FROM offsets";
-            using var reader = cmd.ExecuteReader();
-            while (reader.Read())
-            {
-                result[new TopicPartitionKey(reader.GetString(0), reader.GetInt32(1))] = reader.GetInt64(2);
-            }
-
-            return result;
-        }
-    }
-
-    public long LoadMaxEventTicks(int partition)
-    {
-        lock (_readGate)
-        {
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT max_event_ticks FROM partitions WHERE partition = $p";
-            cmd.Parameters.AddWithValue("$p", partition);
-            return cmd.ExecuteScalar() is long v ? v : 0;
-        }
-    }
-
-    public byte[]? LoadPopulation(int partition)
-    {
-        lock (_readGate)
-        {
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT population FROM partitions WHERE partition = $p";
-            cmd.Parameters.AddWithValue("$p", partition);
-            return cmd.ExecuteScalar() as byte[];
-        }
-    }
-
-    public IReadOnlyList<(string CustomerId, long WakeTicks)> LoadTimers(int partition, long after, long until, int limit)
-    {
-        lock (_readGate)
-        {
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText =
-                "SELECT customer_id, wake FROM customers WHERE partition = $p AND wake > $a AND wake <= $u AND wake > 0 " +
-                "ORDER BY wake, customer_id LIMIT $l";
-            cmd.Parameters.AddWithValue("$p", partition);
-            cmd.Parameters.AddWithValue("$a", after);
-            cmd.Parameters.AddWithValue("$u", until);
-            cmd.Parameters.AddWithValue("$l", limit);
-            var list = new List<(string, long)>();
-            using var reader = cmd.ExecuteReader();
-            while (reader.Read())
-            {
-                list.Add((reader.GetString(0), reader.GetInt64(1)));
-            }
-
-            return list;
-        }
-    }
-
-    public IReadOnlyList<string> ListCustomerIds(int partition, string afterId, int limit)
-    {
-        lock (_readGate)
-        {
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT customer_id FROM customers WHERE partition = $p AND customer_id > $a ORDER BY customer_id LIMIT $l";
-            cmd.Parameters.AddWithValue("$p", partition);
-            cmd.Parameters.AddWithValue("$a", afterId);
-            cmd.Parameters.AddWithValue("$l", limit);
-            var list = new List<string>();
-            using var reader = cmd.ExecuteReader();
-            while (reader.Read())
-            {
-                list.Add(reader.GetString(0));
-            }
-
-            return list;
-        }
-    }
-
-    /// <summary>
-    /// Stored customers whose state a checkpoint after <paramref name="afterSeq"/> wrote (every one for a negative
-    /// value), after <paramref name="afterId"/> in ordinal order, at most <paramref name="limit"/>: id, partition, encoded
-    /// state and the checkpoint that stored it. Pages for catching up a state mirror.
-    /// </summary>
-    public IReadOnlyList<(string CustomerId, int Partition, byte[] State, long Seq)> LoadStoredAfter(long afterSeq, string afterId, int limit)
-    {
-        lock (_readGate)
-        {
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT customer_id, partition, state, seq FROM customers WHERE seq > $s AND customer_id > $a ORDER BY customer_id LIMIT $l";
-            cmd.Parameters.AddWithValue("$s", afterSeq);
-            cmd.Parameters.AddWithValue("$a", afterId);
-            cmd.Parameters.AddWithValue("$l", limit);
-            var rows = new List<(string, int, byte[], long)>();
-            using var reader = cmd.ExecuteReader();
-            while (reader.Read())
-            {
-                rows.Add((reader.GetString(0), reader.GetInt32(1), (byte[])reader.GetValue(2), reader.GetInt64(3)));
-            }
-
-            return rows;
-        }
-    }
 
     public string? LoadSetting(string key)
     {
@@ -300,173 +143,10 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
         }
     }
 
-    public long CountCustomers()
-    {
-        lock (_readGate)
-        {
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT COUNT(*) FROM customers";
-            return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-        }
-    }
-
-    /// <summary>Every stored customer id with its partition (for tools and tests; not used on the hot path).</summary>
-    public IEnumerable<(string CustomerId, int Partition)> ListCustomers()
-    {
-        lock (_readGate)
-        {
-            var list = new List<(string, int)>();
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT customer_id, partition FROM customers ORDER BY customer_id";
-            using var reader = cmd.ExecuteReader();
-            while (reader.Read())
-            {
-                list.Add((reader.GetString(0), reader.GetInt32(1)));
-            }
-
-            return list;
-        }
-    }
-
-    public void Commit(CheckpointBatch batch)
-    {
-        lock (_gate)
-        {
-            using var tx = _connection.BeginTransaction();
-            using (var upsert = _connection.CreateCommand())
-            {
-                upsert.Transaction = tx;
-                upsert.CommandText =
-                    "INSERT INTO customers(customer_id, partition, state, wake, seq) VALUES($id, $p, $s, $w, $seq) " +
-                    "ON CONFLICT(customer_id) DO UPDATE SET partition = excluded.partition, state = excluded.state, wake = excluded.wake, seq = excluded.seq";
-                upsert.Parameters.AddWithValue("$seq", _lastCheckpointSeq + 1);
-                var id = upsert.Parameters.Add("$id", SqliteType.Text);
-                var partition = upsert.Parameters.Add("$p", SqliteType.Integer);
-                var state = upsert.Parameters.Add("$s", SqliteType.Blob);
-                var wake = upsert.Parameters.Add("$w", SqliteType.Integer);
-                upsert.Prepare();
-                foreach (var row in batch.States)
-                {
-                    id.Value = row.CustomerId;
-                    partition.Value = row.Partition;
-                    state.Value = row.State;
-                    wake.Value = row.WakeTicks;
-                    upsert.ExecuteNonQuery();
-                }
-            }
-
-            using (var offsets = _connection.CreateCommand())
-            {
-                offsets.Transaction = tx;
-                offsets.CommandText =
-                    "INSERT INTO offsets(topic, partition, next_offset) VALUES($t, $p, $o) " +
-                    "ON CONFLICT(topic, partition) DO UPDATE SET next_offset = excluded.next_offset";
-                var topic = offsets.Parameters.Add("$t", SqliteType.Text);
-                var partition = offsets.Parameters.Add("$p", SqliteType.Integer);
-                var next = offsets.Parameters.Add("$o", SqliteType.Integer);
-                offsets.Prepare();
-                foreach (var row in batch.Offsets)
-                {
-                    topic.Value = row.Topic;
-                    partition.Value = row.Partition;
-                    next.Value = row.NextOffset;
-                    offsets.ExecuteNonQuery();
-                }
-            }
-
-            using (var partitions = _connection.CreateCommand())
-            {
-                partitions.Transaction = tx;
-                partitions.CommandText =
-                    "INSERT INTO partitions(partition, max_event_ticks, population) VALUES($p, $m, $pop) " +
-                    "ON CONFLICT(partition) DO UPDATE SET max_event_ticks = excluded.max_event_ticks, " +
-                    "population = COALESCE(excluded.population, partitions.population)";
-                var partition = partitions.Parameters.Add("$p", SqliteType.Integer);
-                var max = partitions.Parameters.Add("$m", SqliteType.Integer);
-                var population = partitions.Parameters.Add("$pop", SqliteType.Blob);
-                foreach (var row in batch.Partitions)
-                {
-                    partition.Value = row.Partition;
-                    max.Value = row.MaxEventTicks;
-                    population.Value = row.Population is null ? DBNull.Value : row.Population;
-                    partitions.ExecuteNonQuery();
-                }
-            }
-
-            if (batch.Firings.Count > 0)
-            {
-                WriteFirings(batch.Firings, tx);
-            }
-
-            if (batch.Settings.Count > 0)
-            {
-                using var settings = _connection.CreateCommand();
-                settings.Transaction = tx;
-                settings.CommandText = "INSERT INTO settings(key, value) VALUES($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
-                var key = settings.Parameters.Add("$k", SqliteType.Text);
-                var value = settings.Parameters.Add("$v", SqliteType.Text);
-                foreach (var (k, v) in batch.Settings)
-                {
-                    key.Value = k;
-                    value.Value = v;
-                    settings.ExecuteNonQuery();
-                }
-            }
-
-            using (var log = _connection.CreateCommand())
-            {
-                log.Transaction = tx;
-                log.CommandText = "INSERT INTO checkpoints(seq, customers, offsets) VALUES($seq, $c, $o)";
-                log.Parameters.AddWithValue("$seq", _lastCheckpointSeq + 1);
-                log.Parameters.AddWithValue("$c", batch.States.Count);
-                log.Parameters.AddWithValue("$o", batch.Offsets.Count);
-                log.ExecuteNonQuery();
-                log.CommandText = "DELETE FROM checkpoints WHERE seq <= $seq - 1000";
-                log.ExecuteNonQuery();
-            }
-
-            tx.Commit();
-            Interlocked.Increment(ref _lastCheckpointSeq);
-
-            // Ids become visible to the filter only after the commit; until then their owner holds them in memory.
-            var filter = _filter;
-            foreach (var row in batch.States)
-            {
-                if (row.IsNew)
-                {
-                    filter.Add(row.CustomerId);
-                }
-            }
-
-            if (filter.Count > filter.Capacity)
-            {
-                _filter = BuildFilter();
-            }
-        }
-    }
-
     public void Dispose()
     {
-        _loadCustomer.Dispose();
-        _findPartition.Dispose();
         _reader.Dispose();
         _connection.Dispose();
-    }
-
-    /// <summary>A filter over every stored id, sized for twice their number (so it is rebuilt rarely).</summary>
-    private CustomerIdFilter BuildFilter()
-    {
-        var count = ReadLong("SELECT COUNT(*) FROM customers");
-        var filter = new CustomerIdFilter(Math.Max(1 << 20, count * 2));
-        using var cmd = _connection.CreateCommand();
-        cmd.CommandText = "SELECT customer_id FROM customers";
-        using var reader = cmd.ExecuteReader();
-        while (reader.Read())
-        {
-            filter.Add(reader.GetString(0));
-        }
-
-        return filter;
     }
 
     private void Migrate()
@@ -476,6 +156,14 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
         {
             throw new InvalidOperationException(
                 $"the state store {Path} has schema version {version}, newer than this build supports ({SchemaVersion}); run a newer engine or point --data-dir elsewhere");
+        }
+
+        if (version is > 0 and < 7 && ReadLong("SELECT COUNT(*) FROM customers") is > 0 and var customers)
+        {
+            // Versions before 7 kept customers here (the partition host); the actor runtime keeps them in its journal.
+            throw new LegacyStateException(
+                $"the data directory {System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))} holds the partition host's state ({customers:N0} customers in {FileName}), " +
+                "which this version does not read; replay the input topics into a new --data-dir, or run the earlier version on it");
         }
 
         using var tx = _connection.BeginTransaction();
@@ -589,18 +277,22 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
                 """, tx);
         }
 
+        if (version < 7)
+        {
+            // Customers, offsets and partition checkpoints moved to the actor runtime's journal (journal.db or
+            // PostgreSQL): the partition host's tables go (empty, as checked above).
+            Execute(
+                """
+                DROP TABLE customers;
+                DROP TABLE offsets;
+                DROP TABLE partitions;
+                DROP TABLE checkpoints;
+                """, tx);
+        }
+
         // Each step runs in this transaction.
         Execute($"PRAGMA user_version = {SchemaVersion};", tx);
         tx.Commit();
-    }
-
-    private SqliteCommand Prepare(string sql)
-    {
-        var cmd = _reader.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.Parameters.Add("$id", SqliteType.Text);
-        cmd.Prepare();
-        return cmd;
     }
 
     private void Execute(string sql, SqliteTransaction? tx = null)
@@ -618,3 +310,9 @@ public sealed partial class SqliteStateStore : IStateStore, Kafka.IFiringOutbox,
         return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 }
+
+/// <summary>
+/// The state store holds customers of the partition host, the runtime of versions before schema 7, which this version
+/// does not read: starting on it would silently begin from nothing. Nothing in the file was changed.
+/// </summary>
+public sealed class LegacyStateException(string message) : InvalidOperationException(message);

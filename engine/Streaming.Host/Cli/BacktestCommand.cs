@@ -90,15 +90,15 @@ public static class BacktestCommand
             IReadOnlyList<BacktestResult> results;
             try
             {
-                results = Backtester.Run(ruleSets, name, path, options, p => Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"backtest {name}: {p.FileShare:P0} of file, {p.Records:N0} records, {p.Records / Math.Max(0.001, p.Elapsed.TotalSeconds):N0} records/s")), signals.Token);
+                results = await Backtester.RunAsync(ruleSets, name, path, options, p => Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"backtest {name}: {p.FileShare:P0} of file, {p.Records:N0} records, {p.Records / Math.Max(0.001, p.Elapsed.TotalSeconds):N0} records/s")), signals.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
                 await Console.Error.WriteLineAsync("backtest: interrupted").ConfigureAwait(false);
                 return 130;
             }
-            catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException)
+            catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or TimeoutException or InvalidOperationException)
             {
                 await Console.Error.WriteLineAsync("backtest failed: " + ex.Message).ConfigureAwait(false);
                 return 1;

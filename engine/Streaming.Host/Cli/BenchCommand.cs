@@ -12,7 +12,6 @@ using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
-using Streaming.Engine.Runtime;
 
 namespace Streaming.Host.Cli;
 
@@ -37,9 +36,8 @@ public static class BenchCommand
         var partitions = new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 16 };
         var data = new Option<string?>("--data") { Description = "Directory of the datasets (default ../shared/data)" };
         var core = new Option<bool>("--core") { Description = "The engine alone: no broker, events pre-encoded in memory, one thread" };
-        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: events between checkpoints (default 100,000, as the engine; with --runtime akka, records of a partition between its checkpoints, default 20,000)" };
+        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: records of a partition between its checkpoints (default 20,000, as the engine)" };
         var stateSize = new Option<bool>("--state-size") { Description = "Bytes per customer (encoded and in memory) by event-id window and order count; no broker, no data" };
-        var runtime = new Option<string>("--runtime") { Description = "The engine: host (default) or akka (Streaming:Engine:Runtime); with --core, akka runs coordinators and customer entities in a local actor system on the in-memory journal", DefaultValueFactory = _ => "host" };
         var customers = new Option<int?>("--customers")
         {
             Description = "Repeat-customer scenario: re-key the events onto this many customers drawn from a Zipf distribution " +
@@ -53,7 +51,7 @@ public static class BenchCommand
         };
         var command = new Command("bench", "Measure engine throughput against a consume-only baseline on the same broker and data, or the engine alone (--core), or the size of a customer (--state-size)")
         {
-            events, output, partitions, data, core, checkpointEvery, stateSize, runtime, customers, latencySeconds,
+            events, output, partitions, data, core, checkpointEvery, stateSize, customers, latencySeconds,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -90,33 +88,12 @@ public static class BenchCommand
                 return 2;
             }
 
-            var chosen = parse.GetValue(runtime) ?? "host";
-            if (chosen is not ("host" or "akka"))
-            {
-                await Console.Error.WriteLineAsync($"streaming bench: --runtime must be host or akka, not '{chosen}'").ConfigureAwait(false);
-                return 2;
-            }
-
             object result;
-            if (isCore && chosen == "akka")
+            if (isCore)
             {
                 try
                 {
-                    var akkaCore = await AkkaCoreBench.RunAsync(n, parse.GetValue(partitions), parse.GetValue(checkpointEvery) ?? new IngestionOptions { BootstrapServers = "" }.CheckpointEveryRecords, dataDir, Progress).ConfigureAwait(false);
-                    Progress($"core: {akkaCore.CoreEventsPerSec:N0} events/s; with checkpoints: {akkaCore.CoreWithCheckpointsEventsPerSec:N0} events/s; {akkaCore.AllocatedBytesPerEvent:N0} bytes allocated per event");
-                    result = akkaCore;
-                }
-                catch (ArgumentException ex)
-                {
-                    await Console.Error.WriteLineAsync("streaming bench: " + ex.Message).ConfigureAwait(false);
-                    return 2;
-                }
-            }
-            else if (isCore)
-            {
-                try
-                {
-                    var coreResult = CoreBench.Run(n, parse.GetValue(partitions), parse.GetValue(checkpointEvery) ?? new EngineOptions { BootstrapServers = "" }.CheckpointEveryEvents, dataDir, Progress);
+                    var coreResult = await CoreBench.RunAsync(n, parse.GetValue(partitions), parse.GetValue(checkpointEvery) ?? new IngestionOptions { BootstrapServers = "" }.CheckpointEveryRecords, dataDir, Progress).ConfigureAwait(false);
                     Summarize(coreResult);
                     result = coreResult;
                 }
@@ -128,8 +105,7 @@ public static class BenchCommand
             }
             else
             {
-                var akka = chosen == "akka";
-                result = await RunAsync(n, parse.GetValue(partitions), dataDir, akka, parse.GetValue(customers), TimeSpan.FromSeconds(parse.GetValue(latencySeconds)), ct).ConfigureAwait(false);
+                result = await RunAsync(n, parse.GetValue(partitions), dataDir, parse.GetValue(customers), TimeSpan.FromSeconds(parse.GetValue(latencySeconds)), ct).ConfigureAwait(false);
             }
 
             var json = JsonSerializer.Serialize(result, result.GetType(), new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase });
@@ -175,23 +151,13 @@ public static class BenchCommand
 
     private static void Summarize(CoreBenchResult r)
     {
-        var p = r.Profile;
-        var core = p.Passes["core"];
-        Progress($"{r.Events:N0} events, {r.Partitions} partitions, {r.Customers:N0} customers, {r.TimersFired:N0} timers fired, {r.DeadLetters:N0} dead letters");
-        Progress($"core (decode, apply, timers; no store writes): {r.CoreEventsPerSec:N0} events/s " +
-            $"(engine thread on a CPU {core.CpuSeconds / core.Seconds * 100:0}% of the time, waiting for one {core.WaitingForCpuSeconds / core.Seconds * 100:0}%)");
-        Progress($"with checkpoints every {r.CheckpointEveryEvents:N0} events: {r.CoreWithCheckpointsEventsPerSec:N0} events/s " +
-            $"({r.Checkpoints} checkpoints of {r.StateBytesAvg:N0} bytes/customer on average, {r.CheckpointTotalMs:N0} ms in all, {r.CheckpointCpuMs:N0} ms of it on a CPU)");
-        Progress($"profile (wall): {Shares(p, static part => part.Share)}");
-        Progress($"profile (CPU):  {Shares(p, static part => part.CpuShare)}");
+        Progress($"{r.Events:N0} events, {r.Partitions} partitions, {r.Customers:N0} customers, {r.TimersFired:N0} wake-ups, {r.DeadLetters:N0} dead letters");
+        Progress($"core (decode, coordinators, customer entities; no checkpoints): {r.CoreEventsPerSec:N0} events/s");
+        Progress($"with a checkpoint every {r.CheckpointEveryEvents:N0} records of a partition (in-memory journal): {r.CoreWithCheckpointsEventsPerSec:N0} events/s, {r.Checkpoints:N0} checkpoints");
         Progress($"allocated {r.AllocatedBytesPerEvent:N0} bytes/event; collections gen0 {r.Gen0Collections}, gen1 {r.Gen1Collections}, gen2 {r.Gen2Collections}; peak working set {r.PeakWorkingSetMB:N0} MB");
     }
 
-    private static string Shares(CoreProfile p, Func<ProfilePart, double> share) =>
-        $"decode {share(p.Decode) * 100:0}%, apply and rules {share(p.Apply) * 100:0}%, timers {share(p.Timers) * 100:0}%, " +
-        $"checkpoints {share(p.Checkpoint) * 100:0}%, other {share(p.Other) * 100:0}%";
-
-    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, bool akka, int? zipfCustomers, TimeSpan latencyFor, CancellationToken ct)
+    private static async Task<BenchResult> RunAsync(int n, int partitions, string dataDir, int? zipfCustomers, TimeSpan latencyFor, CancellationToken ct)
     {
         using var cluster = MockCluster.Start();
         cluster.CreateTopics(Topics.All, partitions);
@@ -217,7 +183,7 @@ public static class BenchCommand
         var stateDir = Path.Combine(Path.GetTempPath(), "streaming-bench-" + Guid.NewGuid().ToString("N"));
         try
         {
-            var (engineSeconds, checkpoints, customers, store, latency) = await EngineAsync(cluster.BootstrapServers, partitions, stateDir, produced, akka, records, zipfCustomers is not null, latencyFor, ct).ConfigureAwait(false);
+            var (engineSeconds, checkpoints, customers, store, latency) = await EngineAsync(cluster.BootstrapServers, partitions, stateDir, produced, records, zipfCustomers is not null, latencyFor, ct).ConfigureAwait(false);
             Array.Sort(checkpoints);
             var consumeRate = produced / consumeOnly;
             var engineRate = produced / engineSeconds;
@@ -361,17 +327,15 @@ public static class BenchCommand
     /// <paramref name="latencyFor"/> is zero, runs <see cref="TriggerLatencyBench"/> for that long under half the
     /// measured rate, loaded with <paramref name="load"/>.
     /// </summary>
-    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers, StoreFigures Store, TriggerLatency? Latency)> EngineAsync(string bootstrap, int partitions, string stateDir, long expected, bool akka, IReadOnlyList<ReplayRecord> load, bool sameCustomers, TimeSpan latencyFor, CancellationToken ct)
+    private static async Task<(double Seconds, double[] CheckpointsMs, long Customers, StoreFigures Store, TriggerLatency? Latency)> EngineAsync(string bootstrap, int partitions, string stateDir, long expected, IReadOnlyList<ReplayRecord> load, bool sameCustomers, TimeSpan latencyFor, CancellationToken ct)
     {
         using var store = SqliteStateStore.OpenDirectory(stateDir);
         using var meters = new BenchMeters();
         var instruments = new EngineInstruments(meters);
-        var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = EngineGroup, Host = new PartitionHostOptions() };
+        var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = EngineGroup };
         var baseline = HeapAfterFullCollection();
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
-        using IStreamingEngine engine = akka
-            ? new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, instruments)
-            : new KafkaEngine(options, store, TimeProvider.System, NullLogger.Instance, instruments: instruments);
+        using var engine = new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, instruments);
         engine.Start();
         var first = 0L;
         while (engine.EventsProcessed < expected)
@@ -397,22 +361,17 @@ public static class BenchCommand
         // the baseline already).
         var cached = await SettledCachedCustomersAsync(engine, ct).ConfigureAwait(false);
         var resident = HeapAfterFullCollection() - baseline;
-        var writes = meters.DurableWrites(akka);
+        var writes = meters.DurableWrites();
 
         // Once no checkpoint writes customers any more, every event is covered by exactly one checkpoint.
         var checkpointed = await SettledAsync(() => meters.CustomersCheckpointed, TimeSpan.FromSeconds(3), ct).ConfigureAwait(false);
         var figures = new StoreFigures(writes, checkpointed, cached, resident, allocated);
-        var customers = akka ? ActorStore.CountCustomers(stateDir) : store.CountCustomers();
+        var customers = ActorStore.CountCustomers(stateDir);
         var latency = latencyFor > TimeSpan.Zero
             ? await TriggerLatencyBench.RunAsync(bootstrap, partitions, store, engine, load, sameCustomers, Math.Max(1, Math.Round(expected / seconds / 2)), latencyFor, Progress, ct).ConfigureAwait(false)
             : null;
         await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        return engine switch
-        {
-            KafkaEngine own => (seconds, own.CheckpointDurationsMs(), customers, figures, latency),
-            ShardedEngine sharded => (seconds, sharded.CheckpointDurationsMs(), customers, figures, latency),
-            _ => (seconds, [], -1, figures, latency),
-        };
+        return (seconds, engine.CheckpointDurationsMs(), customers, figures, latency);
     }
 
     /// <summary>
@@ -512,11 +471,8 @@ public static class BenchCommand
         /// <summary>Customers written by checkpoints (the sum of each checkpoint's changed customers).</summary>
         public long CustomersCheckpointed => Interlocked.Read(ref _customersCheckpointed);
 
-        /// <summary>
-        /// Customer states made durable: on the actor runtime the customer entities' journal writes (checkpoints and
-        /// passivations), on the partition host the customers its checkpoints wrote.
-        /// </summary>
-        public long DurableWrites(bool akka) => akka ? Interlocked.Read(ref _customerWrites) : CustomersCheckpointed;
+        /// <summary>Customer states made durable: the customer entities' journal writes (checkpoints and passivations).</summary>
+        public long DurableWrites() => Interlocked.Read(ref _customerWrites);
 
         public Meter Create(MeterOptions options)
         {
@@ -566,8 +522,7 @@ public static class BenchCommand
         public int? ZipfCustomers { get; init; }
 
         /// <summary>
-        /// Customer states made durable per second during the engine phase (actor runtime: journal writes of customer
-        /// entities; partition host: customers its checkpoints wrote).
+        /// Customer states made durable per second during the engine phase (journal writes of customer entities).
         /// </summary>
         public double DurableWritesPerSec { get; init; }
 

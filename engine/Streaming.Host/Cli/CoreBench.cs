@@ -3,17 +3,22 @@ using System.Globalization;
 using System.Text;
 using Streaming.Connectors.Datasets;
 using Streaming.Connectors.Kafka;
-using Streaming.Connectors.Sql;
 using Streaming.Engine.Events;
-using Streaming.Engine.Runtime;
+using Streaming.Engine.Rules;
+using Streaming.Runtime.Local;
+using Streaming.Runtime.Partitions;
+using PartitionStatus = Streaming.Runtime.Partitions.PartitionStatus;
 
 namespace Streaming.Host.Cli;
 
 /// <summary>
-/// <c>streaming bench --core</c>: the engine without a broker. Records of the demo population are encoded as UTF-8 JSON
-/// in memory before any timing, then run on one thread through one <see cref="PartitionHost"/> per partition (default
-/// rule set, event-time timers on, a real SQLite store). The cost of each part is measured by separate passes over the
-/// same records, never by clocks inside the hot loop.
+/// <c>streaming bench --core</c>: the engine without a broker or a database. Records of the demo population are encoded
+/// as UTF-8 JSON in memory before any timing, with the partitions and offsets a producer would give them; then decoded
+/// and sent to each partition's coordinator in a <see cref="LocalEngine"/> (a local actor system that is a cluster of
+/// one, the customers' shard region, Akka.Persistence's in-memory journal; default rule set, event-time wake-ups on).
+/// Two passes, each on a fresh actor system after a warm-up run on another population: every record applied without
+/// checkpoints, then with a checkpoint of each partition every <c>checkpointEvery</c> of its records, timed until the
+/// last checkpoint is complete.
 /// </summary>
 internal static class CoreBench
 {
@@ -25,238 +30,125 @@ internal static class CoreBench
 
     public const int MaxWarmupEvents = 200_000;
 
-    public static CoreBenchResult Run(int n, int partitions, int checkpointEvery, string dataDir, Action<string> progress)
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(10);
+
+    /// <exception cref="ArgumentException"><paramref name="n"/> exceeds <see cref="MaxPasses"/> passes over the population.</exception>
+    public static async Task<CoreBenchResult> RunAsync(int n, int partitions, int checkpointEvery, string dataDir, Action<string> progress)
     {
         progress($"preparing {n:N0} events from the demo population, encoded as UTF-8 JSON in memory");
         var (records, warmup) = Prepare(n, partitions, dataDir);
-        var root = Path.Combine(Path.GetTempPath(), "streaming-bench-core-" + Guid.NewGuid().ToString("N"));
-        try
-        {
-            progress($"warm-up: {warmup.Length:N0} events of other customers through every pass");
-            RunPasses(warmup, partitions, checkpointEvery, Path.Combine(root, "warmup"), progress: null);
-            return RunPasses(records, partitions, checkpointEvery, Path.Combine(root, "timed"), progress);
-        }
-        finally
-        {
-            if (Directory.Exists(root))
-            {
-                Directory.Delete(root, recursive: true);
-            }
-        }
-    }
+        progress($"warm-up: {warmup.Length:N0} events of other customers through both passes");
+        await PassAsync(warmup, partitions, checkpointEvery: 0).ConfigureAwait(false);
+        await PassAsync(warmup, partitions, checkpointEvery).ConfigureAwait(false);
 
-    private static CoreBenchResult RunPasses(Record[] records, int partitions, int checkpointEvery, string dir, Action<string>? progress)
-    {
-        var n = records.Length;
-
-        // 1. The core: decode, apply, timers; no store writes (the store is read: lookups of new customers, timer pages).
-        progress?.Invoke("core pass: decode, apply, timers (no checkpoints)");
-        long deadLetters = 0;
-        long duplicates = 0;
-        long timersFired = 0;
-        long cached = 0;
-        var core = Measure(() =>
-        {
-            using var hosts = new Hosts(Path.Combine(dir, "core"), partitions, new PartitionHostOptions());
-            (deadLetters, duplicates) = Process(records, hosts.All);
-            timersFired = hosts.TimersFired;
-            cached = hosts.CachedCustomers;
-        });
-
-        // 2. The same with checkpoints on the same thread, as the engine does on revoke and stop.
-        progress?.Invoke($"checkpoint pass: the same with a checkpoint every {checkpointEvery:N0} events");
-        var checkpoints = new CheckpointStats();
-        long customers = 0;
-        var withCheckpoints = Measure(() =>
-        {
-            using var hosts = new Hosts(Path.Combine(dir, "checkpoints"), partitions, new PartitionHostOptions());
-            ProcessWithCheckpoints(records, hosts, checkpointEvery, checkpoints);
-            customers = hosts.Store.CountCustomers();
-        });
-
-        // 3. Decoding alone.
-        progress?.Invoke("decode pass");
-        var decode = Measure(() => DecodeOnly(records));
-
-        // 4. Applying pre-decoded events, with timers and with the watermark held back (no timer ever fires by time alone).
-        progress?.Invoke("apply passes: pre-decoded events with and without partition timers");
-        var (events, eventPartitions) = DecodeAll(records);
-        var apply = Measure(() =>
-        {
-            using var hosts = new Hosts(Path.Combine(dir, "apply"), partitions, new PartitionHostOptions());
-            Apply(events, eventPartitions, hosts.All);
-        });
-        var applyNoTimers = Measure(() =>
-        {
-            using var hosts = new Hosts(Path.Combine(dir, "apply-no-timers"), partitions, new PartitionHostOptions { AllowedLateness = TimeSpan.MaxValue });
-            Apply(events, eventPartitions, hosts.All);
-        });
-
-        var wallMs = checkpoints.WallMs.ToArray();
-        Array.Sort(wallMs);
-        var checkpointSeconds = wallMs.Sum() / 1000;
-        var total = withCheckpoints.Seconds;
-        var totalCpu = withCheckpoints.CpuSeconds;
+        progress("core pass: decode, coordinators, customer entities (no checkpoints)");
+        var core = await PassAsync(records, partitions, checkpointEvery: 0).ConfigureAwait(false);
+        progress($"checkpoint pass: the same with a checkpoint of each partition every {checkpointEvery:N0} of its records (in-memory journal)");
+        var withCheckpoints = await PassAsync(records, partitions, checkpointEvery).ConfigureAwait(false);
         return new CoreBenchResult
         {
             Events = n,
             Partitions = partitions,
             CoreEventsPerSec = Math.Round(n / core.Seconds),
             CoreWithCheckpointsEventsPerSec = Math.Round(n / withCheckpoints.Seconds),
-            TimersFired = timersFired,
-            Customers = customers,
-            CachedCustomers = cached,
-            DeadLetters = deadLetters,
-            Duplicates = duplicates,
-            AllocatedBytesPerEvent = Math.Round((double)core.AllocatedBytes / n, 1),
+            TimersFired = withCheckpoints.Status.Sum(s => s.TimersFired),
+            Customers = withCheckpoints.Customers,
+            CachedCustomers = core.Status.Sum(s => (long)s.Cached),
+            DeadLetters = withCheckpoints.Status.Sum(s => s.DeadLetters),
+            Duplicates = withCheckpoints.Status.Sum(s => s.Duplicates),
+            AllocatedBytesPerEvent = Math.Round((double)core.AllocatedBytes / n),
+            WithCheckpointsAllocatedBytesPerEvent = Math.Round((double)withCheckpoints.AllocatedBytes / n),
             Gen0Collections = core.Gen0,
             Gen1Collections = core.Gen1,
             Gen2Collections = core.Gen2,
-            PeakWorkingSetMB = Math.Round(System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
+            Checkpoints = withCheckpoints.Checkpoints,
             CheckpointEveryEvents = checkpointEvery,
-            Checkpoints = wallMs.Length,
-            CheckpointTotalMs = Math.Round(checkpointSeconds * 1000, 1),
-            CheckpointCpuMs = Math.Round(checkpoints.CpuSeconds * 1000, 1),
-            CheckpointP50Ms = Math.Round(wallMs.Length == 0 ? 0 : wallMs[(wallMs.Length - 1) / 2], 2),
-            CheckpointMaxMs = Math.Round(wallMs.Length == 0 ? 0 : wallMs[^1], 2),
-            CheckpointedStates = checkpoints.Rows,
-            StateBytesAvg = checkpoints.Rows == 0 ? 0 : Math.Round((double)checkpoints.Bytes / checkpoints.Rows),
-            Profile = new CoreProfile
-            {
-                Decode = Part(decode.Seconds, decode.CpuSeconds),
-                Apply = Part(applyNoTimers.Seconds, applyNoTimers.CpuSeconds),
-                Timers = Part(apply.Seconds - applyNoTimers.Seconds, apply.CpuSeconds - applyNoTimers.CpuSeconds),
-                Checkpoint = Part(checkpointSeconds, checkpoints.CpuSeconds),
-                Other = Part(
-                    total - decode.Seconds - apply.Seconds - checkpointSeconds,
-                    totalCpu - decode.CpuSeconds - apply.CpuSeconds - checkpoints.CpuSeconds),
-                Passes = new Dictionary<string, PassTimes>
-                {
-                    ["core"] = core.Times(n),
-                    ["withCheckpoints"] = withCheckpoints.Times(n),
-                    ["decode"] = decode.Times(n),
-                    ["apply"] = apply.Times(n),
-                    ["applyNoTimers"] = applyNoTimers.Times(n),
-                },
-            },
-        };
-
-        ProfilePart Part(double seconds, double cpuSeconds) => new()
-        {
-            Share = Math.Round(seconds / total, 3),
-            NsPerEvent = Math.Round(seconds * 1e9 / n, 1),
-            CpuShare = totalCpu > 0 ? Math.Round(cpuSeconds / totalCpu, 3) : 0,
-            CpuNsPerEvent = Math.Round(cpuSeconds * 1e9 / n, 1),
+            PeakWorkingSetMB = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
         };
     }
 
-    /// <summary>The hot loop of the engine thread, minus Kafka: one record after the other into its partition's host.</summary>
-    private static (long DeadLetters, long Duplicates) Process(Record[] records, PartitionHost[] hosts)
+    private static async Task<Pass> PassAsync(Record[] records, int partitions, int checkpointEvery)
     {
-        long deadLetters = 0;
-        long duplicates = 0;
-        foreach (var r in records)
+        var customers = new HashSet<string>(StringComparer.Ordinal);
+        var options = new PartitionCoordinatorOptions { MaxCachedCustomers = int.MaxValue };
+        await using var engine = await LocalEngine.StartAsync("bench-core", partitions, RuleSetLoader.Default, options, done =>
         {
-            switch (hosts[r.Partition].Process(r.Topic, r.Offset, r.Key, r.Value, out _))
+            lock (customers)
             {
-                case RecordOutcome.DeadLetter:
-                    deadLetters++;
-                    break;
-                case RecordOutcome.Duplicate:
-                    duplicates++;
-                    break;
+                customers.UnionWith(done.ChangedCustomers);
             }
-        }
+        }, Patience).ConfigureAwait(false);
 
-        return (deadLetters, duplicates);
-    }
-
-    private static void ProcessWithCheckpoints(Record[] records, Hosts hosts, int checkpointEvery, CheckpointStats stats)
-    {
-        var all = hosts.All;
-        var since = 0;
-        foreach (var r in records)
-        {
-            all[r.Partition].Process(r.Topic, r.Offset, r.Key, r.Value, out _);
-            if (++since == checkpointEvery)
-            {
-                Checkpoint(hosts, stats);
-                since = 0;
-            }
-        }
-
-        // As the engine does on stop: every processed record is durable at the end.
-        if (since > 0)
-        {
-            Checkpoint(hosts, stats);
-        }
-    }
-
-    /// <summary>Collect, commit, mark clean: the engine's checkpoint, here on the engine thread (as on revoke and stop).</summary>
-    private static void Checkpoint(Hosts hosts, CheckpointStats stats)
-    {
-        var sched = SchedStat.Read();
+        // The last offset sent per partition and topic: the pass ends when each is processed (or checkpointed).
+        var last = new Dictionary<(int Partition, string Topic), long>();
+        var since = new int[partitions];
+        var decoder = new EventDecoder();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        var (gen0, gen1, gen2) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+        var allocated = GC.GetTotalAllocatedBytes(precise: false);
         var started = Stopwatch.GetTimestamp();
-        var batch = new CheckpointBatch();
-        foreach (var host in hosts.All)
-        {
-            host.CollectCheckpoint(batch);
-        }
-
-        hosts.Store.Commit(batch);
-        foreach (var host in hosts.All)
-        {
-            host.MarkClean();
-        }
-
-        stats.WallMs.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        stats.CpuSeconds += (SchedStat.Read() - sched).CpuSeconds;
-        foreach (var row in batch.States)
-        {
-            stats.Rows++;
-            stats.Bytes += row.State.Length;
-        }
-    }
-
-    private static long DecodeOnly(Record[] records)
-    {
-        var decoder = new EventDecoder(new DecoderOptions());
-        long decoded = 0;
         foreach (var r in records)
         {
-            if (decoder.TryDecode(r.Topic, r.Key, r.Value, out _, out _))
+            var topic = Topics.Inputs[(int)r.Topic];
+            var record = decoder.TryDecode(r.Topic, r.Key, r.Value, out var evt, out var error)
+                ? new PartitionRecord(topic, r.Offset, evt)
+                : new PartitionRecord(topic, r.Offset, null, error);
+            engine.Send(r.Partition, record with { Key = r.Key, Value = r.Value });
+            last[(r.Partition, topic)] = r.Offset;
+            if (checkpointEvery > 0 && ++since[r.Partition] == checkpointEvery)
             {
-                decoded++;
+                engine.Checkpoint(r.Partition);
+                since[r.Partition] = 0;
             }
         }
 
-        return decoded;
+        if (checkpointEvery > 0)
+        {
+            await engine.CheckpointThroughAsync(last, Patience).ConfigureAwait(false);
+        }
+        else
+        {
+            await ProcessedAsync(engine, last).ConfigureAwait(false);
+        }
+
+        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var allocatedBytes = GC.GetTotalAllocatedBytes(precise: false) - allocated;
+        var collections = (GC.CollectionCount(0) - gen0, GC.CollectionCount(1) - gen1, GC.CollectionCount(2) - gen2);
+        var status = await engine.StatusAsync(Patience).ConfigureAwait(false);
+        int customerCount;
+        lock (customers)
+        {
+            customerCount = customers.Count;
+        }
+
+        return new Pass(seconds, allocatedBytes, collections.Item1, collections.Item2, collections.Item3, engine.Checkpoints, customerCount, status);
     }
 
-    private static (CustomerEvent[] Events, int[] Partitions) DecodeAll(Record[] records)
+    /// <summary>Waits until every partition's coordinator has processed the last record sent to it.</summary>
+    private static async Task ProcessedAsync(LocalEngine engine, Dictionary<(int Partition, string Topic), long> last)
     {
-        var decoder = new EventDecoder(new DecoderOptions());
-        var events = new List<CustomerEvent>(records.Length);
-        var partitions = new List<int>(records.Length);
-        foreach (var r in records)
+        var deadline = Stopwatch.StartNew();
+        while (true)
         {
-            if (decoder.TryDecode(r.Topic, r.Key, r.Value, out var evt, out _))
+            var status = await engine.StatusAsync(Patience).ConfigureAwait(false);
+            var behind = last.Where(l => status[l.Key.Partition].ProcessedOffsets.GetValueOrDefault(l.Key.Topic) <= l.Value).Select(l => l.Key.Partition).Distinct().ToList();
+            if (behind.Count == 0)
             {
-                events.Add(evt!);
-                partitions.Add(r.Partition);
+                return;
             }
-        }
 
-        return (events.ToArray(), partitions.ToArray());
-    }
+            if (deadline.Elapsed > Patience)
+            {
+                throw new TimeoutException($"partitions [{string.Join(",", behind)}] did not finish within {Patience}");
+            }
 
-    private static void Apply(CustomerEvent[] events, int[] partitions, PartitionHost[] hosts)
-    {
-        for (var i = 0; i < events.Length; i++)
-        {
-            hosts[partitions[i]].Apply(events[i]);
+            await Task.Delay(5).ConfigureAwait(false);
         }
     }
+
+    private readonly record struct Pass(double Seconds, long AllocatedBytes, int Gen0, int Gen1, int Gen2, long Checkpoints, long Customers, PartitionStatus[] Status);
 
     /// <summary>
     /// The timed records: the demo population, then further passes over it with a <c>~k</c> suffix on customer and event
@@ -311,181 +203,48 @@ internal static class CoreBench
         return result.ToArray();
     }
 
-    private static Measured Measure(Action body)
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        var gen0 = GC.CollectionCount(0);
-        var gen1 = GC.CollectionCount(1);
-        var gen2 = GC.CollectionCount(2);
-        var allocated = GC.GetAllocatedBytesForCurrentThread();
-        var sched = SchedStat.Read();
-        var started = Stopwatch.GetTimestamp();
-        body();
-        var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        var used = SchedStat.Read() - sched;
-        return new Measured(
-            seconds,
-            used.CpuSeconds,
-            used.WaitSeconds,
-            GC.GetAllocatedBytesForCurrentThread() - allocated,
-            GC.CollectionCount(0) - gen0,
-            GC.CollectionCount(1) - gen1,
-            GC.CollectionCount(2) - gen2);
-    }
-
-    private static double NsPerEvent(double seconds, int n) => Math.Round(seconds * 1e9 / n, 1);
-
-    private static double Share(double part, double total) => Math.Round(part / total, 3);
-
     internal readonly record struct Record(InputTopic Topic, int Partition, long Offset, byte[] Key, byte[] Value);
-
-    private readonly record struct Measured(double Seconds, double CpuSeconds, double WaitSeconds, long AllocatedBytes, int Gen0, int Gen1, int Gen2)
-    {
-        public PassTimes Times(int n) => new()
-        {
-            Seconds = Math.Round(Seconds, 3),
-            CpuSeconds = Math.Round(CpuSeconds, 3),
-            WaitingForCpuSeconds = Math.Round(WaitSeconds, 3),
-            AllocatedBytesPerEvent = Math.Round((double)AllocatedBytes / n, 1),
-        };
-    }
-
-    /// <summary>
-    /// The calling thread's time on a CPU and runnable but waiting for one (Linux <c>/proc/thread-self/schedstat</c>);
-    /// zeros where that is not available. On a shared machine, wall time minus both is time blocked (disk, locks).
-    /// </summary>
-    private readonly record struct SchedStat(long RunNs, long WaitNs)
-    {
-        public double CpuSeconds => RunNs / 1e9;
-
-        public double WaitSeconds => WaitNs / 1e9;
-
-        public static SchedStat operator -(SchedStat a, SchedStat b) => new(a.RunNs - b.RunNs, a.WaitNs - b.WaitNs);
-
-        public static SchedStat Read()
-        {
-            try
-            {
-                var fields = File.ReadAllText("/proc/thread-self/schedstat").Split(' ');
-                return new SchedStat(long.Parse(fields[0], CultureInfo.InvariantCulture), long.Parse(fields[1], CultureInfo.InvariantCulture));
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
-            {
-                return default;
-            }
-        }
-    }
-
-    private sealed class CheckpointStats
-    {
-        public List<double> WallMs { get; } = [];
-        public double CpuSeconds { get; set; }
-        public long Rows { get; set; }
-        public long Bytes { get; set; }
-    }
-
-    /// <summary>One partition host per partition over one store.</summary>
-    private sealed class Hosts : IDisposable
-    {
-        public Hosts(string dir, int partitions, PartitionHostOptions options)
-        {
-            Store = SqliteStateStore.OpenDirectory(dir);
-            All = new PartitionHost[partitions];
-            for (var p = 0; p < partitions; p++)
-            {
-                All[p] = new PartitionHost(p, Store, options);
-            }
-        }
-
-        public SqliteStateStore Store { get; }
-
-        public PartitionHost[] All { get; }
-
-        public long TimersFired => All.Sum(h => h.TimersFired);
-
-        public long CachedCustomers => All.Sum(h => (long)h.CachedCustomers);
-
-        public void Dispose() => Store.Dispose();
-    }
 }
 
 /// <summary>The JSON result of <c>streaming bench --core</c>.</summary>
 internal sealed record CoreBenchResult
 {
+    /// <summary>The runtime measured (the actor runtime; kept so results from earlier versions can be told apart).</summary>
+    public string Runtime { get; init; } = "akka";
+
     public long Events { get; init; }
     public int Partitions { get; init; }
 
-    /// <summary>Decode, apply and timers from the first record to the last; no store writes.</summary>
+    /// <summary>Events per second from the first record sent to the last one applied, without checkpoints.</summary>
     public double CoreEventsPerSec { get; init; }
 
-    /// <summary>The same with checkpoints (collect, SQLite commit, mark clean) on the same thread.</summary>
+    /// <summary>Events per second until the last checkpoint (every changed customer saved, the partition's checkpoint persisted, in memory) is complete.</summary>
     public double CoreWithCheckpointsEventsPerSec { get; init; }
+
+    /// <summary>Wake-ups run in the pass with checkpoints (all partitions).</summary>
     public long TimersFired { get; init; }
 
-    /// <summary>Customers in the store after the run with checkpoints.</summary>
+    /// <summary>Distinct customers changed in the pass with checkpoints (every customer of the timed records).</summary>
     public long Customers { get; init; }
 
-    /// <summary>Customers in memory at the end of the core pass (equals <see cref="Customers"/>: nothing is passivated).</summary>
+    /// <summary>Customer entities the coordinators keep in memory at the end of the core pass (nothing is passivated).</summary>
     public long CachedCustomers { get; init; }
     public long DeadLetters { get; init; }
+
+    /// <summary>Records their customer already had (by offset or event id).</summary>
     public long Duplicates { get; init; }
 
-    /// <summary>Bytes allocated on the engine thread during the core pass, per event.</summary>
+    /// <summary>Bytes allocated per event in the core pass, every thread included.</summary>
     public double AllocatedBytesPerEvent { get; init; }
+
+    /// <summary>Bytes allocated per event in the pass with checkpoints, every thread included.</summary>
+    public double WithCheckpointsAllocatedBytesPerEvent { get; init; }
+
+    /// <summary>Garbage collections during the core pass, per generation (the runtime counts an older one as one of each younger too).</summary>
     public int Gen0Collections { get; init; }
     public int Gen1Collections { get; init; }
     public int Gen2Collections { get; init; }
-    public double PeakWorkingSetMB { get; init; }
+    public long Checkpoints { get; init; }
     public int CheckpointEveryEvents { get; init; }
-    public int Checkpoints { get; init; }
-    public double CheckpointTotalMs { get; init; }
-
-    /// <summary>Of <see cref="CheckpointTotalMs"/>, time on a CPU (the rest is mostly waiting for the disk).</summary>
-    public double CheckpointCpuMs { get; init; }
-    public double CheckpointP50Ms { get; init; }
-    public double CheckpointMaxMs { get; init; }
-
-    /// <summary>Customer states written by all checkpoints, and their average encoded size.</summary>
-    public long CheckpointedStates { get; init; }
-    public double StateBytesAvg { get; init; }
-    public required CoreProfile Profile { get; init; }
-}
-
-/// <summary>
-/// Where the time of the run with checkpoints goes, from separate passes over the same records: decoding alone; applying
-/// pre-decoded events with the watermark held back (actor and rules; a customer's own wake-ups due before its next
-/// event are still evaluated there); timers = applying with the watermark moving minus that; checkpoints as timed in the
-/// run; other = the rest (routing, offsets, cache effects, noise). Shares are of the run with checkpoints, by wall time
-/// and by the engine thread's CPU time (which a busy machine disturbs less).
-/// </summary>
-internal sealed record CoreProfile
-{
-    public required ProfilePart Decode { get; init; }
-    public required ProfilePart Apply { get; init; }
-    public required ProfilePart Timers { get; init; }
-    public required ProfilePart Checkpoint { get; init; }
-    public required ProfilePart Other { get; init; }
-
-    /// <summary>Each pass as measured.</summary>
-    public required Dictionary<string, PassTimes> Passes { get; init; }
-}
-
-/// <summary>One part of the profile.</summary>
-internal sealed record ProfilePart
-{
-    public double Share { get; init; }
-    public double NsPerEvent { get; init; }
-    public double CpuShare { get; init; }
-    public double CpuNsPerEvent { get; init; }
-}
-
-/// <summary>One measured pass: wall time, the engine thread's CPU time and its time waiting for a CPU, allocation.</summary>
-internal sealed record PassTimes
-{
-    public double Seconds { get; init; }
-    public double CpuSeconds { get; init; }
-    public double WaitingForCpuSeconds { get; init; }
-    public double AllocatedBytesPerEvent { get; init; }
+    public double PeakWorkingSetMB { get; init; }
 }

@@ -14,10 +14,9 @@ public static class RunCommand
         var urls = new Option<string?>("--urls") { Description = "HTTP listen URL (default http://127.0.0.1:8080)" };
         var config = new Option<string?>("--config") { Description = "A JSON configuration file (same keys as appsettings.json)" };
         var rules = new Option<string?>("--rules") { Description = "A directory of rule files (*.yaml), watched for changes (default: the stored or the built-in rule set)" };
-        var runtime = new Option<string?>("--runtime") { Description = "host (default) or akka: the runtime the customers live in (Streaming:Engine:Runtime)" };
-        var storeProvider = new Option<string?>("--store-provider") { Description = "sqlite (default, in --data-dir) or postgresql: where the actor runtime keeps customers and checkpoints (Streaming:Store:Provider)" };
+        var storeProvider = new Option<string?>("--store-provider") { Description = "sqlite (default, in --data-dir) or postgresql: where customers, checkpoints and wake-ups are journaled (Streaming:Store:Provider)" };
         var storeConnection = new Option<string?>("--store-connection") { Description = "PostgreSQL connection string, Npgsql form (Streaming:Store:ConnectionString)" };
-        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules, runtime, storeProvider, storeConnection };
+        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules, storeProvider, storeConnection };
         command.SetAction(async (parse, ct) =>
         {
             StreamingSettings settings;
@@ -27,11 +26,6 @@ public static class RunCommand
                 configuration = StreamingSettings.LoadConfiguration(parse.GetValue(config));
                 // Command-line options override the configuration's keys.
                 var overrides = new List<KeyValuePair<string, string?>>();
-                if (parse.GetValue(runtime) is { } chosen)
-                {
-                    overrides.Add(new("Streaming:Engine:Runtime", chosen));
-                }
-
                 if (parse.GetValue(storeProvider) is { } provider)
                 {
                     overrides.Add(new("Streaming:Store:Provider", provider));

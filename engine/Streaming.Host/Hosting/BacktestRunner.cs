@@ -131,7 +131,7 @@ public sealed partial class BacktestRunner(StreamingSettings settings, TimeProvi
             AllowedLateness = TimeSpan.FromSeconds(settings.AllowedLatenessSeconds),
             ProgressInterval = TimeSpan.FromMilliseconds(500),
         };
-        _ = Task.Factory.StartNew(() => Execute(run, ruleSets, path, options), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        _ = Task.Run(() => ExecuteAsync(run, ruleSets, path, options), CancellationToken.None);
         return run;
     }
 
@@ -147,15 +147,15 @@ public sealed partial class BacktestRunner(StreamingSettings settings, TimeProvi
         return true;
     }
 
-    private void Execute(BacktestRun run, IReadOnlyList<RuleSet> ruleSets, string path, BacktestOptions options)
+    private async Task ExecuteAsync(BacktestRun run, IReadOnlyList<RuleSet> ruleSets, string path, BacktestOptions options)
     {
         try
         {
-            var results = Backtester.Run(ruleSets, run.Dataset, path, options, p =>
+            var results = await Backtester.RunAsync(ruleSets, run.Dataset, path, options, p =>
             {
                 run.Records = p.Records;
                 run.FileShare = p.FileShare;
-            }, run.Cancellation.Token);
+            }, run.Cancellation.Token).ConfigureAwait(false);
             object document = results.Count == 1 ? results[0] : BacktestComparison.Of(results[0], results[1]);
             run.Result = JsonSerializer.SerializeToElement(document, CliJson);
             run.Records = results[0].Records;
@@ -166,7 +166,7 @@ public sealed partial class BacktestRunner(StreamingSettings settings, TimeProvi
         {
             run.State = BacktestStates.Cancelled;
         }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException or TimeoutException)
         {
             run.Error = ex.Message;
             run.State = BacktestStates.Failed;

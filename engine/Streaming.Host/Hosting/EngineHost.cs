@@ -89,7 +89,6 @@ public sealed partial class EngineHost : IAsyncDisposable
         Http.Auth.RateLimits.AddTo(builder.Services, settings);
         Otlp.AddTo(builder.Services, settings);
         var storeOptions = new ActorStoreOptions { Provider = settings.StoreProvider, DataDir = settings.DataDir, ConnectionString = settings.StoreConnectionString };
-        if (settings.Runtime == EngineRuntime.Akka)
         {
             // The actor system lives in the Generic Host: created when the engine first asks for it, shut down by the
             // host's stop (CoordinatedShutdown: the node leaves its cluster), its log routed to the host's loggers.
@@ -117,19 +116,20 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogEmbeddedBroker(logger, bootstrap, settings.Partitions);
         }
 
-        var store = SqliteStateStore.OpenDirectory(settings.DataDir);
-        if (settings.Runtime == EngineRuntime.Akka && store.CountCustomers() is > 0 and var old)
+        SqliteStateStore store;
+        try
         {
-            // The actor runtime keeps customers in its journal: starting here would silently begin from nothing.
-            store.Dispose();
+            store = SqliteStateStore.OpenDirectory(settings.DataDir);
+        }
+        catch (LegacyStateException ex)
+        {
+            // Starting there would silently begin from nothing.
             broker?.Dispose();
             await web.DisposeAsync().ConfigureAwait(false);
-            throw new DataDirectoryException(
-                $"the data directory {settings.DataDir} holds the partition host's state ({old:N0} customers in {SqliteStateStore.FileName}), " +
-                "which the actor runtime does not read; replay the input topics into a new --data-dir, or run it with --runtime host");
+            throw new DataDirectoryException(ex.Message);
         }
 
-        if (broker is not null && store.LastCheckpointSeq > 0)
+        if (broker is not null && store.Reserved > 0)
         {
             LogEmbeddedWithOldState(logger, store.Path);
         }
@@ -162,8 +162,7 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogMirror(logger, mirror.Endpoint, settings.RedisPrefix);
         }
 
-        IStreamingEngine engine = settings.Runtime == EngineRuntime.Akka
-            ? new ShardedEngine(
+        var engine = new ShardedEngine(
                 settings.ToEngineOptions(bootstrap),
                 storeOptions,
                 TimeProvider.System,
@@ -181,20 +180,12 @@ public sealed partial class EngineHost : IAsyncDisposable
                 // The set every partition runs is the one a restart starts from.
                 RulesInForce = running =>
                 {
-                    if (RuleSetStorage.StoredVersion(store, KafkaEngine.RulesSettingKey) != running.Version)
+                    if (RuleSetStorage.StoredVersion(store) != running.Version)
                     {
-                        store.SaveSetting(KafkaEngine.RulesSettingKey, RuleSetStorage.Serialize(running));
+                        store.SaveSetting(RuleSetStorage.SettingKey, RuleSetStorage.Serialize(running));
                     }
                 },
-            }
-            : new KafkaEngine(
-                settings.ToEngineOptions(bootstrap),
-                store,
-                TimeProvider.System,
-                web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaEngine>(),
-                rules.Initial,
-                mirror,
-                instruments);
+            };
         var relay = new TriggerRelay(bootstrap, store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<TriggerRelay>(), instruments);
         engine.FiringsCommitted = relay.Signal;
         engine.OutreachStats = () => store.OutreachStats(TimeProvider.System.GetUtcNow().UtcTicks);
@@ -219,12 +210,10 @@ public sealed partial class EngineHost : IAsyncDisposable
             if (mirror is not null)
             {
                 // Before the first new checkpoint: customers a crash kept out of Redis are queued again.
-                var (queued, marker) = settings.Runtime == EngineRuntime.Akka
-                    ? await MirrorCatchUp.RunFromJournalAsync(storeOptions, mirror, store, rules.Initial.Version, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false)
-                    : await MirrorCatchUp.RunAsync(store, mirror, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
+                var (queued, marker) = await MirrorCatchUp.RunFromJournalAsync(storeOptions, mirror, store, rules.Initial.Version, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
                 if (queued > 0)
                 {
-                    LogMirrorCatchUp(logger, queued, marker?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", settings.Runtime == EngineRuntime.Akka ? store.Reserved : store.LastCheckpointSeq);
+                    LogMirrorCatchUp(logger, queued, marker?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none", store.Reserved);
                 }
             }
 

@@ -2,7 +2,6 @@ using System.Text.Json;
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Rules;
-using Streaming.Engine.Runtime;
 
 namespace Streaming.Host.Hosting;
 
@@ -52,7 +51,7 @@ public sealed partial class RulesManager : IAsyncDisposable
     /// stores the set it runs at its first checkpoint: so files edited while the engine was down, or a first start), and a directory that cannot be loaded as <c>rules.rejected</c>.
     /// </summary>
     /// <exception cref="RuleSetException">The configured directory is missing or holds an invalid rule set.</exception>
-    public static RulesManager Create(StreamingSettings settings, IStateStore store, TimeProvider time, ILogger logger, AuditTrail? audit = null)
+    public static RulesManager Create(StreamingSettings settings, ISettingStore store, TimeProvider time, ILogger logger, AuditTrail? audit = null)
     {
         var poll = TimeSpan.FromMilliseconds(settings.RulesPollIntervalMs);
         if (settings.RulesDirectory is { } directory)
@@ -77,7 +76,7 @@ public sealed partial class RulesManager : IAsyncDisposable
 
             var manager = new RulesManager(directory, poll, loaded, "directory", time, logger) { Audit = audit };
             manager._fingerprint = fingerprint;
-            if (RuleSetStorage.StoredVersion(store, KafkaEngine.RulesSettingKey) != loaded.Version)
+            if (RuleSetStorage.StoredVersion(store) != loaded.Version)
             {
                 audit?.Record(AuditTrail.Directory, "rules.accepted", $"version {loaded.Version} from directory at start");
             }
@@ -85,7 +84,7 @@ public sealed partial class RulesManager : IAsyncDisposable
             return manager;
         }
 
-        if (store.LoadSetting(KafkaEngine.RulesSettingKey) is { } stored)
+        if (store.LoadSetting(RuleSetStorage.SettingKey) is { } stored)
         {
             try
             {

@@ -4,7 +4,6 @@ using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Redis;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
-using Streaming.Engine.Runtime;
 using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Hosting;
@@ -66,16 +65,9 @@ public sealed record StreamingSettings
     public TimeMode TimeMode { get; init; } = TimeMode.Event;
 
     /// <summary>
-    /// <c>Streaming:Engine:Runtime</c>: <c>host</c> (default: the partition host and its SQLite checkpoint store) or
-    /// <c>akka</c> (customers as Akka.Cluster.Sharding entities persisted through Akka.Persistence.Sql, on
-    /// <c>journal.db</c> in the data directory; being completed, see README).
-    /// </summary>
-    public EngineRuntime Runtime { get; init; } = EngineRuntime.Host;
-
-    /// <summary>
     /// <c>Streaming:Store:Provider</c> (CONTRACTS.md §8; <c>run --store-provider</c>): where the actor runtime's journal
     /// and snapshots (customers, partition checkpoints, wake-ups) live: <c>sqlite</c> (default, <c>journal.db</c> in the
-    /// data directory) or <c>postgresql</c> (<see cref="StoreConnectionString"/>). The partition host supports SQLite only.
+    /// data directory) or <c>postgresql</c> (<see cref="StoreConnectionString"/>).
     /// </summary>
     public StoreProvider StoreProvider { get; init; } = StoreProvider.Sqlite;
 
@@ -145,18 +137,19 @@ public sealed record StreamingSettings
         return builder.AddEnvironmentVariables().Build();
     }
 
-    /// <exception cref="InvalidOperationException">A value is out of range or malformed, or the store does not suit the runtime.</exception>
+    /// <exception cref="InvalidOperationException">A value is out of range or malformed, or the store settings are incomplete.</exception>
     public static StreamingSettings From(IConfiguration config)
     {
         var s = config.GetSection("Streaming");
+        if (s["Engine:Runtime"] is { } runtime && !runtime.Equals("akka", StringComparison.OrdinalIgnoreCase))
+        {
+            // Earlier versions chose between their own partition host and the actor runtime here.
+            throw new InvalidOperationException($"configuration Streaming:Engine:Runtime = '{runtime}': the actor runtime ('akka') is the only one since the partition host was removed; drop the key");
+        }
+
         var settings = Read(s);
         if (settings.StoreProvider == StoreProvider.PostgreSql)
         {
-            if (settings.Runtime != EngineRuntime.Akka)
-            {
-                throw new InvalidOperationException("configuration Streaming:Store:Provider = 'postgresql' needs the actor runtime (Streaming:Engine:Runtime = 'akka'); the partition host keeps its state in SQLite");
-            }
-
             if (settings.StoreConnectionString is null)
             {
                 throw new InvalidOperationException("configuration Streaming:Store:Provider = 'postgresql' needs Streaming:Store:ConnectionString (an Npgsql connection string, e.g. Host=db;Username=streaming;Database=streaming)");
@@ -201,12 +194,6 @@ public sealed record StreamingSettings
                 var other => throw new InvalidOperationException($"configuration Streaming:Engine:TimeMode = '{other}' must be 'event' or 'hybrid'"),
             },
             IdleAfterSeconds = Int(s, "Engine:IdleAfterSeconds", defaults.IdleAfterSeconds, 1, 86_400),
-            Runtime = (s["Engine:Runtime"] ?? "host").ToLowerInvariant() switch
-            {
-                "host" => EngineRuntime.Host,
-                "akka" => EngineRuntime.Akka,
-                var other => throw new InvalidOperationException($"configuration Streaming:Engine:Runtime = '{other}' must be 'host' or 'akka'"),
-            },
             StoreProvider = (s["Store:Provider"] ?? "sqlite").ToLowerInvariant() switch
             {
                 "sqlite" => StoreProvider.Sqlite,
@@ -317,12 +304,9 @@ public sealed record StreamingSettings
         TimeMode = TimeMode,
         IdleAfter = TimeSpan.FromSeconds(IdleAfterSeconds),
         DeadLetterTimeout = TimeSpan.FromMilliseconds(DeadLetterTimeoutMs),
-        Host = new PartitionHostOptions
-        {
-            Actor = new ActorOptions { RecentIdCapacity = RecentEventIds },
-            Decoder = new DecoderOptions { MaxRecordBytes = MaxRecordBytes, MaxFutureSkew = TimeSpan.FromSeconds(MaxFutureSkewSeconds) },
-            AllowedLateness = TimeSpan.FromSeconds(AllowedLatenessSeconds),
-        },
+        Actor = new ActorOptions { RecentIdCapacity = RecentEventIds },
+        Decoder = new DecoderOptions { MaxRecordBytes = MaxRecordBytes, MaxFutureSkew = TimeSpan.FromSeconds(MaxFutureSkewSeconds) },
+        AllowedLateness = TimeSpan.FromSeconds(AllowedLatenessSeconds),
     };
 
     /// <summary>Settings as the log shows them at start: tokens by count only.</summary>
@@ -350,12 +334,3 @@ public sealed record StreamingSettings
     }
 }
 
-/// <summary>Which runtime hosts the customers (<c>Streaming:Engine:Runtime</c>).</summary>
-public enum EngineRuntime
-{
-    /// <summary>The partition host with its SQLite checkpoint store.</summary>
-    Host,
-
-    /// <summary>Akka.Cluster.Sharding entities persisted through Akka.Persistence.Sql.</summary>
-    Akka,
-}

@@ -280,8 +280,7 @@ public sealed partial class LiveDashboardTests(ITestOutputHelper output)
 
         var lines = scrape.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         var failures = new List<string>();
-        var actorRuntime = string.Equals(Environment.GetEnvironmentVariable("Streaming__Engine__Runtime"), "akka", StringComparison.OrdinalIgnoreCase);
-        foreach (var metric in table.Where(m => actorRuntime || !m.ActorRuntimeOnly))
+        foreach (var metric in table)
         {
             var prefix = $"# TYPE {metric.Name} ";
             var types = lines.Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l[prefix.Length..]).ToList();

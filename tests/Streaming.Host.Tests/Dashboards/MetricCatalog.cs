@@ -90,10 +90,7 @@ public static partial class MetricCatalog
             table.Add(new DocumentedMetric(
                 cells[1].Trim().Trim('`'),
                 cells[2].Trim(),
-                [.. Backticked().Matches(cells[3]).Select(m => m.Groups[1].Value)])
-            {
-                ActorRuntimeOnly = cells[4].TrimStart().StartsWith("actor runtime:", StringComparison.Ordinal),
-            });
+                [.. Backticked().Matches(cells[3]).Select(m => m.Groups[1].Value)]));
         }
 
         return table;
@@ -107,8 +104,4 @@ public static partial class MetricCatalog
 }
 
 /// <summary>One row of the README's Metrics table.</summary>
-public sealed record DocumentedMetric(string Name, string Type, IReadOnlyList<string> Labels)
-{
-    /// <summary>The row's meaning starts "actor runtime:": only the Akka.NET runtime reports it.</summary>
-    public bool ActorRuntimeOnly { get; init; }
-}
+public sealed record DocumentedMetric(string Name, string Type, IReadOnlyList<string> Labels);
