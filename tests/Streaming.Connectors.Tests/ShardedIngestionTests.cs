@@ -212,6 +212,12 @@ public sealed class ShardedIngestionTests : IDisposable
         {
             await WaitCommitted(first);
 
+            // A rule sweep's hand-off is durable once the checkpoint covering it completes.
+            var (settledCustomer, settledPartition) = (Encoding.UTF8.GetString(first[0].Message.Key), first[0].Partition.Value);
+            var receipt = await ingestion.SweepAsync(settledPartition, [settledCustomer], Deadline);
+            Assert.Equal(SweepHandOff.Sent, receipt.HandOff);
+            Assert.Equal(SweepSettled.Durable, await ingestion.SettleSweepAsync(settledPartition, receipt, Deadline));
+
             // The store goes away: every write fails (the customers' saves and the coordinators' checkpoints). Each
             // partition with records pauses, restarts from its last checkpoint, fails again, backs off…
             await journal.OnWrite.Fail();
@@ -227,12 +233,15 @@ public sealed class ShardedIngestionTests : IDisposable
             // again later instead of counting them as swept); a partition this node does not own says so.
             var (sweptCustomer, sweptPartition) = (Encoding.UTF8.GetString(rest[0].Message.Key), rest[0].Partition.Value);
             var handOffs = new HashSet<SweepHandOff>();
+            SweepReceipt? taken = null;
             var polling = System.Diagnostics.Stopwatch.StartNew();
-            while (!handOffs.Contains(SweepHandOff.Restarting) && polling.Elapsed < Deadline)
+            while (!(handOffs.Contains(SweepHandOff.Restarting) && taken is not null) && polling.Elapsed < Deadline)
             {
                 try
                 {
-                    handOffs.Add(await ingestion.SweepAsync(sweptPartition, [sweptCustomer], TimeSpan.FromMilliseconds(200)));
+                    var handOff = await ingestion.SweepAsync(sweptPartition, [sweptCustomer], TimeSpan.FromMilliseconds(200));
+                    handOffs.Add(handOff.HandOff);
+                    taken ??= handOff.HandOff == SweepHandOff.Sent ? handOff : null;
                 }
                 catch (AskTimeoutException)
                 {
@@ -243,7 +252,12 @@ public sealed class ShardedIngestionTests : IDisposable
             }
 
             Assert.Contains(SweepHandOff.Restarting, handOffs);
-            Assert.Equal(SweepHandOff.NotOwned, await ingestion.SweepAsync(999, [sweptCustomer], Deadline));
+            Assert.Equal(SweepHandOff.NotOwned, (await ingestion.SweepAsync(999, [sweptCustomer], Deadline)).HandOff);
+
+            // Customers a coordinator took between two restarts are not saved: their hand-off settles as replaced (the
+            // sweep hands them over again) instead of durable.
+            Assert.NotNull(taken);
+            Assert.Equal(SweepSettled.Replaced, await ingestion.SettleSweepAsync(sweptPartition, taken, Deadline));
 
             // …until it is back: everything is consumed and committed, and every customer equals the sums of the test.
             await journal.OnWrite.Pass();

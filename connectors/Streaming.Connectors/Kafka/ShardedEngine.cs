@@ -39,6 +39,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
     /// <summary>How long the rule sweep waits before handing customers to a restarting partition again.</summary>
     private static readonly TimeSpan SweepRetryDelay = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Passes of one sweep at most when partitions keep restarting before saving it (then it is logged as failed).</summary>
+    private const int MaxSweepRounds = 5;
     private readonly EngineOptions _options;
     private readonly ActorStoreOptions _store;
     private readonly TimeProvider _time;
@@ -617,7 +620,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// Re-evaluates, in the background, every stored customer under <paramref name="version"/> (the one now in force on
     /// every owned partition): the customers' ids from the journal (Akka.Persistence.Query's current persistence ids),
     /// 500 at a time, each batch handed to the coordinators of their partitions, which send the re-evaluations within
-    /// their in-flight bound after their records. A later switch cancels it and starts its own.
+    /// their in-flight bound after their records. It is recorded as done (<see cref="Swept"/>) once the checkpoints
+    /// covering every hand-off are durable; a pass in which a partition restarted before that runs again. A later switch
+    /// cancels it and starts its own.
     /// </summary>
     private void StartSweep(string version)
     {
@@ -629,45 +634,28 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
     private async Task SweepAsync(string version, CancellationToken ct)
     {
-        var system = _system!;
-        var ingestion = _ingestion!;
         var started = _time.GetTimestamp();
         long customers = 0;
         try
         {
-            var journal = Akka.Persistence.Query.PersistenceQuery.Get(system).ReadJournalFor<Akka.Persistence.Sql.Query.SqlReadJournal>(Akka.Persistence.Sql.Query.SqlReadJournal.Identifier);
-            var ids = journal.CurrentPersistenceIds()
-                .Where(id => id.StartsWith(CustomerEntity.PersistencePrefix, StringComparison.Ordinal))
-                .Select(id => id[CustomerEntity.PersistencePrefix.Length..])
-                .Grouped(500)
-                .RunWith(Sink.Queue<IEnumerable<string>>(), system.Materializer());
-            while (await ids.PullAsync().ConfigureAwait(false) is { HasValue: true } next)
+            // A coordinator that restarts before the checkpoint covering its re-evaluations loses them: the round's
+            // customers of that partition are not saved. The sweep then runs again (re-evaluating a customer already on
+            // the version changes nothing), so it is recorded as done only when every hand-off is durable.
+            for (var round = 1; ; round++)
             {
-                foreach (var group in next.Value.GroupBy(id => KeyPartitioner.Partition(Encoding.UTF8.GetBytes(id), _partitionCount)))
+                var (count, replaced) = await SweepRoundAsync(ct).ConfigureAwait(false);
+                customers = count;
+                if (replaced.Count == 0)
                 {
-                    var list = group.ToList();
-                    while (true)
-                    {
-                        ct.ThrowIfCancellationRequested();
-                        try
-                        {
-                            // A restarting partition would lose them: wait for its new coordinator (the sweep must not
-                            // be recorded as done with a partition left out).
-                            if (await ingestion.SweepAsync(group.Key, list, TimeSpan.FromMinutes(1)).ConfigureAwait(false) != SweepHandOff.Restarting)
-                            {
-                                break;
-                            }
-
-                            await Task.Delay(SweepRetryDelay, _time, ct).ConfigureAwait(false);
-                        }
-                        catch (AskTimeoutException)
-                        {
-                            // The partition is held (a checkpoint waiting for the broker, say): try again.
-                        }
-                    }
-
-                    customers += list.Count;
+                    break;
                 }
+
+                if (round == MaxSweepRounds)
+                {
+                    throw new InvalidOperationException($"partitions [{string.Join(",", replaced)}] restarted before saving the sweep in {round} rounds");
+                }
+
+                LogSweepAgain(version, string.Join(",", replaced));
             }
 
             _sweptVersion = version;
@@ -685,6 +673,94 @@ public sealed partial class ShardedEngine : IStreamingEngine
             LogSweepFailed(version, customers, ex);
         }
     }
+
+    /// <summary>
+    /// One pass over every stored customer: hands each partition its customers, then waits until each hand-off is
+    /// durable. Returns the customers handed over and the partitions whose coordinator was replaced meanwhile.
+    /// </summary>
+    private async Task<(long Customers, SortedSet<int> Replaced)> SweepRoundAsync(CancellationToken ct)
+    {
+        var system = _system!;
+        var ingestion = _ingestion!;
+        long customers = 0;
+        var receipts = new Dictionary<int, List<SweepReceipt>>();
+        var journal = Akka.Persistence.Query.PersistenceQuery.Get(system).ReadJournalFor<Akka.Persistence.Sql.Query.SqlReadJournal>(Akka.Persistence.Sql.Query.SqlReadJournal.Identifier);
+        var ids = journal.CurrentPersistenceIds()
+            .Where(id => id.StartsWith(CustomerEntity.PersistencePrefix, StringComparison.Ordinal))
+            .Select(id => id[CustomerEntity.PersistencePrefix.Length..])
+            .Grouped(500)
+            .RunWith(Sink.Queue<IEnumerable<string>>(), system.Materializer());
+        while (await ids.PullAsync().ConfigureAwait(false) is { HasValue: true } next)
+        {
+            foreach (var group in next.Value.GroupBy(id => KeyPartitioner.Partition(Encoding.UTF8.GetBytes(id), _partitionCount)))
+            {
+                var list = group.ToList();
+                while (true)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    try
+                    {
+                        // A restarting partition would lose them: wait for its new coordinator (the sweep must not
+                        // be recorded as done with a partition left out).
+                        var receipt = await ingestion.SweepAsync(group.Key, list, TimeSpan.FromMinutes(1)).ConfigureAwait(false);
+                        if (receipt.HandOff == SweepHandOff.Sent)
+                        {
+                            (receipts.TryGetValue(group.Key, out var held) ? held : receipts[group.Key] = []).Add(receipt);
+                        }
+
+                        if (receipt.HandOff != SweepHandOff.Restarting)
+                        {
+                            break;
+                        }
+
+                        await Task.Delay(SweepRetryDelay, _time, ct).ConfigureAwait(false);
+                    }
+                    catch (AskTimeoutException)
+                    {
+                        // The partition is held (a checkpoint waiting for the broker, say): try again.
+                    }
+                }
+
+                customers += list.Count;
+            }
+        }
+
+        var replaced = new SortedSet<int>();
+        foreach (var (partition, held) in receipts)
+        {
+            // Every hand-off of the partition went to the coordinator of the last one, which saves them all with the
+            // checkpoint covering the last (its checkpoints are in order); else some went to one that is gone.
+            var last = held[^1];
+            if (held.Any(r => !r.Coordinator!.Equals(last.Coordinator)))
+            {
+                replaced.Add(partition);
+                continue;
+            }
+
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                try
+                {
+                    if (await ingestion.SettleSweepAsync(partition, last, TimeSpan.FromSeconds(30)).ConfigureAwait(false) == SweepSettled.Replaced)
+                    {
+                        replaced.Add(partition);
+                    }
+
+                    break;
+                }
+                catch (TimeoutException)
+                {
+                    // Its checkpoint is held (the broker or the store away): wait on.
+                }
+            }
+        }
+
+        return (customers, replaced);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rule sweep under {Version}: partitions [{Partitions}] restarted before saving it; sweeping again")]
+    private partial void LogSweepAgain(string version, string partitions);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rule sweep under {Version} done: {Customers} stored customers in {Seconds:0.0} s")]
     private partial void LogSwept(string version, long customers, double seconds);

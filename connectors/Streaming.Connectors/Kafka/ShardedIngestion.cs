@@ -106,6 +106,19 @@ public enum SweepHandOff
     Restarting,
 }
 
+/// <summary>What <see cref="ShardedIngestion.SweepAsync"/> did with a sweep's customers, and for customers sent: to which coordinator, and the checkpoint that makes them durable.</summary>
+public sealed record SweepReceipt(SweepHandOff HandOff, IActorRef? Coordinator = null, long CoveredBy = 0);
+
+/// <summary>How a sweep hand-off ended (<see cref="ShardedIngestion.SettleSweepAsync"/>).</summary>
+public enum SweepSettled
+{
+    /// <summary>The checkpoint covering the re-evaluations completed: they are saved.</summary>
+    Durable,
+
+    /// <summary>The coordinator that took them is gone before that: sweep them again.</summary>
+    Replaced,
+}
+
 /// <summary>
 /// Keeps the node's checkpoint numbering durable: every completed partition checkpoint gets the next number (the
 /// status's <c>checkpointSeq</c> and the Redis mirror's <c>seq</c>), and numbers are reserved before use (the ingestion
@@ -605,29 +618,78 @@ public sealed partial class ShardedIngestion : IDisposable
     /// <summary>
     /// Hands a rule sweep's customers of partition <paramref name="partition"/> to its coordinator; completes once they
     /// are all sent. <see cref="SweepHandOff.NotOwned"/>: another node owns the partition (its sweep takes them);
-    /// <see cref="SweepHandOff.Restarting"/>: the partition is restarting, ask again after a while.
+    /// <see cref="SweepHandOff.Restarting"/>: the partition is restarting, ask again after a while. Sent is not saved:
+    /// <see cref="SettleSweepAsync"/> with the receipt tells when they are durable.
     /// </summary>
     /// <exception cref="Akka.Actor.AskTimeoutException">The coordinator did not take them within <paramref name="timeout"/>.</exception>
-    public async Task<SweepHandOff> SweepAsync(int partition, IReadOnlyList<string> customers, TimeSpan timeout)
+    public async Task<SweepReceipt> SweepAsync(int partition, IReadOnlyList<string> customers, TimeSpan timeout)
     {
         IActorRef coordinator;
         lock (_partitions)
         {
             if (!_partitions.TryGetValue(partition, out var owned))
             {
-                return SweepHandOff.NotOwned;
+                return new SweepReceipt(SweepHandOff.NotOwned);
             }
 
             if (owned.RestartAt != 0)
             {
-                return SweepHandOff.Restarting;
+                return new SweepReceipt(SweepHandOff.Restarting);
             }
 
             coordinator = owned.Coordinator;
         }
 
-        await coordinator.Ask<SweepSent>(new SweepCustomers(customers), timeout).ConfigureAwait(false);
-        return SweepHandOff.Sent;
+        var sent = await coordinator.Ask<SweepSent>(new SweepCustomers(customers), timeout).ConfigureAwait(false);
+        return new SweepReceipt(SweepHandOff.Sent, coordinator, sent.CoveredBy);
+    }
+
+    /// <summary>
+    /// Waits until the re-evaluations a sweep hand-off sent (<paramref name="receipt"/>, <see cref="SweepHandOff.Sent"/>)
+    /// are durable: the coordinator that took them has completed the checkpoint that covers them (asked for here).
+    /// <see cref="SweepSettled.Replaced"/>: that coordinator is gone (the partition restarted from its last checkpoint,
+    /// or moved), so re-evaluations it had not saved are lost: sweep those customers again.
+    /// </summary>
+    /// <exception cref="TimeoutException">Neither within <paramref name="timeout"/> (a checkpoint held up, say): ask again.</exception>
+    public async Task<SweepSettled> SettleSweepAsync(int partition, SweepReceipt receipt, TimeSpan timeout)
+    {
+        if (receipt is not { HandOff: SweepHandOff.Sent, Coordinator: { } coordinator })
+        {
+            throw new ArgumentException("only a receipt of customers sent can settle", nameof(receipt));
+        }
+
+        var deadline = _time.GetTimestamp();
+        while (true)
+        {
+            lock (_partitions)
+            {
+                if (!_partitions.TryGetValue(partition, out var owned) || !owned.Coordinator.Equals(coordinator))
+                {
+                    return SweepSettled.Replaced;
+                }
+            }
+
+            try
+            {
+                var status = await coordinator.Ask<CoordinatorStatus>(GetPartitionStatus.Instance, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                if (status.CommittedSeq >= receipt.CoveredBy)
+                {
+                    return SweepSettled.Durable;
+                }
+            }
+            catch (AskTimeoutException)
+            {
+                // A coordinator stopping does not answer: the next round finds it replaced.
+            }
+
+            if (_time.GetElapsedTime(deadline) > timeout)
+            {
+                throw new TimeoutException($"partition {partition}: checkpoint {receipt.CoveredBy} not complete within {timeout}");
+            }
+
+            coordinator.Tell(CheckpointNow.Instance);
+            await Task.Delay(TimeSpan.FromMilliseconds(100), _time).ConfigureAwait(false);
+        }
     }
 
     /// <summary>A new coordinator for partition <paramref name="p"/>, watched by the listener.</summary>

@@ -131,7 +131,7 @@ public sealed class EngineInstruments : IPersistenceObserver
         meter.CreateObservableGauge(InstrumentNames.OutreachItems, ObserveOutreach, description: "Outreach items by channel and state (due, leased, done, dropped, expired).");
 
         meter.CreateObservableCounter(InstrumentNames.EventsConsumed, ObserveEvents, description: "Input records processed, by topic and event type (type 'invalid' for dead letters).");
-        meter.CreateObservableCounter(InstrumentNames.EventsDuplicate, () => _snapshot().Duplicates, description: "Events ignored as duplicates: an eventId among the customer's recent ones (Streaming:Engine:RecentEventIds), or an order_placed whose orderId the customer placed before. Kafka redeliveries are exact by offset and not counted.");
+        meter.CreateObservableCounter(InstrumentNames.EventsDuplicate, () => _snapshot().Duplicates, description: "Records ignored as duplicates: a record its customer already applied (a Kafka redelivery after a restart, by offset), an eventId among the customer's recent ones (Streaming:Engine:RecentEventIds), or an order_placed whose orderId the customer placed before.");
         meter.CreateObservableGauge(InstrumentNames.ConsumerLag, ObserveLag, description: "Records behind the log end, per input topic partition.");
         meter.CreateObservableGauge(InstrumentNames.WatermarkDelay, ObserveWatermarkDelay, unit: "s", description: "Wall clock minus the partition's event-time watermark.");
         meter.CreateObservableGauge(InstrumentNames.CustomersCached, () => _snapshot().CachedCustomers, description: "Customers held in memory.");

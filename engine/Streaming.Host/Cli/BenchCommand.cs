@@ -35,8 +35,8 @@ public static class BenchCommand
         var output = new Option<string?>("--out") { Description = "Also write the JSON result to this file" };
         var partitions = new Option<int>("--partitions") { Description = "Partitions per topic", DefaultValueFactory = _ => 16 };
         var data = new Option<string?>("--data") { Description = "Directory of the datasets (default ../shared/data)" };
-        var core = new Option<bool>("--core") { Description = "The engine alone: no broker, events pre-encoded in memory, one thread" };
-        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: records of a partition between its checkpoints (default 20,000, as the engine)" };
+        var core = new Option<bool>("--core") { Description = "The engine alone: no broker, events pre-encoded in memory, the actor runtime on an in-memory journal" };
+        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "With --core: records of a partition between its checkpoints (default 20,000)" };
         var stateSize = new Option<bool>("--state-size") { Description = "Bytes per customer (encoded and in memory) by event-id window and order count; no broker, no data" };
         var customers = new Option<int?>("--customers")
         {

@@ -403,7 +403,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
 
         if (_sweep.Count == 0 && _sweeper is { } sweeper)
         {
-            sweeper.Tell(new SweepSent(_swept));
+            sweeper.Tell(new SweepSent(_swept, _committedSeq + 1));
             _sweeper = null;
         }
     }

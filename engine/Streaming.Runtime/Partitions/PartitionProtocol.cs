@@ -103,7 +103,12 @@ public sealed record CheckpointCompleted(int Partition, long Seq, IReadOnlyDicti
 public sealed record SweepCustomers(IReadOnlyList<string> CustomerIds);
 
 /// <summary>The answer to <see cref="SweepCustomers"/>: every customer of it was sent its re-evaluation (or is in memory).</summary>
-public sealed record SweepSent(int Sent);
+/// <param name="Sent">Re-evaluations sent for the sweep's customers.</param>
+/// <param name="CoveredBy">
+/// The partition checkpoint that saves every re-evaluation sent so far: once this coordinator's committed checkpoint
+/// reaches it, they are durable (the one running, or the next: a checkpoint waits for the answers sent before it).
+/// </param>
+public sealed record SweepSent(int Sent, long CoveredBy = 0);
 
 /// <summary>The listener's answer to <see cref="CheckpointCompleted"/>: its firings are in the outbox.</summary>
 public sealed record FiringsStored(int Partition, long Seq);
