@@ -262,6 +262,13 @@ internal sealed class PartitionHarness
         return _asker.ExpectMsg<CustomerFound>(Patience).State;
     }
 
+    /// <summary>Whether the customer's entity is running (in memory) now.</summary>
+    public bool Resident(string customerId)
+    {
+        _kit.Sys.ActorSelection(_customers.Path / Uri.EscapeDataString(customerId)).Tell(new Identify(customerId), _asker.Ref);
+        return _asker.ExpectMsg<ActorIdentity>(Patience).Subject is not null;
+    }
+
     /// <summary>Handles whatever the listener has received so far.</summary>
     private void Pump()
     {
