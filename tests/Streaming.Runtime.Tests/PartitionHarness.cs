@@ -36,6 +36,7 @@ internal sealed class PartitionHarness
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
     private readonly TestKitBase _kit;
+    private readonly ActorSystem _system;
     private readonly RuleBook _book;
     private readonly CustomerEntityOptions _entityOptions;
     private readonly EventDecoder _decoder;
@@ -52,9 +53,11 @@ internal sealed class PartitionHarness
 
     /// <summary>Starts partition <paramref name="partition"/> (its coordinator recovers whatever the journal holds for it).</summary>
     /// <param name="options">Coordinator settings; the quiet checkpoint defaults to an hour here, so checkpoints happen only when a test asks.</param>
-    public PartitionHarness(TestKitBase kit, int partition, RuleBook book, PartitionCoordinatorOptions? options = null, CustomerEntityOptions? entity = null, DecoderOptions? decoder = null)
+    /// <param name="system">The actor system (and so the journal) to run on; the test kit's own when null.</param>
+    public PartitionHarness(TestKitBase kit, int partition, RuleBook book, PartitionCoordinatorOptions? options = null, CustomerEntityOptions? entity = null, DecoderOptions? decoder = null, ActorSystem? system = null)
     {
         _kit = kit;
+        _system = system ?? kit.Sys;
         Partition = partition;
         _book = book;
         _options = options ?? new PartitionCoordinatorOptions { QuietCheckpointAfter = TimeSpan.FromHours(1) };
@@ -86,12 +89,12 @@ internal sealed class PartitionHarness
 
     private void Start()
     {
-        _listener = _kit.CreateTestProbe();
-        _asker = _kit.CreateTestProbe();
+        _listener = _kit.CreateTestProbe(_system);
+        _asker = _kit.CreateTestProbe(_system);
         var book = _book;
         var entityOptions = _entityOptions;
-        _customers = _kit.Sys.ActorOf(Props.Create(() => new LocalCustomers(book, entityOptions)));
-        _coordinator = _kit.Sys.ActorOf(PartitionCoordinator.Props(Partition, _customers, _listener, _book, _options));
+        _customers = _system.ActorOf(Props.Create(() => new LocalCustomers(book, entityOptions)));
+        _coordinator = _system.ActorOf(PartitionCoordinator.Props(Partition, _customers, _listener, _book, _options));
     }
 
     /// <summary>
@@ -105,7 +108,7 @@ internal sealed class PartitionHarness
         foreach (var actor in new[] { _coordinator, _customers })
         {
             _asker.Watch(actor);
-            _kit.Sys.Stop(actor);
+            _system.Stop(actor);
             _asker.ExpectTerminated(actor, Patience);
         }
 
@@ -208,13 +211,32 @@ internal sealed class PartitionHarness
         return status!;
     }
 
-    /// <summary>Asks for a checkpoint and returns its completion (its firings are also added to <see cref="Firings"/>).</summary>
+    /// <summary>
+    /// Once the partition is quiet, asks for a checkpoint and returns its completion, which covers every record sent so
+    /// far (its firings are also added to <see cref="Firings"/>).
+    /// </summary>
     public CheckpointCompleted Checkpoint()
     {
-        Pump();
+        AwaitQuiet();
         var done = _completed.Count;
         _coordinator.Tell(CheckpointNow.Instance);
         return AwaitCheckpoint(done);
+    }
+
+    /// <summary>Asks for a checkpoint without waiting for it (a barrier already up takes it instead).</summary>
+    public void RequestCheckpoint()
+    {
+        Pump();
+        _coordinator.Tell(CheckpointNow.Instance);
+    }
+
+    /// <summary>Answers what the listener has received so far (dead-letter flushes above all), without waiting.</summary>
+    public void Pump()
+    {
+        while (_listener.HasMessages)
+        {
+            Handle(_listener.ReceiveOne(TimeSpan.Zero)!);
+        }
     }
 
     /// <summary>Waits for the next completed (not recovered) checkpoint after the first <paramref name="seen"/> completions.</summary>
@@ -265,17 +287,8 @@ internal sealed class PartitionHarness
     /// <summary>Whether the customer's entity is running (in memory) now.</summary>
     public bool Resident(string customerId)
     {
-        _kit.Sys.ActorSelection(_customers.Path / Uri.EscapeDataString(customerId)).Tell(new Identify(customerId), _asker.Ref);
+        _system.ActorSelection(_customers.Path / Uri.EscapeDataString(customerId)).Tell(new Identify(customerId), _asker.Ref);
         return _asker.ExpectMsg<ActorIdentity>(Patience).Subject is not null;
-    }
-
-    /// <summary>Handles whatever the listener has received so far.</summary>
-    private void Pump()
-    {
-        while (_listener.HasMessages)
-        {
-            Handle(_listener.ReceiveOne(TimeSpan.Zero)!);
-        }
     }
 
     private void Handle(object message)
