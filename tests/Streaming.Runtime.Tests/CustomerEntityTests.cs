@@ -8,6 +8,7 @@ using Streaming.Runtime.Customers;
 using Streaming.Runtime.Partitions;
 using Streaming.Runtime.Rules;
 using Streaming.Runtime.Serialization;
+using Streaming.Tests.Shared;
 using Xunit.Abstractions;
 
 namespace Streaming.Runtime.Tests;
@@ -363,6 +364,30 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     {
         entity.Tell(message);
         return ExpectMsg<CustomerChanged>();
+    }
+
+    [Fact]
+    public void A_read_passivates_an_unknown_customer_but_not_one_its_coordinator_has_numbered_messages_to()
+    {
+        // A read of a made-up id leaves nothing in memory.
+        var ghost = Sys.ActorOf(Props.Create(() => new ShardStandIn("ghost", _book)));
+        ghost.Tell(new GetCustomer("ghost", 3));
+        Assert.Null(ExpectMsg<CustomerFound>().State);
+        ExpectMsg<ShardStandIn.EntityStopped>();
+
+        // A customer whose first record failed (a rule that throws) does not exist either, but its coordinator has sent
+        // it message 1 of its run: after a read, message 2 must reach the same incarnation, not a new one that refuses it.
+        var failing = InjectedRules.DefaultWith("boom", _ => throw new InvalidOperationException("injected rule failure"));
+        var book = new RuleBook(failing);
+        var shard = Sys.ActorOf(Props.Create(() => new ShardStandIn("f1", book)));
+        var run = Clock(T0) with { RuleVersion = failing.Version, Run = 5 };
+        shard.Tell(new ApplyRecord("f1", 3, "orders", 0, Order("f1", "f-a", 10m, T0), run) { Sequence = 1 });
+        var failed = ExpectMsg<CustomerChanged>();
+        Assert.Equal((ChangeOutcome.Failed, false), (failed.Outcome, failed.Exists));
+        shard.Tell(new GetCustomer("f1", 3));
+        Assert.Null(ExpectMsg<CustomerFound>().State);
+        shard.Tell(new WakeUp("f1", 3, run) { Sequence = 2 });
+        Assert.Equal(ChangeOutcome.Advanced, ExpectMsg<CustomerChanged>().Outcome);
     }
 
     [Fact]

@@ -74,7 +74,25 @@ public sealed class EventDecoder(DecoderOptions options)
     /// <see cref="DecoderOptions.MaxFutureSkew"/> after it is refused as <c>time-in-future</c>. Null (the record has
     /// no timestamp) skips that check.
     /// </summary>
+    /// <remarks>
+    /// Never throws for a record: a failure the checks did not foresee (the injected clock failing, say) is refused as
+    /// <c>processing-error</c>, so no single record can stop the caller's consume loop.
+    /// </remarks>
     public bool TryDecode(InputTopic topic, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset? brokerTime, out CustomerEvent? evt, out DecodeError error)
+    {
+        try
+        {
+            return Decode(topic, key, value, brokerTime, out evt, out error);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            evt = null;
+            error = new("processing-error", $"{ex.GetType().Name} while decoding: {Truncate(ex.Message, 200)}");
+            return false;
+        }
+    }
+
+    private bool Decode(InputTopic topic, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset? brokerTime, out CustomerEvent? evt, out DecodeError error)
     {
         evt = null;
         if (value.Length > Options.MaxRecordBytes)

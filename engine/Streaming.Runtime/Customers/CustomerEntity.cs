@@ -234,9 +234,11 @@ public sealed class CustomerEntity : PersistentActor
                 return true;
             case GetCustomer m:
                 Sender.Tell(new CustomerFound(_customerId, m.Partition, Copy()));
-                if (_state is null && !_dirty && Phase == EntityPhase.Active)
+                if (_state is null && !_dirty && _sequence == 0 && Phase == EntityPhase.Active)
                 {
-                    // A read of an unknown customer leaves nothing in memory (reads of made-up ids cannot fill it).
+                    // A read of an unknown customer leaves nothing in memory (reads of made-up ids cannot fill it). Not
+                    // one its coordinator has numbered messages to (a first record that failed): a new incarnation would
+                    // refuse the coordinator's next message as a gap; the coordinator's bound passivates it instead.
                     Phase = EntityPhase.Passivating;
                     Context.Parent.Tell(new Passivate(StopEntity.Instance));
                 }
