@@ -123,7 +123,7 @@ public sealed class HostileRecordTests(ITestOutputHelper output) : Akka.TestKit.
         // Another customer's record 60 days later moves the watermark past the sleeper's wake-up at day 31.
         Assert.Equal(RecordResult.Applied, Process(host, InputTopic.Clickstream, 0, "other", Click("other", "c1", "2011-09-08T10:00:00Z")));
 
-        // (PartitionHost counted the failure, FailedWakeUps and LastWakeUpFailure; the coordinator reports no such count.)
+        Assert.Equal(1, host.Status().FailedWakeUps);
         var after = host.Find("sleeper")!;
         Assert.Equal(0L, after.WakeTicks); // dropped, so the failure does not repeat at every page
         after.WakeTicks = CustomerStateCodec.Decode("sleeper", before).WakeTicks;

@@ -331,6 +331,11 @@ public sealed partial class ShardedEngine : IStreamingEngine
             Interlocked.Add(ref _deadLetters, status.DeadLetters - (before?.DeadLetters ?? 0));
             Interlocked.Add(ref _timersFired, status.TimersFired - (before?.TimersFired ?? 0));
             Interlocked.Add(ref _timersLate, status.LateTimersFired - (before?.LateTimersFired ?? 0));
+            if (status.FailedWakeUps - (before?.FailedWakeUps ?? 0) is > 0 and var failed)
+            {
+                _instruments?.WakeUpFailures.Add(failed);
+            }
+
             _seen[actor] = status;
         }
 

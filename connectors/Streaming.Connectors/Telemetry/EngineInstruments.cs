@@ -80,7 +80,7 @@ public sealed class EngineInstruments : IPersistenceObserver
             advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = SizeBuckets });
         CheckpointsDeferred = meter.CreateCounter<long>(InstrumentNames.CheckpointsDeferred, description: "Checkpoints put off because dead letters were not acknowledged by the broker.");
         DeadLettersRetried = meter.CreateCounter<long>(InstrumentNames.DeadLettersRetried, description: "Dead letters produced again after a failed delivery (each attempt counts).");
-        WakeUpFailures = meter.CreateCounter<long>(InstrumentNames.TimersFailed, description: "Wake-ups and rule-switch re-evaluations that failed (a rule that throws, an overflow); the customer kept its state.");
+        WakeUpFailures = meter.CreateCounter<long>(InstrumentNames.TimersFailed, description: "Wake-ups whose evaluation failed (a rule that throws, an overflow): dropped, the customer kept its state.");
         RulesReloads = meter.CreateCounter<long>(InstrumentNames.RulesReloads, description: "Rule sets offered to the engine, by result (accepted, rejected).");
         TriggerLatency = meter.CreateHistogram<double>(
             InstrumentNames.TriggerLatency, unit: "s", description: "From a firing being written with its checkpoint to the broker acknowledging it on customer-triggers.",

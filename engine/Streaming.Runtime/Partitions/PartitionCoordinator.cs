@@ -168,6 +168,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private long _lateTimersFired;
     private long _applied;
     private long _duplicates;
+    private long _failedWakeUps;
     private long _checkpoints;
 
     /// <summary>A rule set to switch to once the next checkpoint is durable.</summary>
@@ -355,6 +356,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             PendingFirings = _firings.Count + _unstored.Values.Sum() + _advancing,
             Applied = _applied,
             Duplicates = _duplicates,
+            FailedWakeUps = _failedWakeUps,
             Checkpoints = _checkpoints,
             LateTimersFired = _lateTimersFired,
             RuleVersion = _ruleVersion,
@@ -459,6 +461,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         else if (changed.Outcome == ChangeOutcome.Duplicate)
         {
             _duplicates++;
+        }
+        else if (changed.Offset < 0 && changed.Outcome == ChangeOutcome.Failed)
+        {
+            // A wake-up whose evaluation failed: the customer kept its state and the wake-up is dropped.
+            _failedWakeUps++;
         }
 
         if (changed.Dirty)

@@ -170,6 +170,9 @@ public sealed record PartitionStatus(int Partition, long WatermarkTicks, long Ma
     /// <summary>Wake-ups this run ran late (after <see cref="PartitionCoordinatorOptions.LateTimerAfter"/>).</summary>
     public long LateTimersFired { get; init; }
 
+    /// <summary>Wake-ups this run whose evaluation failed (a rule that throws, an overflow): dropped, the customer kept its state.</summary>
+    public long FailedWakeUps { get; init; }
+
     /// <summary>The rule set the partition evaluates with.</summary>
     public string RuleVersion { get; init; } = "";
 
