@@ -33,7 +33,7 @@ public sealed class KafkaBenchTests
         var coalescing = r.GetProperty("eventsPerCustomerPerCheckpoint").GetDouble();
         Assert.InRange(coalescing, 1.0, (double)events / distinct + 0.01);
         // A heap difference: with a few thousand customers, what the process frees meanwhile can outweigh them, so only
-        // its presence is checked here (300,000 events give about 6.3 KB per customer, README "Benchmark").
+        // its presence is checked here (300,000 events give several KB per customer, README "Benchmark").
         Assert.Equal(JsonValueKind.Number, r.GetProperty("residentBytesPerCachedCustomer").ValueKind);
         Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0, "no allocation measured");
         // Counted just after the phase: a run this small can end before its first checkpoint, so 0 is possible.
