@@ -154,8 +154,6 @@ public static class ApiRoutes
             .Accepts<string>("application/yaml", "text/yaml", "text/plain")
             .Produces<RulesAcceptedBody>(StatusCodes.Status202Accepted)
             .ProducesProblem(400)
-            .ProducesProblem(401)
-            .ProducesProblem(403)
             .ProducesProblem(409)
             .ProducesProblem(413)
             .ProducesProblem(429)

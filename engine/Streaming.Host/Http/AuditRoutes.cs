@@ -26,8 +26,6 @@ public static class AuditRoutes
         })
             .Produces<AuditPageBody>()
             .ProducesProblem(400)
-            .ProducesProblem(401)
-            .ProducesProblem(403)
             .Needs(AccessToken.Admin);
     }
 }

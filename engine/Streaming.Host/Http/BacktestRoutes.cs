@@ -73,8 +73,6 @@ public static class BacktestRoutes
         })
             .Produces<BacktestBody>(StatusCodes.Status202Accepted)
             .ProducesProblem(400)
-            .ProducesProblem(401)
-            .ProducesProblem(403)
             .ProducesProblem(409)
             .ProducesProblem(413)
             .ProducesProblem(429)
@@ -104,8 +102,6 @@ public static class BacktestRoutes
             return Results.Accepted("/v1/backtests/" + id, new BacktestCancellingBody(id, "cancelling"));
         })
             .Produces<BacktestCancellingBody>(StatusCodes.Status202Accepted)
-            .ProducesProblem(401)
-            .ProducesProblem(403)
             .ProducesProblem(404)
             .ProducesProblem(409)
             .Needs(AccessToken.Admin);

@@ -34,8 +34,6 @@ public static class TriggerRoutes
         })
             .Produces<LeaseBody>()
             .ProducesProblem(400)
-            .ProducesProblem(401)
-            .ProducesProblem(403)
             .ProducesProblem(429)
             .Needs(AccessToken.Dialer)
             .RequireRateLimiting(RateLimits.Leases);
@@ -62,8 +60,6 @@ public static class TriggerRoutes
         })
             .Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(400)
-            .ProducesProblem(401)
-            .ProducesProblem(403)
             .ProducesProblem(404)
             .ProducesProblem(409)
             .Needs(AccessToken.Dialer);
@@ -100,8 +96,6 @@ public static class TriggerRoutes
             .Accepts<ReleaseRequest>(isOptional: true, "application/json")
             .Produces(StatusCodes.Status204NoContent)
             .ProducesProblem(400)
-            .ProducesProblem(401)
-            .ProducesProblem(403)
             .ProducesProblem(409)
             .Needs(AccessToken.Dialer);
 
