@@ -303,7 +303,7 @@ internal static class CoreBench
             }
 
             var key = Encoding.UTF8.GetBytes(record.Key);
-            var partition = KafkaPartitioner.Partition(key, partitions);
+            var partition = KeyPartitioner.Partition(key, partitions);
             var offset = nextOffsets[(int)topic * partitions + partition]++;
             result.Add(new Record(topic, partition, offset, key, record.Value));
         }

@@ -7,11 +7,11 @@ using Streaming.Engine.Events;
 namespace Streaming.Connectors.Tests;
 
 [Collection(KafkaCollection.Name)]
-public sealed class KafkaPartitionerTests
+public sealed class KeyPartitionerTests
 {
     [Fact]
-    public void Crc32_matches_the_standard_check_value() =>
-        Assert.Equal(0xCBF43926u, KafkaPartitioner.Crc32("123456789"u8));
+    public void An_empty_key_has_no_partition() =>
+        Assert.Throws<ArgumentException>(() => KeyPartitioner.Partition([], 3));
 
     [Fact]
     public async Task Partition_is_the_one_the_producer_picks_for_the_key()
@@ -32,7 +32,7 @@ public sealed class KafkaPartitionerTests
         {
             var bytes = Encoding.UTF8.GetBytes(key);
             var delivered = await producer.ProduceAsync(Topics.Orders, new Message<byte[], byte[]> { Key = bytes, Value = [1] });
-            Assert.Equal(delivered.Partition.Value, KafkaPartitioner.Partition(bytes, partitions));
+            Assert.Equal(delivered.Partition.Value, KeyPartitioner.Partition(bytes, partitions));
         }
     }
 }
