@@ -9,6 +9,16 @@ namespace Streaming.Connectors.Sql;
 /// <param name="Detail">What was acted on (a rule-set version, an outreach id and outcome); never personal data.</param>
 public sealed record AuditEntry(long Seq, long AtTicks, string Actor, string Action, string Detail);
 
+/// <summary>The audit trail's storage: entries numbered in order of appending. Implemented by <see cref="SqliteStateStore"/>.</summary>
+public interface IAuditLog
+{
+    /// <summary>Appends an entry durably; returns its number.</summary>
+    long AppendAudit(long atTicks, string actor, string action, string detail);
+
+    /// <summary>The newest entries numbered below <paramref name="beforeSeq"/>, newest first, at most <paramref name="limit"/>.</summary>
+    IReadOnlyList<AuditEntry> ReadAudit(long beforeSeq, int limit);
+}
+
 public sealed partial class SqliteStateStore
 {
     /// <summary>Appends an audit entry in its own transaction; returns its seq.</summary>

@@ -11,7 +11,7 @@ namespace Streaming.Connectors.Sql;
 /// customers of the partition host (schema 6 and before) is refused with <see cref="LegacyStateException"/>.
 /// Reads and writes use separate connections.
 /// </summary>
-public sealed partial class SqliteStateStore : Kafka.ISettingStore, Kafka.IFiringOutbox, Kafka.ICheckpointCounter, IDisposable
+public sealed partial class SqliteStateStore : Kafka.ISettingStore, Kafka.IFiringOutbox, Kafka.ICheckpointCounter, Triggers.ITriggerOutbox, Triggers.IOutreachQueue, IAuditLog, IDisposable
 {
     /// <summary>The schema version this build writes.</summary>
     public const int SchemaVersion = 7;

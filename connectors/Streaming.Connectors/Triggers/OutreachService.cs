@@ -1,5 +1,4 @@
 using Streaming.Connectors.Kafka;
-using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Rules;
 
@@ -9,7 +8,7 @@ namespace Streaming.Connectors.Triggers;
 /// The dialers' side of the outreach queue (CONTRACTS.md §7): leases with a re-check of every item against the live
 /// customer and the wall clock, acknowledgements with retries, releases and statistics.
 /// </summary>
-public sealed class OutreachService(SqliteStateStore store, IStreamingEngine engine, TriggerRelay relay, TimeProvider time, EngineInstruments? instruments = null)
+public sealed class OutreachService(IOutreachQueue store, IStreamingEngine engine, TriggerRelay relay, TimeProvider time, EngineInstruments? instruments = null)
 {
     public static readonly IReadOnlyList<string> Outcomes = ["answered", "no_answer", "converted", "opted_out", "failed"];
 

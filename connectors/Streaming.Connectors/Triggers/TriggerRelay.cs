@@ -1,7 +1,6 @@
 using System.Text;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
-using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
 
@@ -17,7 +16,7 @@ public sealed partial class TriggerRelay : IAsyncDisposable
 {
     private const int BatchSize = 500;
 
-    private readonly SqliteStateStore _store;
+    private readonly ITriggerOutbox _store;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly EngineInstruments? _instruments;
@@ -27,7 +26,7 @@ public sealed partial class TriggerRelay : IAsyncDisposable
     private Task? _loop;
     private long _published;
 
-    public TriggerRelay(string bootstrapServers, SqliteStateStore store, TimeProvider time, ILogger logger, EngineInstruments? instruments = null)
+    public TriggerRelay(string bootstrapServers, ITriggerOutbox store, TimeProvider time, ILogger logger, EngineInstruments? instruments = null)
     {
         _store = store;
         _time = time;

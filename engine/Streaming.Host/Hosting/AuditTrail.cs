@@ -8,7 +8,7 @@ namespace Streaming.Host.Hosting;
 /// Who changed what (CONTRACTS.md §7.1): configuration changes and operator actions, stored with the engine's state
 /// (they survive restarts) and logged as one structured line each. Details name versions and ids, never personal data.
 /// </summary>
-public sealed partial class AuditTrail(SqliteStateStore store, TimeProvider time, ILogger logger)
+public sealed partial class AuditTrail(IAuditLog store, TimeProvider time, ILogger logger)
 {
     /// <summary>Actor of changes read from the watched rules directory.</summary>
     public const string Directory = "directory";
