@@ -78,7 +78,7 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         {
             await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["j-1"] = [[1m], [2m, 3m]], ["j-2"] = [[4m]], ["j-3"] = [[5m], [6m], [7m]] });
             var version = RuleSetLoader.Default.Version;
-            using var store = SqliteStateStore.OpenDirectory(dir);
+            using var store = EngineStore.Open(journal);
             store.Reserve(5);
             store.Record(new CheckpointNumber(0, 1, 2, version));
             store.Record(new CheckpointNumber(0, 2, 4, version));
@@ -103,7 +103,11 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         finally
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            Directory.Delete(dir, recursive: true);
+            if (Directory.Exists(dir))
+            {
+                // On PostgreSQL nothing is written there.
+                Directory.Delete(dir, recursive: true);
+            }
         }
     }
 
@@ -537,7 +541,7 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
 
     /// <summary>
     /// Resync from the actor runtime's journal, on SQLite and on PostgreSQL: every saved customer's latest state is
-    /// written with the node's checkpoint number from <c>state.db</c>, and a key the journal does not hold is deleted.
+    /// written with the node's checkpoint number from the engine tables (state.db, or PostgreSQL beside the journal), and a key the journal does not hold is deleted.
     /// </summary>
     [Theory]
     [InlineData(StoreProvider.Sqlite)]
@@ -548,7 +552,7 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         await using var database = provider == StoreProvider.PostgreSql ? await PostgresDatabase.CreateAsync() : null;
         var journal = new ActorStoreOptions { Provider = provider, DataDir = dir.Path, ConnectionString = database?.ConnectionString };
         await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["k-1"] = [[1m], [2m, 3m]], ["k-2"] = [[4m]] });
-        using (var store = SqliteStateStore.OpenDirectory(dir.Path))
+        using (var store = EngineStore.Open(journal))
         {
             store.Reserve(7);
         }

@@ -1,5 +1,4 @@
 using Microsoft.Data.Sqlite;
-using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
 
 namespace Streaming.Connectors.Tests;
@@ -50,31 +49,6 @@ public sealed class SqliteStateStoreTests : IDisposable
         {
             Scalar(raw, $"INSERT INTO customers(customer_id, partition, state) VALUES ('c{i}', {i % 4}, x'00')");
         }
-    }
-
-    /// <summary>
-    /// Checkpoint numbers: pruning below the mirrored number forgets every row at or below it except, per partition, the
-    /// last row of each run of one rule version (partition 0 goes v1, v2, back to v1), and keeps every row above it; a
-    /// number recorded again for the same checkpoint replaces the old one.
-    /// </summary>
-    [Fact]
-    public void Checkpoint_numbers_are_pruned_below_the_mirror_keeping_the_last_of_each_rule_version_run()
-    {
-        using var store = new SqliteStateStore(DbPath);
-        CheckpointNumber[] rows =
-        [
-            new(0, 1, 1, "v1"), new(0, 2, 3, "v1"), new(0, 3, 5, "v2"), new(0, 4, 6, "v2"), new(0, 5, 8, "v1"), new(0, 6, 9, "v1"), new(0, 7, 11, "v1"),
-            new(1, 1, 2, "v1"), new(1, 2, 4, "v1"),
-        ];
-        foreach (var row in rows)
-        {
-            store.Record(row);
-        }
-
-        store.Record(new CheckpointNumber(1, 2, 7, "v1"));
-        store.Prune(9);
-
-        Assert.Equal([new(0, 2, 3, "v1"), new(0, 4, 6, "v2"), new(0, 7, 11, "v1"), new(1, 2, 7, "v1")], store.LoadNumbers());
     }
 
     [Fact]

@@ -20,8 +20,9 @@ public sealed partial class ReplayEndToEndTests(ITestOutputHelper output)
     public async Task Full_replay_matches_batch_computation() => await FullReplayAsync([]);
 
     /// <summary>
-    /// The same with the journal on PostgreSQL (<c>Streaming:Store:*</c>): the customers are in the database, not in the
-    /// data directory, and the restarted engine recovers them from there.
+    /// The same with the journal on PostgreSQL (<c>Streaming:Store:*</c>): the customers and the engine's own tables
+    /// (settings, checkpoint numbers) are in the database, not in the data directory, and the restarted engine recovers
+    /// them from there.
     /// </summary>
     [Fact]
     public async Task Full_replay_with_the_journal_on_postgresql_matches_batch_computation()
@@ -34,6 +35,24 @@ public sealed partial class ReplayEndToEndTests(ITestOutputHelper output)
         });
         Assert.Equal(s_expected.Value.Customers.Count, await CustomersInJournalAsync(database));
         Assert.False(File.Exists(Path.Combine(dataDir, "journal.db")), "the engine wrote an SQLite journal beside PostgreSQL");
+        Assert.False(File.Exists(Path.Combine(dataDir, "state.db")), "the engine kept its own tables in SQLite beside PostgreSQL");
+        Assert.Equal(["rules", "runtime.checkpoint-numbers"], await EngineSettingsAsync(database));
+    }
+
+    /// <summary>The keys of the engine's settings table in the database, in order.</summary>
+    private static async Task<List<string>> EngineSettingsAsync(PostgresDatabase database)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(database.ConnectionString);
+        await connection.OpenAsync();
+        await using var read = new Npgsql.NpgsqlCommand("SELECT key FROM settings WHERE key IN ('rules', 'runtime.checkpoint-numbers') ORDER BY key", connection);
+        await using var reader = await read.ExecuteReaderAsync();
+        var keys = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            keys.Add(reader.GetString(0));
+        }
+
+        return keys;
     }
 
     /// <summary>Distinct customers with events in the journal.</summary>

@@ -14,7 +14,7 @@ namespace Streaming.Connectors.Persistence;
 /// in the data directory) or PostgreSQL: each customer's latest saved state (its journal events each hold the whole
 /// state), read in one read transaction on a connection of its own while an engine may keep writing (SQLite's WAL,
 /// PostgreSQL's repeatable-read snapshot). <see cref="Seq"/> is the node's checkpoint number
-/// (<see cref="Kafka.ICheckpointCounter"/> in <c>state.db</c> under the data directory) read just before: a customer
+/// (<see cref="Kafka.ICheckpointCounter"/>: in <c>state.db</c> under the data directory, read just before; on PostgreSQL in the engine tables, read in the same transaction): a customer
 /// saved by a checkpoint not numbered yet is in the snapshot too, and the engine's own write of it comes later with a
 /// greater number.
 /// </summary>
@@ -70,7 +70,7 @@ public sealed class JournalSnapshot : IDisposable
     /// <exception cref="DbException">The file holds no journal table (<see cref="Exists(string)"/> is false).</exception>
     public static JournalSnapshot OpenDirectory(string dataDir) => Open(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dataDir }, dataDir);
 
-    /// <summary>Opens a snapshot of the journal of <paramref name="store"/>; the node's checkpoint number is read from <paramref name="dataDir"/>.</summary>
+    /// <summary>Opens a snapshot of the journal of <paramref name="store"/>; the node's checkpoint number is read from <c>state.db</c> in <paramref name="dataDir"/> (SQLite) or from the engine tables in the same PostgreSQL transaction.</summary>
     /// <exception cref="FileNotFoundException">SQLite, and no journal file.</exception>
     /// <exception cref="DbException">No journal table (<see cref="Exists(ActorStoreOptions)"/> is false), or the database is unreachable.</exception>
     public static JournalSnapshot Open(ActorStoreOptions store, string dataDir)
@@ -81,13 +81,20 @@ public sealed class JournalSnapshot : IDisposable
             throw new FileNotFoundException($"no actor runtime journal at {SqlitePath(store)}", SqlitePath(store));
         }
 
-        var seq = CheckpointNumber(Path.Combine(dataDir, SqliteStateStore.FileName));
+        // SQLite: the number is read before the journal, so it never runs ahead of what the snapshot holds.
+        var seq = store.Provider == StoreProvider.Sqlite ? SqliteStateStore.ReadReserved(dataDir) : 0;
         var connection = Open(store);
         try
         {
             var transaction = store.Provider == StoreProvider.Sqlite
                 ? ((SqliteConnection)connection).BeginTransaction(deferred: true)
                 : connection.BeginTransaction(IsolationLevel.RepeatableRead);
+            if (store.Provider == StoreProvider.PostgreSql)
+            {
+                // In the snapshot's transaction: the number the journal it sees was saved under.
+                seq = PostgresEngineStore.ReadReserved(connection, transaction);
+            }
+
             using var count = connection.CreateCommand();
             count.Transaction = transaction;
             count.CommandText = "SELECT COUNT(DISTINCT persistence_id) FROM journal WHERE persistence_id LIKE 'customer-%' AND NOT deleted";
@@ -189,20 +196,5 @@ public sealed class JournalSnapshot : IDisposable
         pragma.CommandText = "PRAGMA busy_timeout=5000";
         pragma.ExecuteNonQuery();
         return connection;
-    }
-
-    /// <summary>The node's last checkpoint number as stored in <c>state.db</c> (0: none, or no such file).</summary>
-    internal static long CheckpointNumber(string stateDb)
-    {
-        if (!File.Exists(stateDb))
-        {
-            return 0;
-        }
-
-        using var connection = ReadOnly(stateDb);
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = "SELECT value FROM settings WHERE key = $k";
-        cmd.Parameters.AddWithValue("$k", SqliteStateStore.CheckpointCounterKey);
-        return cmd.ExecuteScalar() is string text && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seq) ? seq : 0;
     }
 }

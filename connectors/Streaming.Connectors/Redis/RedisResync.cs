@@ -51,7 +51,7 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
         if (!Persistence.JournalSnapshot.Exists(store))
         {
             // No engine has saved a customer there yet: the prefix stays empty.
-            var number = Persistence.JournalSnapshot.CheckpointNumber(Path.Combine(dataDir, Sql.SqliteStateStore.FileName));
+            var number = Sql.EngineStore.ReadReserved(store);
             progress($"no journal yet: no customers, checkpoint {number}");
             await db.ScriptEvaluateAsync(RedisKeySchema.RaiseMarkerScript, [schema.MarkerKey], [number]).ConfigureAwait(false);
             return new ResyncResult(number, deleted, 0, 0, 0, 0, started.Elapsed);

@@ -1,26 +1,29 @@
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
 
 namespace Streaming.Connectors.Sql;
 
 /// <summary>
-/// The engine's own tables beside the actor runtime's journal, in one SQLite database (<c>state.db</c> in the data
-/// directory, WAL mode): the outbox of firings the trigger relay publishes, the dialers' outreach queue, the audit trail,
-/// settings (the rule set in force) and the checkpoint numbers the Redis mirror's catch-up maps to. Customers are not
-/// here: they are the actor runtime's (Akka.Persistence.Sql). Schema changes are migrations keyed by
-/// <c>PRAGMA user_version</c>; a database written by a newer build is refused, never reset, and one holding the
-/// customers of the partition host (schema 6 and before) is refused with <see cref="LegacyStateException"/>.
-/// Reads and writes use separate connections.
+/// The engine's own tables (<see cref="EngineStore"/>) in one SQLite database, <c>state.db</c> in the data directory, in
+/// WAL mode. Schema changes are migrations keyed by <c>PRAGMA user_version</c>; a database written by a newer build is
+/// refused, never reset, and one holding the customers of the partition host (schema 6 and before) is refused with
+/// <see cref="LegacyStateException"/>. Reads and writes use separate connections.
 /// </summary>
-public sealed partial class SqliteStateStore : Kafka.ISettingStore, Kafka.IFiringOutbox, Kafka.ICheckpointCounter, Triggers.ITriggerOutbox, Triggers.IOutreachQueue, IAuditLog, IDisposable
+public sealed class SqliteStateStore : EngineStore
 {
     /// <summary>The schema version this build writes.</summary>
     public const int SchemaVersion = 7;
 
+    /// <summary>The store's file inside a data directory.</summary>
+    public const string FileName = "state.db";
+
     private readonly SqliteConnection _connection;
     private readonly SqliteConnection _reader;
-    private readonly Lock _gate = new();
     private readonly Lock _readGate = new();
 
+    /// <summary>Opens (creating or migrating) the store in the file <paramref name="path"/>.</summary>
+    /// <exception cref="LegacyStateException">The file holds the partition host's customers.</exception>
+    /// <exception cref="InvalidOperationException">The file was written by a newer build.</exception>
     public SqliteStateStore(string path)
     {
         var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
@@ -57,96 +60,85 @@ public sealed partial class SqliteStateStore : Kafka.ISettingStore, Kafka.IFirin
         }
     }
 
+    /// <summary>The database file.</summary>
     public string Path { get; }
 
+    /// <inheritdoc />
+    public override string Location => Path;
+
+    /// <inheritdoc />
+    protected override string ForUpdate => "";
 
     /// <summary>Opens the store in <paramref name="dataDir"/> (file <c>state.db</c>).</summary>
     public static SqliteStateStore OpenDirectory(string dataDir) => new(System.IO.Path.Combine(dataDir, FileName));
 
-    /// <summary>The store's file inside a data directory.</summary>
-    public const string FileName = "state.db";
+    /// <summary>The reserved checkpoint number in the store of <paramref name="dataDir"/>, read-only; 0 when there is no store or none yet.</summary>
+    internal static long ReadReserved(string dataDir)
+    {
+        var path = System.IO.Path.Combine(dataDir, FileName);
+        if (!File.Exists(path))
+        {
+            return 0;
+        }
 
-    public string? LoadSetting(string key)
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 }.ToString());
+        connection.Open();
+        using var cmd = Command(connection, null, "SELECT value FROM settings WHERE key = @k", ("@k", CheckpointCounterKey));
+        return ParseReserved(cmd.ExecuteScalar());
+    }
+
+    /// <summary>
+    /// Appends an audit entry to the store in <paramref name="dataDir"/> from another process (a CLI command), without
+    /// opening the whole store: safe while an engine runs on it (SQLite locks; waits up to 30 s for a writer).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The store has no audit trail yet (written by an older build).</exception>
+    internal static long AppendAuditTo(string dataDir, long atTicks, string actor, string action, string detail)
+    {
+        var path = System.IO.Path.Combine(dataDir, FileName);
+        if (!File.Exists(path))
+        {
+            throw new InvalidOperationException($"there is no state store in {dataDir} ({FileName}), so no audit trail: start the engine once on it");
+        }
+
+        var builder = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWrite, DefaultTimeout = 30 };
+        using var connection = new SqliteConnection(builder.ConnectionString);
+        connection.Open();
+        try
+        {
+            return InsertAudit(connection, null, atTicks, actor, action, detail);
+        }
+        catch (SqliteException ex) when (ex.Message.Contains("no such table", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"the state store in {dataDir} has no audit trail yet: start the engine once with this build", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    protected override T InTransaction<T>(Func<DbConnection, DbTransaction, T> work)
+    {
+        using var tx = _connection.BeginTransaction();
+        var result = work(_connection, tx);
+        tx.Commit();
+        return result;
+    }
+
+    /// <inheritdoc />
+    protected override T Read<T>(Func<DbConnection, T> work)
     {
         lock (_readGate)
         {
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT value FROM settings WHERE key = $k";
-            cmd.Parameters.AddWithValue("$k", key);
-            return cmd.ExecuteScalar() as string;
+            return work(_reader);
         }
     }
 
-    /// <summary>Stores <paramref name="value"/> under <paramref name="key"/> (replacing any), outside a checkpoint.</summary>
-    public void SaveSetting(string key, string value) =>
-        Write("INSERT INTO settings(key, value) VALUES($k, $v) ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("$k", key), ("$v", value));
-
-    /// <summary>One statement on the writer connection, outside a checkpoint.</summary>
-    private void Write(string sql, params (string Name, object Value)[] parameters)
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
     {
-        lock (_gate)
+        if (disposing)
         {
-            using var cmd = _connection.CreateCommand();
-            cmd.CommandText = sql;
-            foreach (var (name, value) in parameters)
-            {
-                cmd.Parameters.AddWithValue(name, value);
-            }
-
-            cmd.ExecuteNonQuery();
+            _reader.Dispose();
+            _connection.Dispose();
         }
-    }
-
-    /// <summary>The setting that holds the actor runtime's reserved checkpoint numbers (<see cref="Kafka.ICheckpointCounter"/>).</summary>
-    public const string CheckpointCounterKey = "runtime.checkpoint-numbers";
-
-    /// <inheritdoc />
-    public long Reserved => long.TryParse(LoadSetting(CheckpointCounterKey), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var reserved) ? reserved : 0;
-
-    /// <inheritdoc />
-    public void Reserve(long through) => SaveSetting(CheckpointCounterKey, through.ToString(System.Globalization.CultureInfo.InvariantCulture));
-
-    /// <inheritdoc />
-    public void Record(Kafka.CheckpointNumber number) =>
-        Write(
-            "INSERT INTO checkpoint_numbers(partition, seq, number, rule_version) VALUES($p, $s, $n, $v) " +
-            "ON CONFLICT(partition, seq) DO UPDATE SET number = excluded.number, rule_version = excluded.rule_version",
-            ("$p", number.Partition),
-            ("$s", number.Seq),
-            ("$n", number.Number),
-            ("$v", number.RuleVersion));
-
-    /// <inheritdoc />
-    public void Prune(long mirrored) =>
-        Write(
-            "DELETE FROM checkpoint_numbers WHERE number <= $m AND (partition, seq) NOT IN " +
-            "(SELECT partition, seq FROM (SELECT partition, seq, rule_version, " +
-            "LEAD(rule_version) OVER (PARTITION BY partition ORDER BY seq) AS next FROM checkpoint_numbers) " +
-            "WHERE next IS NULL OR next <> rule_version)",
-            ("$m", mirrored));
-
-    /// <inheritdoc />
-    public IReadOnlyList<Kafka.CheckpointNumber> LoadNumbers()
-    {
-        lock (_readGate)
-        {
-            var list = new List<Kafka.CheckpointNumber>();
-            using var cmd = _reader.CreateCommand();
-            cmd.CommandText = "SELECT partition, seq, number, rule_version FROM checkpoint_numbers ORDER BY partition, seq";
-            using var reader = cmd.ExecuteReader();
-            while (reader.Read())
-            {
-                list.Add(new Kafka.CheckpointNumber(reader.GetInt32(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetString(3)));
-            }
-
-            return list;
-        }
-    }
-
-    public void Dispose()
-    {
-        _reader.Dispose();
-        _connection.Dispose();
     }
 
     private void Migrate()

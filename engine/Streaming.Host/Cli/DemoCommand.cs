@@ -56,7 +56,7 @@ public static class DemoCommand
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(signals.Token, timeout.Token);
             await using var host = await EngineHost.StartAsync(settings, LogLevel.Warning, stop.Token).ConfigureAwait(false);
             var baseUrl = settings.Urls.Split(';')[0].TrimEnd('/');
-            Console.Out.WriteLine($"Streaming demo: broker {host.BootstrapServers}, state {host.Store.Path}");
+            Console.Out.WriteLine($"Streaming demo: broker {host.BootstrapServers}, state {host.Store.Location}");
             Console.Out.WriteLine("Try:");
             foreach (var path in new[] { "/v1/customers/17850", "/v1/customers/12347", "/v1/customers/tb-258029", "/v1/customers/17850/triggers", "/v1/population", "/v1/rules", "/v1/rules/win-back/lift", "/v1/outreach/stats", "/v1/status" })
             {

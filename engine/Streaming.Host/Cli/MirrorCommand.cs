@@ -40,7 +40,7 @@ public static class MirrorCommand
                 return 2;
             }
 
-            if (!File.Exists(Path.Combine(directory, "state.db")))
+            if (store.Provider == Connectors.Persistence.StoreProvider.Sqlite && !File.Exists(Path.Combine(directory, "state.db")))
             {
                 await Console.Error.WriteLineAsync($"streaming mirror resync: no state store in {Path.GetFullPath(directory)} (state.db); pass --data-dir").ConfigureAwait(false);
                 return 2;
@@ -81,7 +81,7 @@ public static class MirrorCommand
                     });
                     try
                     {
-                        AuditTrail.RecordTo(directory, TimeProvider.System, logging.CreateLogger<AuditTrail>(), AuditTrail.Cli, "mirror.resync", $"prefix {keyPrefix}: customers={result.Customers} seq={result.Seq}");
+                        AuditTrail.RecordTo(store, TimeProvider.System, logging.CreateLogger<AuditTrail>(), AuditTrail.Cli, "mirror.resync", $"prefix {keyPrefix}: customers={result.Customers} seq={result.Seq}");
                     }
                     catch (Exception ex) when (ex is InvalidOperationException or System.Data.Common.DbException)
                     {

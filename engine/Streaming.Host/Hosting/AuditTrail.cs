@@ -29,14 +29,14 @@ public sealed partial class AuditTrail(IAuditLog store, TimeProvider time, ILogg
     }
 
     /// <summary>
-    /// Records an entry in the store of <paramref name="dataDir"/> from another process (a command-line verb, while an
+    /// Records an entry in the engine tables of <paramref name="store"/> (state.db in its data directory, or its PostgreSQL database) from another process (a command-line verb, while an
     /// engine may run on it) and logs the same structured line as <see cref="Record"/>; returns it.
     /// </summary>
     /// <exception cref="InvalidOperationException">The store has no audit trail yet (written by an older build).</exception>
-    public static AuditEntry RecordTo(string dataDir, TimeProvider time, ILogger logger, string actor, string action, string detail)
+    public static AuditEntry RecordTo(Streaming.Connectors.Persistence.ActorStoreOptions store, TimeProvider time, ILogger logger, string actor, string action, string detail)
     {
         var at = time.GetUtcNow().UtcTicks;
-        var seq = SqliteStateStore.AppendAuditTo(dataDir, at, actor, action, detail);
+        var seq = EngineStore.AppendAuditTo(store, at, actor, action, detail);
         LogAudit(logger, seq, action, actor, detail);
         return new AuditEntry(seq, at, actor, action, detail);
     }

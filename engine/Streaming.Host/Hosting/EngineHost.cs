@@ -21,7 +21,7 @@ public sealed partial class EngineHost : IAsyncDisposable
 {
     private readonly ILogger _logger;
 
-    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, SqliteStateStore store, IStreamingEngine engine, RulesManager rules, StreamingSettings settings, TriggerRelay relay, OutreachService outreach, ILogger logger, RedisMirror? mirror)
+    private EngineHost(WebApplication web, MockCluster? broker, string bootstrap, EngineStore store, IStreamingEngine engine, RulesManager rules, StreamingSettings settings, TriggerRelay relay, OutreachService outreach, ILogger logger, RedisMirror? mirror)
     {
         Relay = relay;
         Outreach = outreach;
@@ -40,7 +40,8 @@ public sealed partial class EngineHost : IAsyncDisposable
     public MockCluster? Broker { get; }
     public string BootstrapServers { get; }
     public bool Embedded => Broker is not null;
-    public SqliteStateStore Store { get; }
+    /// <summary>The engine's own tables (outbox, outreach queue, audit, settings), where the journal is.</summary>
+    public EngineStore Store { get; }
     /// <summary>The running engine (the Kafka ingestion and the customers' runtime).</summary>
     public IStreamingEngine Engine { get; }
     public RulesManager Rules { get; }
@@ -116,22 +117,28 @@ public sealed partial class EngineHost : IAsyncDisposable
             LogEmbeddedBroker(logger, bootstrap, settings.Partitions);
         }
 
-        SqliteStateStore store;
+        EngineStore store;
         try
         {
-            store = SqliteStateStore.OpenDirectory(settings.DataDir);
+            store = EngineStore.Open(storeOptions);
         }
-        catch (LegacyStateException ex)
+        catch (Exception ex) when (ex is LegacyStateException or InvalidOperationException or System.Data.Common.DbException)
         {
-            // Starting there would silently begin from nothing.
+            // A legacy store (starting there would silently begin from nothing), one from a newer build, or a database
+            // that cannot be reached: nothing starts.
             broker?.Dispose();
             await web.DisposeAsync().ConfigureAwait(false);
+            if (ex is System.Data.Common.DbException)
+            {
+                throw;
+            }
+
             throw new DataDirectoryException(ex.Message);
         }
 
         if (broker is not null && store.Reserved > 0)
         {
-            LogEmbeddedWithOldState(logger, store.Path);
+            LogEmbeddedWithOldState(logger, store.Location);
         }
 
         // Before the rule set is chosen: a directory edited while the engine was down, or broken, is audited too.
@@ -221,7 +228,7 @@ public sealed partial class EngineHost : IAsyncDisposable
             relay.Start();
             rules.Start(engine, instruments);
             await web.StartAsync(cancellationToken).ConfigureAwait(false);
-            LogStarted(logger, settings.Urls, bootstrap, store.Path);
+            LogStarted(logger, settings.Urls, bootstrap, store.Location);
         }
         catch
         {
