@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Sql;
 using Streaming.Engine.Rules;
@@ -23,7 +24,7 @@ public sealed class AuditTrailTests(ITestOutputHelper output)
         var rules = Directory.CreateDirectory(Path.Combine(root, "rules")).FullName;
         var good = RuleSetLoader.DefaultText().Replace("name: default", "name: from-dir", StringComparison.Ordinal);
         File.WriteAllText(Path.Combine(rules, "rules.yaml"), good);
-        var clock = new FixedClock(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero));
         string version;
         using (var store = SqliteStateStore.OpenDirectory(Path.Combine(root, "state")))
         {
@@ -60,7 +61,7 @@ public sealed class AuditTrailTests(ITestOutputHelper output)
         var first = RuleSetLoader.DefaultText().Replace("name: default", "name: start-a", StringComparison.Ordinal);
         var second = RuleSetLoader.DefaultText().Replace("name: default", "name: start-b", StringComparison.Ordinal);
         var settings = new StreamingSettings { RulesDirectory = rules };
-        var clock = new FixedClock(new DateTimeOffset(2026, 11, 30, 10, 0, 0, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 10, 0, 0, TimeSpan.Zero));
         var state = Path.Combine(root, "state");
         string versionA, versionB;
         File.WriteAllText(file, first);
@@ -156,9 +157,4 @@ public sealed class AuditTrailTests(ITestOutputHelper output)
     /// <summary>What the engine does when it switches to <paramref name="text"/>: the set is stored.</summary>
     private static void Store(SqliteStateStore store, string text) =>
         store.SaveSetting(RuleSetStorage.SettingKey, RuleSetStorage.Serialize(RuleSetLoader.Load([new RuleSource("rules.yaml", text)])));
-
-    private sealed class FixedClock(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
-    }
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Time.Testing;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
@@ -205,31 +206,18 @@ public sealed class HostileRecordTests(ITestOutputHelper output) : Akka.TestKit.
     public void The_clock_bound_follows_the_clock_as_it_moves_on()
     {
         // A long-running engine: the bound is now + skew at each record, not at the first one the decoder saw.
-        var clock = new MovableClock(Appended);
+        var clock = new FakeTimeProvider(Appended);
         var decoder = new EventDecoder(new DecoderOptions { Clock = clock, MaxFutureSkew = TimeSpan.FromHours(1) });
         var key = Encoding.UTF8.GetBytes("b");
         Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c1", "2026-11-30T12:59:00Z"), null, out _, out _));
         Assert.False(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c2", "2026-11-30T14:30:00Z"), null, out _, out var early));
         Assert.Equal("time-in-future", early.Code);
 
-        clock.Now = Appended.AddHours(2);
+        clock.SetUtcNow(Appended.AddHours(2));
         Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c3", "2026-11-30T14:30:00Z"), null, out _, out _));
         Assert.True(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c4", "2026-11-30T15:00:00Z"), null, out _, out _));
         Assert.False(decoder.TryDecode(InputTopic.Clickstream, key, Click("b", "c5", "2026-11-30T15:00:01Z"), null, out _, out var late));
         Assert.Equal("time-in-future", late.Code);
-    }
-
-    private sealed class MovableClock(DateTimeOffset now) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = now;
-
-        public override DateTimeOffset GetUtcNow() => Now;
-    }
-
-    /// <summary>The engine's clock, stopped at one instant.</summary>
-    private sealed class FixedClock(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
     }
 
     /// <summary>A clock that fails when read: a fault injected into decoding.</summary>
@@ -248,7 +236,7 @@ public sealed class HostileRecordTests(ITestOutputHelper output) : Akka.TestKit.
     [InlineData("2026-11-30T12:00:00Z", "2011-07-10T11:00:00Z", true)]  // history is unaffected
     public void OccurredAt_is_bounded_by_the_earlier_of_the_broker_timestamp_and_the_engine_clock(string? appended, string occurredAt, bool accepted)
     {
-        var host = NewHost(decoder: new DecoderOptions { Clock = new FixedClock(Appended) });
+        var host = NewHost(decoder: new DecoderOptions { Clock = new FakeTimeProvider(Appended) });
         Assert.Equal(RecordResult.Applied, Process(host, InputTopic.Orders, 0, "a", Order("a", "e1", "o1", "5")));
         var clock = host.Status().MaxEventTicks;
         var brokerTime = appended is null ? (DateTimeOffset?)null : DateTimeOffset.Parse(appended, System.Globalization.CultureInfo.InvariantCulture);

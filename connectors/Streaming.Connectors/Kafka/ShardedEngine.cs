@@ -195,7 +195,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
         try
         {
             _partitionCount = InputPartitionCount();
-            _system = System ?? ActorSystem.Create("streaming", ActorStore.Setup(_store, NodeConfig));
+            // Without a host, Akka logs to standard error: standard output may carry a command's JSON (bench).
+            _system = System ?? ActorSystem.Create("streaming", ActorStore.Setup(_store, NodeConfig.WithFallback(ConfigurationFactory.ParseString(Streaming.Runtime.Telemetry.StandardErrorLogger.Hocon))));
             var cluster = Cluster.Get(_system);
             await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
             var known = new KnownCustomerRegistry();

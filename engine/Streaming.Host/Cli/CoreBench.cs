@@ -110,7 +110,7 @@ internal static class CoreBench
         }
         else
         {
-            await ProcessedAsync(engine, last).ConfigureAwait(false);
+            await engine.ProcessedThroughAsync(last, Patience).ConfigureAwait(false);
         }
 
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
@@ -124,28 +124,6 @@ internal static class CoreBench
         }
 
         return new Pass(seconds, allocatedBytes, collections.Item1, collections.Item2, collections.Item3, engine.Checkpoints, customerCount, status);
-    }
-
-    /// <summary>Waits until every partition's coordinator has processed the last record sent to it.</summary>
-    private static async Task ProcessedAsync(LocalEngine engine, Dictionary<(int Partition, string Topic), long> last)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            var status = await engine.StatusAsync(Patience).ConfigureAwait(false);
-            var behind = last.Where(l => status[l.Key.Partition].ProcessedOffsets.GetValueOrDefault(l.Key.Topic) <= l.Value).Select(l => l.Key.Partition).Distinct().ToList();
-            if (behind.Count == 0)
-            {
-                return;
-            }
-
-            if (deadline.Elapsed > Patience)
-            {
-                throw new TimeoutException($"partitions [{string.Join(",", behind)}] did not finish within {Patience}");
-            }
-
-            await Task.Delay(5).ConfigureAwait(false);
-        }
     }
 
     private readonly record struct Pass(double Seconds, long AllocatedBytes, int Gen0, int Gen1, int Gen2, long Checkpoints, long Customers, PartitionStatus[] Status);

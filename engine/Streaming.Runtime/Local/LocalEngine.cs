@@ -8,6 +8,7 @@ using Streaming.Runtime.Partitions;
 using Streaming.Runtime.Rules;
 using Streaming.Runtime.Serialization;
 using Streaming.Runtime.Sharding;
+using Streaming.Runtime.Telemetry;
 
 namespace Streaming.Runtime.Local;
 
@@ -52,10 +53,9 @@ public sealed class LocalEngine : IAsyncDisposable
             akka.actor.provider = cluster
             akka.remote.dot-netty.tcp.hostname = 127.0.0.1
             akka.remote.dot-netty.tcp.port = 0
-            akka.loglevel = WARNING
             akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
             akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
-            """).WithFallback(ConfigurationFactory.ParseString(RuntimeSerialization.Hocon));
+            """).WithFallback(ConfigurationFactory.ParseString(StandardErrorLogger.Hocon)).WithFallback(ConfigurationFactory.ParseString(RuntimeSerialization.Hocon));
         var system = ActorSystem.Create(name, config);
         try
         {
@@ -121,6 +121,35 @@ public sealed class LocalEngine : IAsyncDisposable
             }
 
             behind = Behind(last);
+        }
+    }
+
+    /// <summary>
+    /// Waits until every partition's coordinator has processed (not necessarily checkpointed) the records up to the
+    /// offsets in <paramref name="last"/> (the last offset sent per partition and topic), polling its status.
+    /// </summary>
+    /// <exception cref="TimeoutException">Not processed within <paramref name="patience"/>.</exception>
+    public async Task ProcessedThroughAsync(IReadOnlyDictionary<(int Partition, string Topic), long> last, TimeSpan patience, CancellationToken cancellationToken = default)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(patience);
+        while (true)
+        {
+            var status = await StatusAsync(patience).ConfigureAwait(false);
+            var behind = last.Where(l => status[l.Key.Partition].ProcessedOffsets.GetValueOrDefault(l.Key.Topic) <= l.Value).Select(l => l.Key.Partition).Distinct().Order().ToList();
+            if (behind.Count == 0)
+            {
+                return;
+            }
+
+            try
+            {
+                await Task.Delay(5, deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"partitions [{string.Join(",", behind)}] did not process their records within {patience}");
+            }
         }
     }
 
