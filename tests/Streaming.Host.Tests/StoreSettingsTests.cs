@@ -5,7 +5,7 @@ using Streaming.Host.Tests.Infrastructure;
 
 namespace Streaming.Host.Tests;
 
-/// <summary><c>Streaming:Store:*</c> (CONTRACTS.md §8) and its command-line options.</summary>
+/// <summary><c>Streaming:Store:*</c> and <c>Streaming:Cluster:*</c> (CONTRACTS.md §8) and their command-line options.</summary>
 public sealed class StoreSettingsTests
 {
     private static StreamingSettings Settings(params (string Key, string Value)[] values) =>
@@ -46,6 +46,50 @@ public sealed class StoreSettingsTests
             var run = await CliProcess.RunAsync(["run", "--data-dir", dir, "--store-provider", "postgresql"], TimeSpan.FromSeconds(60));
             Assert.Equal(2, run.ExitCode);
             Assert.Contains("needs Streaming:Store:ConnectionString", run.StandardError, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Cluster_settings_are_read_with_loopback_as_the_default_host()
+    {
+        var settings = Settings(("Streaming:Cluster:Port", "4053"), ("Streaming:Store:Provider", "postgresql"), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Cluster:Preview", "true"),
+            ("Streaming:Cluster:SeedNodes:0", "10.0.0.5:4053"), ("Streaming:Cluster:SeedNodes:1", "node-b.engine:4053"));
+        Assert.Equal(("127.0.0.1", 4053), (settings.ClusterHostname, settings.ClusterPort));
+        Assert.Equal(["10.0.0.5:4053", "node-b.engine:4053"], settings.SeedNodes);
+        Assert.Equal(settings.SeedNodes, settings.ToEngineOptions("kafka:9092").SeedNodes);
+        Assert.Empty(Settings().SeedNodes);
+    }
+
+    [Theory]
+    [InlineData("postgresql", "", "10.0.0.5:4053", "is a preview in this build", false)]
+    [InlineData("sqlite", "", "10.0.0.5:4053", "needs Streaming:Store:Provider = 'postgresql'")]
+    [InlineData("postgresql", "", "10.0.0.5", "seed node '10.0.0.5' must be host:port")]
+    [InlineData("postgresql", "", "10.0.0.5:0", "seed node '10.0.0.5:0' must be host:port")]
+    [InlineData("postgresql", "127.0.0.1:6379", "10.0.0.5:4053", "the Redis mirror (Streaming:Redis:Connection) does not run in a cluster yet")]
+    public void Cluster_settings_this_build_cannot_honour_are_refused_with_the_reason(string provider, string redis, string seed, string reason, bool preview = true)
+    {
+        var ex = Assert.Throws<InvalidOperationException>(() => Settings(("Streaming:Store:Provider", provider), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Redis:Connection", redis), ("Streaming:Cluster:SeedNodes:0", seed), ("Streaming:Cluster:Preview", preview ? "true" : "false")));
+        Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Run_refuses_a_cluster_on_sqlite_or_on_the_embedded_broker()
+    {
+        var dir = TestEnvironment.NewTempDir("streaming-cluster-options");
+        try
+        {
+            var preview = new Dictionary<string, string> { ["Streaming__Cluster__Preview"] = "true" };
+            var sqlite = await CliProcess.RunAsync(["run", "--data-dir", dir, "--seed-node", "127.0.0.1:4053", "--bootstrap", "127.0.0.1:9"], TimeSpan.FromSeconds(60), preview);
+            Assert.Equal(2, sqlite.ExitCode);
+            Assert.Contains("a cluster (Streaming:Cluster:SeedNodes, --seed-node) needs Streaming:Store:Provider = 'postgresql'", sqlite.StandardError, StringComparison.Ordinal);
+
+            var embedded = await CliProcess.RunAsync(["run", "--data-dir", dir, "--seed-node", "127.0.0.1:4053", "--store-provider", "postgresql", "--store-connection", "Host=127.0.0.1;Port=9"], TimeSpan.FromSeconds(60), preview);
+            Assert.Equal(2, embedded.ExitCode);
+            Assert.Contains("a cluster (--seed-node) needs Kafka bootstrap servers", embedded.StandardError, StringComparison.Ordinal);
         }
         finally
         {

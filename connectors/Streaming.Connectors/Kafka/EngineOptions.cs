@@ -22,6 +22,12 @@ public sealed record EngineOptions
     public int SessionTimeoutMs { get; init; } = 6000;
 
     /// <summary>
+    /// The cluster's seed nodes as <c>host:port</c> (CONTRACTS §8 <c>Streaming:Cluster:SeedNodes</c>): the node joins the
+    /// first that answers; empty, or only this node itself, forms a cluster of its own.
+    /// </summary>
+    public IReadOnlyList<string> SeedNodes { get; init; } = [];
+
+    /// <summary>
     /// How long the dead-letter producer tries to deliver one dead letter (librdkafka <c>message.timeout.ms</c>) before
     /// reporting a failure; the engine then produces it again, so this only sets how often failures are reported.
     /// </summary>

@@ -168,17 +168,55 @@ public sealed partial class ShardedEngine : IStreamingEngine
     public ActorSystem? System { get; init; }
 
     /// <summary>
-    /// This node's actor-system configuration: a cluster of one on loopback (any free port), warnings and errors logged,
-    /// and the process's exit left to its host.
+    /// This node's actor-system configuration on loopback, any free port: see <see cref="NodeConfigFor"/>.
     /// </summary>
-    public static Akka.Configuration.Config NodeConfig { get; } = ConfigurationFactory.ParseString("""
-        akka.actor.provider = cluster
-        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-        akka.remote.dot-netty.tcp.port = 0
-        akka.loglevel = WARNING
-        akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-        akka.coordinated-shutdown.exit-clr = off
-        """);
+    public static Akka.Configuration.Config NodeConfig { get; } = NodeConfigFor("127.0.0.1", 0);
+
+    /// <summary>The actor system's name, part of every node address (<c>akka.tcp://streaming@host:port</c>).</summary>
+    public const string SystemName = "streaming";
+
+    /// <summary>
+    /// A node's actor-system configuration: a cluster member reached at <paramref name="hostname"/>:<paramref name="port"/>
+    /// (0: any free port), Akka's split-brain resolver with <c>keep-majority</c> (after 20 s of stable membership the side
+    /// with more nodes downs the other; a node that finds itself in the minority downs itself and stops serving),
+    /// warnings and errors logged, and the process's exit left to its host.
+    /// </summary>
+    /// <remarks>Keep-majority: Akka.NET's documented default strategy; with the Kafka session timeout (6 s here) a lost node's partitions are served again well within the 60 s of CONTRACTS §8.</remarks>
+    public static Akka.Configuration.Config NodeConfigFor(string hostname, int port)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(hostname);
+        ArgumentOutOfRangeException.ThrowIfNegative(port);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        return ConfigurationFactory.ParseString($$"""
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = "{{hostname}}"
+            akka.remote.dot-netty.tcp.port = {{port.ToString(global::System.Globalization.CultureInfo.InvariantCulture)}}
+            akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+            akka.cluster.split-brain-resolver.active-strategy = keep-majority
+            akka.cluster.split-brain-resolver.stable-after = 20s
+            akka.loglevel = WARNING
+            akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
+            akka.coordinated-shutdown.exit-clr = off
+            """)
+            // Sharding's and distributed data's serializers from the start: a joining node receives their messages
+            // before the extensions would add them.
+            .WithFallback(Akka.Cluster.Sharding.ClusterSharding.DefaultConfig())
+            .WithFallback(Akka.DistributedData.DistributedData.DefaultConfig());
+    }
+
+    /// <summary>The Akka address of a seed node given as <c>host:port</c>.</summary>
+    /// <exception cref="FormatException">Not <c>host:port</c> with a port from 1 to 65535.</exception>
+    public static Address SeedAddress(string seed)
+    {
+        ArgumentNullException.ThrowIfNull(seed);
+        var colon = seed.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(seed.AsSpan(colon + 1), global::System.Globalization.NumberStyles.None, global::System.Globalization.CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+        {
+            throw new FormatException($"seed node '{seed}' must be host:port, e.g. 10.0.0.5:4053");
+        }
+
+        return new Address("akka.tcp", SystemName, seed[..colon], port);
+    }
 
     /// <summary>Checkpoint durations so far, from request to commit, in milliseconds (for the benchmark).</summary>
     public double[] CheckpointDurationsMs() => _ingestion?.CheckpointDurationsMs() ?? [];
@@ -196,9 +234,14 @@ public sealed partial class ShardedEngine : IStreamingEngine
         {
             _partitionCount = InputPartitionCount();
             // Without a host, Akka logs to standard error: standard output may carry a command's JSON (bench).
-            _system = System ?? ActorSystem.Create("streaming", ActorStore.Setup(_store, NodeConfig.WithFallback(ConfigurationFactory.ParseString(Streaming.Runtime.Telemetry.StandardErrorLogger.Hocon))));
+            _system = System ?? ActorSystem.Create(SystemName, ActorStore.Setup(_store, NodeConfig.WithFallback(ConfigurationFactory.ParseString(Streaming.Runtime.Telemetry.StandardErrorLogger.Hocon))));
             var cluster = Cluster.Get(_system);
-            await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            // With seed nodes the node joins the first that answers (a node listed first forms the cluster when it is
+            // the first up); without, it forms a cluster of its own.
+            var join = _options.SeedNodes.Count == 0
+                ? cluster.JoinAsync(cluster.SelfAddress)
+                : cluster.JoinSeedNodesAsync(_options.SeedNodes.Select(SeedAddress));
+            await join.WaitAsync(TimeSpan.FromSeconds(_options.SeedNodes.Count == 0 ? 30 : 120)).ConfigureAwait(false);
             var known = new KnownCustomerRegistry();
             _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Actor, Known = known, Persistence = _instruments, Time = _time }, _book).ConfigureAwait(false);
 
@@ -236,7 +279,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                 _outbox,
                 _instruments);
             _ingestion.Start();
-            LogStarted(cluster.SelfAddress.ToString(), _partitionCount);
+            LogStarted(cluster.SelfAddress.ToString(), cluster.State.Members.Count, _partitionCount);
             while (!_stop.IsCancellationRequested && !_ingestion.Stopped.IsCompleted)
             {
                 var wake = _wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -619,8 +662,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Actor runtime up: cluster of one at {Address}; customers sharded over {Partitions} partitions")]
-    private partial void LogStarted(string address, int partitions);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Actor runtime up: member {Address} of a cluster of {Members}; customers sharded over {Partitions} partitions")]
+    private partial void LogStarted(string address, int members, int partitions);
 
     /// <summary>
     /// Re-evaluates, in the background, every stored customer under <paramref name="version"/> (the one now in force on

@@ -347,7 +347,10 @@ public sealed partial class ShardedIngestion : IDisposable
                 EnableAutoCommit = false,
                 EnableAutoOffsetStore = false,
                 AutoOffsetReset = AutoOffsetReset.Earliest,
-                PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
+                // Range gives partition p of every input topic to one member (the topics have equal partition counts and
+                // every member subscribes to all): the co-partitioning a coordinator needs. Cooperative-sticky would
+                // spread one partition's topics over members, and librdkafka takes no custom assignor from .NET.
+                PartitionAssignmentStrategy = PartitionAssignmentStrategy.Range,
                 SessionTimeoutMs = _options.SessionTimeoutMs,
                 HeartbeatIntervalMs = Math.Max(500, _options.SessionTimeoutMs / 4),
                 QueuedMaxMessagesKbytes = _options.PrefetchMaxKbytes,

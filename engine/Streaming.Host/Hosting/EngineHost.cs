@@ -93,8 +93,8 @@ public sealed partial class EngineHost : IAsyncDisposable
         {
             // The actor system lives in the Generic Host: created when the engine first asks for it, shut down by the
             // host's stop (CoordinatedShutdown: the node leaves its cluster), its log routed to the host's loggers.
-            builder.Services.AddAkka("streaming", akka => akka
-                .AddHocon(ShardedEngine.NodeConfig, HoconAddMode.Prepend)
+            builder.Services.AddAkka(ShardedEngine.SystemName, akka => akka
+                .AddHocon(ShardedEngine.NodeConfigFor(settings.ClusterHostname, settings.ClusterPort), HoconAddMode.Prepend)
                 .WithActorStore(storeOptions)
                 .ConfigureLoggers(log =>
                 {

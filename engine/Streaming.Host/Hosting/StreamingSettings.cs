@@ -74,6 +74,24 @@ public sealed record StreamingSettings
     /// <summary><c>Streaming:Store:ConnectionString</c> (<c>run --store-connection</c>): the Npgsql connection string for PostgreSQL.</summary>
     public string? StoreConnectionString { get; init; }
 
+    /// <summary><c>Streaming:Cluster:Hostname</c> (<c>run --cluster-host</c>, CONTRACTS §8): the address the other nodes reach this one at.</summary>
+    public string ClusterHostname { get; init; } = "127.0.0.1";
+
+    /// <summary><c>Streaming:Cluster:Port</c> (<c>run --cluster-port</c>): the node's cluster (remoting) port; 0, any free port.</summary>
+    public int ClusterPort { get; init; }
+
+    /// <summary>
+    /// <c>Streaming:Cluster:SeedNodes:0</c>, … (<c>run --seed-node</c>, repeatable): the nodes to join, <c>host:port</c>;
+    /// none, the node forms a cluster of its own.
+    /// </summary>
+    public IReadOnlyList<string> SeedNodes { get; init; } = [];
+
+    /// <summary>
+    /// <c>Streaming:Cluster:Preview</c>: accept <see cref="SeedNodes"/> although the cluster is not complete in this
+    /// build (a node answers only for the customers of its own partitions; see README "Current limits").
+    /// </summary>
+    public bool ClusterPreview { get; init; }
+
     /// <summary>Hybrid mode: seconds without records after which a partition follows the wall clock.</summary>
     public int IdleAfterSeconds { get; init; } = 30;
 
@@ -156,7 +174,48 @@ public sealed record StreamingSettings
             }
         }
 
+        settings.CheckCluster();
         return settings;
+    }
+
+    /// <summary>
+    /// Refuses cluster settings this build cannot honour: a cluster (seed nodes) on SQLite, whose files only one node
+    /// can read (CONTRACTS §8), or with the Redis mirror, whose <c>seq</c> numbers are still each node's own.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The reason, naming the keys.</exception>
+    public void CheckCluster()
+    {
+        foreach (var seed in SeedNodes)
+        {
+            try
+            {
+                _ = ShardedEngine.SeedAddress(seed);
+            }
+            catch (FormatException ex)
+            {
+                throw new InvalidOperationException("configuration Streaming:Cluster:SeedNodes: " + ex.Message, ex);
+            }
+        }
+
+        if (SeedNodes.Count == 0)
+        {
+            return;
+        }
+
+        if (!ClusterPreview)
+        {
+            throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) is a preview in this build: a node answers only for the customers of its own partitions; set Streaming:Cluster:Preview = true to run one anyway");
+        }
+
+        if (StoreProvider != StoreProvider.PostgreSql)
+        {
+            throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) needs Streaming:Store:Provider = 'postgresql': every node reads the state another node wrote, and SQLite in --data-dir serves one node");
+        }
+
+        if (RedisConnection is not null)
+        {
+            throw new InvalidOperationException("the Redis mirror (Streaming:Redis:Connection) does not run in a cluster yet: its seq numbers are counted per node; run the nodes without it, or one node");
+        }
     }
 
     private static StreamingSettings Read(IConfigurationSection s)
@@ -201,6 +260,10 @@ public sealed record StreamingSettings
                 var other => throw new InvalidOperationException($"configuration Streaming:Store:Provider = '{other}' must be 'sqlite' or 'postgresql'"),
             },
             StoreConnectionString = Blank(s["Store:ConnectionString"]),
+            ClusterHostname = Blank(s["Cluster:Hostname"]) ?? defaults.ClusterHostname,
+            ClusterPort = Int(s, "Cluster:Port", defaults.ClusterPort, 0, 65535),
+            SeedNodes = s.GetSection("Cluster:SeedNodes").GetChildren().Select(c => Blank(c.Value)).OfType<string>().ToList(),
+            ClusterPreview = Bool(s, "Cluster:Preview"),
             AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
             RequireReadScope = Bool(s, "Auth:RequireReadScope"),
             ProtectMetrics = Bool(s, "Auth:ProtectMetrics"),
@@ -307,6 +370,7 @@ public sealed record StreamingSettings
         Actor = new ActorOptions { RecentIdCapacity = RecentEventIds },
         Decoder = new DecoderOptions { MaxRecordBytes = MaxRecordBytes, MaxFutureSkew = TimeSpan.FromSeconds(MaxFutureSkewSeconds) },
         AllowedLateness = TimeSpan.FromSeconds(AllowedLatenessSeconds),
+        SeedNodes = SeedNodes,
     };
 
     /// <summary>Settings as the log shows them at start: tokens by count only.</summary>

@@ -90,9 +90,9 @@ public sealed partial class CliProcess : IAsyncDisposable
     }
 
     /// <summary>Runs to completion within <paramref name="timeout"/>; returns the exit code.</summary>
-    public static async Task<CliProcess> RunAsync(IEnumerable<string> args, TimeSpan timeout)
+    public static async Task<CliProcess> RunAsync(IEnumerable<string> args, TimeSpan timeout, IDictionary<string, string>? environment = null)
     {
-        var cli = Start(args);
+        var cli = Start(args, environment);
         await cli.WaitForExitAsync(timeout);
         return cli;
     }
