@@ -62,7 +62,10 @@ public sealed class LocalEngine : IAsyncDisposable
             var cluster = Cluster.Get(system);
             await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(patience).ConfigureAwait(false);
             var book = new RuleBook(rules);
-            var region = await CustomerShards.StartAsync(system, new CustomerEntityOptions(), book).ConfigureAwait(false);
+            // As in the engine: a customer its partition never saved starts without a read of the journal.
+            var known = new KnownCustomerRegistry();
+            options = options with { Known = known };
+            var region = await CustomerShards.StartAsync(system, new CustomerEntityOptions { Known = known }, book).ConfigureAwait(false);
             await CustomerShards.AssignAsync(system, Enumerable.Range(0, partitions)).WaitAsync(patience).ConfigureAwait(false);
             var engine = new LocalEngine(system, new IActorRef[partitions]);
             var listener = system.ActorOf(Props.Create(() => new Listener(engine, onCheckpoint)), "local-listener");
