@@ -2,7 +2,6 @@ using System.Data;
 using System.Data.Common;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
-using Npgsql;
 using Streaming.Connectors.Sql;
 using Streaming.Runtime.Customers;
 using Streaming.Runtime.Serialization;
@@ -175,17 +174,7 @@ public sealed class JournalSnapshot : IDisposable
             return ReadOnly(SqlitePath(store));
         }
 
-        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(store.ConnectionString) { Pooling = false }.ToString());
-        try
-        {
-            connection.Open();
-            return connection;
-        }
-        catch
-        {
-            connection.Dispose();
-            throw;
-        }
+        return PostgresEngineStore.OpenUnpooled(store.ConnectionString ?? throw new ArgumentException("PostgreSQL needs a connection string", nameof(store)));
     }
 
     private static SqliteConnection ReadOnly(string path)

@@ -104,7 +104,8 @@ public sealed class PostgresEngineStore : EngineStore
         }
     }
 
-    private static NpgsqlConnection OpenUnpooled(string connectionString)
+    /// <summary>A connection of its own (outside any pool) to the database of <paramref name="connectionString"/>, open.</summary>
+    internal static NpgsqlConnection OpenUnpooled(string connectionString)
     {
         var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ToString());
         try
