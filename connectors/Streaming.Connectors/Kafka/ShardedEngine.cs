@@ -64,6 +64,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
     private volatile TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CancellationTokenSource? _sweep;
     private volatile IReadOnlyDictionary<int, CoordinatorStatus> _coordinators = new Dictionary<int, CoordinatorStatus>();
+
+    /// <summary>Where each partition's shard is allocated (the consumers' assignments, replicated by distributed data), refreshed with the statuses.</summary>
+    private volatile IReadOnlyDictionary<string, Address> _owners = new Dictionary<string, Address>();
     private volatile EngineStatus _status = EngineStatus.Empty;
     private EngineMetricsSnapshot _metrics = EngineMetricsSnapshot.Empty;
     private IReadOnlyDictionary<(string Channel, string State), long> _outreachStats = new Dictionary<(string, string), long>();
@@ -248,6 +251,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
             // Started by ClusterSharding.StartAsync (Akka.Hosting's WithShardRegion takes no allocation strategy), then
             // registered in the system's ActorRegistry under typeof(CustomerShards) for the host's other actors and services.
             ActorRegistry.For(_system).TryRegister(typeof(CustomerShards), _region, overwrite: true);
+
+            // Other nodes ask this one for the clocks of its partitions when they read its customers.
+            _system.ActorOf(PartitionClocks.Props(() => _coordinators.ToDictionary(c => c.Key, c => c.Value.WatermarkTicks)), PartitionClocks.Name);
             _ingestion = new ShardedIngestion(
                 _system,
                 _region,
@@ -389,6 +395,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
         }
 
         _coordinators = statuses;
+        await RefreshOwnersAsync().ConfigureAwait(false);
         if (statuses.Count > 0 && statuses.Count == answers.Count && statuses.Values.All(s => s.RuleVersion == target.Version) && !ReferenceEquals(_inForce, target))
         {
             if (pending is not null)
@@ -600,7 +607,17 @@ public sealed partial class ShardedEngine : IStreamingEngine
         }
 
         var partition = KeyPartitioner.Partition(Encoding.UTF8.GetBytes(customerId), _partitionCount);
-        if (!coordinators.TryGetValue(partition, out var status))
+        long watermark;
+        if (coordinators.TryGetValue(partition, out var status))
+        {
+            watermark = status.WatermarkTicks;
+        }
+        else if (await OwnerWatermarkAsync(partition, cancellationToken).ConfigureAwait(false) is { } remote)
+        {
+            // Another node of the cluster owns the partition: the region asks its customer there.
+            watermark = remote;
+        }
+        else
         {
             return new CustomerLookup(false, null, partition, 0, _rules);
         }
@@ -609,7 +626,51 @@ public sealed partial class ShardedEngine : IStreamingEngine
         // A customer saved under a set this node never loaded (stored before a restart that came up with a newer one,
         // and not re-evaluated by the sweep yet) is shown with the set in force, as a partition's current set would be.
         var rules = found.State is { RuleVersion: { Length: > 0 } version } && _book.Contains(version) ? _book.Get(version) : _rules;
-        return new CustomerLookup(true, found.State, partition, status.WatermarkTicks, rules);
+        return new CustomerLookup(true, found.State, partition, watermark, rules);
+    }
+
+    /// <summary>Reads the shard locations into <see cref="_owners"/> when the cluster has other members (kept as they were if the read fails).</summary>
+    private async Task RefreshOwnersAsync()
+    {
+        var system = _system!;
+        if (Cluster.Get(system).State.Members.Count < 2)
+        {
+            return;
+        }
+
+        try
+        {
+            var locations = await Akka.Cluster.Sharding.External.ExternalShardAllocation.Get(system).ClientFor(CustomerShards.TypeName).ShardLocations().ConfigureAwait(false);
+            _owners = locations.Locations.ToDictionary(l => l.Key, l => l.Value.Address);
+        }
+        catch (Akka.Cluster.Sharding.External.ClientTimeoutException)
+        {
+            // Asked again at the next refresh.
+        }
+    }
+
+    /// <summary>
+    /// The watermark of <paramref name="partition"/> as the node its shard is allocated to reports it; null when no other
+    /// node owns it now (not allocated, allocated here, or that node no longer runs it).
+    /// </summary>
+    private async Task<long?> OwnerWatermarkAsync(int partition, CancellationToken cancellationToken)
+    {
+        var system = _system!;
+        if (!_owners.TryGetValue(Streaming.Runtime.Sharding.PartitionMessageExtractor.ShardOf(partition), out var owner) || owner.Equals(Cluster.Get(system).SelfAddress))
+        {
+            return null;
+        }
+
+        try
+        {
+            var answer = await system.ActorSelection(PartitionClocks.Path(owner)).Ask<PartitionWatermark>(new GetPartitionWatermark(partition), AskTimeout, cancellationToken).ConfigureAwait(false);
+            return answer.Owned ? answer.WatermarkTicks : null;
+        }
+        catch (AskTimeoutException)
+        {
+            // The owner does not answer (leaving, unreachable): as if the partition had no owner yet.
+            return null;
+        }
     }
 
     /// <inheritdoc />

@@ -88,7 +88,7 @@ public sealed record StreamingSettings
 
     /// <summary>
     /// <c>Streaming:Cluster:Preview</c>: accept <see cref="SeedNodes"/> although the cluster is not complete in this
-    /// build (a node answers only for the customers of its own partitions; see README "Current limits").
+    /// build (no shared rule changes, status per node, no Redis mirror; see README "Current limits").
     /// </summary>
     public bool ClusterPreview { get; init; }
 
@@ -204,7 +204,7 @@ public sealed record StreamingSettings
 
         if (!ClusterPreview)
         {
-            throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) is a preview in this build: a node answers only for the customers of its own partitions; set Streaming:Cluster:Preview = true to run one anyway");
+            throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) is a preview in this build: rule changes are not shared between nodes and losing a node is not tested yet; set Streaming:Cluster:Preview = true to run one anyway");
         }
 
         if (StoreProvider != StoreProvider.PostgreSql)
