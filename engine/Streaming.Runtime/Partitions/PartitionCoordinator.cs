@@ -190,6 +190,10 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private long _pageListingId;
     private long _pageIns;
     private long _pagedOut;
+    private int _heldPeak;
+
+    /// <summary>Customers sent a wake-up not yet answered (a page-in's answer sent before it is older than its answer).</summary>
+    private readonly HashSet<string> _waking = new(StringComparer.Ordinal);
     private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
     private readonly KnownCustomers _known = new();
     private readonly List<TriggerFiring> _firings = [];
@@ -271,6 +275,8 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                 PageOut();
                 _changedWakes.Clear();
             }
+
+            _heldPeak = _wakes.Count;
 
             // A new run id, later than every recorded one (ids only need to differ; time keeps them readable).
             _run = Math.Max(DateTime.UtcNow.Ticks, _runs.Count == 0 ? 0 : _runs.Keys.Max() + 1);
@@ -446,7 +452,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                 ListStoredCustomers();
             }
         });
-        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))
+        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight + _pageOutstanding, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))
         {
             Cached = _live.Count,
             Passivations = _passivations,
@@ -460,6 +466,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             LateTimersFired = _lateTimersFired,
             RuleVersion = _ruleVersion,
             WakeUpPageIns = _pageIns,
+            WakeUpsHeldPeak = _heldPeak,
             WakeUpsPagedOut = _pagedOut,
             WakeUpPageEndTicks = _paging ? Math.Min(_pagingFrom, _pageEnd) : _pageEnd,
             PagingWakeUps = _paging,
@@ -562,6 +569,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         if (changed.Offset < 0)
         {
             _advancing--;
+            _waking.Remove(changed.CustomerId);
         }
 
         foreach (var recovered in changed.Recovered)
@@ -656,6 +664,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                 // No longer held: the customer answers with its next wake-up, which is held (or not) in its place.
                 _wakes.Remove(customer);
                 _changedWakes[customer] = 0;
+                _waking.Add(customer);
                 _inFlight++;
                 _advancing++;
                 Touch(customer);
@@ -705,11 +714,14 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         {
             PageOut();
         }
+
         else if (_due.Count > (2 * _wakes.Count) + 1024)
         {
             // Superseded entries of the due queue (it keeps the old one when a wake-up moves).
             RebuildDue();
         }
+
+        _heldPeak = Math.Max(_heldPeak, _wakes.Count);
 
         if (wake != 0 && wake <= _pageEnd && wake <= Watermark(_maxEventTicks))
         {
@@ -858,7 +870,12 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private void OnPagedWakeUp(CustomerWakeUp answer)
     {
         _pageOutstanding--;
-        SetWake(answer.CustomerId, answer.WakeTicks);
+        if (!_waking.Contains(answer.CustomerId))
+        {
+            // Else the customer handled the ask before its wake-up, whose answer brings the newer one.
+            SetWake(answer.CustomerId, answer.WakeTicks);
+        }
+
         Drain();
         CompletePageIn();
     }
