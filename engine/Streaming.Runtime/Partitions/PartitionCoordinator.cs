@@ -714,7 +714,6 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         {
             PageOut();
         }
-
         else if (_due.Count > (2 * _wakes.Count) + 1024)
         {
             // Superseded entries of the due queue (it keeps the old one when a wake-up moves).
