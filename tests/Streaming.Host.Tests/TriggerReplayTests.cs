@@ -35,8 +35,8 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     private static readonly Lazy<IReadOnlyDictionary<string, CustomerHistory>> s_histories =
         new(() => ModelBatch.LoadOnlineRetail(TestEnvironment.DataFile(RetailFile)));
 
-    /// <summary>Wake-ups held per partition in the clean replay (the least the setting takes).</summary>
-    private const int WakeUpBound = 10;
+    /// <summary>Wake-ups held per partition in the clean replay: about a seventh of its customers.</summary>
+    private const int WakeUpBound = 40;
 
     [Fact]
     public async Task Online_retail_replay_publishes_one_win_back_per_lapse()
@@ -49,7 +49,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
         try
         {
             // A cache far smaller than the 4,372 customers: the win-back wake-ups of passivated customers fire on states
-            // reloaded from the store. And at most 20 wake-ups held per partition (of about 270 customers each): the
+            // reloaded from the store. And at most 40 wake-ups held per partition (of about 270 customers each): the
             // coordinators page the later ones in from the customers, stored ones mostly, as the watermark reaches them.
             var environment = new Dictionary<string, string>
             {
