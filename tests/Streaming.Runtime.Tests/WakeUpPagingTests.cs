@@ -1,3 +1,4 @@
+using Akka.Actor;
 using System.Runtime.CompilerServices;
 using Akka.TestKit;
 using Streaming.Engine.Events;
@@ -210,11 +211,104 @@ public sealed class WakeUpPagingTests(ITestOutputHelper output) : Akka.TestKit.X
         Assert.True(host.Status().TimersFired > Customers, $"{host.Status().TimersFired} fired");
         Assert.Equal(reference.Status().TimersFired, host.Status().TimersFired);
     }
+    [Fact]
+    public void A_held_wake_up_moved_past_the_page_end_leaves_memory_and_runs_only_at_its_new_time()
+    {
+        // Scripted customers (no rules): an order of amount n sets its customer's wake-up to day n; a wake-up leaves none.
+        var tap = CreateTestProbe();
+        var customers = Sys.ActorOf(Props.Create(() => new ScriptedCustomers(tap.Ref)));
+        var listener = CreateTestProbe();
+        var ids = Enumerable.Range(0, 20).Select(i => "s" + i).ToArray();
+        var coordinator = Sys.ActorOf(PartitionCoordinator.Props(0, customers, listener, new RuleBook(RuleSetLoader.Default), Options((_, ct) => ids.ToAsyncEnumerable(ct))));
+        long offset = 0;
+        void Send(string customer, CustomerEvent evt) => coordinator.Tell(new PartitionRecord("orders", offset++, evt with { CustomerId = customer }));
+        OrderEvent Order(int day) => Placed("o" + offset, T0, day, customerId: "x");
+        void ClockAt(int day) => Send("clock", Click("k" + offset, T0.AddDays(day), EventType.PageView, "s", customerId: "x"));
+        PartitionStatus Quiet()
+        {
+            PartitionStatus? status = null;
+            AwaitCondition(() => (status = StatusOf(coordinator)) is { InFlight: 0, Waiting: 0, PagingWakeUps: false }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(5));
+            return status!;
+        }
+
+        // s0..s19 wake at days 10..29; ten fit, so the page ends at the ninth, day 18.
+        for (var i = 0; i < ids.Length; i++)
+        {
+            Send(ids[i], Order(10 + i));
+        }
+
+        Assert.Equal(T0.AddDays(18).UtcTicks, Quiet().WakeUpPageEndTicks);
+
+        // s2 (held, day 12) moves to day 40, past the page end.
+        Send("s2", Order(40));
+        Assert.Equal(8, Quiet().Timers);
+
+        ClockAt(35);
+        Quiet();
+        var woken = tap.ReceiveN(19).Cast<string>().ToList();
+        Assert.Equal(ids.Where(id => id != "s2"), woken);
+        tap.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+
+        ClockAt(41);
+        Quiet();
+        Assert.Equal("s2", tap.ExpectMsg<string>());
+    }
+
+    private PartitionStatus StatusOf(IActorRef coordinator)
+    {
+        var asker = CreateTestProbe();
+        coordinator.Tell(GetPartitionStatus.Instance, asker.Ref);
+        return asker.ExpectMsg<PartitionStatus>();
+    }
+
+    /// <summary>
+    /// Customers without rules: an order of amount n sets the customer's wake-up to day n after T0 (anything else leaves
+    /// it), a wake-up clears it and tells the tap the customer's id; nothing is ever dirty.
+    /// </summary>
+    private sealed class ScriptedCustomers : ReceiveActor
+    {
+        private readonly Dictionary<string, long> _wakes = [];
+
+        public ScriptedCustomers(IActorRef tap)
+        {
+            Receive<ApplyRecord>(m =>
+            {
+                if (m.Event is OrderEvent order)
+                {
+                    _wakes[m.CustomerId] = T0.AddDays((double)order.Amount).UtcTicks;
+                }
+
+                Sender.Tell(Changed(m.CustomerId, m.Partition, m.Offset, ChangeOutcome.Applied) with { Topic = m.Topic });
+            });
+            Receive<WakeUp>(m =>
+            {
+                tap.Tell(m.CustomerId);
+                _wakes.Remove(m.CustomerId);
+                Sender.Tell(Changed(m.CustomerId, m.Partition, -1, ChangeOutcome.Advanced));
+            });
+            Receive<GetWakeUp>(m => Sender.Tell(new CustomerWakeUp(m.CustomerId, m.Partition, _wakes.GetValueOrDefault(m.CustomerId))));
+            Receive<PassivateCustomer>(m => Sender.Tell(new CustomerPassivated(m.CustomerId, m.Partition)));
+        }
+
+        private CustomerChanged Changed(string customer, int partition, long offset, ChangeOutcome outcome) =>
+            new(customer, partition, offset, outcome, null, _wakes.GetValueOrDefault(customer), 0, 0, EffectBundle.Empty, [], true, false);
+    }
 }
 
 /// <summary>A deterministic shuffle for the tests.</summary>
 internal static class ShuffleExtensions
 {
+    /// <summary>The items, one at a time, as a listing of stored customers gives them.</summary>
+    public static async IAsyncEnumerable<string> ToAsyncEnumerable(this IEnumerable<string> items, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        foreach (var item in items)
+        {
+            ct.ThrowIfCancellationRequested();
+            await Task.Yield();
+            yield return item;
+        }
+    }
+
     /// <summary>The items in an order fixed by <paramref name="seed"/>.</summary>
     public static T[] Shuffled<T>(this T[] items, int seed)
     {
