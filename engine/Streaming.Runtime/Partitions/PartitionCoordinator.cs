@@ -277,6 +277,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             }
 
             _heldPeak = _wakes.Count;
+            if (!Paged && _pageEnd != long.MaxValue)
+            {
+                // Saved by a run that paged: later wake-ups are only in the customers' states, and this one cannot list them.
+                _log.Warning("partition {0}: wake-ups after {1} were paged out and are not paged in here (no stored-customer listing)", _partition, new DateTime(_pageEnd, DateTimeKind.Utc).ToString("O"));
+            }
 
             // A new run id, later than every recorded one (ids only need to differ; time keeps them readable).
             _run = Math.Max(DateTime.UtcNow.Ticks, _runs.Count == 0 ? 0 : _runs.Keys.Max() + 1);
@@ -599,7 +604,13 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             _dirty.Add(changed.CustomerId);
         }
 
-        SetWake(changed.CustomerId, changed.Exists ? changed.WakeTicks : 0);
+        if (changed.Offset < 0 || !_waking.Contains(changed.CustomerId))
+        {
+            SetWake(changed.CustomerId, changed.Exists ? changed.WakeTicks : 0);
+        }
+
+        // Else a record sent before the customer's wake-up: its answer still shows the wake-up that is running, and the
+        // wake-up's own answer, next, brings the one after it.
         if (changed.Offset >= 0)
         {
             var key = (Topic: changed.Topic ?? "", changed.Offset);
