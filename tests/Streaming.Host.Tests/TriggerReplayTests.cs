@@ -35,6 +35,9 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     private static readonly Lazy<IReadOnlyDictionary<string, CustomerHistory>> s_histories =
         new(() => ModelBatch.LoadOnlineRetail(TestEnvironment.DataFile(RetailFile)));
 
+    /// <summary>Wake-ups held per partition in the clean replay: about a seventh of its customers.</summary>
+    private const int WakeUpBound = 40;
+
     [Fact]
     public async Task Online_retail_replay_publishes_one_win_back_per_lapse()
     {
@@ -45,9 +48,14 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
         var dataDir = TestEnvironment.NewTempDir("streaming-state");
         try
         {
-            // A cache far smaller than the 4,372 customers: the win-back wake-ups of passivated customers are paged in from
-            // the store and fire on reloaded states.
-            var environment = new Dictionary<string, string> { ["Streaming__Engine__MaxCachedCustomers"] = ModelReplayTests.PassivatingCache.ToString(CultureInfo.InvariantCulture) };
+            // A cache far smaller than the 4,372 customers: the win-back wake-ups of passivated customers fire on states
+            // reloaded from the store. And at most 40 wake-ups held per partition (of about 270 customers each): the
+            // coordinators page the later ones in from the customers, stored ones mostly, as the watermark reaches them.
+            var environment = new Dictionary<string, string>
+            {
+                ["Streaming__Engine__MaxCachedCustomers"] = ModelReplayTests.PassivatingCache.ToString(CultureInfo.InvariantCulture),
+                ["Streaming__Engine__MaxWakeUpsInMemory"] = WakeUpBound.ToString(CultureInfo.InvariantCulture),
+            };
             await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, environment);
             var replay = await CliProcess.RunAsync(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers], TimeSpan.FromMinutes(5));
             Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
@@ -57,6 +65,12 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
             var passivations = status.GetProperty("passivations").GetInt64();
             output.WriteLine($"passivations={passivations} with a cache of {ModelReplayTests.PassivatingCache}");
             Assert.True(passivations > histories.Count - ModelReplayTests.PassivatingCache, $"only {passivations} passivations");
+            var metrics = Metrics.Exposition.Parse(await engine.Http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+            var pageIns = double.Parse(metrics["streaming_timers_page_ins_total"], CultureInfo.InvariantCulture);
+            var held = double.Parse(metrics["streaming_timers_in_memory"], CultureInfo.InvariantCulture);
+            // (Held may exceed the bound where more customers than a tenth of it are due at one instant, a UTC midnight say.)
+            output.WriteLine($"wake-up page-ins={pageIns}, held={held} with a bound of {WakeUpBound} per partition");
+            Assert.True(pageIns >= Partitions, $"only {pageIns} wake-up page-ins");
             output.WriteLine($"replayed {invoices} invoices, processed and drained after {total.ElapsedMilliseconds} ms; status triggersPublished={status.GetProperty("triggersPublished").GetInt64()}");
 
             var published = await ReadTriggersAsync(broker.BootstrapServers);

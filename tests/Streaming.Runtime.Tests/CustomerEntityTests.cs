@@ -592,6 +592,16 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         Assert.Equal(hashes, snapshotBack.Known);
         Assert.Equal((9L, 77L, "v1"), (snapshotBack.Seq, snapshotBack.Run, snapshotBack.RuleVersion));
         Assert.Equal(8, snapshotBack.Runs[70]);
+        Assert.Equal(long.MaxValue, snapshotBack.PageEnd);
+
+        // The page end of bounded wake-ups goes along; an event written before it existed (without its last 8 bytes)
+        // reads as every wake-up held.
+        var paged = snapshot with { PageEnd = T0.UtcTicks + 42 };
+        Assert.Equal(T0.UtcTicks + 42, ((PartitionCheckpointed)RoundTrip(paged)).PageEnd);
+        var older = RuntimeSerializer.Encode(paged)[..^8];
+        var olderBack = RuntimeSerializer.DecodePartition(older);
+        Assert.Equal(long.MaxValue, olderBack.PageEnd);
+        Assert.Equal(hashes, olderBack.Known);
 
         // A count larger than the bytes that follow is corrupt, not an allocation.
         var bytes = RuntimeSerializer.Encode(known);

@@ -50,12 +50,15 @@ internal sealed class PartitionHarness
     private TestProbe _asker = null!;
     private IActorRef _customers = ActorRefs.Nobody;
     private IActorRef _coordinator = ActorRefs.Nobody;
+    private readonly IActorRef? _tap;
 
     /// <summary>Starts partition <paramref name="partition"/> (its coordinator recovers whatever the journal holds for it).</summary>
     /// <param name="options">Coordinator settings; the quiet checkpoint defaults to an hour here, so checkpoints happen only when a test asks.</param>
     /// <param name="system">The actor system (and so the journal) to run on; the test kit's own when null.</param>
-    public PartitionHarness(TestKitBase kit, int partition, RuleBook book, PartitionCoordinatorOptions? options = null, CustomerEntityOptions? entity = null, DecoderOptions? decoder = null, ActorSystem? system = null)
+    /// <param name="tap">Told a copy of every wake-up sent to a customer, in the order the customers receive them (none when null).</param>
+    public PartitionHarness(TestKitBase kit, int partition, RuleBook book, PartitionCoordinatorOptions? options = null, CustomerEntityOptions? entity = null, DecoderOptions? decoder = null, ActorSystem? system = null, IActorRef? tap = null)
     {
+        _tap = tap;
         _kit = kit;
         _system = system ?? kit.Sys;
         Partition = partition;
@@ -65,6 +68,9 @@ internal sealed class PartitionHarness
         _decoder = new EventDecoder(decoder ?? new DecoderOptions());
         Start();
     }
+
+    /// <summary>Whether the harness's waits for a quiet partition accept a wake-up page-in still running (default: no).</summary>
+    public bool QuietWhilePaging { get; set; }
 
     /// <summary>The Kafka partition.</summary>
     public int Partition { get; }
@@ -93,7 +99,8 @@ internal sealed class PartitionHarness
         _asker = _kit.CreateTestProbe(_system);
         var book = _book;
         var entityOptions = _entityOptions;
-        _customers = _system.ActorOf(Props.Create(() => new LocalCustomers(book, entityOptions)));
+        var tap = _tap;
+        _customers = _system.ActorOf(Props.Create(() => new LocalCustomers(book, entityOptions, tap)));
         _coordinator = _system.ActorOf(PartitionCoordinator.Props(Partition, _customers, _listener, _book, _options));
     }
 
@@ -203,11 +210,15 @@ internal sealed class PartitionHarness
         return status;
     }
 
-    /// <summary>Waits until nothing is in flight or waiting (wake-ups the records caused included); answers flushes meanwhile.</summary>
-    public PartitionStatus AwaitQuiet()
+    /// <summary>
+    /// Waits until nothing is in flight or waiting (wake-ups the records caused included) and no wake-up page-in runs
+    /// (unless <paramref name="paging"/>, or else <see cref="QuietWhilePaging"/>, allows one); answers flushes meanwhile.
+    /// </summary>
+    public PartitionStatus AwaitQuiet(bool? paging = null)
     {
+        var whilePaging = paging ?? QuietWhilePaging;
         PartitionStatus? status = null;
-        _kit.AwaitCondition(() => (status = Status()) is { InFlight: 0, Waiting: 0 }, Patience, TimeSpan.FromMilliseconds(5));
+        _kit.AwaitCondition(() => (status = Status()) is { InFlight: 0, Waiting: 0 } && (whilePaging || !status.PagingWakeUps), Patience, TimeSpan.FromMilliseconds(5));
         return status!;
     }
 
@@ -215,9 +226,10 @@ internal sealed class PartitionHarness
     /// Once the partition is quiet, asks for a checkpoint and returns its completion, which covers every record sent so
     /// far (its firings are also added to <see cref="Firings"/>).
     /// </summary>
-    public CheckpointCompleted Checkpoint()
+    /// <param name="paging">Also while a wake-up page-in runs (see <see cref="AwaitQuiet"/>).</param>
+    public CheckpointCompleted Checkpoint(bool? paging = null)
     {
-        AwaitQuiet();
+        AwaitQuiet(paging);
         var done = _completed.Count;
         _coordinator.Tell(CheckpointNow.Instance);
         return AwaitCheckpoint(done);
@@ -331,10 +343,15 @@ internal sealed class PartitionHarness
     {
         private readonly Dictionary<string, List<(object Message, IActorRef Sender)>> _stopping = new(StringComparer.Ordinal);
 
-        public LocalCustomers(RuleBook book, CustomerEntityOptions options)
+        public LocalCustomers(RuleBook book, CustomerEntityOptions options, IActorRef? tap)
         {
             Receive<ICustomerCommand>(m =>
             {
+                if (m is WakeUp && tap is not null)
+                {
+                    tap.Tell(m);
+                }
+
                 var name = Uri.EscapeDataString(m.CustomerId);
                 if (_stopping.TryGetValue(name, out var waiting))
                 {

@@ -19,6 +19,12 @@ public sealed record EngineOptions
     /// <summary>Customers kept in memory across all partitions; idle ones beyond this are passivated.</summary>
     public int MaxCachedCustomers { get; init; } = 250_000;
 
+    /// <summary>
+    /// Wake-ups each partition's coordinator holds in memory (the earliest; the rest stay in their customers' saved states
+    /// and are paged in from them when the watermark reaches them).
+    /// </summary>
+    public int MaxWakeUpsInMemory { get; init; } = 100_000;
+
     public int SessionTimeoutMs { get; init; } = 6000;
 
     /// <summary>

@@ -277,6 +277,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
                         AllowedLateness = _options.AllowedLateness,
                         QuietCheckpointAfter = _options.CheckpointInterval * 2,
                         MaxCachedCustomers = Math.Max(1, _options.MaxCachedCustomers / Math.Max(1, _partitionCount)),
+                        MaxWakeUpsInMemory = _options.MaxWakeUpsInMemory,
+                        StoredCustomers = StoredCustomersAsync,
                         CollectProjections = Mirror is not null,
                     },
                 },
@@ -530,6 +532,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
             TimersFired = Interlocked.Read(ref _timersFired),
             TimersLate = Interlocked.Read(ref _timersLate),
             TimersInMemory = statuses.Values.Sum(s => (long)s.Timers),
+            TimersPageIns = statuses.Values.Sum(s => s.WakeUpPageIns),
             RuleVersion = _rules.Version,
             Population = Sum(statuses.Values.Select(s => s.Counts)),
             Transitions = Sum(statuses.Values.Select(s => s.Transitions)),
@@ -781,6 +784,36 @@ public sealed partial class ShardedEngine : IStreamingEngine
 #pragma warning restore CA1031
         {
             LogSweepFailed(version, customers, ex);
+        }
+    }
+
+    /// <summary>
+    /// The stored customers of <paramref name="partition"/>, for a coordinator's wake-up page-in: the customers' ids from
+    /// the journal (Akka.Persistence.Query's current persistence ids), those whose key falls in the partition.
+    /// </summary>
+    private async IAsyncEnumerable<string> StoredCustomersAsync(int partition, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        var system = _system ?? throw new InvalidOperationException("the actor system is not running");
+        var journal = Akka.Persistence.Query.PersistenceQuery.Get(system).ReadJournalFor<Akka.Persistence.Sql.Query.SqlReadJournal>(Akka.Persistence.Sql.Query.SqlReadJournal.Identifier);
+        var partitions = _partitionCount;
+        var ids = journal.CurrentPersistenceIds()
+            .Where(id => id.StartsWith(CustomerEntity.PersistencePrefix, StringComparison.Ordinal))
+            .Select(id => id[CustomerEntity.PersistencePrefix.Length..])
+            .Where(id => KeyPartitioner.Partition(Encoding.UTF8.GetBytes(id), partitions) == partition)
+            .ViaMaterialized(KillSwitches.Single<string>(), Keep.Right)
+            .ToMaterialized(Sink.Queue<string>(), Keep.Both)
+            .Run(system.Materializer());
+        try
+        {
+            while (await ids.Item2.PullAsync().WaitAsync(ct).ConfigureAwait(false) is { HasValue: true } next)
+            {
+                yield return next.Value;
+            }
+        }
+        finally
+        {
+            // Abandoned (the coordinator stopped or listed again): the query stops.
+            ids.Item1.Shutdown();
         }
     }
 

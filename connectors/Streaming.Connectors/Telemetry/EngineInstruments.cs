@@ -29,6 +29,7 @@ public static class InstrumentNames
     public const string TimersFired = "streaming.timers.fired";
     public const string TimersLate = "streaming.timers.late";
     public const string TimersInMemory = "streaming.timers.in_memory";
+    public const string TimersPageIns = "streaming.timers.page_ins";
     public const string TimersFailed = "streaming.timers.failed";
     public const string RulesReloads = "streaming.rules.reloads";
     public const string RulesActive = "streaming.rules.active";
@@ -144,6 +145,7 @@ public sealed class EngineInstruments : IPersistenceObserver
         meter.CreateObservableCounter(InstrumentNames.TimersFired, () => _snapshot().TimersFired, description: "Timer wake-ups evaluated (customers moved by time alone).");
         meter.CreateObservableCounter(InstrumentNames.TimersLate, () => _snapshot().TimersLate, description: "Wake-ups that fired more than an hour after they were due (after an outage).");
         meter.CreateObservableGauge(InstrumentNames.TimersInMemory, () => _snapshot().TimersInMemory, description: "Wake-ups held in memory (the rest are paged from the store).");
+        meter.CreateObservableCounter(InstrumentNames.TimersPageIns, () => _snapshot().TimersPageIns, description: "Wake-up page-ins completed by the partition coordinators (each asked its partition's customers for their wake-ups).");
         meter.CreateObservableGauge(InstrumentNames.RulesActive, ObserveRules, description: "1 for the rule-set version in force (label version).");
         meter.CreateObservableGauge(InstrumentNames.PopulationCustomers, ObservePopulation, description: "Customers per dimension (lifecycle, aarrr, ladder, tier, rfmSegment) and value, on this node.");
         meter.CreateObservableCounter(InstrumentNames.PopulationTransitions, ObserveTransitions, description: "Customers moving between values of a dimension, by from and to.");
@@ -310,6 +312,9 @@ public sealed record EngineMetricsSnapshot
     public long TimersFired { get; init; }
     public long TimersLate { get; init; }
     public long TimersInMemory { get; init; }
+
+    /// <summary>Wake-up page-ins the running coordinators completed (a restarted coordinator counts from 0 again).</summary>
+    public long TimersPageIns { get; init; }
     public string RuleVersion { get; init; } = "";
     public IReadOnlyDictionary<(string Dimension, string Value), long> Population { get; init; } = new Dictionary<(string, string), long>();
     public IReadOnlyDictionary<(string Dimension, string From, string To), long> Transitions { get; init; } = new Dictionary<(string, string, string), long>();

@@ -44,6 +44,7 @@ public sealed record StreamingSettings
     public int CheckpointIntervalMs { get; init; } = 1000;
     public int CheckpointEveryEvents { get; init; } = 100_000;
     public int MaxCachedCustomers { get; init; } = 250_000;
+    public int MaxWakeUpsInMemory { get; init; } = 100_000;
     public int RecentEventIds { get; init; } = 32;
     public int AllowedLatenessSeconds { get; init; } = 300;
 
@@ -231,6 +232,7 @@ public sealed record StreamingSettings
             CheckpointIntervalMs = Int(s, "Engine:CheckpointIntervalMs", defaults.CheckpointIntervalMs, 10, 600_000),
             CheckpointEveryEvents = Int(s, "Engine:CheckpointEveryEvents", defaults.CheckpointEveryEvents, 1, int.MaxValue),
             MaxCachedCustomers = Int(s, "Engine:MaxCachedCustomers", defaults.MaxCachedCustomers, 1, int.MaxValue),
+            MaxWakeUpsInMemory = Int(s, "Engine:MaxWakeUpsInMemory", defaults.MaxWakeUpsInMemory, 10, int.MaxValue),
             RecentEventIds = Int(s, "Engine:RecentEventIds", defaults.RecentEventIds, 0, 4096),
             AllowedLatenessSeconds = Int(s, "Engine:AllowedLatenessSeconds", defaults.AllowedLatenessSeconds, 0, 86_400 * 30),
             MaxFutureSkewSeconds = Int(s, "Engine:MaxFutureSkewSeconds", defaults.MaxFutureSkewSeconds, 0, int.MaxValue),
@@ -363,6 +365,7 @@ public sealed record StreamingSettings
         CheckpointInterval = TimeSpan.FromMilliseconds(CheckpointIntervalMs),
         CheckpointEveryEvents = CheckpointEveryEvents,
         MaxCachedCustomers = MaxCachedCustomers,
+        MaxWakeUpsInMemory = MaxWakeUpsInMemory,
         PrefetchMaxKbytes = PrefetchMaxKbytes,
         TimeMode = TimeMode,
         IdleAfter = TimeSpan.FromSeconds(IdleAfterSeconds),

@@ -244,6 +244,16 @@ public sealed class CustomerEntity : PersistentActor
                 }
 
                 return true;
+            case GetWakeUp m:
+                Sender.Tell(new CustomerWakeUp(_customerId, m.Partition, _state?.WakeTicks ?? 0));
+                if (_state is null && !_dirty && _sequence == 0 && Phase == EntityPhase.Active)
+                {
+                    // As for a read: an unknown customer leaves nothing in memory.
+                    Phase = EntityPhase.Passivating;
+                    Context.Parent.Tell(new Passivate(StopEntity.Instance));
+                }
+
+                return true;
             case PassivateCustomer m:
                 OnPassivate(m);
                 return true;

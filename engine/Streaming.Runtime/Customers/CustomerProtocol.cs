@@ -73,6 +73,15 @@ public sealed record SaveCustomer(string CustomerId, int Partition, long Seq) : 
     public bool Project { get; init; }
 }
 
+/// <summary>
+/// Asks for the customer's next wake-up, read only (a wake-up page-in of its coordinator). Answered with
+/// <see cref="CustomerWakeUp"/>. An entity started by it for an unknown customer stops again.
+/// </summary>
+public sealed record GetWakeUp(string CustomerId, int Partition) : ICustomerCommand;
+
+/// <summary>The answer to <see cref="GetWakeUp"/>: the customer's next wake-up (UTC ticks; 0: none, or no such customer).</summary>
+public sealed record CustomerWakeUp(string CustomerId, int Partition, long WakeTicks);
+
 /// <summary>Asks for a copy of the customer's state. Answered with <see cref="CustomerFound"/>.</summary>
 public sealed record GetCustomer(string CustomerId, int Partition) : ICustomerCommand;
 

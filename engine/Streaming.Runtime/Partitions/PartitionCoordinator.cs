@@ -30,6 +30,24 @@ public sealed record PartitionCoordinatorOptions
     /// </summary>
     public int MaxCachedCustomers { get; init; } = 250_000;
 
+    /// <summary>
+    /// Wake-ups the coordinator holds in memory (<c>Streaming:Engine:MaxWakeUpsInMemory</c>): only those due by its page
+    /// end. Beyond it the earliest nine tenths are kept (whole groups of equal due times) and the page end lowered; the
+    /// others stay in their customers' states and are paged in again, from the customers, when the watermark passes the
+    /// page end. Applies only with <see cref="StoredCustomers"/> (without it every wake-up is held).
+    /// </summary>
+    public int MaxWakeUpsInMemory { get; init; } = 100_000;
+
+    /// <summary>
+    /// Lists the stored customers of a partition (each at least once; ids of other partitions or unknown ids are
+    /// harmless): a wake-up page-in asks each of them, and the customers in memory, for its next wake-up. Null: wake-ups
+    /// are not paged (all held, as on the in-memory journal of <c>backtest</c> and <c>bench --core</c>).
+    /// </summary>
+    public Func<int, CancellationToken, IAsyncEnumerable<string>>? StoredCustomers { get; init; }
+
+    /// <summary>A wake-up page-in whose listing failed starts again after this.</summary>
+    public TimeSpan PageInRetryAfter { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The wall clock (processing latency only; event time comes from the records).</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
@@ -76,6 +94,30 @@ public sealed record PartitionCheckpointed(long Seq, IReadOnlyDictionary<string,
 {
     /// <summary>Snapshots only (empty in events): the partition's <see cref="KnownCustomers"/>, every hash.</summary>
     public IReadOnlyList<ulong> Known { get; init; } = [];
+
+    /// <summary>
+    /// The page end (UTC ticks): the coordinator holds every wake-up due by then, and none later (those are paged in from
+    /// the customers when the watermark passes it). <see cref="long.MaxValue"/>: all held (events written before paging).
+    /// </summary>
+    public long PageEnd { get; init; } = long.MaxValue;
+}
+
+/// <summary>A batch of a page-in's listing of stored customers (answered <see cref="PageBatchTaken"/> once all are asked).</summary>
+internal sealed record PageCustomers(long Listing, IReadOnlyList<string> CustomerIds, bool Last);
+
+/// <summary>The batch was asked: the listing may go on.</summary>
+internal sealed record PageBatchTaken
+{
+    public static PageBatchTaken Instance { get; } = new();
+}
+
+/// <summary>Listing the stored customers failed.</summary>
+internal sealed record PageListingFailed(long Listing, string Reason);
+
+/// <summary>List the stored customers again (after a failed listing).</summary>
+internal sealed record RetryPageIn
+{
+    public static RetryPageIn Instance { get; } = new();
 }
 
 /// <summary>
@@ -104,6 +146,8 @@ public sealed record CustomersKnown(long Seq, IReadOnlyList<ulong> Hashes);
 public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
 {
     private const string QuietCheckpointTimer = "quiet-checkpoint";
+    private const string PageInRetryTimer = "page-in-retry";
+    private const int PageBatch = 500;
 
     private readonly int _partition;
     private readonly IActorRef _customers;
@@ -126,6 +170,30 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<string, long> _wakes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _changedWakes = new(StringComparer.Ordinal);
     private readonly PriorityQueue<string, long> _due = new();
+
+    /// <summary>
+    /// Wake-ups due by this are all in <see cref="_wakes"/> (but those sent and not answered), later ones none
+    /// (<see cref="long.MaxValue"/>: every one). While paging, the provisional end of the page being learned.
+    /// </summary>
+    private long _pageEnd = long.MaxValue;
+
+    /// <summary>A page-in runs: the page end it started from (wake-ups after it wait until it completes).</summary>
+    private bool _paging;
+    private long _pagingFrom;
+
+    /// <summary>Customers the page-in still has to ask, asks not yet answered, and whether the listing is complete.</summary>
+    private readonly Queue<string> _pageAsks = new();
+    private int _pageOutstanding;
+    private bool _pageListed;
+    private IActorRef? _pageLister;
+    private CancellationTokenSource? _pageListing;
+    private long _pageListingId;
+    private long _pageIns;
+    private long _pagedOut;
+    private int _heldPeak;
+
+    /// <summary>Customers sent a wake-up not yet answered (a page-in's answer sent before it is older than its answer).</summary>
+    private readonly HashSet<string> _waking = new(StringComparer.Ordinal);
     private readonly HashSet<string> _dirty = new(StringComparer.Ordinal);
     private readonly KnownCustomers _known = new();
     private readonly List<TriggerFiring> _firings = [];
@@ -201,6 +269,19 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         {
             _options.Persistence?.Recovered(PersistentActorKind.Partition, _options.Time.GetElapsedTime(_startedAt));
             _changedWakes.Clear();
+            RebuildDue();
+            if (Paged && _wakes.Count > _options.MaxWakeUpsInMemory)
+            {
+                PageOut();
+                _changedWakes.Clear();
+            }
+
+            _heldPeak = _wakes.Count;
+            if (!Paged && _pageEnd != long.MaxValue)
+            {
+                // Saved by a run that paged: later wake-ups are only in the customers' states, and this one cannot list them.
+                _log.Warning("partition {0}: wake-ups after {1} were paged out and are not paged in here (no stored-customer listing)", _partition, new DateTime(_pageEnd, DateTimeKind.Utc).ToString("O"));
+            }
 
             // A new run id, later than every recorded one (ids only need to differ; time keeps them readable).
             _run = Math.Max(DateTime.UtcNow.Ticks, _runs.Count == 0 ? 0 : _runs.Keys.Max() + 1);
@@ -254,6 +335,8 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     protected override void PostStop()
     {
         _options.Known?.Unregister(_partition, _known);
+        _pageListing?.Cancel();
+        _pageListing?.Dispose();
         base.PostStop();
     }
 
@@ -304,10 +387,20 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             _known.Add(saved.Known);
         }
 
+        // As saved (the queue of due times is built once recovered).
         foreach (var (customer, wake) in saved.Wakes)
         {
-            SetWake(customer, wake);
+            if (wake == 0)
+            {
+                _wakes.Remove(customer);
+            }
+            else
+            {
+                _wakes[customer] = wake;
+            }
         }
+
+        _pageEnd = saved.PageEnd;
     }
 
     private void Running()
@@ -347,7 +440,24 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         Command<CustomerSaved>(OnSaved);
         Command<CustomerSaveFailed>(f => AbortCheckpoint($"customer save failed: {f.Reason}"));
         Command<CustomerPassivated>(_ => { });
-        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))
+        Command<CustomerWakeUp>(OnPagedWakeUp);
+        Command<PageCustomers>(OnPageCustomers);
+        Command<PageListingFailed>(failed =>
+        {
+            if (failed.Listing == _pageListingId && _paging)
+            {
+                _log.Warning("partition {0}: listing the stored customers for a wake-up page-in failed ({1}); again in {2}", _partition, failed.Reason, _options.PageInRetryAfter);
+                Timers.StartSingleTimer(PageInRetryTimer, RetryPageIn.Instance, _options.PageInRetryAfter);
+            }
+        });
+        Command<RetryPageIn>(_ =>
+        {
+            if (_paging)
+            {
+                ListStoredCustomers();
+            }
+        });
+        Command<GetPartitionStatus>(_ => Sender.Tell(new PartitionStatus(_partition, Watermark(_maxEventTicks), _maxEventTicks, _committedSeq, _wakes.Count, _inFlight + _pageOutstanding, _waiting.Count, _timersFired, _deadLetters, new Dictionary<(string, string), long>(_population.Counts))
         {
             Cached = _live.Count,
             Passivations = _passivations,
@@ -360,6 +470,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             Checkpoints = _checkpoints,
             LateTimersFired = _lateTimersFired,
             RuleVersion = _ruleVersion,
+            WakeUpPageIns = _pageIns,
+            WakeUpsHeldPeak = _heldPeak,
+            WakeUpsPagedOut = _pagedOut,
+            WakeUpPageEndTicks = _paging ? Math.Min(_pagingFrom, _pageEnd) : _pageEnd,
+            PagingWakeUps = _paging,
             Transitions = new Dictionary<(string, string, string), long>(_population.Transitions),
             RuleCounters = new Dictionary<(string, string, string), long>(_population.RuleCounters),
         }));
@@ -383,13 +498,28 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
     /// <summary>Sends waiting records, in order, while no barrier is up and the in-flight bound allows.</summary>
     private void Drain()
     {
-        while (_barrierSeq == 0 && _inFlight < _options.MaxInFlight && _waiting.TryDequeue(out var record))
+        // Records and a page-in's asks take turns within the bound (neither starves the other).
+        while (_barrierSeq == 0 && _inFlight + _pageOutstanding < _options.MaxInFlight && (_waiting.Count > 0 || _pageAsks.Count > 0))
         {
-            Send(record);
+            if (_waiting.TryDequeue(out var record))
+            {
+                Send(record);
+            }
+
+            if (_inFlight + _pageOutstanding < _options.MaxInFlight && _pageAsks.TryDequeue(out var asked))
+            {
+                AskWakeUp(asked);
+            }
+        }
+
+        if (_pageAsks.Count == 0 && _pageLister is { } lister)
+        {
+            lister.Tell(PageBatchTaken.Instance);
+            _pageLister = null;
         }
 
         // Then the rule sweep, with what the bound leaves: customers in memory were re-derived at the switch.
-        while (_barrierSeq == 0 && _inFlight < _options.MaxInFlight && _waiting.Count == 0 && _sweep.TryDequeue(out var customer))
+        while (_barrierSeq == 0 && _inFlight + _pageOutstanding < _options.MaxInFlight && _waiting.Count == 0 && _sweep.TryDequeue(out var customer))
         {
             if (_live.ContainsKey(customer))
             {
@@ -444,6 +574,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         if (changed.Offset < 0)
         {
             _advancing--;
+            _waking.Remove(changed.CustomerId);
         }
 
         foreach (var recovered in changed.Recovered)
@@ -473,7 +604,13 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             _dirty.Add(changed.CustomerId);
         }
 
-        SetWake(changed.CustomerId, changed.Exists ? changed.WakeTicks : 0);
+        if (changed.Offset < 0 || !_waking.Contains(changed.CustomerId))
+        {
+            SetWake(changed.CustomerId, changed.Exists ? changed.WakeTicks : 0);
+        }
+
+        // Else a record sent before the customer's wake-up: its answer still shows the wake-up that is running, and the
+        // wake-up's own answer, next, brings the one after it.
         if (changed.Offset >= 0)
         {
             var key = (Topic: changed.Topic ?? "", changed.Offset);
@@ -513,7 +650,10 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         }
     }
 
-    /// <summary>Wakes every customer whose wake-up the confirmed watermark has passed, earliest first.</summary>
+    /// <summary>
+    /// Wakes every customer whose wake-up the confirmed watermark has passed, earliest first; while a page-in runs, only
+    /// up to the page end it started from. Once the watermark is past the page end, a page-in starts.
+    /// </summary>
     private void FireDue()
     {
         var watermark = Watermark(_maxEventTicks);
@@ -525,23 +665,45 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             return;
         }
 
+        var limit = _paging ? Math.Min(watermark, Math.Min(_pagingFrom, _pageEnd)) : watermark;
         var clock = Clock(_maxEventTicks);
-        while (_due.TryPeek(out var customer, out var due) && due <= watermark)
+        while (_due.TryPeek(out var customer, out var due) && due <= limit)
         {
             _due.Dequeue();
             if (_wakes.TryGetValue(customer, out var current) && current == due)
             {
-                // The customer answers with its next wake-up, which replaces this one.
+                // No longer held: the customer answers with its next wake-up, which is held (or not) in its place.
+                _wakes.Remove(customer);
+                _changedWakes[customer] = 0;
+                _waking.Add(customer);
                 _inFlight++;
                 _advancing++;
                 Touch(customer);
                 _customers.Tell(new WakeUp(customer, _partition, clock) { Sequence = NextSequence(customer) });
             }
         }
+
+        if (!_paging && watermark > _pageEnd && Paged)
+        {
+            BeginPageIn();
+        }
     }
 
+    /// <summary>Wake-ups are paged (bounded in memory): the customers can be listed.</summary>
+    private bool Paged => _options.StoredCustomers is not null;
+
+    /// <summary>
+    /// The customer's next wake-up is <paramref name="wake"/> (0: none), as it reported it: held when due by the page end,
+    /// else not (any older one held is dropped). Every change is recorded for the next checkpoint.
+    /// </summary>
     private void SetWake(string customer, long wake)
     {
+        if (wake > _pageEnd)
+        {
+            // Kept in the customer's state; the page-in that reaches it learns it from there.
+            wake = 0;
+        }
+
         var previous = _wakes.GetValueOrDefault(customer);
         if (previous == wake)
         {
@@ -559,10 +721,187 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         }
 
         _changedWakes[customer] = wake;
-        if (wake != 0 && wake <= Watermark(_maxEventTicks) && !IsRecovering)
+        if (Paged && _wakes.Count > _options.MaxWakeUpsInMemory)
+        {
+            PageOut();
+        }
+        else if (_due.Count > (2 * _wakes.Count) + 1024)
+        {
+            // Superseded entries of the due queue (it keeps the old one when a wake-up moves).
+            RebuildDue();
+        }
+
+        _heldPeak = Math.Max(_heldPeak, _wakes.Count);
+
+        if (wake != 0 && wake <= _pageEnd && wake <= Watermark(_maxEventTicks))
         {
             FireDue();
         }
+    }
+
+    /// <summary>
+    /// Over the bound: keeps the earliest nine tenths of the held wake-ups (and every one due at the same time as the
+    /// last of them), drops the rest from memory as a recorded change, and lowers the page end to the last kept.
+    /// </summary>
+    private void PageOut()
+    {
+        var dues = _wakes.Values.ToArray();
+        Array.Sort(dues);
+        var keep = Math.Max(1, (int)(_options.MaxWakeUpsInMemory * 0.9));
+        var end = dues[Math.Min(keep, dues.Length) - 1];
+        if (end >= _pageEnd)
+        {
+            return;
+        }
+
+        foreach (var (customer, _) in _wakes.Where(w => w.Value > end).ToList())
+        {
+            _wakes.Remove(customer);
+            _changedWakes[customer] = 0;
+            _pagedOut++;
+        }
+
+        _pageEnd = end;
+        RebuildDue();
+    }
+
+    private void RebuildDue()
+    {
+        _due.Clear();
+        foreach (var (customer, due) in _wakes)
+        {
+            _due.Enqueue(customer, due);
+        }
+    }
+
+    /// <summary>
+    /// The watermark passed the page end: every customer in memory and every stored one is asked for its wake-up (read
+    /// only), within the in-flight bound, and the answers are held as any reported wake-up is, from a page end of
+    /// <see cref="long.MaxValue"/> lowered by the bound as they come. Answers arrive in the order the customer handled
+    /// its messages, so a change reported after an answer wins over it, and an answer after a change is newer still.
+    /// Until the last answer, wake-ups after the old page end wait (so customers wake in due order), and checkpoints
+    /// store the old page end: a crash meanwhile recovers the old page, and the page-in runs again.
+    /// </summary>
+    private void BeginPageIn()
+    {
+        _paging = true;
+        _pagingFrom = _pageEnd;
+        _pageEnd = long.MaxValue;
+        foreach (var customer in _live.Keys)
+        {
+            _pageAsks.Enqueue(customer);
+        }
+
+        _log.Debug("partition {0}: wake-up page-in from {1}", _partition, new DateTime(_pagingFrom, DateTimeKind.Utc).ToString("O"));
+        ListStoredCustomers();
+        Drain();
+    }
+
+    /// <summary>Lists the stored customers in the background, a batch at a time, each batch once the one before is sent.</summary>
+    private void ListStoredCustomers()
+    {
+        _pageListed = false;
+        _pageListing?.Cancel();
+        _pageListing?.Dispose();
+        _pageListing = new CancellationTokenSource();
+        var listing = ++_pageListingId;
+        var ct = _pageListing.Token;
+        var self = Self;
+        var partition = _partition;
+        var list = _options.StoredCustomers!;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var batch = new List<string>(PageBatch);
+                await foreach (var id in list(partition, ct).WithCancellation(ct).ConfigureAwait(false))
+                {
+                    batch.Add(id);
+                    if (batch.Count == PageBatch)
+                    {
+                        await self.Ask<PageBatchTaken>(new PageCustomers(listing, batch, Last: false), null, ct).ConfigureAwait(false);
+                        batch = new List<string>(PageBatch);
+                    }
+                }
+
+                self.Tell(new PageCustomers(listing, batch, Last: true));
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                // A newer listing, or the coordinator stopped.
+            }
+#pragma warning disable CA1031 // Reported to the coordinator, which lists again later.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                self.Tell(new PageListingFailed(listing, ex.Message));
+            }
+        });
+    }
+
+    private void OnPageCustomers(PageCustomers page)
+    {
+        if (page.Listing != _pageListingId || !_paging)
+        {
+            Sender.Tell(PageBatchTaken.Instance);
+            return;
+        }
+
+        foreach (var customer in page.CustomerIds)
+        {
+            _pageAsks.Enqueue(customer);
+        }
+
+        if (page.Last)
+        {
+            _pageListed = true;
+        }
+        else
+        {
+            _pageLister = Sender;
+        }
+
+        Drain();
+        CompletePageIn();
+    }
+
+    /// <summary>Asks one customer for its wake-up; a stored one not in memory is passivated again after answering.</summary>
+    private void AskWakeUp(string customer)
+    {
+        _pageOutstanding++;
+        _customers.Tell(new GetWakeUp(customer, _partition));
+        if (!_live.ContainsKey(customer) && _known.Contains(KnownCustomers.Hash(customer)))
+        {
+            // Saved, so it saves nothing (a record sent to it later is saved before it stops: it is known).
+            _customers.Tell(new PassivateCustomer(customer, _partition, _committedSeq + 1));
+        }
+    }
+
+    private void OnPagedWakeUp(CustomerWakeUp answer)
+    {
+        _pageOutstanding--;
+        if (!_waking.Contains(answer.CustomerId))
+        {
+            // Else the customer handled the ask before its wake-up, whose answer brings the newer one.
+            SetWake(answer.CustomerId, answer.WakeTicks);
+        }
+
+        Drain();
+        CompletePageIn();
+    }
+
+    /// <summary>Every customer answered: the page is complete, and what it holds may fire.</summary>
+    private void CompletePageIn()
+    {
+        if (!_paging || !_pageListed || _pageAsks.Count > 0 || _pageOutstanding > 0)
+        {
+            return;
+        }
+
+        _paging = false;
+        _pageIns++;
+        _log.Debug("partition {0}: wake-up page-in done: {1} held, up to {2}", _partition, _wakes.Count, _pageEnd == long.MaxValue ? "all" : new DateTime(_pageEnd, DateTimeKind.Utc).ToString("O"));
+        FireDue();
     }
 
     private void Count(EffectBundle effects)
@@ -670,7 +1009,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         var firings = _firings.ToList();
         var projections = _projections.ToList();
         _projections.Clear();
-        var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion, firings, _run, new Dictionary<long, long>());
+        var saved = new PartitionCheckpointed(seq, new Dictionary<string, long>(_nextOffsets, StringComparer.Ordinal), _maxEventTicks, _wallFloorTicks, _population.Serialize(), new Dictionary<string, long>(_changedWakes, StringComparer.Ordinal), _ruleVersion, firings, _run, new Dictionary<long, long>())
+        {
+            // While a page-in runs, the page it started from: a crash before it completes pages in again.
+            PageEnd = _paging ? Math.Min(_pagingFrom, _pageEnd) : _pageEnd,
+        };
         var asked = _options.Time.GetTimestamp();
         Persist(saved, e =>
         {

@@ -132,8 +132,8 @@ public sealed record GetPartitionStatus
 /// <summary>What a coordinator knows of its partition.</summary>
 /// <param name="WatermarkTicks">The confirmed watermark (UTC ticks; 0 before the first event).</param>
 /// <param name="CommittedSeq">The last durable checkpoint.</param>
-/// <param name="Timers">Customers with a pending wake-up.</param>
-/// <param name="InFlight">Messages sent to customers and not yet answered.</param>
+/// <param name="Timers">Wake-ups held in memory: every pending one due by the page end (<see cref="PartitionStatus.WakeUpPageEndTicks"/>; all while nothing is paged out).</param>
+/// <param name="InFlight">Messages sent to customers and not yet answered (a wake-up page-in's asks included).</param>
 /// <param name="Waiting">Records received and not yet sent (barrier up or in-flight bound reached).</param>
 public sealed record PartitionStatus(int Partition, long WatermarkTicks, long MaxEventTicks, long CommittedSeq, int Timers, int InFlight, int Waiting, long TimersFired, long DeadLetters, IReadOnlyDictionary<(string Dimension, string Value), long> Counts)
 {
@@ -175,6 +175,21 @@ public sealed record PartitionStatus(int Partition, long WatermarkTicks, long Ma
 
     /// <summary>The rule set the partition evaluates with.</summary>
     public string RuleVersion { get; init; } = "";
+
+    /// <summary>Wake-up page-ins this coordinator run completed (each asked the partition's customers for their wake-ups).</summary>
+    public long WakeUpPageIns { get; init; }
+
+    /// <summary>Wake-ups this run dropped from memory to stay within the bound (they wait in their customers' states).</summary>
+    public long WakeUpsPagedOut { get; init; }
+
+    /// <summary>The page end (UTC ticks): every wake-up due by then is held; <see cref="long.MaxValue"/>: all are.</summary>
+    public long WakeUpPageEndTicks { get; init; } = long.MaxValue;
+
+    /// <summary>The most wake-ups this run held at once (the bound, unless more than a tenth of it fall due at one instant).</summary>
+    public int WakeUpsHeldPeak { get; init; }
+
+    /// <summary>A page-in is running.</summary>
+    public bool PagingWakeUps { get; init; }
 
     /// <summary>Stage transitions counted (dimension, from, to).</summary>
     public IReadOnlyDictionary<(string Dimension, string From, string To), long> Transitions { get; init; } = new Dictionary<(string, string, string), long>();

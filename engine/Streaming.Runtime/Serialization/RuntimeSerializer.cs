@@ -199,6 +199,9 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         }
 
         Hashes(w, saved.Known);
+
+        // Appended later: events written before end here, and decode with every wake-up held.
+        w.Long(saved.PageEnd);
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -276,8 +279,9 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         }
 
         var known = Hashes(ref r, data.Length - r.Position);
+        var pageEnd = r.Position < data.Length ? r.Long() : long.MaxValue;
         r.End("journal event", "partition checkpoint");
-        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules, firings, run, runs) { Known = known };
+        return new PartitionCheckpointed(seq, offsets, maxEvent, wallFloor, population, wakes, rules, firings, run, runs) { Known = known, PageEnd = pageEnd };
     }
 
     private static string Required(string? value) => value ?? throw new InvalidDataException("a required field is null");
