@@ -1,5 +1,6 @@
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
+using Streaming.Engine.Runtime;
 using static Streaming.Engine.Tests.TestEvents;
 
 namespace Streaming.Engine.Tests;

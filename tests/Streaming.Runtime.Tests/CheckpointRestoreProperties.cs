@@ -6,6 +6,7 @@ using FsCheck.Fluent;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 using Streaming.Engine.Tests.Properties;
 using Streaming.Runtime.Customers;
 using Streaming.Runtime.Partitions;

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Time.Testing;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 using Streaming.Runtime.Partitions;
 using Streaming.Runtime.Rules;
 using Streaming.Tests.Shared;

@@ -1,5 +1,5 @@
 using Streaming.Engine.Events;
-using Streaming.Engine.Model;
+using Streaming.Engine.Runtime;
 
 namespace Streaming.Connectors.Kafka;
 

@@ -1,5 +1,6 @@
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 
 namespace Streaming.Connectors.Kafka;
 

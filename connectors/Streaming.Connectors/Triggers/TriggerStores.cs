@@ -2,7 +2,7 @@ namespace Streaming.Connectors.Triggers;
 
 /// <summary>
 /// The outbox of firings as the trigger relay reads it: rows in insertion order, deleted once the broker acknowledged
-/// them. Written by <see cref="Kafka.IFiringOutbox"/> (the same store). Implemented by <see cref="Sql.EngineStore"/>.
+/// them. Written through <see cref="Kafka.IFiringOutbox"/> (the same store). Implemented by the engine store (<c>Sql.EngineStore</c>).
 /// </summary>
 public interface ITriggerOutbox
 {
@@ -15,7 +15,7 @@ public interface ITriggerOutbox
 
 /// <summary>
 /// The dialers' outreach queue (CONTRACTS §7) as <see cref="OutreachService"/> drives it: leases claimed atomically,
-/// acks idempotent. Times are UTC ticks. Implemented by <see cref="Sql.EngineStore"/>.
+/// acks idempotent. Times are UTC ticks. Implemented by the engine store (<c>Sql.EngineStore</c>).
 /// </summary>
 public interface IOutreachQueue
 {

@@ -2,7 +2,7 @@ namespace Streaming.Engine.Model;
 
 /// <summary>
 /// Everything the engine keeps about one customer. Owned by exactly one partition host; mutated only by
-/// <see cref="CustomerActor"/>. Times are UTC ticks (0 = never).
+/// <see cref="Runtime.CustomerActor"/>. Times are UTC ticks (0 = never).
 /// </summary>
 public sealed class CustomerState
 {

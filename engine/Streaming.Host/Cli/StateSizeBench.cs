@@ -1,6 +1,7 @@
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 
 namespace Streaming.Host.Cli;
 

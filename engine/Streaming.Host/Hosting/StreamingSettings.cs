@@ -3,7 +3,7 @@ using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Redis;
 using Streaming.Engine.Events;
-using Streaming.Engine.Model;
+using Streaming.Engine.Runtime;
 using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Hosting;

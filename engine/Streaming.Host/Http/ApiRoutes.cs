@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Text;
+using Prometheus;
 using Streaming.Connectors.Kafka;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 using Streaming.Host.Hosting;
 using Streaming.Host.Http.Auth;
-using Prometheus;
 using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Http;
@@ -103,7 +104,7 @@ public static class ApiRoutes
                 : found.Served ? CustomerIdRoute.NotFound(customerId)
                 : CustomerIdRoute.NotOwned(context);
         })
-            .Produces<Streaming.Engine.Model.CustomerProfile>()
+            .Produces<CustomerProfile>()
             .ProducesProblem(400)
             .ProducesProblem(404)
             .ProducesProblem(503)

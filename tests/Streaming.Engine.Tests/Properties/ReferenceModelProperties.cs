@@ -5,6 +5,7 @@ using FsCheck.Fluent;
 using Streaming.Engine.Events;
 using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
+using Streaming.Engine.Runtime;
 using Xunit.Abstractions;
 using Xunit.Sdk;
 

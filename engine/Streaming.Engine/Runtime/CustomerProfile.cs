@@ -1,6 +1,7 @@
+using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
 
-namespace Streaming.Engine.Model;
+namespace Streaming.Engine.Runtime;
 
 /// <summary>The public view of a customer (GET /v1/customers/{id}). Field names are part of the contract.</summary>
 public sealed record CustomerProfile

@@ -1,7 +1,8 @@
 using Streaming.Engine.Events;
+using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
 
-namespace Streaming.Engine.Model;
+namespace Streaming.Engine.Runtime;
 
 /// <summary>What applying one event did.</summary>
 public enum ApplyResult
