@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Streaming.Host.Tests.Infrastructure;
 using Streaming.Tests.Shared;
@@ -51,6 +53,28 @@ public sealed partial class ClusterEndToEndTests
         Assert.True(a.Count > 0 && b.Count > 0 && !a.Overlaps(b), $"partitions of node a [{string.Join(",", a)}], of node b [{string.Join(",", b)}]");
 
         Assert.Equal(8, a.Count + b.Count);
+
+        // GET /v1/cluster on each node: both members up, and each member's partitions are the ones its own status lists.
+        var expectedOwners = new Dictionary<string, HashSet<int>>
+        {
+            [(await ClusterAsync(first)).Self] = a,
+            [(await ClusterAsync(second)).Self] = b,
+        };
+        Assert.Equal(2, expectedOwners.Count);
+        foreach (var node in new[] { first, second })
+        {
+            var last = "";
+            await Eventually.WaitAsync(
+                async () =>
+                {
+                    var view = await ClusterAsync(node);
+                    last = string.Join("; ", view.Members.Select(m => $"{m.Address} {m.Status} [{string.Join(",", m.Partitions)}]"));
+                    return view.Members.Count == 2 && view.Members.All(m => m.Status == "up" && m.Reachable && expectedOwners.TryGetValue(m.Address, out var owned) && owned.SetEquals(m.Partitions));
+                },
+                TimeSpan.FromSeconds(30),
+                () => $"/v1/cluster of {node.Http.BaseAddress}: {last}; expected {string.Join("; ", expectedOwners.Select(e => $"{e.Key} [{string.Join(",", e.Value.Order())}]"))}");
+        }
+
         await ProfileAssert.OrdersMatchAsync(first.Http, expected, "read through node a");
         await ProfileAssert.OrdersMatchAsync(second.Http, expected, "read through node b");
     }
@@ -60,6 +84,17 @@ public sealed partial class ClusterEndToEndTests
     {
         var status = await node.StatusAsync();
         return status.GetProperty("partitions").EnumerateArray().Select(p => p.GetProperty("partition").GetInt32()).ToHashSet();
+    }
+
+    /// <summary>A node's <c>/v1/cluster</c>, read with the contract's field names.</summary>
+    private static async Task<(string Self, List<(string Address, string Status, bool Reachable, List<int> Partitions)> Members)> ClusterAsync(EngineProcess node)
+    {
+        var root = await node.Http.GetFromJsonAsync<JsonElement>("/v1/cluster");
+        return (root.GetProperty("self").GetString()!, [.. root.GetProperty("members").EnumerateArray().Select(m => (
+            m.GetProperty("address").GetString()!,
+            m.GetProperty("status").GetString()!,
+            m.GetProperty("reachable").GetBoolean(),
+            m.GetProperty("partitions").EnumerateArray().Select(p => p.GetInt32()).ToList()))]);
     }
 
     [GeneratedRegex(@"^produced=(\d+)$", RegexOptions.Multiline)]

@@ -97,6 +97,11 @@ public sealed partial class OpenApiTests(ITestOutputHelper output)
             await checks.CallAsync("/v1/customers/{customerId}/triggers", "get", "/v1/customers/no-such-customer/triggers", HttpStatusCode.NotFound);
             await checks.CallAsync("/v1/population", "get", "/v1/population", HttpStatusCode.OK);
             await checks.CallAsync("/v1/rules", "get", "/v1/rules", HttpStatusCode.OK);
+            var cluster = JsonDocument.Parse(await checks.CallAsync("/v1/cluster", "get", "/v1/cluster", HttpStatusCode.OK)).RootElement;
+            var member = Assert.Single(cluster.GetProperty("members").EnumerateArray());
+            Assert.Equal(cluster.GetProperty("self").GetString(), member.GetProperty("address").GetString());
+            Assert.Equal("up", member.GetProperty("status").GetString());
+            Assert.Equal([0, 1], member.GetProperty("partitions").EnumerateArray().Select(p => p.GetInt32()));
             await checks.CallAsync("/v1/rules/{ruleId}/lift", "get", "/v1/rules/win-back/lift", HttpStatusCode.OK);
             await checks.CallAsync("/v1/rules/{ruleId}/lift", "get", "/v1/rules/no-such-rule/lift", HttpStatusCode.NotFound);
             await checks.CallAsync("/v1/outreach/stats", "get", "/v1/outreach/stats", HttpStatusCode.OK);

@@ -65,6 +65,7 @@ public sealed partial class SecurityEndToEndTests(ITestOutputHelper output)
         new("GET", "/v1/customers/someone/triggers", null, "read", Answers: [404]),
         new("GET", "/v1/population", null, "read"),
         new("GET", "/v1/rules", null, "read"),
+        new("GET", "/v1/cluster", null, "read"),
         new("GET", "/v1/outreach/stats", null, "read"),
         new("GET", "/v1/rules/win-back/lift", null, "read"),
         new("GET", "/v1/audit", "admin", "admin"),

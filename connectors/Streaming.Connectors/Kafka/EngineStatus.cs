@@ -21,3 +21,22 @@ public sealed record EngineStatus(IReadOnlyList<PartitionStatus> Partitions, lon
 
 /// <summary>One assigned input partition: next offset to process, lag behind the log end, event-time watermark.</summary>
 public sealed record PartitionStatus(string Topic, int Partition, long Offset, long Lag, DateTimeOffset? Watermark);
+
+/// <summary>
+/// The Akka.NET cluster as this node sees it (<c>GET /v1/cluster</c>, CONTRACTS §8): its own address and every member
+/// with the input partitions whose shards it hosts.
+/// </summary>
+/// <param name="Self">This node's cluster address as <c>host:port</c>; empty while the engine is starting.</param>
+/// <param name="Members">Members in address order (this node included once it has joined).</param>
+public sealed record ClusterMembership(string Self, IReadOnlyList<ClusterMemberView> Members)
+{
+    /// <summary>No cluster yet (the engine is still starting).</summary>
+    public static readonly ClusterMembership Empty = new("", []);
+}
+
+/// <summary>One member of the cluster.</summary>
+/// <param name="Address">The member's address as <c>host:port</c> (what <c>--seed-node</c> takes).</param>
+/// <param name="Status">Akka's member status in lower case: <c>joining</c>, <c>weaklyup</c>, <c>up</c>, <c>leaving</c>, <c>exiting</c>, <c>down</c>, <c>removed</c>.</param>
+/// <param name="Reachable">False while the failure detector of some member cannot reach it (the split-brain resolver decides after 20 s of stable membership).</param>
+/// <param name="Partitions">The input partitions whose shards it hosts, ascending: this node's from its own coordinators, others' from the external shard allocation (refreshed about twice a second).</param>
+public sealed record ClusterMemberView(string Address, string Status, bool Reachable, IReadOnlyList<int> Partitions);

@@ -38,6 +38,9 @@ public interface IStreamingEngine : IDisposable
     /// <summary>A snapshot of the partitions this node owns, refreshed about twice a second.</summary>
     EngineStatus Status { get; }
 
+    /// <summary>The cluster's members and the partitions each hosts, as this node sees it now (<c>GET /v1/cluster</c>).</summary>
+    ClusterMembership Membership { get; }
+
     /// <summary>Completes when the engine has stopped (cleanly, or faulted by a fatal error).</summary>
     Task Stopped { get; }
 

@@ -132,6 +132,37 @@ public sealed partial class ShardedEngine : IStreamingEngine
     public Task Stopped => _stopped.Task;
 
     /// <inheritdoc />
+    public ClusterMembership Membership
+    {
+        get
+        {
+            if (_system is not { } system || _region is null)
+            {
+                return ClusterMembership.Empty;
+            }
+
+            var state = Cluster.Get(system).State;
+            var self = Cluster.Get(system).SelfAddress;
+            var unreachable = state.Unreachable.Select(m => m.Address).ToHashSet();
+            var owned = _coordinators.Keys.ToHashSet();
+            var others = _owners
+                .Where(o => !o.Value.Equals(self) && int.TryParse(o.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                .ToLookup(o => o.Value, o => int.Parse(o.Key, NumberStyles.None, CultureInfo.InvariantCulture));
+            var members = state.Members
+                .Select(m => new ClusterMemberView(
+                    HostPort(m.Address),
+                    m.Status.ToString().ToLowerInvariant(),
+                    !unreachable.Contains(m.Address),
+                    [.. (m.Address.Equals(self) ? owned : others[m.Address].Where(p => !owned.Contains(p))).Distinct().Order()]))
+                .OrderBy(m => m.Address, StringComparer.Ordinal)
+                .ToList();
+            return new ClusterMembership(HostPort(self), members);
+        }
+    }
+
+    private static string HostPort(Address address) => $"{address.Host}:{address.Port?.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <inheritdoc />
     public Action? FiringsCommitted { get; set; }
 
     /// <inheritdoc />

@@ -121,6 +121,11 @@ public static class ApiRoutes
             .ProducesProblem(503)
             .Read(settings);
 
+        // CONTRACTS §8: this node's address and every member with the partitions it hosts.
+        app.MapGet("/v1/cluster", () => Results.Ok(host.Engine.Membership))
+            .Produces<ClusterMembership>()
+            .Read(settings);
+
         app.MapGet("/v1/rules", () => Results.Ok(RulesBody(host)))
             .Produces<RulesBody>()
             .Read(settings);
