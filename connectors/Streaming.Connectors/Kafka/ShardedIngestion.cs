@@ -364,7 +364,19 @@ public sealed partial class ShardedIngestion : IDisposable
             while (!_stop.IsCancellationRequested)
             {
                 DrainInbox(consumer);
-                var result = consumer.Consume(TimeSpan.FromMilliseconds(50));
+                ConsumeResult<byte[]?, byte[]?>? result;
+                try
+                {
+                    result = consumer.Consume(TimeSpan.FromMilliseconds(50));
+                }
+                catch (KafkaException ex) when (!ex.Error.IsFatal && ex.Error.Code is ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration or ErrorCode.UnknownMemberId)
+                {
+                    // The group changed under a rebalance callback (a member joined, left or died): the consumer rejoins
+                    // on the next poll, and every partition it gets is recovered from the store as on any assignment.
+                    LogRebalanceInterrupted(ex.Error.Code.ToString(), ex.Error.Reason);
+                    continue;
+                }
+
                 if (result is not null)
                 {
                     Handle(result);
@@ -565,7 +577,18 @@ public sealed partial class ShardedIngestion : IDisposable
             .ToList();
         if (offsets.Count > 0)
         {
-            consumer.Commit(offsets);
+            try
+            {
+                consumer.Commit(offsets);
+            }
+            catch (KafkaException ex)
+            {
+                // E.g. "rebalance in progress" while another member joins or dies: the state these offsets reflect is
+                // durable, so the next checkpoint (or the next owner, skipping what its customers applied) goes on
+                // from the older committed offsets. Failing here used to stop the node's ingestion.
+                LogCommitFailed(done.Partition, done.Seq, ex.Error.Code.ToString(), ex.Error.Reason);
+                return;
+            }
         }
 
         Interlocked.Increment(ref _commits);
@@ -1099,6 +1122,12 @@ public sealed partial class ShardedIngestion : IDisposable
 
     /// <summary>A coordinator stopped (the listener saw it terminate).</summary>
     private sealed record CoordinatorStopped(IActorRef Coordinator);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the offsets of checkpoint {Seq} were not committed ({Code}: {Reason}); its state is durable, a later commit or the next owner goes on from there")]
+    private partial void LogCommitFailed(int partition, long seq, string code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A rebalance was interrupted ({Code}: {Reason}); the consumer rejoins the group")]
+    private partial void LogRebalanceInterrupted(string code, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Assigned {Count} topic partitions; coordinators started for partitions [{Partitions}]")]
     private partial void LogAssigned(int count, string partitions);

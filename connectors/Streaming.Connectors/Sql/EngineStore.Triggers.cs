@@ -105,7 +105,11 @@ public abstract partial class EngineStore
         return rows;
     });
 
-    /// <summary>Removes published rows (those the broker acknowledged).</summary>
+    /// <summary>
+    /// Removes published rows (those the broker acknowledged), in ascending order: the relays of several nodes may
+    /// delete the same rows at once, and one lock order keeps them from deadlocking (PostgreSQL 40P01, seen with three
+    /// nodes when acknowledgements came back in different orders).
+    /// </summary>
     public void DeleteOutbox(IReadOnlyCollection<long> seqs)
     {
         if (seqs.Count == 0)
@@ -117,7 +121,7 @@ public abstract partial class EngineStore
         {
             using var cmd = Command(connection, tx, "DELETE FROM outbox WHERE seq = @s");
             var seq = Bind(cmd, "@s", 0L);
-            foreach (var s in seqs)
+            foreach (var s in seqs.Order())
             {
                 seq.Value = s;
                 cmd.ExecuteNonQuery();

@@ -96,7 +96,7 @@ public sealed partial class TriggerRelay : IAsyncDisposable
             {
                 break;
             }
-            catch (Exception ex) when (ex is KafkaException or Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+            catch (Exception ex) when (ex is KafkaException or System.Data.Common.DbException or InvalidOperationException)
             {
                 LogRelayFailed(ex.Message);
                 _stop.Token.WaitHandle.WaitOne(backoff);
