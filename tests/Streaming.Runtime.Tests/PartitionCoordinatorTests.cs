@@ -102,6 +102,28 @@ public sealed class PartitionCoordinatorTests(ITestOutputHelper output) : Akka.T
     }
 
     /// <summary>
+    /// Messages lost on the way to their customers (routed to a node that died before the cluster removed it): with
+    /// <see cref="PartitionCoordinatorOptions.UnansweredTimeout"/> the coordinator fails the partition, which restarts
+    /// from its last checkpoint, instead of waiting for the answers for ever.
+    /// </summary>
+    [Fact]
+    public void Messages_no_customer_answers_fail_the_partition_after_two_checks_without_an_answer()
+    {
+        var lost = CreateTestProbe();
+        var (coordinator, listener) = Start(6, lost, new PartitionCoordinatorOptions { UnansweredTimeout = TimeSpan.FromMilliseconds(200) });
+        Watch(coordinator);
+        coordinator.Tell(new PartitionRecord("orders", 0, Order("x1", "a", 5m, T0)));
+        coordinator.Tell(new PartitionRecord("orders", 1, Order("x2", "b", 6m, T0.AddHours(1))));
+        lost.ExpectMsg<ApplyRecord>();
+        lost.ExpectMsg<ApplyRecord>();
+
+        var failed = listener.FishForMessage<PartitionFailed>(_ => true, TimeSpan.FromSeconds(10));
+        Assert.Equal(6, failed.Partition);
+        Assert.Contains("2 messages to customers unanswered", failed.Reason, StringComparison.Ordinal);
+        ExpectTerminated(coordinator);
+    }
+
+    /// <summary>
     /// A rule sweep's batch: the coordinator re-evaluates the customers not in memory under its rule set, numbered like
     /// any message to them, after the record in flight and within the in-flight bound (here 1), and answers with how
     /// many it sent once all are out.

@@ -311,6 +311,10 @@ public sealed partial class ShardedEngine : IStreamingEngine
                         MaxWakeUpsInMemory = _options.MaxWakeUpsInMemory,
                         StoredCustomers = StoredCustomersAsync,
                         CollectProjections = Mirror is not null,
+
+                        // In a cluster, records sent towards a node that died before it was removed are lost: the
+                        // partition restarts when its customers stop answering (two checks 30 s apart).
+                        UnansweredTimeout = _options.SeedNodes.Count > 0 ? TimeSpan.FromSeconds(30) : null,
                     },
                 },
                 _logger,

@@ -45,6 +45,14 @@ public sealed record PartitionCoordinatorOptions
     /// </summary>
     public Func<int, CancellationToken, IAsyncEnumerable<string>>? StoredCustomers { get; init; }
 
+    /// <summary>
+    /// Null (the default): the coordinator waits for its customers' answers as long as it takes. Set (in a cluster):
+    /// when messages to customers stay unanswered for two checks this far apart (no answer at all in between), the
+    /// partition fails and restarts from its last checkpoint. Messages routed to a node that died before the cluster
+    /// removed it are lost, and without this the partition would wait for their answers for ever.
+    /// </summary>
+    public TimeSpan? UnansweredTimeout { get; init; }
+
     /// <summary>A wake-up page-in whose listing failed starts again after this.</summary>
     public TimeSpan PageInRetryAfter { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -114,6 +122,12 @@ internal sealed record PageBatchTaken
 /// <summary>Listing the stored customers failed.</summary>
 internal sealed record PageListingFailed(long Listing, string Reason);
 
+/// <summary>Check that customers answered since the last check (<see cref="PartitionCoordinatorOptions.UnansweredTimeout"/>).</summary>
+internal sealed record CheckAnswers
+{
+    public static CheckAnswers Instance { get; } = new();
+}
+
 /// <summary>List the stored customers again (after a failed listing).</summary>
 internal sealed record RetryPageIn
 {
@@ -147,6 +161,12 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
 {
     private const string QuietCheckpointTimer = "quiet-checkpoint";
     private const string PageInRetryTimer = "page-in-retry";
+    private const string AnswersTimer = "answers";
+
+    /// <summary>Answers from customers so far, and at the last <see cref="CheckAnswers"/>; checks in a row that found none while some were due.</summary>
+    private long _answers;
+    private long _answersAtCheck;
+    private int _unansweredChecks;
     private const int PageBatch = 500;
 
     private readonly int _partition;
@@ -287,6 +307,11 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
             _run = Math.Max(DateTime.UtcNow.Ticks, _runs.Count == 0 ? 0 : _runs.Keys.Max() + 1);
             _earlierRuns = new Dictionary<long, long>(_runs);
             Become(Running);
+            if (_options.UnansweredTimeout is { } unanswered)
+            {
+                Timers.StartPeriodicTimer(AnswersTimer, CheckAnswers.Instance, unanswered);
+            }
+
             _options.Known?.Register(_partition, _known);
             if (!_rules.Contains(_ruleVersion))
             {
@@ -450,6 +475,15 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
                 Timers.StartSingleTimer(PageInRetryTimer, RetryPageIn.Instance, _options.PageInRetryAfter);
             }
         });
+        Command<CheckAnswers>(_ =>
+        {
+            _unansweredChecks = _inFlight > 0 && _answers == _answersAtCheck ? _unansweredChecks + 1 : 0;
+            _answersAtCheck = _answers;
+            if (_unansweredChecks >= 2)
+            {
+                Fail($"{_inFlight} messages to customers unanswered for {_options.UnansweredTimeout!.Value.TotalSeconds:0} s (lost on the way to a node that left the cluster?)");
+            }
+        });
         Command<RetryPageIn>(_ =>
         {
             if (_paging)
@@ -571,6 +605,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         }
 
         _inFlight--;
+        _answers++;
         if (changed.Offset < 0)
         {
             _advancing--;
