@@ -113,3 +113,45 @@ default_data_dir() {
     export STREAMING_DATA_DIR
   fi
 }
+
+# start_postgres DIR: a throwaway PostgreSQL cluster in DIR/pg on a free loopback port (trust authentication, reachable
+# on 127.0.0.1 only). Sets PG_DATA, PG_PORT and PG_CONNECTION (Npgsql form); stop it with stop_postgres.
+# PostgreSQL refuses to run as root: run by root, the cluster belongs to the postgres user.
+start_postgres() {
+  local dir=$1
+  ensure_packages postgresql
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$PG_BIN" ] || die "PostgreSQL server binaries not found after installing postgresql"
+  PG_AS=()
+  [ "$(id -u)" -ne 0 ] || PG_AS=(runuser -u postgres --)
+  PG_PORT=$(free_port)
+  PG_DATA="$dir/pg"
+  mkdir -p "$PG_DATA"
+  if [ ${#PG_AS[@]} -gt 0 ]; then
+    chmod 755 "$dir"
+    chown postgres:postgres "$PG_DATA"
+  fi
+  "${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres >/dev/null || die "initdb failed"
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w -t 30 \
+    -o "-p $PG_PORT -h 127.0.0.1 -k $PG_DATA -F" start >/dev/null || die "PostgreSQL did not start (see $PG_DATA/server.log)"
+  PG_CONNECTION="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres"
+}
+
+# stop_postgres: stops the cluster start_postgres started (fast shutdown); nothing when none was started.
+stop_postgres() {
+  [ -n "${PG_DATA:-}" ] || return 0
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null 2>&1 || true
+  PG_DATA=""
+}
+
+# wait_for_http URL SECONDS NAME [PID]: until URL answers 200; fails at the deadline, or at once when process PID ends.
+wait_for_http() {
+  local url=$1 seconds=$2 name=$3 pid=${4:-} deadline=$((SECONDS + $2))
+  until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      die "$name exited before $url answered"
+    fi
+    [ $SECONDS -lt $deadline ] || die "$name: $url did not answer 200 within ${seconds}s"
+    sleep 0.5
+  done
+}
