@@ -81,6 +81,33 @@ public abstract class EngineStoreContract : IAsyncLifetime
         Assert.Equal(42, EngineStore.ReadReserved(Options));
     }
 
+    /// <summary>
+    /// Two nodes save revisions of one setting at once (25 each): the revisions handed out are 1 to 50, each once, and
+    /// the value left is the one saved with revision 50.
+    /// </summary>
+    [Fact]
+    public async Task Revisions_saved_at_once_on_two_nodes_are_distinct_and_the_last_one_holds_the_value()
+    {
+        var first = Open();
+        var second = Peer(first);
+        Assert.Equal((0L, (string?)null), first.LoadRevision("rules"));
+        var saved = new System.Collections.Concurrent.ConcurrentBag<(long Revision, string Value)>();
+        await Task.WhenAll(new[] { first, second }.Select((store, node) => Task.Run(() =>
+        {
+            for (var i = 0; i < 25; i++)
+            {
+                var value = $"node {node} save {i}";
+                saved.Add((store.SaveRevision("rules", value), value));
+            }
+        })));
+
+        Assert.Equal(Enumerable.Range(1, 50).Select(r => (long)r), saved.Select(s => s.Revision).Order());
+        var last = saved.Single(s => s.Revision == 50).Value;
+        Assert.Equal((50L, last), first.LoadRevision("rules"));
+        Assert.Equal((50L, last), second.LoadRevision("rules"));
+        Assert.Equal(last, second.LoadSetting("rules"));
+    }
+
     [Fact]
     public void Firings_are_stored_once_by_id_and_only_queued_ones_become_outreach_items()
     {

@@ -387,15 +387,15 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     /// watermark is its latest event time minus the allowed lateness (300 s). Every profile's <c>partition</c> and
     /// <c>asOf</c> must be exactly these; the win-back expectation is then evaluated at the computed instants.
     /// </summary>
-    private async Task<Dictionary<string, long>> AsOfAsync(HttpClient http, IReadOnlyDictionary<string, CustomerHistory> histories)
+    private async Task<Dictionary<string, long>> AsOfAsync(HttpClient http, IReadOnlyDictionary<string, CustomerHistory> histories, int partitions = Partitions)
     {
-        var watermarks = ProducerPartitioner.ExpectedWatermarks(histories.Values.Select(h => (h.CustomerId, h.LastEventAt!.Value)), Partitions, Lateness);
-        var expected = histories.Keys.ToDictionary(id => id, id => watermarks[ProducerPartitioner.PartitionOf(id, Partitions)].UtcTicks, StringComparer.Ordinal);
+        var watermarks = ProducerPartitioner.ExpectedWatermarks(histories.Values.Select(h => (h.CustomerId, h.LastEventAt!.Value)), partitions, Lateness);
+        var expected = histories.Keys.ToDictionary(id => id, id => watermarks[ProducerPartitioner.PartitionOf(id, partitions)].UtcTicks, StringComparer.Ordinal);
         var problems = new System.Collections.Concurrent.ConcurrentBag<string>();
         await Parallel.ForEachAsync(histories.Keys, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (id, ct) =>
         {
             var profile = await http.GetFromJsonAsync<JsonElement>("/v1/customers/" + Uri.EscapeDataString(id), ct);
-            var partition = ProducerPartitioner.PartitionOf(id, Partitions);
+            var partition = ProducerPartitioner.PartitionOf(id, partitions);
             var asOf = profile.GetProperty("asOf").GetDateTimeOffset().UtcTicks;
             if (profile.GetProperty("partition").GetInt32() != partition || asOf != expected[id])
             {
@@ -575,17 +575,23 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
 
     /// <summary>
     /// The engine's own count of firings by rule and delivery (kept with the partitions' population, in the checkpoints)
-    /// equals the distinct firings on the topic, for every rule.
+    /// equals the distinct firings on the topic, for every rule. Several nodes of a cluster: the sum of their counts
+    /// (each counts its own partitions).
     /// </summary>
-    private async Task AssertCountersMatchAsync(HttpClient http, List<Published> distinct)
+    private async Task AssertCountersMatchAsync(HttpClient http, List<Published> distinct) => await AssertCountersMatchAsync([http], distinct);
+
+    private async Task AssertCountersMatchAsync(IReadOnlyList<HttpClient> nodes, List<Published> distinct)
     {
-        var text = await http.GetStringAsync("/metrics");
         var counted = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (Match m in FiringsMetric().Matches(text))
+        foreach (var http in nodes)
         {
-            var labels = m.Groups["labels"].Value;
-            var key = $"{Label(labels, "rule")}/{Label(labels, "delivery")}";
-            counted[key] = counted.GetValueOrDefault(key) + long.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture);
+            var text = await http.GetStringAsync("/metrics");
+            foreach (Match m in FiringsMetric().Matches(text))
+            {
+                var labels = m.Groups["labels"].Value;
+                var key = $"{Label(labels, "rule")}/{Label(labels, "delivery")}";
+                counted[key] = counted.GetValueOrDefault(key) + long.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture);
+            }
         }
 
         var onTopic = distinct.GroupBy(p => $"{p.Rule}/{p.Delivery}").ToDictionary(g => g.Key, g => (long)g.Count(), StringComparer.Ordinal);
@@ -655,9 +661,14 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     /// </summary>
     private void AssertOutreachQueue(string dataDir, List<Published> distinct)
     {
-        var queued = distinct.Where(p => p.Delivery == "queued").ToDictionary(p => p.OutreachId!, StringComparer.Ordinal);
         using var store = SqliteStateStore.OpenDirectory(dataDir);
-        var items = store.ListOutreach();
+        AssertOutreachQueue(store.ListOutreach(), distinct);
+    }
+
+    /// <summary>The same for the items of a store read directly (a cluster's PostgreSQL).</summary>
+    private void AssertOutreachQueue(IReadOnlyList<Streaming.Connectors.Triggers.OutreachItem> items, List<Published> distinct)
+    {
+        var queued = distinct.Where(p => p.Delivery == "queued").ToDictionary(p => p.OutreachId!, StringComparer.Ordinal);
         var twins = items.GroupBy(i => (i.CustomerId, i.Rule, FiredAt: JsonDocument.Parse(i.Context).RootElement.GetProperty("firedAt").GetString()))
             .Where(g => g.Count() > 1)
             .ToList();

@@ -119,7 +119,32 @@ public sealed class PartitionCoordinatorTests(ITestOutputHelper output) : Akka.T
 
         var failed = listener.FishForMessage<PartitionFailed>(_ => true, TimeSpan.FromSeconds(10));
         Assert.Equal(6, failed.Partition);
-        Assert.Contains("2 messages to customers unanswered", failed.Reason, StringComparison.Ordinal);
+        Assert.Contains("2 records and 0 checkpoint saves sent to customers unanswered", failed.Reason, StringComparison.Ordinal);
+        ExpectTerminated(coordinator);
+    }
+
+    /// <summary>
+    /// The same for a checkpoint: the record was answered, but the customer's save never is (the save went to a node
+    /// that died): the checkpoint cannot complete, and the partition fails instead of holding its firings for ever.
+    /// </summary>
+    [Fact]
+    public void A_checkpoint_save_no_customer_answers_fails_the_partition_after_two_checks_without_an_answer()
+    {
+        var customers = CreateTestProbe();
+        var (coordinator, listener) = Start(7, customers, new PartitionCoordinatorOptions { UnansweredTimeout = TimeSpan.FromMilliseconds(200) });
+        Watch(coordinator);
+        coordinator.Tell(new PartitionRecord("orders", 0, Order("s1", "a", 5m, T0)));
+        var apply = customers.ExpectMsg<ApplyRecord>();
+        customers.Reply(new CustomerChanged("a", 7, apply.Offset, ChangeOutcome.Applied, null, 0, 0, 0, EffectBundle.Empty, [], true, true) { Topic = "orders" });
+
+        coordinator.Tell(CheckpointNow.Instance);
+        var flush = listener.FishForMessage<FlushDeadLetters>(_ => true);
+        listener.Reply(new DeadLettersFlushed(flush.Partition, flush.Seq));
+        customers.FishForMessage<SaveCustomer>(_ => true, TimeSpan.FromSeconds(5));
+
+        var failed = listener.FishForMessage<PartitionFailed>(_ => true, TimeSpan.FromSeconds(10));
+        Assert.Equal(7, failed.Partition);
+        Assert.Contains("0 records and 1 checkpoint saves sent to customers unanswered", failed.Reason, StringComparison.Ordinal);
         ExpectTerminated(coordinator);
     }
 

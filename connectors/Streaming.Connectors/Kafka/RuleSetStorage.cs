@@ -11,6 +11,16 @@ public interface ISettingStore
 
     /// <summary>Stores <paramref name="value"/> under <paramref name="key"/>, replacing what was there, durably.</summary>
     void SaveSetting(string key, string value);
+
+    /// <summary>
+    /// Stores <paramref name="value"/> under <paramref name="key"/> as its next revision (1, 2, …), durably. Writers on
+    /// several nodes of one store get distinct revisions, and the value left is the one of the highest revision.
+    /// </summary>
+    /// <returns>The revision written.</returns>
+    long SaveRevision(string key, string value);
+
+    /// <summary>The latest revision of <paramref name="key"/> (0 when never saved with <see cref="SaveRevision"/>) and its value.</summary>
+    (long Revision, string? Value) LoadRevision(string key);
 }
 
 /// <summary>How the active rule set is kept in the store: its source files as JSON, compiled again on load.</summary>

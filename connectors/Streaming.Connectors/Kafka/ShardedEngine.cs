@@ -123,7 +123,11 @@ public sealed partial class ShardedEngine : IStreamingEngine
     public long Passivations => Interlocked.Read(ref _passivations);
 
     /// <inheritdoc />
-    public bool Ready => _status.Partitions.Count > 0;
+    /// <remarks>
+    /// In a cluster a node that Kafka gave no partition (more nodes than partitions) is ready too once its consumer has
+    /// joined the group: it answers for any customer through the shard region.
+    /// </remarks>
+    public bool Ready => _status.Partitions.Count > 0 || (_options.SeedNodes.Count > 0 && _ingestion?.Joined == true);
 
     /// <inheritdoc />
     public EngineStatus Status => _status;
@@ -164,6 +168,13 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
     /// <inheritdoc />
     public Action? FiringsCommitted { get; set; }
+
+    /// <summary>
+    /// In a cluster (seed nodes given): called with true when the trigger relay's cluster singleton
+    /// (<see cref="RelaySingleton"/>) starts on this node and with false when it stops here, so that one node publishes
+    /// the shared outbox. Never called on a single node, whose relay always publishes.
+    /// </summary>
+    public Action<bool>? RelayLeadership { get; set; }
 
     /// <inheritdoc />
     public Func<IReadOnlyDictionary<(string Channel, string State), long>>? OutreachStats { get; set; }
@@ -211,7 +222,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
     /// <summary>
     /// A node's actor-system configuration: a cluster member reached at <paramref name="hostname"/>:<paramref name="port"/>
-    /// (0: any free port), Akka's split-brain resolver with <c>keep-majority</c> (after 20 s of stable membership the side
+    /// (0: any free port), shards moved to the node Kafka gave their partition within a second (the sharding
+    /// coordinator's rebalance interval; Akka's default of 10 s left a new owner's records going to the old node; a hand-off
+    /// that does not complete gives up after 10 s, not 60 s), Akka's split-brain resolver with <c>keep-majority</c> (after 20 s of stable membership the side
     /// with more nodes downs the other; a node that finds itself in the minority downs itself and stops serving),
     /// warnings and errors logged, and the process's exit left to its host.
     /// </summary>
@@ -228,6 +241,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
             akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
             akka.cluster.split-brain-resolver.active-strategy = keep-majority
             akka.cluster.split-brain-resolver.stable-after = 20s
+            akka.cluster.sharding.rebalance-interval = 1s
+            akka.cluster.sharding.handoff-timeout = 10s
             akka.loglevel = WARNING
             akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
             akka.coordinated-shutdown.exit-clr = off
@@ -285,6 +300,11 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
             // Other nodes ask this one for the clocks of its partitions when they read its customers.
             _system.ActorOf(PartitionClocks.Props(() => _coordinators.ToDictionary(c => c.Key, c => c.Value.WatermarkTicks)), PartitionClocks.Name);
+            if (_options.SeedNodes.Count > 0 && RelayLeadership is { } lead)
+            {
+                RelaySingleton.Start(_system, lead);
+            }
+
             _ingestion = new ShardedIngestion(
                 _system,
                 _region,
@@ -296,6 +316,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     CheckpointEveryRecords = Math.Max(1, _options.CheckpointEveryEvents / Math.Max(1, _partitionCount)),
                     CheckpointInterval = _options.CheckpointInterval,
                     SessionTimeoutMs = _options.SessionTimeoutMs,
+                    HandOffGrace = _options.SeedNodes.Count > 0 ? TimeSpan.FromSeconds(2) : TimeSpan.Zero,
+                    ClusterSettled = _options.SeedNodes.Count > 0 ? () => cluster.State.Unreachable.IsEmpty : null,
                     Decoder = _options.Decoder with { Clock = _options.Decoder.Clock ?? _time },
                     IdleAfter = _options.TimeMode == TimeMode.Hybrid ? _options.IdleAfter : null,
                     PrefetchMaxKbytes = _options.PrefetchMaxKbytes,

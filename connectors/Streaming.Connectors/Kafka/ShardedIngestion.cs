@@ -36,6 +36,21 @@ public sealed record IngestionOptions
     /// <summary>Longest wait for a coordinator to recover on assignment, or for its last checkpoint on revoke.</summary>
     public TimeSpan HandOffTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// A partition just assigned here is read no earlier than this after the assignment: the time for its shard to move
+    /// here from the node that had it (the sharding coordinator checks every second). Records sent before would reach
+    /// the customers on the old node; they would be refused by message numbering and the partition restarted, so this
+    /// only saves that detour. Zero (the default) on a single node, where shards never move.
+    /// </summary>
+    public TimeSpan HandOffGrace { get; init; }
+
+    /// <summary>
+    /// In a cluster: false while a member is unreachable. A shard on an unreachable node cannot move until the
+    /// split-brain resolver has downed it, and records sent meanwhile would be lost on the way to it, so assigned or
+    /// restarting partitions wait (the dead node's partitions are served once it is removed). Null: never waits.
+    /// </summary>
+    public Func<bool>? ClusterSettled { get; init; }
+
     /// <summary>How each partition's coordinator runs (in-flight bound, cached customers, lateness).</summary>
     public PartitionCoordinatorOptions Coordinator { get; init; } = new();
 
@@ -187,6 +202,17 @@ public sealed partial class ShardedIngestion : IDisposable
     private readonly ConcurrentQueue<object> _inbox = new();
     private readonly SemaphoreSlim _signal = new(0);
     private readonly Dictionary<int, Partition> _partitions = [];
+
+    private volatile bool _joined;
+
+    /// <summary>
+    /// True once the consumer has joined its group and received an assignment, even an empty one (a cluster with more
+    /// nodes than partitions): the node then serves reads through the shard region.
+    /// </summary>
+    public bool Joined => _joined;
+
+    /// <summary>Topic partitions assigned in the last poll, paused by the poll loop until their coordinators recover (consumer thread only).</summary>
+    private readonly List<TopicPartition> _toPause = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef? _listener;
@@ -357,7 +383,7 @@ public sealed partial class ShardedIngestion : IDisposable
             })
                 .SetLogHandler((_, m) => LogKafka(m.Level.ToString(), m.Message))
                 .SetPartitionsAssignedHandler(OnAssigned)
-                .SetPartitionsRevokedHandler((c, revoked) => Release(c, revoked.Select(t => t.TopicPartition), checkpoint: true))
+                .SetPartitionsRevokedHandler((c, revoked) => Release(c, revoked.Select(t => t.TopicPartition), checkpoint: true, rebalancing: true))
                 .SetPartitionsLostHandler((c, lost) => Release(c, lost.Select(t => t.TopicPartition), checkpoint: false))
                 .Build();
             consumer.Subscribe(Topics.Inputs);
@@ -375,6 +401,19 @@ public sealed partial class ShardedIngestion : IDisposable
                     // on the next poll, and every partition it gets is recovered from the store as on any assignment.
                     LogRebalanceInterrupted(ex.Error.Code.ToString(), ex.Error.Reason);
                     continue;
+                }
+
+                if (_toPause.Count > 0)
+                {
+                    // Assigned in the last poll and not recovered yet: nothing is fetched for them until Resume seeks.
+                    var pause = _toPause.Where(tp => _partitions.TryGetValue(tp.Partition.Value, out var recovering) && recovering.RestartAt != 0).ToList();
+                    consumer.Pause(pause);
+                    foreach (var tp in pause)
+                    {
+                        _partitions[tp.Partition.Value].Paused = true;
+                    }
+
+                    _toPause.Clear();
                 }
 
                 if (result is not null)
@@ -396,35 +435,44 @@ public sealed partial class ShardedIngestion : IDisposable
         }
     }
 
+    /// <summary>
+    /// Kafka gave this node partitions: their shards are allocated here and a coordinator starts for each new one. The
+    /// callback does not wait for the coordinators to recover (a rebalance callback that blocks for seconds holds up the
+    /// whole group, and the next rebalance comes before it is done): the new partitions start paused at their committed
+    /// offsets, and <see cref="Resume"/> seeks each to where its last checkpoint ends once its coordinator has recovered,
+    /// as after a restart.
+    /// </summary>
     private IEnumerable<TopicPartitionOffset> OnAssigned(IConsumer<byte[]?, byte[]?> consumer, List<TopicPartition> assigned)
     {
+        _joined = true;
         var added = assigned.Select(t => t.Partition.Value).Distinct().Where(p => !_partitions.ContainsKey(p)).ToList();
-        CustomerShards.AssignAsync(_system, added).Wait(_options.HandOffTimeout);
+        var now = _time.GetTimestamp();
         foreach (var p in added)
         {
             var coordinator = StartCoordinator(p);
+            var partition = new Partition(coordinator, now)
+            {
+                // Recovering: Handle drops its records until Resume has moved the shard here and sought to the
+                // checkpoint's offsets.
+                RestartAt = now,
+                Recovering = coordinator.Ask<CoordinatorStatus>(GetPartitionStatus.Instance, _options.HandOffTimeout),
+            };
             lock (_partitions)
             {
-                _partitions[p] = new Partition(coordinator, _time.GetTimestamp());
+                _partitions[p] = partition;
             }
         }
 
-        var offsets = new List<TopicPartitionOffset>(assigned.Count);
         foreach (var tp in assigned)
         {
-            var partition = _partitions[tp.Partition.Value];
-            partition.Topics.Add(tp.Topic);
-
-            // Asked after its recovery (commands wait meanwhile): where its last checkpoint ends.
-            var status = partition.Coordinator.Ask<CoordinatorStatus>(GetPartitionStatus.Instance, _options.HandOffTimeout).Result;
-            offsets.Add(status.CommittedOffsets.TryGetValue(tp.Topic, out var next)
-                ? new TopicPartitionOffset(tp, next)
-                : new TopicPartitionOffset(tp, Offset.Beginning));
-            partition.StartedAt[tp.Topic] = Math.Max(0, next);
+            _partitions[tp.Partition.Value].Topics.Add(tp.Topic);
         }
 
+        _toPause.AddRange(assigned.Where(tp => added.Contains(tp.Partition.Value)));
         LogAssigned(assigned.Count, string.Join(",", added));
-        return offsets;
+
+        // Offset.Unset: the committed offsets (or the earliest); Resume seeks the new partitions before they are read.
+        return assigned.Select(tp => new TopicPartitionOffset(tp, Offset.Unset));
     }
 
     private void Handle(ConsumeResult<byte[]?, byte[]?> result)
@@ -599,29 +647,35 @@ public sealed partial class ShardedIngestion : IDisposable
     /// The partitions of <paramref name="released"/> leave this node: with <paramref name="checkpoint"/>, each first
     /// checkpoints everything it was sent and commits; then its coordinator stops.
     /// </summary>
-    private void Release(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<TopicPartition> released, bool checkpoint)
+    /// <param name="rebalancing">In a revoke callback: the final checkpoints get at most half the session timeout.</param>
+    private void Release(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<TopicPartition> released, bool checkpoint, bool rebalancing = false)
     {
         var partitions = released.Select(t => t.Partition.Value).Distinct().Where(_partitions.ContainsKey).ToList();
         if (checkpoint)
         {
             // A last checkpoint of what each coordinator has sent to its customers (records still waiting in it are
             // dropped and left to the next owner): the first one completed after this request.
+            // All of them at once, within one deadline: the group waits for this callback, and a member that does not
+            // rejoin within the rebalance timeout is dropped from the group (the embedded broker allows a session
+            // timeout). What a final checkpoint does not cover is read again by the next owner from the last one.
             var deadline = _time.GetTimestamp();
-            foreach (var p in partitions.Where(p => _partitions[p].RestartAt == 0))
+            var allowed = rebalancing ? TimeSpan.FromTicks(Math.Min(_options.HandOffTimeout.Ticks, TimeSpan.FromMilliseconds(_options.SessionTimeoutMs / 2.0).Ticks)) : _options.HandOffTimeout;
+            var waiting = partitions.Where(p => _partitions[p].RestartAt == 0).Select(p => (P: p, After: _partitions[p].Completed?.Seq ?? 0)).ToList();
+            foreach (var (p, _) in waiting)
             {
-                var partition = _partitions[p];
-                var after = partition.Completed?.Seq ?? 0;
-                partition.Coordinator.Tell(CheckpointNow.Final);
-                while ((partition.Completed?.Seq ?? 0) <= after && _time.GetElapsedTime(deadline) < _options.HandOffTimeout)
-                {
-                    _signal.Wait(TimeSpan.FromMilliseconds(200));
-                    DrainInbox(consumer);
-                }
+                _partitions[p].Coordinator.Tell(CheckpointNow.Final);
+            }
 
-                if ((partition.Completed?.Seq ?? 0) <= after)
-                {
-                    LogHandOffTimedOut(p);
-                }
+            bool Pending((int P, long After) w) => (_partitions[w.P].Completed?.Seq ?? 0) <= w.After;
+            while (waiting.Any(Pending) && _time.GetElapsedTime(deadline) < allowed)
+            {
+                _signal.Wait(TimeSpan.FromMilliseconds(200));
+                DrainInbox(consumer);
+            }
+
+            foreach (var w in waiting.Where(Pending))
+            {
+                LogHandOffTimedOut(w.P);
             }
         }
 
@@ -772,8 +826,30 @@ public sealed partial class ShardedIngestion : IDisposable
             return;
         }
 
-        if (!partition.Recovering.IsCompleted)
+        if (!partition.Recovering.IsCompleted || _time.GetTimestamp() < partition.RestartAt || _options.ClusterSettled?.Invoke() == false)
         {
+            return;
+        }
+
+        if (partition.Allocated is null)
+        {
+            // Only now is the shard allocated here: the sharding coordinator then moves it from the node that had it. Done
+            // while a member is unreachable, that move would wait for the unreachable node's hand-off (Akka's hand-off
+            // timeout) and hold the shard's messages meanwhile; done after the split-brain resolver removed it, the dead
+            // node's shards are simply reallocated. Records are read after the hand-off grace.
+            partition.Allocated = CustomerShards.AssignAsync(_system, [p]);
+            partition.RestartAt = _time.GetTimestamp() + (long)(_options.HandOffGrace.TotalSeconds * _time.TimestampFrequency);
+            return;
+        }
+
+        if (!partition.Allocated.IsCompleted)
+        {
+            return;
+        }
+
+        if (!partition.Allocated.IsCompletedSuccessfully)
+        {
+            partition.Allocated = null; // asked again at the next pass
             return;
         }
 
@@ -803,7 +879,15 @@ public sealed partial class ShardedIngestion : IDisposable
         partition.Recovering = null;
         partition.Paused = false;
         consumer.Resume(tps);
-        LogRestarted(p, status.CommittedSeq, string.Join(", ", status.CommittedOffsets.Select(o => $"{o.Key}@{o.Value}")));
+        var offsets = string.Join(", ", status.CommittedOffsets.Select(o => $"{o.Key}@{o.Value}"));
+        if (partition.Restarts == 0)
+        {
+            LogRecovered(p, status.CommittedSeq, offsets);
+        }
+        else
+        {
+            LogRestarted(p, status.CommittedSeq, offsets);
+        }
     }
 
     private void Post(object message)
@@ -825,6 +909,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
         /// <summary>While restarting: the new coordinator's first status, answered once it has recovered.</summary>
         public Task<CoordinatorStatus>? Recovering { get; set; }
+
+        /// <summary>The update of the external shard allocation that puts this partition's shard on this node (null: not asked yet).</summary>
+        public Task? Allocated { get; set; }
 
         public HashSet<string> Topics { get; } = new(StringComparer.Ordinal);
 
@@ -1152,6 +1239,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition} paused: {Reason}; it restarts from its last checkpoint in {DelayMs} ms (restart {Restarts} in a row)")]
     private partial void LogRestarting(int partition, string reason, long delayMs, int restarts);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} assigned here: recovered at checkpoint {Seq}; consuming from [{Offsets}]")]
+    private partial void LogRecovered(int partition, long seq, string offsets);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition} restarted from its last checkpoint (checkpoint {Seq}); consuming again from [{Offsets}]")]
     private partial void LogRestarted(int partition, long seq, string offsets);

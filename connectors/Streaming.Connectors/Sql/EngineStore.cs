@@ -124,6 +124,49 @@ public abstract partial class EngineStore : Kafka.ISettingStore, Kafka.IFiringOu
     public void SaveSetting(string key, string value) =>
         Write("INSERT INTO settings(key, value) VALUES(@k, @v) ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("@k", key), ("@v", value));
 
+    /// <summary>Appended to a key to name the setting that holds its revision (<see cref="SaveRevision"/>).</summary>
+    public const string RevisionSuffix = ".revision";
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// One transaction: the revision row is bumped first (an upsert, which PostgreSQL locks until commit, so a second
+    /// writer waits and then counts on), then the value is written; the last to commit holds the highest revision.
+    /// </remarks>
+    public long SaveRevision(string key, string value) => Write((connection, tx) =>
+    {
+        using var bump = Command(
+            connection,
+            tx,
+            "INSERT INTO settings(key, value) VALUES(@k, '1') ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT) RETURNING value",
+            ("@k", key + RevisionSuffix));
+        var revision = long.Parse((string)bump.ExecuteScalar()!, NumberStyles.None, CultureInfo.InvariantCulture);
+        using var save = Command(connection, tx, "INSERT INTO settings(key, value) VALUES(@k, @v) ON CONFLICT(key) DO UPDATE SET value = excluded.value", ("@k", key), ("@v", value));
+        save.ExecuteNonQuery();
+        return revision;
+    });
+
+    /// <inheritdoc />
+    public (long Revision, string? Value) LoadRevision(string key) => Read(connection =>
+    {
+        using var cmd = Command(connection, null, "SELECT key, value FROM settings WHERE key = @k OR key = @r", ("@k", key), ("@r", key + RevisionSuffix));
+        using var reader = cmd.ExecuteReader();
+        (long Revision, string? Value) result = (0, null);
+        while (reader.Read())
+        {
+            var text = reader.GetString(1);
+            if (reader.GetString(0) == key)
+            {
+                result.Value = text;
+            }
+            else
+            {
+                result.Revision = ParseReserved(text);
+            }
+        }
+
+        return result;
+    });
+
     /// <inheritdoc />
     public long Reserved => ParseReserved(LoadSetting(CheckpointCounterKey));
 

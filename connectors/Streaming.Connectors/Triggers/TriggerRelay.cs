@@ -11,6 +11,8 @@ namespace Streaming.Connectors.Triggers;
 /// acknowledged. The outbox is written in the checkpoint transaction that caused the firings, so a crash loses none;
 /// after a crash between publish and delete a firing may be published again with the same CloudEvent id, which
 /// consumers use to de-duplicate. Also produces dialers' outcomes to <c>outreach-outcomes</c>.
+/// In a cluster the outbox is shared, and only the node that holds the relay's cluster singleton publishes it
+/// (<see cref="Lead"/>): otherwise every node would publish every firing.
 /// </summary>
 public sealed partial class TriggerRelay : IAsyncDisposable
 {
@@ -25,9 +27,15 @@ public sealed partial class TriggerRelay : IAsyncDisposable
     private readonly SemaphoreSlim _signal = new(0, int.MaxValue);
     private Task? _loop;
     private long _published;
+    private volatile bool _leading;
 
-    public TriggerRelay(string bootstrapServers, ITriggerOutbox store, TimeProvider time, ILogger logger, EngineInstruments? instruments = null)
+    /// <param name="leading">
+    /// Whether this relay publishes from the start: true for a single node; false on a cluster node, which publishes
+    /// only while <see cref="Lead"/> says it holds the relay's cluster singleton.
+    /// </param>
+    public TriggerRelay(string bootstrapServers, ITriggerOutbox store, TimeProvider time, ILogger logger, EngineInstruments? instruments = null, bool leading = true)
     {
+        _leading = leading;
         _store = store;
         _time = time;
         _logger = logger;
@@ -42,6 +50,23 @@ public sealed partial class TriggerRelay : IAsyncDisposable
             ClientId = "streaming-trigger-relay",
             MessageTimeoutMs = 30_000,
         }).Build();
+    }
+
+    /// <summary>True while this node publishes the outbox (always on a single node; on the singleton's node in a cluster).</summary>
+    public bool Leading => _leading;
+
+    /// <summary>
+    /// Starts (true) or stops (false) publishing the outbox: called as the relay's cluster singleton starts on this node
+    /// or stops here (hand-over to another node, or this node leaving). A batch under way when it stops is finished.
+    /// </summary>
+    public void Lead(bool leading)
+    {
+        if (_leading != leading)
+        {
+            _leading = leading;
+            LogLeadership(leading ? "publishes" : "no longer publishes");
+            _signal.Release();
+        }
     }
 
     /// <summary>Firings published since start.</summary>
@@ -72,6 +97,12 @@ public sealed partial class TriggerRelay : IAsyncDisposable
         {
             try
             {
+                if (!_leading)
+                {
+                    _signal.Wait(TimeSpan.FromMilliseconds(500), _stop.Token);
+                    continue;
+                }
+
                 var rows = _store.ReadOutbox(0, BatchSize);
                 if (rows.Count == 0)
                 {
@@ -157,6 +188,9 @@ public sealed partial class TriggerRelay : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Trigger relay: {Acked} of {Total} firings acknowledged; retrying the rest")]
     private partial void LogPublishIncomplete(int acked, int total);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Trigger relay: this node {What} the outbox to customer-triggers")]
+    private partial void LogLeadership(string what);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Trigger relay failed, retrying: {Reason}")]
     private partial void LogRelayFailed(string reason);

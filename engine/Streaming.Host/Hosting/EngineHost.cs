@@ -184,8 +184,10 @@ public sealed partial class EngineHost : IAsyncDisposable
                 SweptVersion = store.LoadSetting(ShardedEngine.SweptSettingKey),
                 Swept = version => store.SaveSetting(ShardedEngine.SweptSettingKey, version),
 
-                // The set every partition runs is the one a restart starts from.
-                RulesInForce = running =>
+                // The set every partition runs is the one a restart starts from. (In a cluster the rules manager stores
+                // each accepted set as a revision the other nodes follow; a node writing back what it runs could undo a
+                // newer set accepted elsewhere.)
+                RulesInForce = settings.SeedNodes.Count > 0 ? null : running =>
                 {
                     if (RuleSetStorage.StoredVersion(store) != running.Version)
                     {
@@ -193,8 +195,15 @@ public sealed partial class EngineHost : IAsyncDisposable
                     }
                 },
             };
-        var relay = new TriggerRelay(bootstrap, store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<TriggerRelay>(), instruments);
+        // In a cluster the outbox is shared: one node (the relay singleton's) publishes it.
+        var clustered = settings.SeedNodes.Count > 0;
+        var relay = new TriggerRelay(bootstrap, store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<TriggerRelay>(), instruments, leading: !clustered);
         engine.FiringsCommitted = relay.Signal;
+        if (clustered)
+        {
+            engine.RelayLeadership = relay.Lead;
+        }
+
         engine.OutreachStats = () => store.OutreachStats(TimeProvider.System.GetUtcNow().UtcTicks);
         var outreach = new OutreachService(store, engine, relay, TimeProvider.System, instruments);
         var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger, mirror)
@@ -274,7 +283,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         // outbox for the next start).
         Relay.Signal();
         var deadline = TimeProvider.System.GetTimestamp();
-        while (Store.OutboxBacklog() > 0 && TimeProvider.System.GetElapsedTime(deadline) < TimeSpan.FromSeconds(5))
+        while (Relay.Leading && Store.OutboxBacklog() > 0 && TimeProvider.System.GetElapsedTime(deadline) < TimeSpan.FromSeconds(5))
         {
             await Task.Delay(50).ConfigureAwait(false);
         }

@@ -10,6 +10,9 @@ namespace Streaming.Host.Hosting;
 /// truth when configured), else <c>PUT /v1/rules</c>. The set in force is stored with the checkpoint at which all
 /// partitions switched to it, so a restart without a directory resumes with it. A rejected set leaves the running
 /// one in force and is reported in <see cref="LastError"/>.
+/// In a cluster the store is shared: a set accepted on any node is stored as the next revision of the rule setting, and
+/// every node polls that revision and switches to a newer one (origin <c>cluster</c>), so all nodes run the latest
+/// accepted set, in revision order.
 /// </summary>
 public sealed partial class RulesManager : IAsyncDisposable
 {
@@ -22,6 +25,10 @@ public sealed partial class RulesManager : IAsyncDisposable
     private EngineInstruments? _instruments;
     private Task? _watcher;
     private string? _fingerprint;
+
+    /// <summary>The cluster's shared store (null on a single node) and the last revision of the rule setting seen there.</summary>
+    private ISettingStore? _shared;
+    private long _revision;
 
     private RulesManager(string? directory, TimeSpan pollInterval, RuleSet initial, string origin, TimeProvider time, ILogger logger)
     {
@@ -36,7 +43,7 @@ public sealed partial class RulesManager : IAsyncDisposable
     /// <summary>The rule set the engine starts with.</summary>
     public RuleSet Initial { get; }
 
-    /// <summary>Where the latest accepted rule set came from: <c>default</c>, <c>stored</c>, <c>directory</c> or <c>api</c>.</summary>
+    /// <summary>Where the latest accepted rule set came from: <c>default</c>, <c>stored</c>, <c>directory</c>, <c>api</c> or <c>cluster</c> (accepted on another node).</summary>
     public string Origin { get; private set; }
 
     public string? Directory => _directory;
@@ -76,19 +83,22 @@ public sealed partial class RulesManager : IAsyncDisposable
 
             var manager = new RulesManager(directory, poll, loaded, "directory", time, logger) { Audit = audit };
             manager._fingerprint = fingerprint;
+            manager.ShareIn(settings, store);
             if (RuleSetStorage.StoredVersion(store) != loaded.Version)
             {
                 audit?.Record(AuditTrail.Directory, "rules.accepted", $"version {loaded.Version} from directory at start");
+                manager.Publish(loaded);
             }
 
             return manager;
         }
 
+        RulesManager? chosen = null;
         if (store.LoadSetting(RuleSetStorage.SettingKey) is { } stored)
         {
             try
             {
-                return new RulesManager(null, poll, RuleSetStorage.Deserialize(stored), "stored", time, logger) { Audit = audit };
+                chosen = new RulesManager(null, poll, RuleSetStorage.Deserialize(stored), "stored", time, logger) { Audit = audit };
             }
             catch (Exception ex) when (ex is RuleSetException or JsonException)
             {
@@ -96,7 +106,65 @@ public sealed partial class RulesManager : IAsyncDisposable
             }
         }
 
-        return new RulesManager(null, poll, RuleSetLoader.Default, "default", time, logger) { Audit = audit };
+        chosen ??= new RulesManager(null, poll, RuleSetLoader.Default, "default", time, logger) { Audit = audit };
+        chosen.ShareIn(settings, store);
+        return chosen;
+    }
+
+    /// <summary>A cluster node (seed nodes configured) shares its rule sets through <paramref name="store"/>, from its current revision on.</summary>
+    private void ShareIn(StreamingSettings settings, ISettingStore store)
+    {
+        if (settings.SeedNodes.Count > 0)
+        {
+            _shared = store;
+            _revision = store.LoadRevision(RuleSetStorage.SettingKey).Revision;
+        }
+    }
+
+    /// <summary>In a cluster: stores <paramref name="rules"/> as the next revision, for the other nodes to switch to.</summary>
+    private void Publish(RuleSet rules)
+    {
+        if (_shared is { } shared)
+        {
+            _revision = shared.SaveRevision(RuleSetStorage.SettingKey, RuleSetStorage.Serialize(rules));
+        }
+    }
+
+    /// <summary>
+    /// In a cluster: checks the shared store once for a rule set accepted on another node (a newer revision) and, if its
+    /// version differs from the one this node runs or waits for, switches to it (the watcher does this every poll
+    /// interval). A stored set that no longer compiles is logged and skipped.
+    /// </summary>
+    public void PollCluster()
+    {
+        if (_shared is not { } shared)
+        {
+            return;
+        }
+
+        var (revision, value) = shared.LoadRevision(RuleSetStorage.SettingKey);
+        if (revision <= _revision || value is null)
+        {
+            return;
+        }
+
+        _revision = revision;
+        RuleSet rules;
+        try
+        {
+            rules = RuleSetStorage.Deserialize(value);
+        }
+        catch (Exception ex) when (ex is RuleSetException or JsonException)
+        {
+            LogStoredRulesUnusable(_logger, ex.Message);
+            return;
+        }
+
+        var current = _engine?.PendingRules ?? _engine?.ActiveRules;
+        if (current is null || current.Version != rules.Version)
+        {
+            Accept(rules, "cluster", AuditTrail.Directory);
+        }
     }
 
     /// <summary>Starts watching the directory (if any) and hands accepted rule sets to <paramref name="engine"/>.</summary>
@@ -105,7 +173,7 @@ public sealed partial class RulesManager : IAsyncDisposable
         _engine = engine;
         _instruments = instruments;
         LogRulesInForce(_logger, Initial.Version, Origin);
-        if (_directory is not null)
+        if (_directory is not null || _shared is not null)
         {
             _watcher = Task.Run(() => WatchAsync(_stop.Token));
         }
@@ -180,7 +248,13 @@ public sealed partial class RulesManager : IAsyncDisposable
 
     private void Accept(RuleSet rules, string origin, string actor)
     {
-        Audit?.Record(actor, "rules.accepted", $"version {rules.Version} from {origin}");
+        if (origin != "cluster")
+        {
+            // The node that accepted it records it (the audit trail is shared in a cluster) and tells the others.
+            Audit?.Record(actor, "rules.accepted", $"version {rules.Version} from {origin}");
+            Publish(rules);
+        }
+
         LastError = null;
         Origin = origin;
         _engine?.SwitchRules(rules);
@@ -218,8 +292,9 @@ public sealed partial class RulesManager : IAsyncDisposable
                 try
                 {
                     PollDirectory();
+                    PollCluster();
                 }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Data.Common.DbException)
                 {
                     LogWatchFailed(_logger, ex.Message);
                 }
@@ -266,7 +341,7 @@ public sealed partial class RulesManager : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "The stored rule set cannot be used ({Reason}); starting with the default pack")]
     private static partial void LogStoredRulesUnusable(ILogger logger, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Watching the rules directory failed: {Reason}")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Watching the rules directory or the cluster's rule set failed: {Reason}")]
     private static partial void LogWatchFailed(ILogger logger, string reason);
 }
 

@@ -111,7 +111,7 @@ public sealed class CustomerEntity : PersistentActor
     private long _reportedRun;
 
     /// <summary>Effects for the next answer: collected on the first message of a new run.</summary>
-    private IReadOnlyList<EffectBundle> _toReport = [];
+    private EffectBundle[] _toReport = [];
     private bool _dirty;
 
     /// <summary>The partition's last completed checkpoint, as the last clock said.</summary>

@@ -53,9 +53,13 @@ public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IRea
     }
 
     /// <summary>The same effects with every move marked as a re-count.</summary>
-    public EffectBundle AsRecount() => Moves.Count == 0 ? this : this with { Moves = [.. Moves.Select(m => m with { Recount = true })] };
+    public EffectBundle AsRecount() => Moves.Count == 0 ? this : this with { Moves = Moves.Select(m => m with { Recount = true }).ToArray() };
 
     /// <summary>These effects followed by <paramref name="later"/>'s, under this bundle's sequence number.</summary>
+    /// <remarks>
+    /// The lists are plain arrays: a bundle may cross the network between nodes (a reply from a customer whose shard has
+    /// not moved yet), and Akka's JSON serializer cannot rebuild the compiler's read-only list types.
+    /// </remarks>
     public EffectBundle Then(EffectBundle later) =>
-        later.IsEmpty ? this : IsEmpty ? later with { Seq = Seq, Run = Run } : new(Seq, [.. Moves, .. later.Moves], [.. Fired, .. later.Fired], [.. Converted, .. later.Converted]) { Run = Run };
+        later.IsEmpty ? this : IsEmpty ? later with { Seq = Seq, Run = Run } : new(Seq, Moves.Concat(later.Moves).ToArray(), Fired.Concat(later.Fired).ToArray(), Converted.Concat(later.Converted).ToArray()) { Run = Run };
 }

@@ -47,7 +47,7 @@ public sealed record PartitionCoordinatorOptions
 
     /// <summary>
     /// Null (the default): the coordinator waits for its customers' answers as long as it takes. Set (in a cluster):
-    /// when messages to customers stay unanswered for two checks this far apart (no answer at all in between), the
+    /// when records or checkpoint saves sent to customers stay unanswered for two checks this far apart (no answer at all in between), the
     /// partition fails and restarts from its last checkpoint. Messages routed to a node that died before the cluster
     /// removed it are lost, and without this the partition would wait for their answers for ever.
     /// </summary>
@@ -477,11 +477,12 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
         });
         Command<CheckAnswers>(_ =>
         {
-            _unansweredChecks = _inFlight > 0 && _answers == _answersAtCheck ? _unansweredChecks + 1 : 0;
+            // Records or checkpoint saves waiting for customers' answers, and none came since the last check.
+            _unansweredChecks = (_inFlight > 0 || _awaitingSaves > 0) && _answers == _answersAtCheck ? _unansweredChecks + 1 : 0;
             _answersAtCheck = _answers;
             if (_unansweredChecks >= 2)
             {
-                Fail($"{_inFlight} messages to customers unanswered for {_options.UnansweredTimeout!.Value.TotalSeconds:0} s (lost on the way to a node that left the cluster?)");
+                Fail($"{_inFlight} records and {_awaitingSaves} checkpoint saves sent to customers unanswered for {_options.UnansweredTimeout!.Value.TotalSeconds:0} s (lost on the way to a node that left the cluster?)");
             }
         });
         Command<RetryPageIn>(_ =>
@@ -1021,6 +1022,7 @@ public sealed class PartitionCoordinator : ReceivePersistentActor, IWithTimers
 
     private void OnSaved(CustomerSaved saved)
     {
+        _answers++;
         if (saved.Seq != _barrierSeq || _awaitingSaves == 0)
         {
             return;
