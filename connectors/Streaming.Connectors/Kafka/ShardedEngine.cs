@@ -315,7 +315,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     GroupId = _options.GroupId,
                     CheckpointEveryRecords = Math.Max(1, _options.CheckpointEveryEvents / Math.Max(1, _partitionCount)),
                     CheckpointInterval = _options.CheckpointInterval,
-                    SessionTimeoutMs = _options.SessionTimeoutMs,
+                    // In a cluster rebalances happen while nodes are busy: a longer session keeps a slow member in the group
+                    // (the embedded broker's rebalance waits one session timeout), and a dead node is still noticed in 10 s.
+                    SessionTimeoutMs = _options.SeedNodes.Count > 0 ? Math.Max(_options.SessionTimeoutMs, 10_000) : _options.SessionTimeoutMs,
                     HandOffGrace = _options.SeedNodes.Count > 0 ? TimeSpan.FromSeconds(2) : TimeSpan.Zero,
                     ClusterSettled = _options.SeedNodes.Count > 0 ? () => cluster.State.Unreachable.IsEmpty : null,
                     Decoder = _options.Decoder with { Clock = _options.Decoder.Clock ?? _time },
@@ -428,6 +430,13 @@ public sealed partial class ShardedEngine : IStreamingEngine
         {
             if (status is null)
             {
+                // Busy past the ask timeout: still this node's partition, shown as last seen (other nodes ask this node
+                // for its partitions' clocks, and a gap would answer them "no owner").
+                if (_seen.GetValueOrDefault(actor) is { } last)
+                {
+                    statuses[partition] = last;
+                }
+
                 continue;
             }
 
@@ -672,14 +681,22 @@ public sealed partial class ShardedEngine : IStreamingEngine
         {
             watermark = status.WatermarkTicks;
         }
-        else if (await OwnerWatermarkAsync(partition, cancellationToken).ConfigureAwait(false) is { } remote)
-        {
-            // Another node of the cluster owns the partition: the region asks its customer there.
-            watermark = remote;
-        }
         else
         {
-            return new CustomerLookup(false, null, partition, 0, _rules);
+            // Another node of the cluster owns the partition: the region asks its customer there. The allocation is read
+            // about twice a second and may lag a move just made: it is read again once before answering "no owner".
+            var remote = await OwnerWatermarkAsync(partition, cancellationToken).ConfigureAwait(false);
+            if (remote is null && await RefreshOwnersAsync().ConfigureAwait(false))
+            {
+                remote = await OwnerWatermarkAsync(partition, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (remote is not { } owned)
+            {
+                return new CustomerLookup(false, null, partition, 0, _rules);
+            }
+
+            watermark = owned;
         }
 
         var found = await region.Ask<CustomerFound>(new GetCustomer(customerId, partition), AskTimeout, cancellationToken).ConfigureAwait(false);
@@ -689,23 +706,28 @@ public sealed partial class ShardedEngine : IStreamingEngine
         return new CustomerLookup(true, found.State, partition, watermark, rules);
     }
 
-    /// <summary>Reads the shard locations into <see cref="_owners"/> when the cluster has other members (kept as they were if the read fails).</summary>
-    private async Task RefreshOwnersAsync()
+    /// <summary>
+    /// Reads the shard locations into <see cref="_owners"/> when the cluster has other members (kept as they were if the
+    /// read fails). True when they were read.
+    /// </summary>
+    private async Task<bool> RefreshOwnersAsync()
     {
         var system = _system!;
         if (Cluster.Get(system).State.Members.Count < 2)
         {
-            return;
+            return false;
         }
 
         try
         {
             var locations = await Akka.Cluster.Sharding.External.ExternalShardAllocation.Get(system).ClientFor(CustomerShards.TypeName).ShardLocations().ConfigureAwait(false);
             _owners = locations.Locations.ToDictionary(l => l.Key, l => l.Value.Address);
+            return true;
         }
         catch (Akka.Cluster.Sharding.External.ClientTimeoutException)
         {
             // Asked again at the next refresh.
+            return false;
         }
     }
 
