@@ -32,7 +32,7 @@ public sealed class AkkaHostingTests
             Partitions = 2,
             Urls = "http://127.0.0.1:0",
         };
-        var host = await EngineHost.StartAsync(settings, LogLevel.Warning, CancellationToken.None);
+        var host = await EngineHost.StartAsync(settings, new Streaming.Host.EngineHttpApi(), LogLevel.Warning, CancellationToken.None);
         ActorSystem system;
         try
         {

@@ -5,6 +5,7 @@ using Spectre.Console;
 using Streaming.Connectors.Backtest;
 using Streaming.Connectors.Datasets;
 using Streaming.Engine.Rules;
+using Streaming.Host.Hosting;
 
 namespace Streaming.Host.Cli;
 

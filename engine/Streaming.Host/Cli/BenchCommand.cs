@@ -12,6 +12,7 @@ using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
+using Streaming.Host.Hosting;
 
 namespace Streaming.Host.Cli;
 

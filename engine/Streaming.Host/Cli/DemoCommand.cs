@@ -54,7 +54,7 @@ public static class DemoCommand
             using var signals = new Signals(ct);
             using var timeout = parse.GetValue(duration) is { } seconds ? new CancellationTokenSource(TimeSpan.FromSeconds(seconds)) : new CancellationTokenSource();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(signals.Token, timeout.Token);
-            await using var host = await EngineHost.StartAsync(settings, LogLevel.Warning, stop.Token).ConfigureAwait(false);
+            await using var host = await EngineHost.StartAsync(settings, new EngineHttpApi(), LogLevel.Warning, stop.Token).ConfigureAwait(false);
             var baseUrl = settings.Urls.Split(';')[0].TrimEnd('/');
             Console.Out.WriteLine($"Streaming demo: broker {host.BootstrapServers}, state {host.Store.Location}");
             Console.Out.WriteLine("Try:");

@@ -89,7 +89,7 @@ public static class RunCommand
             EngineHost host;
             try
             {
-                host = await EngineHost.StartAsync(settings, LogLevel.Information, ct, configuration).ConfigureAwait(false);
+                host = await EngineHost.StartAsync(settings, new EngineHttpApi(), LogLevel.Information, ct, configuration).ConfigureAwait(false);
             }
             catch (RuleSetException ex)
             {

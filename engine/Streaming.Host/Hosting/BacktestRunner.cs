@@ -101,7 +101,7 @@ public sealed partial class BacktestRunner(StreamingSettings settings, TimeProvi
     /// <exception cref="DirectoryNotFoundException">No data directory.</exception>
     public BacktestRun? Start(IReadOnlyList<RuleSet> ruleSets, string dataset, string actor)
     {
-        var path = Path.Combine(Cli.DataDirectory.Resolve(settings.BacktestDataDir), Datasets.DefaultFile(dataset));
+        var path = Path.Combine(DataDirectory.Resolve(settings.BacktestDataDir), Datasets.DefaultFile(dataset));
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"the {dataset} file is not in the data directory", Path.GetFileName(path));

@@ -1,4 +1,4 @@
-namespace Streaming.Host.Cli;
+namespace Streaming.Host.Hosting;
 
 /// <summary>Finds the real datasets: <c>--data</c>, else <c>STREAMING_DATA_DIR</c>, else <c>../shared/data</c> or <c>shared/data</c> upwards from the working directory.</summary>
 public static class DataDirectory

@@ -8,7 +8,6 @@ using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Connectors.Triggers;
 using Streaming.Engine.Events;
-using Streaming.Host.Http;
 using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Hosting;
@@ -61,10 +60,12 @@ public sealed partial class EngineHost : IAsyncDisposable
     /// <summary>
     /// Starts everything; with no bootstrap servers configured an embedded broker is hosted in-process.
     /// <paramref name="configuration"/> (the <c>--config</c> file and the environment) also configures Kestrel, e.g.
-    /// HTTPS endpoints under <c>Kestrel:Endpoints</c>.
+    /// HTTPS endpoints under <c>Kestrel:Endpoints</c>. <paramref name="api"/> is the HTTP surface to serve (the
+    /// composition root passes <c>Http.EngineHttpApi</c>).
     /// </summary>
-    public static async Task<EngineHost> StartAsync(StreamingSettings settings, LogLevel minimumLevel, CancellationToken cancellationToken, IConfiguration? configuration = null)
+    public static async Task<EngineHost> StartAsync(StreamingSettings settings, IHttpApi api, LogLevel minimumLevel, CancellationToken cancellationToken, IConfiguration? configuration = null)
     {
+        ArgumentNullException.ThrowIfNull(api);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         if (configuration is not null)
         {
@@ -84,11 +85,9 @@ public sealed partial class EngineHost : IAsyncDisposable
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
         builder.WebHost.UseUrls(settings.Urls);
-        ApiRoutes.AddServices(builder.Services, new MeterBridgeOptions { MeterPrefixes = settings.MetricsMeterPrefixes }, settings);
+        api.AddServices(builder.Services, settings);
         builder.Services.AddSingleton(settings);
-        Http.Auth.AccessPolicies.AddTo(builder.Services);
-        Http.Auth.RateLimits.AddTo(builder.Services, settings);
-        Otlp.AddTo(builder.Services, settings);
+        Otlp.AddTo(builder.Services, settings.OtlpEndpoint, settings.OtlpIntervalMs, settings.MetricsMeterPrefixes);
         var storeOptions = new ActorStoreOptions { Provider = settings.StoreProvider, DataDir = settings.DataDir, ConnectionString = settings.StoreConnectionString };
         {
             // The actor system lives in the Generic Host: created when the engine first asks for it, shut down by the
@@ -215,7 +214,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         {
             LogOtlp(logger, endpoint, settings.OtlpIntervalMs);
         }
-        ApiRoutes.Map(web, host);
+        api.Map(web, host);
         if (settings.AuthTokens.Count == 0)
         {
             LogNoTokens(logger);

@@ -168,7 +168,6 @@ public static class ApiRoutes
 
         AuditRoutes.Map(app, host);
         BacktestRoutes.Map(app, host);
-        WebConsole.ConsoleRoutes.Map(app, host);
     }
 
     /// <summary>The body of <c>GET /v1/status</c> (the console renders the same).</summary>

@@ -1,6 +1,5 @@
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
-using Streaming.Host.Hosting;
 
 namespace Streaming.Host.Metrics;
 
@@ -9,18 +8,21 @@ public static class Otlp
 {
     /// <summary>
     /// Registers the exporter with the host's services (so it sees the meters of the host's <c>IMeterFactory</c>);
-    /// nothing when <see cref="StreamingSettings.OtlpEndpoint"/> is not set.
+    /// nothing when <paramref name="endpoint"/> (<c>Streaming:Metrics:OtlpEndpoint</c>) is null.
     /// </summary>
-    public static void AddTo(IServiceCollection services, StreamingSettings settings)
+    /// <param name="endpoint">The collector's base URL; metrics go to <c>v1/metrics</c> under it.</param>
+    /// <param name="intervalMs">Export interval in milliseconds.</param>
+    /// <param name="meterPrefixes">The meters exported, each with its sub-meters (<c>prefix.*</c>).</param>
+    public static void AddTo(IServiceCollection services, Uri? endpoint, int intervalMs, IReadOnlyList<string> meterPrefixes)
     {
-        if (settings.OtlpEndpoint is not { } endpoint)
+        if (endpoint is null)
         {
             return;
         }
 
         services.AddOpenTelemetry().WithMetrics(metrics =>
         {
-            foreach (var meter in settings.MetricsMeterPrefixes)
+            foreach (var meter in meterPrefixes)
             {
                 metrics.AddMeter(meter, meter + ".*");
             }
@@ -29,7 +31,7 @@ public static class Otlp
             {
                 exporter.Protocol = OtlpExportProtocol.HttpProtobuf;
                 exporter.Endpoint = new Uri(endpoint, "v1/metrics");
-                reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = settings.OtlpIntervalMs;
+                reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = intervalMs;
             });
         });
     }
