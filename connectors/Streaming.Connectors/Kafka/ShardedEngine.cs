@@ -699,7 +699,18 @@ public sealed partial class ShardedEngine : IStreamingEngine
             watermark = owned;
         }
 
-        var found = await region.Ask<CustomerFound>(new GetCustomer(customerId, partition), AskTimeout, cancellationToken).ConfigureAwait(false);
+        CustomerFound found;
+        try
+        {
+            found = await region.Ask<CustomerFound>(new GetCustomer(customerId, partition), AskTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AskTimeoutException)
+        {
+            // The customer's node did not answer in time (overloaded, or its shard is moving): not served now, which
+            // the API answers with 503 (retry), as for a partition without an owner, rather than an error.
+            return new CustomerLookup(false, null, partition, 0, _rules);
+        }
+
         // A customer saved under a set this node never loaded (stored before a restart that came up with a newer one,
         // and not re-evaluated by the sweep yet) is shown with the set in force, as a partition's current set would be.
         var rules = found.State is { RuleVersion: { Length: > 0 } version } && _book.Contains(version) ? _book.Get(version) : _rules;

@@ -174,8 +174,35 @@ public static class ActorStore
                     throw new ArgumentException("the PostgreSQL store needs a connection string (--store-connection or Streaming:Store:ConnectionString)", nameof(options));
                 }
 
-                return (ProviderName.PostgreSQL15, options.ConnectionString);
+                return (ProviderName.PostgreSQL15, WithPoolLimit(options.ConnectionString, JournalPoolSize));
         }
+    }
+
+    /// <summary>
+    /// PostgreSQL connections one node's journal and snapshot store hold at most, unless the connection string sets
+    /// <c>Maximum Pool Size</c>. Npgsql's default of 100 per process let a burst of recovering customers on three nodes
+    /// exhaust PostgreSQL's default <c>max_connections</c> of 100 ("sorry, too many clients already", seen in the cluster
+    /// test); with this bound a node waits for a free connection instead.
+    /// </summary>
+    public const int JournalPoolSize = 16;
+
+    /// <summary>
+    /// <paramref name="connectionString"/> with <c>Maximum Pool Size</c> = <paramref name="max"/>, unless it sets a pool
+    /// size itself (then it is returned as given).
+    /// </summary>
+    public static string WithPoolLimit(string connectionString, int max)
+    {
+        var given = new DbConnectionStringBuilder { ConnectionString = connectionString };
+        foreach (string key in given.Keys)
+        {
+            if (key.Replace(" ", "", StringComparison.Ordinal) is { } compact
+                && (compact.Equals("MaximumPoolSize", StringComparison.OrdinalIgnoreCase) || compact.Equals("MaxPoolSize", StringComparison.OrdinalIgnoreCase)))
+            {
+                return connectionString;
+            }
+        }
+
+        return new Npgsql.NpgsqlConnectionStringBuilder(connectionString) { MaxPoolSize = max }.ToString();
     }
 
     /// <summary>WAL is a property of the file: set once, before the plugin opens it.</summary>

@@ -16,6 +16,9 @@ public sealed class PostgresEngineStore : EngineStore
     /// <summary>The schema version of the tables this build writes (PostgreSQL's own numbering, not SQLite's).</summary>
     public const int SchemaVersion = 1;
 
+    /// <summary>Connections the engine's own tables (outbox, outreach, settings, audit) hold at most per node, unless the connection string sets a pool size.</summary>
+    public const int EnginePoolSize = 6;
+
     /// <summary>The advisory-lock key migrations hold (an arbitrary constant: "STRM" in ASCII).</summary>
     private const long MigrationLock = 0x5354524D;
 
@@ -26,7 +29,8 @@ public sealed class PostgresEngineStore : EngineStore
     /// <exception cref="NpgsqlException">The database cannot be reached, or refused the statements.</exception>
     public PostgresEngineStore(string connectionString)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        // At most EnginePoolSize connections unless the string sets a pool size (see ActorStore.JournalPoolSize).
+        var builder = new NpgsqlConnectionStringBuilder(Persistence.ActorStore.WithPoolLimit(connectionString, EnginePoolSize));
         Location = $"PostgreSQL {builder.Host}:{builder.Port}/{builder.Database}";
         _source = NpgsqlDataSource.Create(builder);
         try

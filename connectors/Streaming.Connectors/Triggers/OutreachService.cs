@@ -49,6 +49,13 @@ public sealed class OutreachService(IOutreachQueue store, IStreamingEngine engin
     /// <summary>Whether an unexpired item may still go out now, given a copy of its customer's state.</summary>
     private LeaseDecision Recheck(CustomerLookup found, OutreachItem item, long now)
     {
+        if (!found.Served)
+        {
+            // The customer's partition has no owner now (a rebalance) or its node did not answer in time: ask again in
+            // 30 s rather than drop an item that may well still be due.
+            return new LeaseDecision(LeaseVerdict.Defer, "customer-unavailable", now + TimeSpan.FromSeconds(30).Ticks);
+        }
+
         if (found.State is not { } state)
         {
             return new LeaseDecision(LeaseVerdict.Drop, "customer-unknown");
