@@ -106,8 +106,9 @@ public sealed class ConsoleBrowserTests(ConsoleEngine fixture, ITestOutputHelper
             await page.Keyboard.TypeAsync(id);
             await page.Keyboard.PressAsync("Enter");
             // The redirect to the customer's page is enough: each read below waits for its element (the page's "load"
-            // event, which also waits for every asset, once took over 30 s under the full suite's load).
-            await page.WaitForURLAsync(fixture.Url("/console/customers/" + Uri.EscapeDataString(id)), new() { WaitUntil = WaitUntilState.Commit });
+            // event, which also waits for every asset, once took over 30 s under the full suite's load; and even the commit
+            // did once, while the other test assemblies ran beside this one: the deadline is 90 s).
+            await page.WaitForURLAsync(fixture.Url("/console/customers/" + Uri.EscapeDataString(id)), new() { WaitUntil = WaitUntilState.Commit, Timeout = 90_000 });
 
             async Task<string> Field(string name) => (await page.InnerTextAsync($"[data-field=\"{name}\"]")).Trim();
             Assert.Equal(batch.Count.ToString("N0", Invariant), await Field("orders.count"));
