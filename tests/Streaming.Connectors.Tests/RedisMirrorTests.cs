@@ -46,13 +46,14 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
     private static CustomerProjection Customer(string id, int orders = 3, decimal net = 120.50m, string? stage = "active", string? tier = "silver", string? segment = "loyal", int risk = 10, string[]? tags = null, string? rules = "default@0123456789ab", long updated = 0) =>
         new(id, 7, orders, net, stage, tier, segment, risk, tags ?? ["frequent_buyer", "high_value"], rules, updated == 0 ? T0 : updated);
 
-    private RedisMirror Mirror(string? connection = null, IMeterFactory? meters = null, TimeSpan? operationTimeout = null) =>
+    private RedisMirror Mirror(string? connection = null, IMeterFactory? meters = null, TimeSpan? operationTimeout = null, MirrorSeqSource seqSource = MirrorSeqSource.Checkpoint) =>
         new(new RedisMirrorOptions
         {
             Connection = connection ?? _redis.Connection,
             Prefix = _prefix,
             OperationTimeout = operationTimeout ?? TimeSpan.FromSeconds(5),
             MaxBackoff = TimeSpan.FromMilliseconds(500),
+            SeqSource = seqSource,
         }, NullLogger.Instance, meters);
 
     private Dictionary<string, string> Hash(string id) =>
@@ -156,6 +157,129 @@ public sealed class RedisMirrorTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(await mirror.WaitIdleAsync(Wait));
         Assert.Equal(7, mirror.MirroredSeq);
         Assert.Equal(40, (long)Db.HashGet(_prefix + "mirror", "seq"));
+    }
+
+    /// <summary>
+    /// A cluster's mirrors (two here, as two nodes) write each customer with its own version: an older version published
+    /// later, by the other node or under a greater checkpoint number, never replaces a newer one, in Redis or while
+    /// pending. The marker records the kind and carries no checkpoint number.
+    /// </summary>
+    [Fact]
+    public async Task With_customer_versions_the_version_decides_whichever_node_or_checkpoint_writes()
+    {
+        await using var a = Mirror(seqSource: MirrorSeqSource.CustomerVersion);
+        await using var b = Mirror(seqSource: MirrorSeqSource.CustomerVersion);
+        a.Publish(1, [Customer("v1", orders: 5) with { Version = 7 }]);
+        Assert.True(await a.WaitIdleAsync(Wait));
+        b.Publish(50, [Customer("v1", orders: 4) with { Version = 6 }]);
+        Assert.True(await b.WaitIdleAsync(Wait));
+        Assert.Equal(("5", "7"), (Hash("v1")["ordersCount"], Hash("v1")["seq"]));
+        Assert.Equal(1, b.NewerPresent);
+
+        // Pending on one node: the later publication of an older version does not replace the newer one waiting.
+        b.Publish(60, [Customer("v2", orders: 9) with { Version = 3 }]);
+        b.Publish(61, [Customer("v2", orders: 8) with { Version = 2 }]);
+        Assert.True(await b.WaitIdleAsync(Wait));
+        Assert.Equal(("9", "3"), (Hash("v2")["ordersCount"], Hash("v2")["seq"]));
+
+        b.Publish(62, [Customer("v1", orders: 6) with { Version = 8 }]);
+        Assert.True(await b.WaitIdleAsync(Wait));
+        Assert.Equal(("6", "8"), (Hash("v1")["ordersCount"], Hash("v1")["seq"]));
+        Assert.Equal("customerVersion", (string?)Db.HashGet(_prefix + "mirror", "seqSource"));
+        Assert.False(Db.HashExists(_prefix + "mirror", "seq"));
+    }
+
+    /// <summary>
+    /// Checkpoint numbers and customer versions do not compare: a prefix a single node wrote is refused by a cluster's
+    /// mirror (before start, and by its writer, which writes nothing), and the other way round; a resync for the other
+    /// kind makes it usable.
+    /// </summary>
+    [Fact]
+    public async Task A_prefix_of_the_other_seq_kind_is_refused_until_a_resync_rebuilds_it()
+    {
+        await using (var single = Mirror())
+        {
+            single.Publish(4, [Customer("s1")]);
+            Assert.True(await single.WaitIdleAsync(Wait));
+        }
+
+        Assert.Equal(("checkpoint", "4"), ((string?)Db.HashGet(_prefix + "mirror", "seqSource"), (string?)Db.HashGet(_prefix + "mirror", "seq")));
+        await using (var cluster = Mirror(seqSource: MirrorSeqSource.CustomerVersion))
+        {
+            var refusal = await cluster.CheckSeqSourceAsync(Wait);
+            Assert.NotNull(refusal);
+            Assert.Contains("single node's checkpoint number", refusal, StringComparison.Ordinal);
+            Assert.Contains("streaming mirror resync", refusal, StringComparison.Ordinal);
+            cluster.Publish(1, [Customer("s1", orders: 99) with { Version = 100 }]);
+            await Eventually.Require(Wait, () => cluster.Errors > 0, () => "no refused write");
+            Assert.Equal(("3", "4"), (Hash("s1")["ordersCount"], Hash("s1")["seq"]));
+        }
+
+        // A pre-field marker (only seq) counts as a single node's too.
+        await Db.HashDeleteAsync(_prefix + "mirror", "seqSource");
+        await using (var cluster = Mirror(seqSource: MirrorSeqSource.CustomerVersion))
+        {
+            Assert.NotNull(await cluster.CheckSeqSourceAsync(Wait));
+        }
+
+        await Db.KeyDeleteAsync(_prefix + "mirror");
+        await using (var cluster = Mirror(seqSource: MirrorSeqSource.CustomerVersion))
+        {
+            Assert.Null(await cluster.CheckSeqSourceAsync(Wait));
+        }
+
+        await using (var single = Mirror())
+        {
+            var refusal = await single.CheckSeqSourceAsync(Wait);
+            Assert.NotNull(refusal);
+            Assert.Contains("customer version (written by a cluster)", refusal, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// The cluster's takeover catch-up, on a real journal: partition 0's customers (t-1 saved by two checkpoints, so at
+    /// version 2; t-2 by one) are published with their versions, replacing t-1's stale hash at version 1 that a dead
+    /// node left; partition 1's customer is not touched. A second takeover writes nothing new (equal versions).
+    /// Resync for a cluster writes the same versions and marks the prefix as customer versions.
+    /// </summary>
+    [Fact]
+    public async Task Takeover_publishes_the_partitions_customers_with_their_journal_versions()
+    {
+        using var dir = new TempDirectory();
+        var journal = new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = dir.Path };
+        await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["t-1"] = [[1m], [2m, 3m]], ["t-2"] = [[4m]] }, partition: 0);
+        await SavedCustomers.WriteAsync(journal, new Dictionary<string, decimal[][]> { ["t-3"] = [[5m]] }, partition: 1);
+        await Db.HashSetAsync(_prefix + "customer:t-1", [new HashEntry("seq", 1), new HashEntry("ordersCount", 1)]);
+        await using (var mirror = Mirror(seqSource: MirrorSeqSource.CustomerVersion))
+        {
+            await using var takeover = new MirrorTakeover(journal, mirror, NullLogger.Instance);
+            takeover.Add(0);
+            await Eventually.Require(Wait, () => takeover.Rounds == 1, () => "no journal read");
+            Assert.Equal(2, takeover.Published);
+            Assert.True(await mirror.WaitIdleAsync(Wait));
+            Assert.Equal(("3", "6", "2"), (Hash("t-1")["ordersCount"], Hash("t-1")["netAmount"], Hash("t-1")["seq"]));
+            Assert.Equal(("1", "4", "1"), (Hash("t-2")["ordersCount"], Hash("t-2")["netAmount"], Hash("t-2")["seq"]));
+            Assert.False(Db.KeyExists(_prefix + "customer:t-3"));
+
+            var written = mirror.Writes;
+            takeover.Add(0);
+            await Eventually.Require(Wait, () => takeover.Rounds == 2, () => "no second journal read");
+            Assert.True(await mirror.WaitIdleAsync(Wait));
+            Assert.Equal((4L, 0L), (takeover.Published, mirror.NewerPresent));
+            Assert.Equal(("3", "2"), (Hash("t-1")["ordersCount"], Hash("t-1")["seq"]));
+            Assert.Equal(written + 2, mirror.Writes);
+        }
+
+        await using (var single = Mirror())
+        {
+            Assert.Throws<ArgumentException>(() => new MirrorTakeover(journal, single, NullLogger.Instance));
+        }
+
+        var result = await new RedisResync(_client, new RedisKeySchema(_prefix), _ => { }) { SeqSource = MirrorSeqSource.CustomerVersion }.RunAsync(journal, CancellationToken.None);
+        Assert.Equal(3, result.Customers);
+        Assert.Equal(("2", "1", "1"), (Hash("t-1")["seq"], Hash("t-2")["seq"], Hash("t-3")["seq"]));
+        Assert.Equal("customerVersion", (string?)Db.HashGet(_prefix + "mirror", "seqSource"));
+        Assert.False(Db.HashExists(_prefix + "mirror", "seq"));
     }
 
     [Fact]

@@ -359,11 +359,11 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
     }
 
     /// <summary>The fields the mirror carries, as the API shows them.</summary>
-    private sealed record Profile(string Id, int OrdersCount, decimal NetAmount, string LifecycleStage, string Tier, string RfmSegment, int ChurnRisk, string[] Tags, string RuleVersion, DateTimeOffset? LastSeen);
+    internal sealed record Profile(string Id, int OrdersCount, decimal NetAmount, string LifecycleStage, string Tier, string RfmSegment, int ChurnRisk, string[] Tags, string RuleVersion, DateTimeOffset? LastSeen);
 
-    private sealed record Mismatch(string CustomerId, string Field, string Expected, string Actual);
+    internal sealed record Mismatch(string CustomerId, string Field, string Expected, string Actual);
 
-    private static async Task<Dictionary<string, Profile>> ProfilesAsync(HttpClient http, IReadOnlyList<string> ids)
+    internal static async Task<Dictionary<string, Profile>> ProfilesAsync(HttpClient http, IReadOnlyList<string> ids)
     {
         var profiles = new ConcurrentDictionary<string, Profile>(StringComparer.Ordinal);
         await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (id, ct) =>
@@ -389,7 +389,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
     }
 
     /// <summary>Every profile's hash field by field, and every tag and stage set member by member, in both directions.</summary>
-    private static async Task<ConcurrentBag<Mismatch>> CompareAsync(IDatabase db, string prefix, IReadOnlyDictionary<string, Profile> profiles, long? exactSeq)
+    internal static async Task<ConcurrentBag<Mismatch>> CompareAsync(IDatabase db, string prefix, IReadOnlyDictionary<string, Profile> profiles, long? exactSeq)
     {
         var mismatches = new ConcurrentBag<Mismatch>();
         var batch = db.CreateBatch();
@@ -494,7 +494,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
         return members;
     }
 
-    private static async Task<HashSet<string>> CustomerIdsAsync(IDatabase db, string prefix)
+    internal static async Task<HashSet<string>> CustomerIdsAsync(IDatabase db, string prefix)
     {
         var keys = await ScanAsync(db, prefix + "customer:*");
         return keys.Select(k => k[(prefix.Length + "customer:".Length)..]).ToHashSet(StringComparer.Ordinal);
@@ -532,7 +532,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
         return keys;
     }
 
-    private static async Task DeletePrefixAsync(ConnectionMultiplexer client, string prefix)
+    internal static async Task DeletePrefixAsync(ConnectionMultiplexer client, string prefix)
     {
         var db = client.GetDatabase();
         foreach (var key in await ScanAsync(db, prefix + "*"))
@@ -541,7 +541,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
         }
     }
 
-    private static string Report(string when, int customers, IEnumerable<Mismatch> mismatches)
+    internal static string Report(string when, int customers, IEnumerable<Mismatch> mismatches)
     {
         var list = mismatches.OrderBy(m => m.CustomerId, StringComparer.Ordinal).ThenBy(m => m.Field, StringComparer.Ordinal).ToList();
         var text = new StringBuilder();
@@ -570,7 +570,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
     /// 200 ms on its own connection and records every decrease of a key's seq, and every seq seen with two rule versions;
     /// rounds fail while Redis is down and are counted.
     /// </summary>
-    private sealed class SeqSampler : IAsyncDisposable
+    internal sealed class SeqSampler : IAsyncDisposable
     {
         private readonly string _connection;
         private readonly string _prefix;

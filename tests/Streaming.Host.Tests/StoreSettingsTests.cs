@@ -69,11 +69,19 @@ public sealed class StoreSettingsTests
     [InlineData("sqlite", "", "10.0.0.5:4053", "needs Streaming:Store:Provider = 'postgresql'")]
     [InlineData("postgresql", "", "10.0.0.5", "seed node '10.0.0.5' must be host:port")]
     [InlineData("postgresql", "", "10.0.0.5:0", "seed node '10.0.0.5:0' must be host:port")]
-    [InlineData("postgresql", "127.0.0.1:6379", "10.0.0.5:4053", "the Redis mirror (Streaming:Redis:Connection) does not run in a cluster yet")]
     public void Cluster_settings_this_build_cannot_honour_are_refused_with_the_reason(string provider, string redis, string seed, string reason, bool preview = true)
     {
         var ex = Assert.Throws<InvalidOperationException>(() => Settings(("Streaming:Store:Provider", provider), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Redis:Connection", redis), ("Streaming:Cluster:SeedNodes:0", seed), ("Streaming:Cluster:Preview", preview ? "true" : "false")));
         Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_mirror_orders_writes_by_customer_version_in_a_cluster_and_by_checkpoint_on_one_node()
+    {
+        var cluster = Settings(("Streaming:Store:Provider", "postgresql"), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Redis:Connection", "127.0.0.1:6379"),
+            ("Streaming:Cluster:SeedNodes:0", "10.0.0.5:4053"), ("Streaming:Cluster:Preview", "true"));
+        Assert.Equal((Engine.Runtime.MirrorSeqSource.CustomerVersion, "127.0.0.1:6379"), (cluster.MirrorSeqSource, cluster.RedisConnection));
+        Assert.Equal(Engine.Runtime.MirrorSeqSource.Checkpoint, Settings(("Streaming:Redis:Connection", "127.0.0.1:6379")).MirrorSeqSource);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
+using StackExchange.Redis;
 using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
 using Streaming.Host.Tests.Infrastructure;
@@ -27,7 +28,10 @@ public sealed partial class TriggerReplayTests
     /// SIGKILL. Then: the survivors own all partitions within the contract's 60 s; every customer, read through
     /// <b>each</b> survivor, equals the batch computation; the win-back firings (distinct CloudEvent ids) are exactly the
     /// batch's; the outreach queue in PostgreSQL holds one item per queued firing; and only one node published the
-    /// shared outbox (the relay's cluster singleton, on a, the oldest node).
+    /// shared outbox (the relay's cluster singleton, on a, the oldest node). Every node mirrors to one Redis prefix: no
+    /// sampled key's <c>seq</c> ever goes back while customers change owner, and at the end every customer's hash and
+    /// set memberships equal its profile, with <c>seq</c> its durable version (its journal's last sequence number in
+    /// PostgreSQL).
     /// </summary>
     [Fact]
     public async Task Cluster_grows_to_three_nodes_and_loses_one_mid_replay_without_losing_or_repeating_anything()
@@ -38,6 +42,9 @@ public sealed partial class TriggerReplayTests
         var expected = OnlineRetailBatch.Compute(TestEnvironment.DataFile(RetailFile));
         await using var database = await PostgresDatabase.CreateAsync();
         await using var broker = await BrokerProcess.StartAsync(partitions: ClusterPartitions);
+        await using var redis = await RedisTestServer.SharedOrPrivateAsync();
+        var prefix = "cluster-" + Guid.NewGuid().ToString("N")[..10] + ":";
+        using var redisClient = await ConnectionMultiplexer.ConnectAsync(redis.Connection + ",syncTimeout=15000");
         var seedPort = TestEnvironment.FreePort();
         Dictionary<string, string> Node(int port) => new()
         {
@@ -50,6 +57,8 @@ public sealed partial class TriggerReplayTests
             ["Streaming__Rules__PollIntervalMs"] = "200",
             ["Streaming__Auth__Tokens__0__Token"] = ClusterAdminToken,
             ["Streaming__Auth__Tokens__0__Scopes__0"] = "admin",
+            ["Streaming__Redis__Connection"] = redis.Connection,
+            ["Streaming__Redis__Prefix"] = prefix,
         };
 
         // Started together: b keeps trying its seed until a has formed the cluster.
@@ -73,6 +82,7 @@ public sealed partial class TriggerReplayTests
         var (a, b) = (await starting[0], await starting[1]);
         EngineProcess? c = null;
         CliProcess? replay = null;
+        var sampler = new RedisMirrorEndToEndTests.SeqSampler(redis.Connection, prefix, maxKeys: 1000);
         try
         {
             // Voice and SMS consent for every customer first (Online Retail has none), so firings queue outreach items.
@@ -138,6 +148,8 @@ public sealed partial class TriggerReplayTests
                 AssertOutreachQueue(store.ListOutreach(), distinct);
             }
 
+            await AssertClusterMirrorAsync([a, c], redisClient.GetDatabase(), prefix, database.ConnectionString, sampler);
+
             // Shared configuration: a rule set PUT on c reaches a, and both run it (switched at a checkpoint).
             var pack = await CliProcess.RunAsync(["rules", "default"], TimeSpan.FromSeconds(60));
             Assert.Equal(0, pack.ExitCode);
@@ -167,6 +179,8 @@ public sealed partial class TriggerReplayTests
         }
         finally
         {
+            await sampler.DisposeAsync();
+            await RedisMirrorEndToEndTests.DeletePrefixAsync(redisClient, prefix);
             if (replay is not null)
             {
                 await replay.DisposeAsync();
@@ -182,6 +196,77 @@ public sealed partial class TriggerReplayTests
         }
 
         output.WriteLine($"total {total.ElapsedMilliseconds} ms");
+    }
+
+    /// <summary>
+    /// Once both survivors' mirrors are idle: Redis holds exactly the stored customers, each equal to its profile (read
+    /// through the first node) with its journal version as <c>seq</c>, again until so within 60 s (the last checkpoints
+    /// reach Redis a moment after the records); and the sampler saw no <c>seq</c> go back.
+    /// </summary>
+    private async Task AssertClusterMirrorAsync(IReadOnlyList<EngineProcess> nodes, IDatabase db, string prefix, string connectionString, RedisMirrorEndToEndTests.SeqSampler sampler)
+    {
+        var clock = Stopwatch.StartNew();
+        for (var round = 1; ; round++)
+        {
+            var idle = true;
+            foreach (var node in nodes)
+            {
+                var mirror = (await node.StatusAsync()).GetProperty("mirror");
+                idle &= mirror.GetProperty("pending").GetInt64() == 0 && mirror.GetProperty("lagCheckpoints").GetInt64() == 0 && mirror.GetProperty("errors").GetInt64() == 0;
+            }
+
+            // Each customer's durable version, read from the journal as another process would.
+            var versions = new Dictionary<string, long>(StringComparer.Ordinal);
+            await using (var connection = new Npgsql.NpgsqlConnection(connectionString))
+            {
+                await connection.OpenAsync();
+                await using var command = new Npgsql.NpgsqlCommand("SELECT substr(persistence_id, 10), MAX(sequence_number) FROM journal WHERE persistence_id LIKE 'customer-%' GROUP BY persistence_id", connection);
+                await using var reader = await command.ExecuteReaderAsync();
+                while (await reader.ReadAsync())
+                {
+                    versions[reader.GetString(0)] = reader.GetInt64(1);
+                }
+            }
+
+            var profiles = await RedisMirrorEndToEndTests.ProfilesAsync(nodes[0].Http, [.. versions.Keys]);
+            var mismatches = await RedisMirrorEndToEndTests.CompareAsync(db, prefix, profiles, exactSeq: null);
+            var batch = db.CreateBatch();
+            var seqs = versions.Keys.Select(id => (Id: id, Seq: batch.HashGetAsync(prefix + "customer:" + id, "seq"))).ToList();
+            batch.Execute();
+            foreach (var (id, read) in seqs)
+            {
+                var seq = await read;
+                if (seq != versions[id])
+                {
+                    mismatches.Add(new(id, "seq", versions[id].ToString(CultureInfo.InvariantCulture), seq.IsNull ? "(absent)" : seq.ToString()));
+                }
+            }
+
+            var redisIds = await RedisMirrorEndToEndTests.CustomerIdsAsync(db, prefix);
+            if (!redisIds.SetEquals(versions.Keys))
+            {
+                mismatches.Add(new("(keys)", "customer hashes", $"{versions.Count} stored customers", $"{redisIds.Count} hashes"));
+            }
+
+            output.WriteLine($"mirror round {round}: {profiles.Count} customers compared, {mismatches.Count} mismatches, mirrors idle: {idle} ({clock.ElapsedMilliseconds} ms)");
+            if (mismatches.IsEmpty && idle)
+            {
+                break;
+            }
+
+            if (clock.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                var logs = nodes.Select(n => string.Join("\n", n.Process.StandardError.Split('\n').Where(l => l.Contains("Redis mirror", StringComparison.Ordinal))));
+                Assert.Fail(RedisMirrorEndToEndTests.Report("cluster mirror vs API and journal", profiles.Count, mismatches) + "\nthe nodes' mirror log lines:\n" + string.Join("\n--\n", logs));
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+
+        await sampler.StopAsync();
+        output.WriteLine($"sampler: {sampler.Rounds} rounds over {sampler.Keys} keys, {sampler.Increases} increases");
+        Assert.True(sampler.Decreases.IsEmpty, "seq went backwards: " + string.Join("; ", sampler.Decreases.Take(20)));
+        Assert.True(sampler.Keys >= 1000 && sampler.Increases > 1000, $"the sampler tracked {sampler.Keys} keys and saw {sampler.Increases} increases");
     }
 
     /// <summary>Waits until the nodes together have processed <paramref name="count"/> records of <paramref name="topic"/>.</summary>

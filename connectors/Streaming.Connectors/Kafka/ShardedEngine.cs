@@ -204,6 +204,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// <summary>Keeps the node's checkpoint numbering across restarts (null: it restarts from 1).</summary>
     public ICheckpointCounter? Counter { get; init; }
 
+    /// <summary>See <see cref="IngestionOptions.PartitionTakenOver"/> (the cluster's mirror catch-up); null: nobody is told.</summary>
+    public Action<int>? PartitionTakenOver { get; init; }
+
     /// <summary>
     /// The actor system to run in, owned by its host (Akka.Hosting's <c>AddAkka</c>, configured with
     /// <see cref="NodeConfig"/> and <see cref="ActorStore.WithActorStore"/>): the engine joins it to itself and starts its
@@ -292,7 +295,17 @@ public sealed partial class ShardedEngine : IStreamingEngine
                 : cluster.JoinSeedNodesAsync(_options.SeedNodes.Select(SeedAddress));
             await join.WaitAsync(TimeSpan.FromSeconds(_options.SeedNodes.Count == 0 ? 30 : 120)).ConfigureAwait(false);
             var known = new KnownCustomerRegistry();
-            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions { Actor = _options.Actor, Known = known, Persistence = _instruments, Time = _time }, _book).ConfigureAwait(false);
+            _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions
+            {
+                Actor = _options.Actor,
+                Known = known,
+                Persistence = _instruments,
+                Time = _time,
+
+                // Hand-offs and passivations save outside checkpoints: with customer versions the mirror takes them as
+                // they come (with checkpoint numbers it cannot: they would carry no number of their own).
+                SavedOutsideCheckpoint = Mirror is { SeqSource: MirrorSeqSource.CustomerVersion } mirror ? p => mirror.Publish(mirror.MirroredSeq, [p]) : null,
+            }, _book).ConfigureAwait(false);
 
             // Started by ClusterSharding.StartAsync (Akka.Hosting's WithShardRegion takes no allocation strategy), then
             // registered in the system's ActorRegistry under typeof(CustomerShards) for the host's other actors and services.
@@ -326,6 +339,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     DeadLetterTimeout = _options.DeadLetterTimeout,
                     Mirror = Mirror,
                     Counter = Counter,
+                    PartitionTakenOver = PartitionTakenOver,
                     Coordinator = new PartitionCoordinatorOptions
                     {
                         Known = known,

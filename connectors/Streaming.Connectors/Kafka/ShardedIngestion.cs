@@ -80,10 +80,16 @@ public sealed record IngestionOptions
 
     /// <summary>
     /// Receives the customers each completed checkpoint saved, numbered by the node's checkpoint numbering (null: no
-    /// mirror). Checkpoints under a newer rule set are handed on only once no partition still runs an older one, so
-    /// the numbers never interleave two rule versions.
+    /// mirror). With checkpoint seqs (<see cref="IStateMirror.SeqSource"/>), checkpoints under a newer rule set are handed
+    /// on only once no partition still runs an older one, so the numbers never interleave two rule versions.
     /// </summary>
     public IStateMirror? Mirror { get; init; }
+
+    /// <summary>
+    /// Told (on the consumer thread; it must not block) each partition this node took over, once its coordinator recovered
+    /// and its records flow again: the node that had it may have died between saving customers and mirroring them.
+    /// </summary>
+    public Action<int>? PartitionTakenOver { get; init; }
 
     /// <summary>
     /// How long the producer tries to deliver a dead letter (librdkafka's <c>message.timeout.ms</c>) before reporting it
@@ -883,6 +889,7 @@ public sealed partial class ShardedIngestion : IDisposable
         if (partition.Restarts == 0)
         {
             LogRecovered(p, status.CommittedSeq, offsets);
+            _options.PartitionTakenOver?.Invoke(p);
         }
         else
         {
@@ -1083,9 +1090,16 @@ public sealed partial class ShardedIngestion : IDisposable
         /// </summary>
         private void Number(CheckpointCompleted done)
         {
-            if (_owner._options.Mirror is null)
+            if (_owner._options.Mirror is not { } mirror)
             {
                 NextNumber();
+                return;
+            }
+
+            if (mirror.SeqSource == MirrorSeqSource.CustomerVersion)
+            {
+                // Each customer's version orders its writes: nothing to hold back, and no number to keep for a catch-up.
+                mirror.Publish(NextNumber(), done.Projections);
                 return;
             }
 

@@ -117,6 +117,13 @@ public sealed class JournalSnapshot : IDisposable
     }
 
     /// <summary>
+    /// Each customer's latest journal event with its sequence number in the customer's journal (the customer's durable
+    /// version, <see cref="Engine.Runtime.CustomerProjection.Version"/>), in persistence-id order.
+    /// </summary>
+    /// <exception cref="InvalidDataException">An event is corrupt.</exception>
+    public IEnumerable<(string CustomerId, CustomerCheckpointed Saved, long Version)> ReadVersioned() => Query(null);
+
+    /// <summary>
     /// Each customer's latest journal event (in persistence-id order), or only those of <paramref name="customerIds"/>
     /// (at most 500, for a lookup; ids not stored are left out).
     /// </summary>
@@ -129,6 +136,11 @@ public sealed class JournalSnapshot : IDisposable
             throw new ArgumentException($"at most {MaxLookup} ids per lookup, got {customerIds.Count}", nameof(customerIds));
         }
 
+        return Query(customerIds).Select(r => (r.CustomerId, r.Saved));
+    }
+
+    private IEnumerable<(string CustomerId, CustomerCheckpointed Saved, long Version)> Query(IReadOnlyList<string>? customerIds)
+    {
         using var cmd = _connection.CreateCommand();
         cmd.Transaction = _transaction;
         var which = "j.persistence_id LIKE 'customer-%'";
@@ -148,12 +160,12 @@ public sealed class JournalSnapshot : IDisposable
         }
 
         cmd.CommandText =
-            $"SELECT j.persistence_id, j.message FROM journal j WHERE {which} AND NOT j.deleted AND j.sequence_number = " +
+            $"SELECT j.persistence_id, j.message, j.sequence_number FROM journal j WHERE {which} AND NOT j.deleted AND j.sequence_number = " +
             "(SELECT MAX(k.sequence_number) FROM journal k WHERE k.persistence_id = j.persistence_id AND NOT k.deleted) ORDER BY j.persistence_id";
         using var reader = cmd.ExecuteReader();
         while (reader.Read())
         {
-            yield return (reader.GetString(0)[CustomerEntity.PersistencePrefix.Length..], RuntimeSerializer.Decode((byte[])reader.GetValue(1)));
+            yield return (reader.GetString(0)[CustomerEntity.PersistencePrefix.Length..], RuntimeSerializer.Decode((byte[])reader.GetValue(1)), reader.GetInt64(2));
         }
     }
 

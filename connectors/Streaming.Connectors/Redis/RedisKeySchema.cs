@@ -58,6 +58,37 @@ public sealed class RedisKeySchema
         "local c = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1') " +
         "if tonumber(ARGV[1]) > c then redis.call('HSET', KEYS[1], 'seq', ARGV[1]) end return 0";
 
+    /// <summary>The marker hash's field naming what the customers' <c>seq</c> is (<see cref="SeqSourceName"/>).</summary>
+    public const string SeqSourceField = "seqSource";
+
+    /// <summary>How <see cref="SeqSourceField"/> spells a <see cref="MirrorSeqSource"/>: <c>checkpoint</c>, <c>customerVersion</c>.</summary>
+    public static string SeqSourceName(MirrorSeqSource source) => source switch
+    {
+        MirrorSeqSource.Checkpoint => "checkpoint",
+        MirrorSeqSource.CustomerVersion => "customerVersion",
+        _ => throw new ArgumentOutOfRangeException(nameof(source), source, "unknown seq source"),
+    };
+
+    /// <summary>Why a mirror writing <paramref name="mine"/> seqs refuses a prefix whose keys carry <paramref name="found"/> ones.</summary>
+    internal static string SeqSourceRefusal(string prefix, string found, string mine) =>
+        $"the Redis prefix '{prefix}' holds customers whose seq is a {(found == "checkpoint" ? "single node's checkpoint number" : "customer version (written by a cluster)")}, " +
+        $"and this engine writes {(mine == "checkpoint" ? "checkpoint numbers (a single node)" : "customer versions (a cluster)")}: the two do not compare. " +
+        "Rebuild the prefix for this engine with 'streaming mirror resync' (with the same configuration), or use another prefix (Streaming:Redis:Prefix)";
+
+    /// <summary>
+    /// Claims the marker hash (KEYS[1]) for ARGV[1], the <see cref="SeqSourceName"/> a mirror writes, and returns the kind
+    /// the prefix holds: ARGV[1] when it is free or already that kind. A marker with a checkpoint <c>seq</c> field and no
+    /// <see cref="SeqSourceField"/> was written by a single node (before the field existed).
+    /// </summary>
+    internal const string ClaimScript =
+        """
+        local found = redis.call('HGET', KEYS[1], 'seqSource')
+        if not found and redis.call('HEXISTS', KEYS[1], 'seq') == 1 then found = 'checkpoint' end
+        if found and found ~= ARGV[1] then return found end
+        if not found then redis.call('HSET', KEYS[1], 'seqSource', ARGV[1]) end
+        return ARGV[1]
+        """;
+
     /// <summary>SCAN patterns of the three key families (the prefix holds no glob characters, see <see cref="Validate"/>).</summary>
     public IReadOnlyList<string> Patterns => [Prefix + "customer:*", Prefix + "tag:*", Prefix + "stage:*"];
 

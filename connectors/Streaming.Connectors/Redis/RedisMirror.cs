@@ -28,6 +28,13 @@ public sealed record RedisMirrorOptions
 
     /// <summary>While failing, the failure is logged again at most this often.</summary>
     public TimeSpan FailureLogInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// What each customer hash's <c>seq</c> is: the node's checkpoint number (the default, one node per prefix) or the
+    /// customer's durable version (a cluster, whose nodes all write the prefix). Recorded in the marker hash
+    /// (<c>seqSource</c>); a prefix written the other way is refused (<see cref="RedisMirror.CheckSeqSourceAsync"/>).
+    /// </summary>
+    public MirrorSeqSource SeqSource { get; init; } = MirrorSeqSource.Checkpoint;
 }
 
 /// <summary>
@@ -77,6 +84,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
     private long _writes;
     private long _newerPresent;
     private int _disposed;
+    private bool _claimed;
 
     public RedisMirror(RedisMirrorOptions options, ILogger logger, IMeterFactory? meterFactory = null, TimeProvider? time = null)
     {
@@ -93,6 +101,9 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
     }
 
     public RedisKeySchema Schema => _schema;
+
+    /// <inheritdoc />
+    public MirrorSeqSource SeqSource => _options.SeqSource;
 
     /// <summary>The server, as logs show it (never the password of the connection string).</summary>
     public string Endpoint => _endpoint;
@@ -149,7 +160,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
                 {
                     slot = new PendingWrite(p, checkpointSeq, checkpointSeq);
                 }
-                else if (checkpointSeq >= slot.Seq)
+                else if (IsNewer(p, checkpointSeq, slot))
                 {
                     // Only the latest state matters; the oldest unwritten checkpoint still bounds what is mirrored.
                     slot = slot with { Projection = p, Seq = checkpointSeq };
@@ -352,9 +363,21 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
         }
         else
         {
-            slot = (slot.Seq >= unwritten.Seq ? slot : unwritten) with { FirstSeq = Math.Min(slot.FirstSeq, unwritten.FirstSeq) };
+            slot = (IsNewer(unwritten.Projection, unwritten.Seq, slot) ? unwritten : slot) with { FirstSeq = Math.Min(slot.FirstSeq, unwritten.FirstSeq) };
         }
     }
+
+    /// <summary>
+    /// Whether a projection published with checkpoint <paramref name="checkpointSeq"/> replaces the pending
+    /// <paramref name="slot"/>: a later (or equal) checkpoint, or with customer versions a later (or equal) version, so a
+    /// takeover's re-published older state never replaces a newer one waiting.
+    /// </summary>
+    private bool IsNewer(CustomerProjection projection, long checkpointSeq, PendingWrite slot) =>
+        _options.SeqSource == MirrorSeqSource.CustomerVersion ? projection.Version >= slot.Projection.Version : checkpointSeq >= slot.Seq;
+
+    /// <summary>The <c>seq</c> a pending write carries to Redis (see <see cref="RedisMirrorOptions.SeqSource"/>).</summary>
+    private long KeySeq(in PendingWrite entry) =>
+        _options.SeqSource == MirrorSeqSource.CustomerVersion ? entry.Projection.Version : entry.Seq;
 
     private async Task WriteBatchAsync(ConnectionMultiplexer connection, IDatabase db, int from, int count, CancellationToken ct)
     {
@@ -366,7 +389,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
             for (var i = 0; i < count; i++)
             {
                 var entry = _work[from + i];
-                var (keys, args) = _schema.WriteArguments(entry.Projection, entry.Seq, replaceEqual: false);
+                var (keys, args) = _schema.WriteArguments(entry.Projection, KeySeq(entry), replaceEqual: false);
                 tasks[i] = batch.ScriptEvaluateAsync(sha, keys, args);
             }
 
@@ -412,7 +435,7 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
     private async Task MarkAsync(CancellationToken ct)
     {
         var seq = MirroredSeq;
-        if (seq <= _markedSeq)
+        if (seq <= _markedSeq || _options.SeqSource != MirrorSeqSource.Checkpoint)
         {
             return;
         }
@@ -465,7 +488,51 @@ public sealed partial class RedisMirror : IStateMirror, IAsyncDisposable, IDispo
             await _connection.GetDatabase().PingAsync().WaitAsync(_options.OperationTimeout, _time, ct).ConfigureAwait(false);
         }
 
+        if (!_claimed)
+        {
+            // Before the first write to this server: a prefix whose seq means something else would be corrupted.
+            if (await ClaimAsync(_connection, ct).ConfigureAwait(false) is { } refusal)
+            {
+                throw new InvalidOperationException(refusal);
+            }
+
+            _claimed = true;
+        }
+
         return _connection;
+    }
+
+    /// <summary>
+    /// Checks before the engine starts that the prefix's keys carry the same kind of <c>seq</c> as this mirror writes
+    /// (<see cref="RedisMirrorOptions.SeqSource"/>), and records it in the marker hash: null when they do (or the prefix is
+    /// new, or Redis does not answer within <paramref name="timeout"/>: the writer checks again before its first write
+    /// and, refused, keeps retrying with the error logged), else why not and what to do.
+    /// </summary>
+    public async Task<string?> CheckSeqSourceAsync(TimeSpan timeout, CancellationToken ct = default)
+    {
+        try
+        {
+            var connection = await RedisConnection.ConnectAsync(_connectionOptions).WaitAsync(timeout, _time, ct).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                return await ClaimAsync(connection, ct).WaitAsync(timeout, _time, ct).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Runs <see cref="RedisKeySchema.ClaimScript"/>: null when the prefix is this mirror's kind, else the refusal.</summary>
+    private async Task<string?> ClaimAsync(ConnectionMultiplexer connection, CancellationToken ct)
+    {
+        var mine = RedisKeySchema.SeqSourceName(_options.SeqSource);
+        var found = (string?)await connection.GetDatabase()
+            .ScriptEvaluateAsync(RedisKeySchema.ClaimScript, [_schema.MarkerKey], [mine])
+            .WaitAsync(_options.OperationTimeout, _time, ct)
+            .ConfigureAwait(false);
+        return found == mine ? null : RedisKeySchema.SeqSourceRefusal(_schema.Prefix, found ?? "?", mine);
     }
 
     private void OnFailure(Exception ex)

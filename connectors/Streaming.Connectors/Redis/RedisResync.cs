@@ -24,6 +24,13 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
     private readonly RedisScript _write = new(RedisKeySchema.WriteScript);
     private readonly RedisScript _prune = new(RedisKeySchema.PruneScript);
 
+    /// <summary>
+    /// What the rebuilt keys' <c>seq</c> is (<see cref="RedisMirrorOptions.SeqSource"/>): the snapshot's checkpoint number
+    /// for a single node (the default), each customer's durable version (its journal sequence number) for a cluster. The
+    /// marker hash is set to match.
+    /// </summary>
+    public MirrorSeqSource SeqSource { get; init; } = MirrorSeqSource.Checkpoint;
+
     /// <summary>Rebuilds from the SQLite journal in <paramref name="dataDir"/>.</summary>
     public Task<ResyncResult> RunAsync(string dataDir, CancellationToken ct) =>
         RunAsync(new Persistence.ActorStoreOptions { Provider = Persistence.StoreProvider.Sqlite, DataDir = dataDir }, ct);
@@ -53,7 +60,7 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
             // No engine has saved a customer there yet: the prefix stays empty.
             var number = Sql.EngineStore.ReadReserved(store);
             progress($"no journal yet: no customers, checkpoint {number}");
-            await db.ScriptEvaluateAsync(RedisKeySchema.RaiseMarkerScript, [schema.MarkerKey], [number]).ConfigureAwait(false);
+            await MarkAsync(db, number).ConfigureAwait(false);
             return new ResyncResult(number, deleted, 0, 0, 0, 0, started.Elapsed);
         }
 
@@ -62,10 +69,10 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
         long customers = 0, written = 0, newer = 0;
         var batch = new List<CustomerProjection>(BatchSize);
         var lastProgress = Stopwatch.StartNew();
-        foreach (var (id, partition, state) in snapshot.ReadCustomers())
+        foreach (var (id, saved, version) in snapshot.ReadVersioned())
         {
             ct.ThrowIfCancellationRequested();
-            batch.Add(CustomerProjection.From(CustomerStateCodec.Decode(id, state), partition));
+            batch.Add(CustomerProjection.From(CustomerStateCodec.Decode(id, saved.State), saved.Partition) with { Version = version });
             if (batch.Count == BatchSize)
             {
                 (var w, var n) = await WriteAsync(db, batch, snapshot.Seq).ConfigureAwait(false);
@@ -113,7 +120,7 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
         }
 
         // Every customer of the snapshot is in Redis now: a later engine start has nothing to catch up before it.
-        await db.ScriptEvaluateAsync(RedisKeySchema.RaiseMarkerScript, [schema.MarkerKey], [snapshot.Seq]).ConfigureAwait(false);
+        await MarkAsync(db, snapshot.Seq).ConfigureAwait(false);
         return new ResyncResult(snapshot.Seq, deleted, customers, written, newer, pruned, started.Elapsed);
     }
 
@@ -167,6 +174,23 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
         return await db.KeyDeleteAsync(redisKeys).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Sets the marker hash for <see cref="SeqSource"/>: its kind, and for checkpoint numbers the number the store is at
+    /// (never moved back); customer versions have no marker number (each key carries its own).
+    /// </summary>
+    private async Task MarkAsync(IDatabase db, long checkpoint)
+    {
+        await db.HashSetAsync(schema.MarkerKey, RedisKeySchema.SeqSourceField, RedisKeySchema.SeqSourceName(SeqSource)).ConfigureAwait(false);
+        if (SeqSource == MirrorSeqSource.Checkpoint)
+        {
+            await db.ScriptEvaluateAsync(RedisKeySchema.RaiseMarkerScript, [schema.MarkerKey], [checkpoint]).ConfigureAwait(false);
+        }
+        else
+        {
+            await db.HashDeleteAsync(schema.MarkerKey, "seq").ConfigureAwait(false);
+        }
+    }
+
     private async Task<(long Written, long Newer)> WriteAsync(IDatabase db, List<CustomerProjection> customers, long seq)
     {
         var sha = await _write.ShaAsync(connection).ConfigureAwait(false);
@@ -176,7 +200,7 @@ public sealed class RedisResync(ConnectionMultiplexer connection, RedisKeySchema
             var tasks = new Task<RedisResult>[customers.Count];
             for (var i = 0; i < customers.Count; i++)
             {
-                var (keys, args) = schema.WriteArguments(customers[i], seq, replaceEqual: true);
+                var (keys, args) = schema.WriteArguments(customers[i], SeqSource == MirrorSeqSource.CustomerVersion ? customers[i].Version : seq, replaceEqual: true);
                 tasks[i] = batch.ScriptEvaluateAsync(sha, keys, args);
             }
 

@@ -19,6 +19,12 @@ public sealed record CustomerProjection(
     string? RuleVersion,
     long UpdatedAtTicks)
 {
+    /// <summary>
+    /// The customer's durable version: the sequence number, in the customer's own journal, of the save that stored this
+    /// state (1, 2, …; it only grows, whichever node saved it). 0 when not known (a projection not taken from a save).
+    /// </summary>
+    public long Version { get; init; }
+
     public static CustomerProjection From(CustomerState s, int partition) => new(
         s.CustomerId,
         partition,
@@ -39,8 +45,30 @@ public sealed record CustomerProjection(
 /// </summary>
 public interface IStateMirror
 {
+    /// <summary>
+    /// What orders a customer's writes in the mirror: the checkpoint numbers handed to <see cref="Publish"/> (a single
+    /// node's numbering, see <see cref="MirrorSeqSource"/>) or each projection's <see cref="CustomerProjection.Version"/>.
+    /// </summary>
+    MirrorSeqSource SeqSource => MirrorSeqSource.Checkpoint;
+
     void Publish(long checkpointSeq, IReadOnlyList<CustomerProjection> customers);
 
     /// <summary>Every checkpoint up to this number is written to the mirror (0: none yet).</summary>
     long MirroredSeq { get; }
+}
+
+/// <summary>Where a mirror's per-customer <c>seq</c> (the number that keeps its writes from going backwards) comes from.</summary>
+public enum MirrorSeqSource
+{
+    /// <summary>
+    /// The node's checkpoint numbers, in completion order: one numbering for the whole mirror, so a range of numbers
+    /// never mixes two rule versions. Only one node may write a prefix this way.
+    /// </summary>
+    Checkpoint,
+
+    /// <summary>
+    /// The customer's durable version (<see cref="CustomerProjection.Version"/>): it moves on with the customer whichever
+    /// node saves it, so several nodes (a cluster) can write one prefix. Numbers of different customers are not comparable.
+    /// </summary>
+    CustomerVersion,
 }

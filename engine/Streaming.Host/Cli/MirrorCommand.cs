@@ -17,7 +17,7 @@ public static class MirrorCommand
         var config = new Option<string?>("--config") { Description = "A JSON configuration file (same keys as appsettings.json)" };
         var resync = new Command(
             "resync",
-            "Rebuild the prefix's Redis keys from the state store: delete them (SCAN + DEL), write every stored customer with the store's checkpoint seq, prune stray set members. Safe while the engine runs (its newer writes win).")
+            "Rebuild the prefix's Redis keys from the state store: delete them (SCAN + DEL), write every stored customer with the store's checkpoint seq (a cluster's configuration: each customer's version), prune stray set members. Safe while the engine runs (its newer writes win).")
         {
             dataDir, redis, prefix, config,
         };
@@ -25,6 +25,7 @@ public static class MirrorCommand
         {
             string directory, connection, keyPrefix;
             Connectors.Persistence.ActorStoreOptions store;
+            Engine.Runtime.MirrorSeqSource seqSource;
             try
             {
                 var settings = StreamingSettings.From(StreamingSettings.LoadConfiguration(parse.GetValue(config)));
@@ -33,6 +34,7 @@ public static class MirrorCommand
                     ?? throw new InvalidOperationException("no Redis to resync: pass --redis HOST:PORT or set Streaming:Redis:Connection");
                 keyPrefix = StreamingSettings.RedisPrefixSetting(parse.GetValue(prefix)) ?? settings.RedisPrefix;
                 store = new Connectors.Persistence.ActorStoreOptions { Provider = settings.StoreProvider, DataDir = directory, ConnectionString = settings.StoreConnectionString };
+                seqSource = settings.MirrorSeqSource;
             }
             catch (Exception ex) when (ex is InvalidOperationException or FileNotFoundException or InvalidDataException)
             {
@@ -63,7 +65,7 @@ public static class MirrorCommand
             {
                 try
                 {
-                    var result = await new RedisResync(multiplexer, new RedisKeySchema(keyPrefix), line => Console.Error.WriteLine("resync: " + line))
+                    var result = await new RedisResync(multiplexer, new RedisKeySchema(keyPrefix), line => Console.Error.WriteLine("resync: " + line)) { SeqSource = seqSource }
                         .RunAsync(store, ct).ConfigureAwait(false);
                     var summary = string.Create(
                         CultureInfo.InvariantCulture,

@@ -96,7 +96,7 @@ public static class RunCommand
                 await Console.Error.WriteLineAsync("streaming run: the rule set is invalid:" + Environment.NewLine + ex.Message).ConfigureAwait(false);
                 return 2;
             }
-            catch (DataDirectoryException ex)
+            catch (Exception ex) when (ex is DataDirectoryException or Connectors.Redis.MirrorPrefixException)
             {
                 await Console.Error.WriteLineAsync("streaming run: " + ex.Message).ConfigureAwait(false);
                 return 2;

@@ -8,6 +8,7 @@ using Streaming.Connectors.Sql;
 using Streaming.Connectors.Telemetry;
 using Streaming.Connectors.Triggers;
 using Streaming.Engine.Events;
+using Streaming.Engine.Runtime;
 using Streaming.Host.Metrics;
 
 namespace Streaming.Host.Hosting;
@@ -50,6 +51,9 @@ public sealed partial class EngineHost : IAsyncDisposable
 
     /// <summary>The Redis mirror, or null when <c>Streaming:Redis:Connection</c> is not set.</summary>
     public RedisMirror? Mirror { get; }
+
+    /// <summary>The cluster's mirror catch-up for partitions taken over; null on a single node or without a mirror.</summary>
+    public MirrorTakeover? MirrorTakeover { get; private init; }
 
     /// <summary>Who changed what: rule sets, outreach acks and releases, mirror resyncs.</summary>
     public AuditTrail Audit { get; private set; } = null!;
@@ -159,13 +163,18 @@ public sealed partial class EngineHost : IAsyncDisposable
         _ = web.Services.GetRequiredService<MeterBridge>();
         var instruments = new EngineInstruments(web.Services.GetRequiredService<IMeterFactory>());
         RedisMirror? mirror = null;
+        MirrorTakeover? takeover = null;
         if (settings.RedisConnection is { } redis)
         {
             mirror = new RedisMirror(
-                new RedisMirrorOptions { Connection = redis, Prefix = settings.RedisPrefix },
+                new RedisMirrorOptions { Connection = redis, Prefix = settings.RedisPrefix, SeqSource = settings.MirrorSeqSource },
                 web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<RedisMirror>(),
                 web.Services.GetRequiredService<IMeterFactory>());
             LogMirror(logger, mirror.Endpoint, settings.RedisPrefix);
+            if (settings.MirrorSeqSource == MirrorSeqSource.CustomerVersion)
+            {
+                takeover = new MirrorTakeover(storeOptions, mirror, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<MirrorTakeover>());
+            }
         }
 
         var engine = new ShardedEngine(
@@ -180,6 +189,7 @@ public sealed partial class EngineHost : IAsyncDisposable
                 System = web.Services.GetRequiredService<ActorSystem>(),
                 Mirror = mirror,
                 Counter = store,
+                PartitionTakenOver = takeover is null ? null : takeover.Add,
                 SweptVersion = store.LoadSetting(ShardedEngine.SweptSettingKey),
                 Swept = version => store.SaveSetting(ShardedEngine.SweptSettingKey, version),
 
@@ -207,6 +217,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         var outreach = new OutreachService(store, engine, relay, TimeProvider.System, instruments);
         var host = new EngineHost(web, broker, bootstrap, store, engine, rules, settings, relay, outreach, logger, mirror)
         {
+            MirrorTakeover = takeover,
             Audit = audit,
             Backtests = new BacktestRunner(settings, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BacktestRunner>()),
         };
@@ -222,9 +233,15 @@ public sealed partial class EngineHost : IAsyncDisposable
 
         try
         {
-            if (mirror is not null)
+            if (mirror is not null && await mirror.CheckSeqSourceAsync(TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false) is { } refusal)
             {
-                // Before the first new checkpoint: customers a crash kept out of Redis are queued again.
+                throw new MirrorPrefixException(refusal);
+            }
+
+            if (mirror is not null && takeover is null)
+            {
+                // Before the first new checkpoint: customers a crash kept out of Redis are queued again. (In a cluster the
+                // takeover catch-up does it for each partition the node takes.)
                 var (queued, marker) = await MirrorCatchUp.RunFromJournalAsync(storeOptions, mirror, store, rules.Initial.Version, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false);
                 if (queued > 0)
                 {
@@ -267,6 +284,11 @@ public sealed partial class EngineHost : IAsyncDisposable
         catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or Confluent.Kafka.KafkaException)
         {
             LogStopFailed(_logger, ex);
+        }
+
+        if (MirrorTakeover is not null)
+        {
+            await MirrorTakeover.DisposeAsync().ConfigureAwait(false);
         }
 
         // After the engine's final checkpoint, so its changes get a chance to reach Redis (bounded: Redis may be down).

@@ -181,7 +181,7 @@ public sealed record StreamingSettings
 
     /// <summary>
     /// Refuses cluster settings this build cannot honour: a cluster (seed nodes) on SQLite, whose files only one node
-    /// can read (CONTRACTS §8), or with the Redis mirror, whose <c>seq</c> numbers are still each node's own.
+    /// can read (CONTRACTS §8), or without the preview switch.
     /// </summary>
     /// <exception cref="InvalidOperationException">The reason, naming the keys.</exception>
     public void CheckCluster()
@@ -205,19 +205,20 @@ public sealed record StreamingSettings
 
         if (!ClusterPreview)
         {
-            throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) is a preview in this build: rule changes are not shared between nodes and losing a node is not tested yet; set Streaming:Cluster:Preview = true to run one anyway");
+            throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) is a preview in this build: rolling restarts and network partitions are not tested yet; set Streaming:Cluster:Preview = true to run one anyway");
         }
 
         if (StoreProvider != StoreProvider.PostgreSql)
         {
             throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) needs Streaming:Store:Provider = 'postgresql': every node reads the state another node wrote, and SQLite in --data-dir serves one node");
         }
-
-        if (RedisConnection is not null)
-        {
-            throw new InvalidOperationException("the Redis mirror (Streaming:Redis:Connection) does not run in a cluster yet: its seq numbers are counted per node; run the nodes without it, or one node");
-        }
     }
+
+    /// <summary>
+    /// What the Redis mirror's <c>seq</c> is under these settings: each customer's durable version in a cluster (every
+    /// node writes the prefix), the node's checkpoint number on a single node.
+    /// </summary>
+    public MirrorSeqSource MirrorSeqSource => SeedNodes.Count > 0 ? MirrorSeqSource.CustomerVersion : MirrorSeqSource.Checkpoint;
 
     private static StreamingSettings Read(IConfigurationSection s)
     {

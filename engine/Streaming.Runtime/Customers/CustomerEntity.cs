@@ -34,6 +34,14 @@ public sealed record CustomerEntityOptions
 
     /// <summary>The clock the latencies told to <see cref="Persistence"/> are measured with.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Told, on the entity's thread (it must not block), the projection of each save no checkpoint collects: when the
+    /// shard hands the customer off to another node, or passivates it with changes. A mirror ordering writes by customer
+    /// version takes these too, so the state a node saved last reaches it even if the next owner never changes the
+    /// customer. Null: nobody is told.
+    /// </summary>
+    public Action<CustomerProjection>? SavedOutsideCheckpoint { get; init; }
 }
 
 /// <summary>
@@ -230,7 +238,7 @@ public sealed class CustomerEntity : PersistentActor
                 return true;
             case SaveCustomer m:
                 var asker = Sender;
-                Save(m.Seq, saved => asker.Tell(m.Project && _state is { } state ? saved with { Projection = CustomerProjection.From(state, _partition) } : saved));
+                Save(m.Seq, saved => asker.Tell(m.Project && _state is { } state ? saved with { Projection = CustomerProjection.From(state, _partition) with { Version = LastSequenceNr } } : saved));
                 return true;
             case GetCustomer m:
                 Sender.Tell(new CustomerFound(_customerId, m.Partition, Copy()));
@@ -261,7 +269,11 @@ public sealed class CustomerEntity : PersistentActor
             // The shard hands the customer off (its partition moved to another node): what changed since the last
             // checkpoint is saved under the next checkpoint's number, so the new owner reports it once as recovered.
             case StopEntity:
-                Save(_lastCommitted + 1, _ => Context.Stop(Self));
+                Save(_lastCommitted + 1, saved =>
+                {
+                    SavedOutsideCheckpoint(saved);
+                    Context.Stop(Self);
+                });
                 return true;
             case DeleteMessagesSuccess:
                 return true;
@@ -397,12 +409,22 @@ public sealed class CustomerEntity : PersistentActor
 
     private void OnPassivate(PassivateCustomer m)
     {
-        Save(m.Seq, _ =>
+        Save(m.Seq, saved =>
         {
+            SavedOutsideCheckpoint(saved);
             Phase = EntityPhase.Passivating;
             Sender.Tell(new CustomerPassivated(_customerId, m.Partition));
             Context.Parent.Tell(new Passivate(StopEntity.Instance));
         });
+    }
+
+    /// <summary>Hands a save no checkpoint collects to <see cref="CustomerEntityOptions.SavedOutsideCheckpoint"/>, if it wrote.</summary>
+    private void SavedOutsideCheckpoint(CustomerSaved saved)
+    {
+        if (saved.Written && _state is { } state && _options.SavedOutsideCheckpoint is { } tell)
+        {
+            tell(CustomerProjection.From(state, _partition) with { Version = LastSequenceNr });
+        }
     }
 
     /// <summary>Persists the changes since the last save under checkpoint <paramref name="seq"/>, then calls <paramref name="done"/>.</summary>
