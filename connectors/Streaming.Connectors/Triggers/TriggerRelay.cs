@@ -28,6 +28,7 @@ public sealed partial class TriggerRelay : IAsyncDisposable
     private Task? _loop;
     private long _published;
     private volatile bool _leading;
+    private int _disposed;
 
     /// <param name="leading">
     /// Whether this relay publishes from the start: true for a single node; false on a cluster node, which publishes
@@ -65,7 +66,7 @@ public sealed partial class TriggerRelay : IAsyncDisposable
         {
             _leading = leading;
             LogLeadership(leading ? "publishes" : "no longer publishes");
-            _signal.Release();
+            Wake();
         }
     }
 
@@ -75,7 +76,28 @@ public sealed partial class TriggerRelay : IAsyncDisposable
     public void Start() => _loop = Task.Factory.StartNew(Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>Something was added to the outbox: look now rather than at the next poll.</summary>
-    public void Signal() => _signal.Release();
+    public void Signal() => Wake();
+
+    /// <summary>
+    /// Wakes the loop, unless the relay is disposed: the engine's last checkpoint and the cluster singleton's stop may
+    /// still tell it something while the host shuts down.
+    /// </summary>
+    private void Wake()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            _signal.Release();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed between the check and the release: nothing left to wake.
+        }
+    }
 
     /// <summary>Produces a dialer's outcome as an <c>outreach_outcome</c> event, waiting for the broker's acknowledgement.</summary>
     public async Task ProduceOutcomeAsync(string customerId, string outreachId, string channel, string outcome, int attempt, CancellationToken ct)
@@ -174,6 +196,11 @@ public sealed partial class TriggerRelay : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         if (_loop is not null)
         {
