@@ -34,6 +34,20 @@ public sealed record EngineOptions
     public IReadOnlyList<string> SeedNodes { get; init; } = [];
 
     /// <summary>
+    /// Whether the actor system's host joins this node to its cluster through Akka.Management's Cluster Bootstrap
+    /// (discovery, <c>Streaming:Cluster:Discovery</c>): the engine then waits for the node to be up instead of joining
+    /// <see cref="SeedNodes"/> (which must be empty) or itself.
+    /// </summary>
+    public bool ClusterBootstrap { get; init; }
+
+    /// <summary>
+    /// Whether this node is meant to share its cluster with others (<see cref="SeedNodes"/> given or
+    /// <see cref="ClusterBootstrap"/>): the shared outbox relay, rule revisions, longer Kafka sessions and shard hand-off
+    /// grace apply. False: a cluster of one.
+    /// </summary>
+    public bool IsCluster => SeedNodes.Count > 0 || ClusterBootstrap;
+
+    /// <summary>
     /// How long the dead-letter producer tries to deliver one dead letter (librdkafka <c>message.timeout.ms</c>) before
     /// reporting a failure; the engine then produces it again, so this only sets how often failures are reported.
     /// </summary>

@@ -127,7 +127,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// In a cluster a node that Kafka gave no partition (more nodes than partitions) is ready too once its consumer has
     /// joined the group: it answers for any customer through the shard region.
     /// </remarks>
-    public bool Ready => _status.Partitions.Count > 0 || (_options.SeedNodes.Count > 0 && _ingestion?.Joined == true);
+    public bool Ready => _status.Partitions.Count > 0 || (_options.IsCluster && _ingestion?.Joined == true);
 
     /// <inheritdoc />
     public EngineStatus Status => _status;
@@ -170,7 +170,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
     public Action? FiringsCommitted { get; set; }
 
     /// <summary>
-    /// In a cluster (seed nodes given): called with true when the trigger relay's cluster singleton
+    /// In a cluster (<see cref="EngineOptions.IsCluster"/>): called with true when the trigger relay's cluster singleton
     /// (<see cref="RelaySingleton"/>) starts on this node and with false when it stops here, so that one node publishes
     /// the shared outbox. Never called on a single node, whose relay always publishes.
     /// </summary>
@@ -289,11 +289,12 @@ public sealed partial class ShardedEngine : IStreamingEngine
             _system = System ?? ActorSystem.Create(SystemName, ActorStore.Setup(_store, NodeConfig.WithFallback(ConfigurationFactory.ParseString(Streaming.Runtime.Telemetry.StandardErrorLogger.Hocon))));
             var cluster = Cluster.Get(_system);
             // With seed nodes the node joins the first that answers (a node listed first forms the cluster when it is
-            // the first up); without, it forms a cluster of its own.
-            var join = _options.SeedNodes.Count == 0
-                ? cluster.JoinAsync(cluster.SelfAddress)
+            // the first up); with Cluster Bootstrap the host's bootstrap joins it; without either, it forms a cluster of
+            // its own.
+            var join = _options.ClusterBootstrap ? MemberUpAsync(cluster)
+                : _options.SeedNodes.Count == 0 ? cluster.JoinAsync(cluster.SelfAddress)
                 : cluster.JoinSeedNodesAsync(_options.SeedNodes.Select(SeedAddress));
-            await join.WaitAsync(TimeSpan.FromSeconds(_options.SeedNodes.Count == 0 ? 30 : 120)).ConfigureAwait(false);
+            await join.WaitAsync(TimeSpan.FromSeconds(_options.IsCluster ? 120 : 30)).ConfigureAwait(false);
             var known = new KnownCustomerRegistry();
             _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions
             {
@@ -313,7 +314,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
             // Other nodes ask this one for the clocks of its partitions when they read its customers.
             _system.ActorOf(PartitionClocks.Props(() => _coordinators.ToDictionary(c => c.Key, c => c.Value.WatermarkTicks)), PartitionClocks.Name);
-            if (_options.SeedNodes.Count > 0 && RelayLeadership is { } lead)
+            if (_options.IsCluster && RelayLeadership is { } lead)
             {
                 RelaySingleton.Start(_system, lead);
             }
@@ -330,9 +331,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     CheckpointInterval = _options.CheckpointInterval,
                     // In a cluster rebalances happen while nodes are busy: a longer session keeps a slow member in the group
                     // (the embedded broker's rebalance waits one session timeout), and a dead node is still noticed in 10 s.
-                    SessionTimeoutMs = _options.SeedNodes.Count > 0 ? Math.Max(_options.SessionTimeoutMs, 10_000) : _options.SessionTimeoutMs,
-                    HandOffGrace = _options.SeedNodes.Count > 0 ? TimeSpan.FromSeconds(2) : TimeSpan.Zero,
-                    ClusterSettled = _options.SeedNodes.Count > 0 ? () => cluster.State.Unreachable.IsEmpty : null,
+                    SessionTimeoutMs = _options.IsCluster ? Math.Max(_options.SessionTimeoutMs, 10_000) : _options.SessionTimeoutMs,
+                    HandOffGrace = _options.IsCluster ? TimeSpan.FromSeconds(2) : TimeSpan.Zero,
+                    ClusterSettled = _options.IsCluster ? () => cluster.State.Unreachable.IsEmpty : null,
                     Decoder = _options.Decoder with { Clock = _options.Decoder.Clock ?? _time },
                     IdleAfter = _options.TimeMode == TimeMode.Hybrid ? _options.IdleAfter : null,
                     PrefetchMaxKbytes = _options.PrefetchMaxKbytes,
@@ -352,7 +353,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
                         // In a cluster, records sent towards a node that died before it was removed are lost: the
                         // partition restarts when its customers stop answering (two checks 30 s apart).
-                        UnansweredTimeout = _options.SeedNodes.Count > 0 ? TimeSpan.FromSeconds(30) : null,
+                        UnansweredTimeout = _options.IsCluster ? TimeSpan.FromSeconds(30) : null,
                     },
                 },
                 _logger,
@@ -380,6 +381,14 @@ public sealed partial class ShardedEngine : IStreamingEngine
         {
             _stopped.TrySetResult();
         }
+    }
+
+    /// <summary>Completes once this node is an <c>Up</c> member (joined by the host's Cluster Bootstrap).</summary>
+    private static Task MemberUpAsync(Cluster cluster)
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.RegisterOnMemberUp(() => up.TrySetResult());
+        return up.Task;
     }
 
     /// <summary>The partition count of the input topics (customers' shards are partitions of that count).</summary>

@@ -19,7 +19,10 @@ public static class RunCommand
         var clusterHost = new Option<string?>("--cluster-host") { Description = "Address the other cluster nodes reach this node at (Streaming:Cluster:Hostname, default 127.0.0.1)" };
         var clusterPort = new Option<int?>("--cluster-port") { Description = "The node's cluster (remoting) port (Streaming:Cluster:Port, default 0 = any free port)" };
         var seedNodes = new Option<string[]>("--seed-node") { Description = "A node to join, host:port; repeatable (Streaming:Cluster:SeedNodes); none = a cluster of its own. A cluster needs --store-provider postgresql", AllowMultipleArgumentsPerToken = false };
-        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules, storeProvider, storeConnection, clusterHost, clusterPort, seedNodes };
+        var discovery = new Option<string?>("--discovery") { Description = "How the node finds the other cluster nodes instead of --seed-node: none (default), kubernetes (the pods the Kubernetes API lists) or config (--discovery-endpoint) (Streaming:Cluster:Discovery:Method)" };
+        var discoveryEndpoints = new Option<string[]>("--discovery-endpoint") { Description = "With --discovery config: a node's management endpoint, host:port; repeatable, this node's own included (Streaming:Cluster:Discovery:Endpoints)", AllowMultipleArgumentsPerToken = false };
+        var managementPort = new Option<int?>("--management-port") { Description = "With --discovery: the port of this node's Akka.Management HTTP endpoint, on --cluster-host (Streaming:Cluster:Discovery:ManagementPort, default 8558)" };
+        var command = new Command("run", "Run the engine: consume the input topics, keep customer state, serve the HTTP API") { bootstrap, dataDir, urls, config, rules, storeProvider, storeConnection, clusterHost, clusterPort, seedNodes, discovery, discoveryEndpoints, managementPort };
         command.SetAction(async (parse, ct) =>
         {
             StreamingSettings settings;
@@ -49,14 +52,16 @@ public static class RunCommand
                     overrides.Add(new("Streaming:Cluster:Port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)));
                 }
 
-                if (parse.GetValue(seedNodes) is { Length: > 0 } seeds)
+                ReplaceList(configuration, overrides, "Streaming:Cluster:SeedNodes", parse.GetValue(seedNodes));
+                if (parse.GetValue(discovery) is { } method)
                 {
-                    // The command line's seeds replace the configuration's (an entry beyond them is blanked).
-                    var configured = configuration.GetSection("Streaming:Cluster:SeedNodes").GetChildren().Count();
-                    for (var i = 0; i < Math.Max(seeds.Length, configured); i++)
-                    {
-                        overrides.Add(new($"Streaming:Cluster:SeedNodes:{i}", i < seeds.Length ? seeds[i] : ""));
-                    }
+                    overrides.Add(new("Streaming:Cluster:Discovery:Method", method));
+                }
+
+                ReplaceList(configuration, overrides, "Streaming:Cluster:Discovery:Endpoints", parse.GetValue(discoveryEndpoints));
+                if (parse.GetValue(managementPort) is { } management)
+                {
+                    overrides.Add(new("Streaming:Cluster:Discovery:ManagementPort", management.ToString(System.Globalization.CultureInfo.InvariantCulture)));
                 }
 
                 if (overrides.Count > 0)
@@ -79,10 +84,10 @@ public static class RunCommand
                 Urls = parse.GetValue(urls) ?? settings.Urls,
                 RulesDirectory = parse.GetValue(rules) ?? settings.RulesDirectory,
             };
-            if (settings.SeedNodes.Count > 0 && settings.BootstrapServers is null)
+            if (settings.IsCluster && settings.BootstrapServers is null)
             {
                 // Each node would host a broker of its own: one consumer group needs one Kafka cluster.
-                await Console.Error.WriteLineAsync("streaming run: a cluster (--seed-node) needs Kafka bootstrap servers shared by its nodes (--bootstrap or Streaming:Kafka:BootstrapServers); the embedded broker serves one node").ConfigureAwait(false);
+                await Console.Error.WriteLineAsync($"streaming run: a cluster ({(settings.SeedNodes.Count > 0 ? "--seed-node" : "--discovery")}) needs Kafka bootstrap servers shared by its nodes (--bootstrap or Streaming:Kafka:BootstrapServers); the embedded broker serves one node").ConfigureAwait(false);
                 return 2;
             }
 
@@ -113,5 +118,23 @@ public static class RunCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// A repeatable option's values replace the configuration's list under <paramref name="key"/> (<c>key:0</c>, …; an
+    /// entry beyond them is blanked); none given: the configuration's list stands.
+    /// </summary>
+    private static void ReplaceList(IConfiguration configuration, List<KeyValuePair<string, string?>> overrides, string key, string[]? values)
+    {
+        if (values is not { Length: > 0 })
+        {
+            return;
+        }
+
+        var configured = configuration.GetSection(key).GetChildren().Count();
+        for (var i = 0; i < Math.Max(values.Length, configured); i++)
+        {
+            overrides.Add(new($"{key}:{i.ToString(System.Globalization.CultureInfo.InvariantCulture)}", i < values.Length ? values[i] : ""));
+        }
     }
 }

@@ -91,6 +91,7 @@ public sealed partial class EngineHost : IAsyncDisposable
         builder.WebHost.UseUrls(settings.Urls);
         api.AddServices(builder.Services, settings);
         builder.Services.AddSingleton(settings);
+        builder.Services.AddClusterDiscovery(settings);
         Otlp.AddTo(builder.Services, settings.OtlpEndpoint, settings.OtlpIntervalMs, settings.MetricsMeterPrefixes);
         var storeOptions = new ActorStoreOptions { Provider = settings.StoreProvider, DataDir = settings.DataDir, ConnectionString = settings.StoreConnectionString };
         {
@@ -99,6 +100,7 @@ public sealed partial class EngineHost : IAsyncDisposable
             builder.Services.AddAkka(ShardedEngine.SystemName, akka => akka
                 .AddHocon(ShardedEngine.NodeConfigFor(settings.ClusterHostname, settings.ClusterPort), HoconAddMode.Prepend)
                 .WithActorStore(storeOptions)
+                .WithClusterDiscovery(settings)
                 .ConfigureLoggers(log =>
                 {
                     log.LogLevel = Akka.Event.LogLevel.WarningLevel;
@@ -196,7 +198,7 @@ public sealed partial class EngineHost : IAsyncDisposable
                 // The set every partition runs is the one a restart starts from. (In a cluster the rules manager stores
                 // each accepted set as a revision the other nodes follow; a node writing back what it runs could undo a
                 // newer set accepted elsewhere.)
-                RulesInForce = settings.SeedNodes.Count > 0 ? null : running =>
+                RulesInForce = settings.IsCluster ? null : running =>
                 {
                     if (RuleSetStorage.StoredVersion(store) != running.Version)
                     {
@@ -205,7 +207,7 @@ public sealed partial class EngineHost : IAsyncDisposable
                 },
             };
         // In a cluster the outbox is shared: one node (the relay singleton's) publishes it.
-        var clustered = settings.SeedNodes.Count > 0;
+        var clustered = settings.IsCluster;
         var relay = new TriggerRelay(bootstrap, store, TimeProvider.System, web.Services.GetRequiredService<ILoggerFactory>().CreateLogger<TriggerRelay>(), instruments, leading: !clustered);
         engine.FiringsCommitted = relay.Signal;
         if (clustered)

@@ -111,10 +111,10 @@ public sealed partial class RulesManager : IAsyncDisposable
         return chosen;
     }
 
-    /// <summary>A cluster node (seed nodes configured) shares its rule sets through <paramref name="store"/>, from its current revision on.</summary>
+    /// <summary>A cluster node (seed nodes or discovery configured) shares its rule sets through <paramref name="store"/>, from its current revision on.</summary>
     private void ShareIn(StreamingSettings settings, ISettingStore store)
     {
-        if (settings.SeedNodes.Count > 0)
+        if (settings.IsCluster)
         {
             _shared = store;
             _revision = store.LoadRevision(RuleSetStorage.SettingKey).Revision;

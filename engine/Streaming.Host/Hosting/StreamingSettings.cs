@@ -34,7 +34,7 @@ public sealed record RateLimit(int PermitLimit, int WindowSeconds);
 /// The engine's settings, read from appsettings.json (working directory), an optional --config file and environment
 /// variables (<c>Streaming__Kafka__BootstrapServers</c>, …), in that order; command-line options win over all.
 /// </summary>
-public sealed record StreamingSettings
+public sealed partial record StreamingSettings
 {
     public string? BootstrapServers { get; init; }
     public string GroupId { get; init; } = "streaming-engine";
@@ -86,6 +86,18 @@ public sealed record StreamingSettings
     /// none, the node forms a cluster of its own.
     /// </summary>
     public IReadOnlyList<string> SeedNodes { get; init; } = [];
+
+    /// <summary>
+    /// <c>Streaming:Cluster:Discovery:*</c> (<c>run --discovery</c>, …): the node finds the others through Akka.Management's
+    /// Cluster Bootstrap instead of <see cref="SeedNodes"/>; <see cref="DiscoveryMethod.None"/> (default): it does not.
+    /// </summary>
+    public ClusterDiscoverySettings Discovery { get; init; } = new();
+
+    /// <summary>
+    /// Whether this node is meant to be part of a cluster of several: seed nodes given or a discovery method set. A node
+    /// without either forms a cluster of its own (one node).
+    /// </summary>
+    public bool IsCluster => SeedNodes.Count > 0 || Discovery.Method != DiscoveryMethod.None;
 
     /// <summary>
     /// <c>Streaming:Cluster:Preview</c>: accept <see cref="SeedNodes"/> although the cluster is not complete in this
@@ -180,8 +192,9 @@ public sealed record StreamingSettings
     }
 
     /// <summary>
-    /// Refuses cluster settings this build cannot honour: a cluster (seed nodes) on SQLite, whose files only one node
-    /// can read (CONTRACTS §8), or without the preview switch.
+    /// Refuses cluster settings this build cannot honour: a cluster (seed nodes or discovery) on SQLite, whose files only
+    /// one node can read (CONTRACTS §8), or without the preview switch; seed nodes and discovery together; discovery
+    /// settings that cannot form a cluster (<see cref="CheckDiscovery"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The reason, naming the keys.</exception>
     public void CheckCluster()
@@ -198,19 +211,24 @@ public sealed record StreamingSettings
             }
         }
 
-        if (SeedNodes.Count == 0)
+        CheckDiscovery();
+        if (!IsCluster)
         {
             return;
         }
 
+        // Named as the user chose it: seed nodes or a discovery method.
+        var cluster = SeedNodes.Count > 0
+            ? "a cluster (Streaming:Cluster:SeedNodes, --seed-node)"
+            : $"a cluster (Streaming:Cluster:Discovery:Method = '{Discovery.MethodName}', --discovery)";
         if (!ClusterPreview)
         {
-            throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) is a preview in this build: rolling restarts and network partitions are not tested yet; set Streaming:Cluster:Preview = true to run one anyway");
+            throw new InvalidOperationException(cluster + " is a preview in this build: rolling restarts and network partitions are not tested yet; set Streaming:Cluster:Preview = true to run one anyway");
         }
 
         if (StoreProvider != StoreProvider.PostgreSql)
         {
-            throw new InvalidOperationException("a cluster (Streaming:Cluster:SeedNodes, --seed-node) needs Streaming:Store:Provider = 'postgresql': every node reads the state another node wrote, and SQLite in --data-dir serves one node");
+            throw new InvalidOperationException(cluster + " needs Streaming:Store:Provider = 'postgresql': every node reads the state another node wrote, and SQLite in --data-dir serves one node");
         }
     }
 
@@ -218,7 +236,7 @@ public sealed record StreamingSettings
     /// What the Redis mirror's <c>seq</c> is under these settings: each customer's durable version in a cluster (every
     /// node writes the prefix), the node's checkpoint number on a single node.
     /// </summary>
-    public MirrorSeqSource MirrorSeqSource => SeedNodes.Count > 0 ? MirrorSeqSource.CustomerVersion : MirrorSeqSource.Checkpoint;
+    public MirrorSeqSource MirrorSeqSource => IsCluster ? MirrorSeqSource.CustomerVersion : MirrorSeqSource.Checkpoint;
 
     private static StreamingSettings Read(IConfigurationSection s)
     {
@@ -267,6 +285,7 @@ public sealed record StreamingSettings
             ClusterPort = Int(s, "Cluster:Port", defaults.ClusterPort, 0, 65535),
             SeedNodes = s.GetSection("Cluster:SeedNodes").GetChildren().Select(c => Blank(c.Value)).OfType<string>().ToList(),
             ClusterPreview = Bool(s, "Cluster:Preview"),
+            Discovery = ReadDiscovery(s),
             AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
             RequireReadScope = Bool(s, "Auth:RequireReadScope"),
             ProtectMetrics = Bool(s, "Auth:ProtectMetrics"),
@@ -375,6 +394,7 @@ public sealed record StreamingSettings
         Decoder = new DecoderOptions { MaxRecordBytes = MaxRecordBytes, MaxFutureSkew = TimeSpan.FromSeconds(MaxFutureSkewSeconds) },
         AllowedLateness = TimeSpan.FromSeconds(AllowedLatenessSeconds),
         SeedNodes = SeedNodes,
+        ClusterBootstrap = Discovery.Method != DiscoveryMethod.None,
     };
 
     /// <summary>Settings as the log shows them at start: tokens by count only.</summary>
