@@ -4,6 +4,7 @@ using System.Xml.Linq;
 using Npgsql;
 using Streaming.Engine.Events;
 using Streaming.Host.Cli;
+using Streaming.Host.Hosting;
 using Streaming.Connectors.Persistence;
 using Streaming.Host.Tests.Infrastructure;
 using YamlDotNet.RepresentationModel;
@@ -210,7 +211,6 @@ public sealed partial class DeploymentFilesTests
         var documents = KubernetesDocuments();
         Assert.DoesNotContain(documents, d => Scalar(d, "kind") == "Secret");
         var set = documents.Single(d => Scalar(d, "kind") == "StatefulSet");
-        var setName = Scalar(Child(set, "metadata")!, "name")!;
         var spec = Child(set, "spec")!;
         var replicas = int.Parse(Scalar(spec, "replicas")!, CultureInfo.InvariantCulture);
         var headlessName = Scalar(spec, "serviceName")!;
@@ -230,22 +230,42 @@ public sealed partial class DeploymentFilesTests
             Assert.Contains(Scalar(Child(Child(container, probe)!, "httpGet")!, "path")!, routes);
         }
 
-        // Each pod's settings, as the engine reads them: its DNS name, every pod as a seed (the first, pod 0).
+        // Each pod's settings, as the engine reads them: Kubernetes API discovery, no seed nodes, the pod's IP as its
+        // address (what the API lists for it), the management endpoint on the container port Cluster Bootstrap looks up by
+        // name, and a label selector that selects exactly this template's pods.
         var pods = PodEnvironments().ToList();
         Assert.Equal(replicas, pods.Count);
         for (var i = 0; i < replicas; i++)
         {
             var settings = ConfigurationKeys.Settings([.. DockerfileEnvironment(), .. pods[i].Environment]);
             var httpPort = ConfigurationKeys.UrlPort(settings.Urls);
-            Assert.Equal(containerPorts.Values.Order(), new[] { httpPort, settings.ClusterPort }.Order());
+            Assert.Equal(containerPorts.Values.Order(), new[] { httpPort, settings.ClusterPort, settings.Discovery.ManagementPort }.Order());
             Assert.Equal(httpPort, ProbePort("readinessProbe"));
             Assert.Equal(httpPort, ProbePort("livenessProbe"));
-            string Dns(int ordinal) => $"{setName}-{ordinal}.{headlessName}.{TestNamespace}.svc.cluster.local";
-            Assert.Equal(Dns(i), settings.ClusterHostname);
-            Assert.Equal(Enumerable.Range(0, replicas).Select(o => $"{Dns(o)}:{settings.ClusterPort}"), settings.SeedNodes);
+            Assert.Equal(PodIp(i), settings.ClusterHostname);
+            Assert.Empty(settings.SeedNodes);
+            Assert.Equal(DiscoveryMethod.Kubernetes, settings.Discovery.Method);
+            Assert.Equal(settings.Discovery.ManagementPort, containerPorts.GetValueOrDefault(ClusterDiscoverySettings.ManagementPortName));
+            var selector = string.Format(CultureInfo.InvariantCulture, settings.Discovery.PodLabelSelector ?? "app={0}", settings.Discovery.ServiceName);
+            Assert.All(selector.Split(','), term => Assert.Equal(term[(term.IndexOf('=', StringComparison.Ordinal) + 1)..], podLabels.GetValueOrDefault(term[..term.IndexOf('=', StringComparison.Ordinal)])));
+
+            // The first cluster forms once this many pods see each other: never more than the set has, and with more than
+            // one the pods must start together (OrderedReady would wait for pod 0, which waits for a second pod).
+            Assert.InRange(settings.Discovery.RequiredContactPoints, 1, replicas);
+            Assert.True(settings.Discovery.RequiredContactPoints == 1 || Scalar(spec, "podManagementPolicy") == "Parallel", "pods that must see each other to form a cluster need podManagementPolicy: Parallel");
             Assert.Equal(StoreProvider.PostgreSql, settings.StoreProvider);
             Assert.True(settings.ClusterPreview && settings.RedisConnection is null && settings.BootstrapServers is not null);
         }
+
+        // RBAC: the pods' ServiceAccount is bound to a Role in this namespace that may get, list and watch pods.
+        var account = Scalar(Child(Child(spec, "template")!, "spec")!, "serviceAccountName");
+        Assert.Contains(documents, d => Scalar(d, "kind") == "ServiceAccount" && Scalar(Child(d, "metadata")!, "name") == account);
+        var binding = documents.Single(d => Scalar(d, "kind") == "RoleBinding" && Sequence(d, "subjects").Any(x => Scalar(x, "kind") == "ServiceAccount" && Scalar(x, "name") == account));
+        Assert.Equal("Role", Scalar(Child(binding, "roleRef")!, "kind"));
+        var role = documents.Single(d => Scalar(d, "kind") == "Role" && Scalar(Child(d, "metadata")!, "name") == Scalar(Child(binding, "roleRef")!, "name"));
+        static IEnumerable<string> Values(YamlNode rule, string key) => Sequence(rule, key).Select(v => ((YamlScalarNode)v).Value!);
+        Assert.Contains(Sequence(role, "rules"), r => Values(r, "apiGroups").Contains("") && Values(r, "resources").Contains("pods")
+                                                      && new[] { "get", "list", "watch" }.All(Values(r, "verbs").Contains));
 
         // The headless service governs the set, publishes pods before they are ready (they join first), carries remoting.
         var services = documents.Where(d => Scalar(d, "kind") == "Service").ToList();
@@ -268,6 +288,15 @@ public sealed partial class DeploymentFilesTests
         var budgetSelector = Scalars(Mapping(Mapping(Child(budget, "spec")!, "selector"), "matchLabels"));
         Assert.NotEmpty(budgetSelector);
         Assert.All(budgetSelector, kv => Assert.Equal(kv.Value, podLabels.GetValueOrDefault(kv.Key)));
+    }
+
+    [Fact]
+    public void Kustomization_lists_every_kubernetes_manifest()
+    {
+        var kustomization = LoadYaml(Path.Combine(KubernetesDir, "kustomization.yaml"))[0];
+        var listed = Sequence(kustomization, "resources").Select(r => ((YamlScalarNode)r).Value!).Order(StringComparer.Ordinal);
+        var manifests = Directory.EnumerateFiles(KubernetesDir, "*.yaml").Select(Path.GetFileName).Where(f => f != "kustomization.yaml").Order(StringComparer.Ordinal);
+        Assert.Equal(manifests, listed);
     }
 
     [Fact]
@@ -427,6 +456,7 @@ public sealed partial class DeploymentFilesTests
                         {
                             "metadata.name" => pod,
                             "metadata.namespace" => TestNamespace,
+                            "status.podIP" => PodIp(ordinal),
                             var other => throw new InvalidOperationException("field " + other + " not simulated"),
                         }
                         : Child(source, "secretKeyRef") is not null
@@ -445,6 +475,9 @@ public sealed partial class DeploymentFilesTests
             yield return (pod, env);
         }
     }
+
+    /// <summary>The IP address the simulation gives pod <paramref name="ordinal"/> (<c>status.podIP</c>).</summary>
+    private static string PodIp(int ordinal) => "10.1.0." + (10 + ordinal).ToString(CultureInfo.InvariantCulture);
 
     /// <summary>A service's or container's port given by number or by the container port's name.</summary>
     private static int ResolvePort(string port, IReadOnlyDictionary<string, int> named) =>
