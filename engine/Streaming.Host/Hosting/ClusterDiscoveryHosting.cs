@@ -3,7 +3,6 @@ using System.Globalization;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Discovery.Config.Hosting;
-using Akka.Discovery.KubernetesApi;
 using Akka.Hosting;
 using Akka.Management;
 using Akka.Management.Cluster.Bootstrap;
@@ -15,7 +14,8 @@ namespace Streaming.Host.Hosting;
 
 /// <summary>
 /// Cluster formation through discovery (<see cref="StreamingSettings.Discovery"/>): Akka.Management's Cluster Bootstrap
-/// with the chosen discovery method, and the management HTTP endpoint its probes ask (<see cref="ManagementEndpoint"/>).
+/// with the chosen discovery method (Akka.Discovery's <c>config</c>, or <see cref="KubernetesPodDiscovery"/>), and the
+/// management HTTP endpoint its probes ask (<see cref="ManagementEndpoint"/>).
 /// </summary>
 /// <remarks>
 /// Akka.Management serves its HTTP endpoint through Akka.Http.Shim, built against Ceen.Httpd 0.9.9; the package source
@@ -70,11 +70,8 @@ public static class ClusterDiscoveryHosting
             autoStart: false);
         if (discovery.Method == DiscoveryMethod.Kubernetes)
         {
-            akka.WithKubernetesDiscovery(kubernetes =>
-            {
-                kubernetes.PodLabelSelector = discovery.PodLabelSelector;
-                kubernetes.PodNamespace = discovery.PodNamespace;
-            });
+            // Not Akka.Discovery.KubernetesApi's WithKubernetesDiscovery: see KubernetesPodDiscovery.
+            akka.AddHocon(KubernetesPodDiscovery.Hocon(discovery.PodLabelSelector, discovery.PodNamespace), HoconAddMode.Prepend);
         }
         else
         {

@@ -8,7 +8,7 @@ public enum DiscoveryMethod
     /// <summary>No discovery: the node joins <c>Streaming:Cluster:SeedNodes</c>, or forms a cluster of its own.</summary>
     None,
 
-    /// <summary>The pods the Kubernetes API lists under a label selector (Akka.Discovery.KubernetesApi).</summary>
+    /// <summary>The pods the Kubernetes API lists under a label selector (<see cref="KubernetesPodDiscovery"/>).</summary>
     Kubernetes,
 
     /// <summary>A fixed list of management endpoints in the configuration (Akka.Discovery's <c>config</c> method).</summary>
@@ -58,7 +58,7 @@ public sealed record ClusterDiscoverySettings
 
     /// <summary>
     /// <c>Streaming:Cluster:Discovery:PodLabelSelector</c> (<c>kubernetes</c> only): the label selector of the engine's
-    /// pods, <c>{0}</c> standing for <see cref="ServiceName"/>; null: Akka.Discovery.KubernetesApi's default <c>app={0}</c>.
+    /// pods, <c>{0}</c> standing for <see cref="ServiceName"/>; null: <c>app={0}</c> (Akka.Discovery.KubernetesApi's default too).
     /// </summary>
     public string? PodLabelSelector { get; init; }
 
