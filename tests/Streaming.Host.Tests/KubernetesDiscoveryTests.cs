@@ -99,6 +99,8 @@ public sealed class KubernetesDiscoveryTests
                 node.Dispose();
             }
 
+            Environment.SetEnvironmentVariable("STREAMING_TEST_K8S_HOST", null);
+            Environment.SetEnvironmentVariable("STREAMING_TEST_K8S_PORT", null);
             await api.DisposeAsync();
             Directory.Delete(dir, recursive: true);
         }
