@@ -67,7 +67,6 @@ public sealed class DiscoverySettingsTests
     [InlineData("Method=kubernetes;SeedNodes=10.0.0.5:4053", "Streaming:Cluster:Discovery:Method = 'kubernetes' and Streaming:Cluster:SeedNodes (--seed-node) both say how the node joins")]
     [InlineData("Method=kubernetes;Provider=sqlite", "a cluster (Streaming:Cluster:Discovery:Method = 'kubernetes', --discovery) needs Streaming:Store:Provider = 'postgresql'")]
     [InlineData("Method=config;Endpoints=127.0.0.1:8558;RequiredContactPoints=1;Preview=false", "a cluster (Streaming:Cluster:Discovery:Method = 'config', --discovery) is a preview in this build")]
-    [InlineData("Method=kubernetes;Redis=127.0.0.1:6379", "the Redis mirror (Streaming:Redis:Connection) does not run in a cluster yet")]
     [InlineData("Method=config", "Streaming:Cluster:Discovery:Method = 'config' needs Streaming:Cluster:Discovery:Endpoints:0")]
     [InlineData("Method=config;Endpoints=127.0.0.1", "Streaming:Cluster:Discovery:Endpoints: endpoint '127.0.0.1' must be host:port")]
     [InlineData("Method=config;Endpoints=127.0.0.1:70000", "endpoint '127.0.0.1:70000' must be host:port")]

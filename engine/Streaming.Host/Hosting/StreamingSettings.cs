@@ -101,7 +101,7 @@ public sealed partial record StreamingSettings
 
     /// <summary>
     /// <c>Streaming:Cluster:Preview</c>: accept <see cref="SeedNodes"/> although the cluster is not complete in this
-    /// build (no shared rule changes, status per node, no Redis mirror; see README "Current limits").
+    /// build (rolling restarts and network partitions untested, status per node; see README "Current limits").
     /// </summary>
     public bool ClusterPreview { get; init; }
 

@@ -160,8 +160,11 @@ public sealed partial class DeploymentFilesTests
             Assert.Contains(settings.ClusterPort, expose);
             Assert.Equal(name, settings.ClusterHostname);
             Assert.Equal(StoreProvider.PostgreSql, settings.StoreProvider);
-            Assert.True(settings.ClusterPreview && settings.RedisConnection is null);
+            Assert.True(settings.ClusterPreview);
             Assert.Equal(seeds, settings.SeedNodes);
+
+            // Every node mirrors to the compose file's Redis service (one prefix: a cluster's seq is each customer's version).
+            Assert.NotNull(Child(services, settings.RedisConnection?.Split(':')[0] ?? "(no Streaming__Redis__Connection)"));
             Assert.All(Sequence(service, "ports").Select(p => ((YamlScalarNode)p).Value!), p => Assert.Equal(httpPort, int.Parse(p.Split(':')[^1], CultureInfo.InvariantCulture)));
 
             // The health check calls a route of the API on the node's HTTP port.
