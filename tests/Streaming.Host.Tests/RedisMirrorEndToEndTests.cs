@@ -17,7 +17,7 @@ namespace Streaming.Host.Tests;
 /// <summary>
 /// The Redis mirror end to end: Online Retail replayed in full through separate broker, replay and engine processes
 /// with <c>Streaming:Redis</c> configured, against a real <c>redis-server</c>; then every customer's hash and set
-/// memberships must equal its API profile. Also with Redis shut down for 30 s mid-replay, and after
+/// memberships must equal its API profile. Also with Redis shut down for 15 s mid-replay, and after
 /// <c>streaming mirror resync</c>.
 /// </summary>
 [Collection(EndToEnd.Name)]
@@ -26,7 +26,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
     private const string RetailFile = "online_retail_2010_2011.csv.gz";
     private const string AdminToken = "admin-token-for-mirror-tests-0123456789";
     private const int ReportedMismatches = 20;
-    private static readonly TimeSpan Outage = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan Outage = TimeSpan.FromSeconds(15);
 
     /// <summary>
     /// One replay (at 2,500 events/s) with the mirror, an admin token and checkpoints every 250 ms. Mid-replay the rule set is
@@ -181,14 +181,14 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Redis (a private server with an append-only file, so it comes back with its data) is shut down for 30 s while
+    /// Redis (a private server with an append-only file, so it comes back with its data) is shut down for 15 s while
     /// the replay runs at a paced rate. The engine keeps processing, the mirror's lag grows; after Redis returns the
     /// mirror catches up and equals the API, and a sampler reading 1,000 keys' seq every 200 ms never saw one go back.
     /// A shutdown rather than SIGSTOP: it drops the connections, so reconnecting and reloading the Lua script
     /// (NOSCRIPT) are exercised; the hung-server case is covered by the connector tests.
     /// </summary>
     [Fact]
-    public async Task Redis_down_for_30_s_mid_replay_the_engine_goes_on_and_the_mirror_catches_up_never_backwards()
+    public async Task Redis_down_for_15_s_mid_replay_the_engine_goes_on_and_the_mirror_catches_up_never_backwards()
     {
         await using var redis = await RedisTestServer.StartPrivateAsync(appendOnly: true);
         var prefix = "outage:";
@@ -198,7 +198,7 @@ public sealed partial class RedisMirrorEndToEndTests(ITestOutputHelper output)
         {
             await using var engine = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, MirrorEnvironment(redis, prefix));
             await using var sampler = new SeqSampler(redis.Connection, prefix, maxKeys: 1000);
-            var replay = CliProcess.Start(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers, "--rate", "350"]);
+            var replay = CliProcess.Start(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers, "--rate", "600"]);
 
             await engine.WaitProcessedAsync("orders", 3000, TimeSpan.FromMinutes(2));
             await Eventually.WaitAsync(() => Task.FromResult(sampler.Keys >= 500), TimeSpan.FromMinutes(1), () => $"sampler tracks {sampler.Keys} keys");
