@@ -360,6 +360,45 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         Assert.Empty(Ask(entity, new WakeUp("n1", 3, Clock(T0, committed: 6, run: 5, completed: new() { [2] = 2, [3] = 5, [4] = 6 }))).Recovered);
     }
 
+    /// <summary>
+    /// The previous owner's last checkpoint can land after the next owner recovered (it was under way when the partition
+    /// moved). Run 1 saved the effects under its checkpoint 5; run 2 recovered with run 1 at 4, counted them and saved
+    /// them relabelled as its own; run 2's first checkpoint then lost the journal race to run 1's checkpoint 5, which
+    /// landed and counted them. Run 3 (run 1 complete to 5, run 2 never completing) must not count them a third time:
+    /// the label run 1 gave them is kept and confirms them. (Found by a rolling restart of a three-node cluster, whose
+    /// firing counters ended above the topic.)
+    /// </summary>
+    [Fact]
+    public void Effects_a_late_checkpoint_of_the_run_that_first_saved_them_confirms_are_not_reported_again()
+    {
+        var entity = Start("l1");
+        var applied = Ask(entity, new ApplyRecord("l1", 3, "orders", 1, Order("l1", "x", 40m, T0), Clock(T0, committed: 4, run: 1)));
+        Assert.NotEmpty(applied.Effects.Moves);
+        entity.Tell(new SaveCustomer("l1", 3, Seq: 5));
+        ExpectMsg<CustomerSaved>();
+
+        Restart(ref entity, "l1");
+        var taken = Ask(entity, new WakeUp("l1", 3, Clock(T0, committed: 4, run: 2, completed: new() { [1] = 4 })));
+        Assert.Equal(applied.Effects.Moves, Assert.Single(taken.Recovered).Moves);
+        entity.Tell(new SaveCustomer("l1", 3, Seq: 5));
+        ExpectMsg<CustomerSaved>();
+
+        Restart(ref entity, "l1");
+        Assert.Empty(Ask(entity, new WakeUp("l1", 3, Clock(T0, committed: 5, run: 3, completed: new() { [1] = 5 }))).Recovered);
+
+        // Had run 1's checkpoint 5 not landed, run 3 would count them (run 2's label confirms nothing).
+        var other = Start("l2");
+        Ask(other, new ApplyRecord("l2", 3, "orders", 1, Order("l2", "y", 40m, T0), Clock(T0, committed: 4, run: 1)));
+        other.Tell(new SaveCustomer("l2", 3, Seq: 5));
+        ExpectMsg<CustomerSaved>();
+        Restart(ref other, "l2");
+        Assert.Single(Ask(other, new WakeUp("l2", 3, Clock(T0, committed: 4, run: 2, completed: new() { [1] = 4 }))).Recovered);
+        other.Tell(new SaveCustomer("l2", 3, Seq: 5));
+        ExpectMsg<CustomerSaved>();
+        Restart(ref other, "l2");
+        Assert.Single(Ask(other, new WakeUp("l2", 3, Clock(T0, committed: 4, run: 3, completed: new() { [1] = 4 }))).Recovered);
+    }
+
     private CustomerChanged Ask(IActorRef entity, object message)
     {
         entity.Tell(message);
@@ -536,7 +575,7 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
             CustomerStateCodec.Encode(state),
             new Dictionary<string, long> { ["orders"] = 41, ["clickstream"] = 7 },
             2,
-            [new EffectBundle(8, [new StageMove("lifecycle", "active", null)], [firing], [new Conversion("win_back", Delivery.Holdout)])],
+            [new EffectBundle(8, [new StageMove("lifecycle", "active", null)], [firing], [new Conversion("win_back", Delivery.Holdout)]) { Run = 3, Earlier = [new(1, 6), new(2, 7)] }],
             SequenceRun: 638_000_000_000_000_000,
             Sequence: 12,
             Partition: 5);
@@ -549,12 +588,20 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         Assert.Equal(2, back.ReportedRun);
         Assert.Equal((638_000_000_000_000_000L, 12, 5), (back.SequenceRun, back.Sequence, back.Partition));
 
-        // Events written before the partition (4 bytes) and before the numbering (12 more) was stored decode with the
-        // partition unknown, and with no message handled.
+        var label = Assert.Single(back.Unconfirmed);
+        Assert.Equal(3L, label.Run);
+        Assert.Equal([new EffectLabel(1, 6), new EffectLabel(2, 7)], label.Earlier);
+
+        // Events written before the bundles' earlier labels (4 bytes of count and 16 per label), before the partition (4
+        // more) and before the numbering (12 more) was stored decode with no earlier labels, the partition unknown, and
+        // with no message handled.
         var manifest = ((Akka.Serialization.SerializerWithStringManifest)serializer).Manifest(saved);
-        var noPartition = (CustomerCheckpointed)Sys.Serialization.Deserialize(serializer.ToBinary(saved)[..^4], serializer.Identifier, manifest);
+        var labels = 4 + (2 * 16);
+        var noLabels = (CustomerCheckpointed)Sys.Serialization.Deserialize(serializer.ToBinary(saved)[..^labels], serializer.Identifier, manifest);
+        Assert.Equal((5, 0), (noLabels.Partition, Assert.Single(noLabels.Unconfirmed).Earlier.Count));
+        var noPartition = (CustomerCheckpointed)Sys.Serialization.Deserialize(serializer.ToBinary(saved)[..^(labels + 4)], serializer.Identifier, manifest);
         Assert.Equal((638_000_000_000_000_000L, 12, -1), (noPartition.SequenceRun, noPartition.Sequence, noPartition.Partition));
-        var old = (CustomerCheckpointed)Sys.Serialization.Deserialize(serializer.ToBinary(saved)[..^16], serializer.Identifier, manifest);
+        var old = (CustomerCheckpointed)Sys.Serialization.Deserialize(serializer.ToBinary(saved)[..^(labels + 16)], serializer.Identifier, manifest);
         Assert.Equal((0L, 0, 8L, -1), (old.SequenceRun, old.Sequence, old.Seq, old.Partition));
         Assert.Equal(saved.NextOffsets, back.NextOffsets);
         var decoded = CustomerStateCodec.Decode("z", back.State);

@@ -497,9 +497,9 @@ public sealed class CustomerEntity : PersistentActor
         _lastCommitted = Math.Max(_lastCommitted, clock.CommittedSeq);
         if (_unconfirmed.Count > 0)
         {
-            _unconfirmed.RemoveAll(b => b.Run == clock.Run
-                ? b.Seq <= clock.CommittedSeq
-                : clock.Completed is { } completed && completed.TryGetValue(b.Run, out var last) && b.Seq <= last);
+            _unconfirmed.RemoveAll(b => b.ConfirmedBy((run, seq) => run == clock.Run
+                ? seq <= clock.CommittedSeq
+                : clock.Completed is { } completed && completed.TryGetValue(run, out var last) && seq <= last));
         }
 
         if (_reportedRun == clock.Run)
@@ -511,7 +511,7 @@ public sealed class CustomerEntity : PersistentActor
         if (_unconfirmed.Count > 0 || !_unsaved.IsEmpty)
         {
             _toReport = _unsaved.IsEmpty ? [.. _unconfirmed] : [.. _unconfirmed, _unsaved];
-            _unconfirmed = [.. _unconfirmed.Select(b => b with { Run = clock.Run, Seq = clock.CommittedSeq + 1 })];
+            _unconfirmed = [.. _unconfirmed.Select(b => b.TakenBy(clock.Run, clock.CommittedSeq + 1))];
             _dirty = true; // The run that took them must be saved, or a reload in this run would report them again.
         }
     }

@@ -24,6 +24,46 @@ public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IRea
     /// </summary>
     public long Run { get; init; }
 
+    /// <summary>
+    /// The earlier labels (<see cref="Run"/>, <see cref="Seq"/>) of these effects, oldest first: each time a new
+    /// coordinator run takes effects no completed checkpoint had confirmed, it counts them and relabels them with its own
+    /// run, and the label they had is kept here. A checkpoint that completes late (the previous owner's last one, landing
+    /// after the next owner recovered) confirms them under such an earlier label, and they are not counted again. At most
+    /// <see cref="MaxEarlier"/> are kept, the newest.
+    /// </summary>
+    public IReadOnlyList<EffectLabel> Earlier { get; init; } = [];
+
+    /// <summary>How many earlier labels a bundle keeps.</summary>
+    public const int MaxEarlier = 8;
+
+    /// <summary>Whether checkpoint <see cref="Seq"/> of <see cref="Run"/>, or any earlier label, is in <paramref name="covered"/>.</summary>
+    public bool ConfirmedBy(Func<long, long, bool> covered)
+    {
+        ArgumentNullException.ThrowIfNull(covered);
+        if (covered(Run, Seq))
+        {
+            return true;
+        }
+
+        for (var i = 0; i < Earlier.Count; i++)
+        {
+            if (covered(Earlier[i].Run, Earlier[i].Seq))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>These effects taken by coordinator run <paramref name="run"/> under its checkpoint <paramref name="seq"/>, the current label kept as an earlier one.</summary>
+    public EffectBundle TakenBy(long run, long seq) => this with
+    {
+        Run = run,
+        Seq = seq,
+        Earlier = [.. Earlier.Skip(Math.Max(0, Earlier.Count + 1 - MaxEarlier)), new EffectLabel(Run, Seq)],
+    };
+
     /// <summary>No effects.</summary>
     public static EffectBundle Empty { get; } = new(0, [], [], []);
 
@@ -61,5 +101,8 @@ public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IRea
     /// not moved yet), and Akka's JSON serializer cannot rebuild the compiler's read-only list types.
     /// </remarks>
     public EffectBundle Then(EffectBundle later) =>
-        later.IsEmpty ? this : IsEmpty ? later with { Seq = Seq, Run = Run } : new(Seq, Moves.Concat(later.Moves).ToArray(), Fired.Concat(later.Fired).ToArray(), Converted.Concat(later.Converted).ToArray()) { Run = Run };
+        later.IsEmpty ? this : IsEmpty ? later with { Seq = Seq, Run = Run } : new(Seq, Moves.Concat(later.Moves).ToArray(), Fired.Concat(later.Fired).ToArray(), Converted.Concat(later.Converted).ToArray()) { Run = Run, Earlier = Earlier };
 }
+
+/// <summary>A label of effects: checkpoint <paramref name="Seq"/> of coordinator run <paramref name="Run"/> confirms them.</summary>
+public readonly record struct EffectLabel(long Run, long Seq);

@@ -112,6 +112,18 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         w.Long(saved.SequenceRun);
         w.Int(saved.Sequence);
         w.Int(saved.Partition);
+
+        // Appended later still: each bundle's earlier labels, in bundle order.
+        foreach (var bundle in saved.Unconfirmed)
+        {
+            w.Int(bundle.Earlier.Count);
+            foreach (var label in bundle.Earlier)
+            {
+                w.Long(label.Run);
+                w.Long(label.Seq);
+            }
+        }
+
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -160,6 +172,20 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         }
 
         var partition = r.Position < data.Length ? r.Int() : -1;
+        if (r.Position < data.Length)
+        {
+            for (var b = 0; b < bundles.Length; b++)
+            {
+                var earlier = new EffectLabel[r.Count(EffectBundle.MaxEarlier)];
+                for (var i = 0; i < earlier.Length; i++)
+                {
+                    earlier[i] = new EffectLabel(r.Long(), r.Long());
+                }
+
+                bundles[b] = bundles[b] with { Earlier = earlier };
+            }
+        }
+
         r.End("journal event", "customer checkpoint");
         return new CustomerCheckpointed(seq, state, offsets, run, bundles, sequenceRun, sequence, partition);
     }
