@@ -497,9 +497,7 @@ public sealed class CustomerEntity : PersistentActor
         _lastCommitted = Math.Max(_lastCommitted, clock.CommittedSeq);
         if (_unconfirmed.Count > 0)
         {
-            _unconfirmed.RemoveAll(b => b.ConfirmedBy((run, seq) => run == clock.Run
-                ? seq <= clock.CommittedSeq
-                : clock.Completed is { } completed && completed.TryGetValue(run, out var last) && seq <= last));
+            _unconfirmed.RemoveAll(b => b.ConfirmedBy(clock.Run, clock.CommittedSeq, clock.Completed));
         }
 
         if (_reportedRun == clock.Run)

@@ -36,18 +36,21 @@ public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IRea
     /// <summary>How many earlier labels a bundle keeps.</summary>
     public const int MaxEarlier = 8;
 
-    /// <summary>Whether checkpoint <see cref="Seq"/> of <see cref="Run"/>, or any earlier label, is in <paramref name="covered"/>.</summary>
-    public bool ConfirmedBy(Func<long, long, bool> covered)
+    /// <summary>
+    /// Whether a completed checkpoint confirms these effects under their label or an earlier one: checkpoint
+    /// <paramref name="committedSeq"/> of the current run <paramref name="run"/>, or the last checkpoint each earlier run
+    /// completed (<paramref name="completed"/>, run → checkpoint; null: none).
+    /// </summary>
+    public bool ConfirmedBy(long run, long committedSeq, IReadOnlyDictionary<long, long>? completed)
     {
-        ArgumentNullException.ThrowIfNull(covered);
-        if (covered(Run, Seq))
+        if (Covered(Run, Seq, run, committedSeq, completed))
         {
             return true;
         }
 
         for (var i = 0; i < Earlier.Count; i++)
         {
-            if (covered(Earlier[i].Run, Earlier[i].Seq))
+            if (Covered(Earlier[i].Run, Earlier[i].Seq, run, committedSeq, completed))
             {
                 return true;
             }
@@ -55,6 +58,9 @@ public sealed record EffectBundle(long Seq, IReadOnlyList<StageMove> Moves, IRea
 
         return false;
     }
+
+    private static bool Covered(long labelRun, long labelSeq, long run, long committedSeq, IReadOnlyDictionary<long, long>? completed) =>
+        labelRun == run ? labelSeq <= committedSeq : completed is not null && completed.TryGetValue(labelRun, out var last) && labelSeq <= last;
 
     /// <summary>These effects taken by coordinator run <paramref name="run"/> under its checkpoint <paramref name="seq"/>, the current label kept as an earlier one.</summary>
     public EffectBundle TakenBy(long run, long seq) => this with
