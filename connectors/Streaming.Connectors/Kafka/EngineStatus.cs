@@ -3,6 +3,16 @@ namespace Streaming.Connectors.Kafka;
 /// <summary>A query reached an engine that has stopped (stopping, or failed).</summary>
 public sealed class EngineStoppedException() : InvalidOperationException("the engine is not running");
 
+/// <summary>
+/// The engine's node was removed from its Akka cluster without being asked to stop: downed by the split-brain resolver
+/// (keep-majority: it was cut off in a minority, or the majority found it unreachable for the resolver's
+/// <c>stable-after</c>) or by an operator. A removed member cannot rejoin with the same actor system; the process exits
+/// with code 1 and is meant to be started again (its supervisor: Kubernetes, systemd, docker-compose), joining anew.
+/// </summary>
+/// <param name="address">The node's Akka address, e.g. <c>akka.tcp://streaming@10.0.0.5:4053</c>.</param>
+public sealed class EngineRemovedFromClusterException(string address)
+    : InvalidOperationException($"this node ({address}) was removed from the cluster (downed) and stopped; start it again to rejoin");
+
 /// <summary>Population counts summed over the owned partitions.</summary>
 public sealed record PopulationView(
     IReadOnlyDictionary<(string Dimension, string Value), long> Counts,

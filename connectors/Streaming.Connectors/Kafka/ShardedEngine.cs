@@ -51,6 +51,8 @@ public sealed partial class ShardedEngine : IStreamingEngine
     private readonly EngineInstruments? _instruments;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
+    private volatile bool _stopRequested;
+    private volatile bool _removed;
     private readonly Dictionary<IActorRef, CoordinatorStatus> _seen = [];
 
     /// <summary>Orders the storing of a switch asked for and of the set found in force, so the later wins.</summary>
@@ -295,6 +297,20 @@ public sealed partial class ShardedEngine : IStreamingEngine
                 : _options.SeedNodes.Count == 0 ? cluster.JoinAsync(cluster.SelfAddress)
                 : cluster.JoinSeedNodesAsync(_options.SeedNodes.Select(SeedAddress));
             await join.WaitAsync(TimeSpan.FromSeconds(_options.IsCluster ? 120 : 30)).ConfigureAwait(false);
+
+            // Removed without being asked to stop: downed by the split-brain resolver (cut off in a minority, or the
+            // others saw it unreachable for 20 s) or by an operator. Its actor system is ending, so it cannot serve nor
+            // write again: the engine fails, the process exits 1 and its supervisor starts it again, to join anew.
+            cluster.RegisterOnMemberRemoved(() =>
+            {
+                if (!_stopRequested)
+                {
+                    _removed = true;
+                    LogRemovedFromCluster(cluster.SelfAddress.ToString());
+                    _stopped.TrySetException(new EngineRemovedFromClusterException(cluster.SelfAddress.ToString()));
+                    _stop.Cancel();
+                }
+            });
             var known = new KnownCustomerRegistry();
             _region = await CustomerShards.StartAsync(_system, new CustomerEntityOptions
             {
@@ -653,10 +669,12 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// <inheritdoc />
     public async Task StopAsync(TimeSpan timeout)
     {
+        _stopRequested = true;
         var deadline = _time.GetTimestamp();
         if (_ingestion is { } ingestion)
         {
-            await ingestion.StopAsync(timeout).ConfigureAwait(false);
+            // A node removed from the cluster has no actors left to checkpoint: it stops as if it had crashed.
+            await ingestion.StopAsync(timeout, checkpoint: !_removed).ConfigureAwait(false);
         }
 
         await _stop.CancelAsync().ConfigureAwait(false);
@@ -838,6 +856,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "This node ({Address}) was removed from the Akka cluster without being asked to stop (downed by the split-brain resolver: cut off from the majority, or unreachable to it for 20 s; or downed by an operator); the engine stops with exit code 1, to be started again and join anew")]
+    private partial void LogRemovedFromCluster(string address);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Actor runtime up: member {Address} of a cluster of {Members}; customers sharded over {Partitions} partitions")]
     private partial void LogStarted(string address, int members, int partitions);
