@@ -29,8 +29,9 @@ public sealed class PostgresEngineStore : EngineStore
     /// <exception cref="NpgsqlException">The database cannot be reached, or refused the statements.</exception>
     public PostgresEngineStore(string connectionString)
     {
-        // At most EnginePoolSize connections unless the string sets a pool size (see ActorStore.JournalPoolSize).
-        var builder = new NpgsqlConnectionStringBuilder(Persistence.ActorStore.WithPoolLimit(connectionString, EnginePoolSize));
+        // At most EnginePoolSize connections unless the string sets a pool size (see ActorStore.JournalPoolSize), and
+        // abandoned transactions ended by the server (ActorStore.IdleTransactionTimeout).
+        var builder = new NpgsqlConnectionStringBuilder(Persistence.ActorStore.ForNode(connectionString, EnginePoolSize));
         Location = $"PostgreSQL {builder.Host}:{builder.Port}/{builder.Database}";
         _source = NpgsqlDataSource.Create(builder);
         try
