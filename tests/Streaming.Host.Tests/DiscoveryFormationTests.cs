@@ -12,6 +12,7 @@ namespace Streaming.Host.Tests;
 /// Cluster formation through discovery with real engine processes: Akka.Management's Cluster Bootstrap with the
 /// <c>config</c> discovery method (the one that needs no Kubernetes), on one Kafka broker and one PostgreSQL database.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public sealed class DiscoveryFormationTests(ITestOutputHelper output)
 {
     /// <summary>

@@ -22,7 +22,7 @@ namespace Streaming.Host.Tests;
 [Collection(EndToEnd.Name)]
 public sealed partial class TriggerReplayTests(ITestOutputHelper output)
 {
-    private const string RetailFile = "online_retail_2010_2011.csv.gz";
+    internal const string RetailFile = "online_retail_2010_2011.csv.gz";
     private const string TypePrefix = "streaming.trigger.";
     private const string WinBack = "win-back";
     private const string WinBackDays = "days_since(orders.lastAt)";
@@ -32,7 +32,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     private static readonly long LapseTicks = TimeSpan.FromDays(91).Ticks;
     private static readonly string[] s_deliveries = ["queued", "suppressed", "holdout", "notify"];
     private static readonly string[] s_channels = ["voice", "sms", "email", "notify"];
-    private static readonly Lazy<IReadOnlyDictionary<string, CustomerHistory>> s_histories =
+    internal static readonly Lazy<IReadOnlyDictionary<string, CustomerHistory>> s_histories =
         new(() => ModelBatch.LoadOnlineRetail(TestEnvironment.DataFile(RetailFile)));
 
     /// <summary>Wake-ups held per partition in the clean replay: about a seventh of its customers.</summary>
@@ -181,7 +181,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     }
 
     /// <summary>One record of <c>customer-triggers</c>: its key, its text and the CloudEvent's fields (null when absent).</summary>
-    private sealed record Published(string Key, string Raw, JsonElement Root)
+    internal sealed record Published(string Key, string Raw, JsonElement Root)
     {
         public string Id => Text(Root, "id") ?? "";
 
@@ -231,7 +231,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     }
 
     /// <summary>All of <c>customer-triggers</c>, from the beginning, as an external consumer (kcat) reads it.</summary>
-    private static async Task<List<Published>> ReadTriggersAsync(string bootstrap)
+    internal static async Task<List<Published>> ReadTriggersAsync(string bootstrap)
     {
         var (code, stdout, stderr) = await Kcat.RunAsync(["-C", "-b", bootstrap, "-t", "customer-triggers", "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n"]);
         Assert.True(code == 0, "kcat consume failed: " + stderr);
@@ -259,7 +259,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     }
 
     /// <summary>Every record is a structured-mode CloudEvent with the attributes and data of CONTRACTS.md §3.</summary>
-    private static void AssertEnvelopes(List<Published> published)
+    internal static void AssertEnvelopes(List<Published> published)
     {
         var problems = new List<string>();
         foreach (var p in published)
@@ -387,7 +387,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     /// watermark is its latest event time minus the allowed lateness (300 s). Every profile's <c>partition</c> and
     /// <c>asOf</c> must be exactly these; the win-back expectation is then evaluated at the computed instants.
     /// </summary>
-    private async Task<Dictionary<string, long>> AsOfAsync(HttpClient http, IReadOnlyDictionary<string, CustomerHistory> histories, int partitions = Partitions)
+    internal async Task<Dictionary<string, long>> AsOfAsync(HttpClient http, IReadOnlyDictionary<string, CustomerHistory> histories, int partitions = Partitions)
     {
         var watermarks = ProducerPartitioner.ExpectedWatermarks(histories.Values.Select(h => (h.CustomerId, h.LastEventAt!.Value)), partitions, Lateness);
         var expected = histories.Keys.ToDictionary(id => id, id => watermarks[ProducerPartitioner.PartitionOf(id, partitions)].UtcTicks, StringComparer.Ordinal);
@@ -459,7 +459,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     /// Win-back firings (one record per firing) equal the batch expectation per customer as multisets of instants;
     /// each says why (91 days since the last order); about a tenth of them are holdouts.
     /// </summary>
-    private void AssertWinBacks(IReadOnlyDictionary<string, CustomerHistory> histories, Dictionary<string, long> asOf, List<Published> firings, string context)
+    internal void AssertWinBacks(IReadOnlyDictionary<string, CustomerHistory> histories, Dictionary<string, long> asOf, List<Published> firings, string context)
     {
         var expected = ExpectedWinBacks(histories, asOf, out var byOwnEvent);
         var winBacks = firings.Where(p => p.Rule == WinBack).ToList();
@@ -506,7 +506,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     /// cancelled orders apart, so where a placed and a cancelled order of a customer share an instant their order in
     /// the stream is unknown here: either order is accepted there.
     /// </summary>
-    private void AssertOrderRules(IReadOnlyDictionary<string, CustomerHistory> histories, List<Published> firings)
+    internal void AssertOrderRules(IReadOnlyDictionary<string, CustomerHistory> histories, List<Published> firings)
     {
         var rules = new (string Rule, Func<CustomerHistory, List<List<long>>> Expected)[]
         {
@@ -578,9 +578,9 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     /// equals the distinct firings on the topic, for every rule. Several nodes of a cluster: the sum of their counts
     /// (each counts its own partitions).
     /// </summary>
-    private async Task AssertCountersMatchAsync(HttpClient http, List<Published> distinct) => await AssertCountersMatchAsync([http], distinct);
+    internal async Task AssertCountersMatchAsync(HttpClient http, List<Published> distinct) => await AssertCountersMatchAsync([http], distinct);
 
-    private async Task AssertCountersMatchAsync(IReadOnlyList<HttpClient> nodes, List<Published> distinct)
+    internal async Task AssertCountersMatchAsync(IReadOnlyList<HttpClient> nodes, List<Published> distinct)
     {
         var counted = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var http in nodes)
@@ -611,7 +611,7 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     /// <c>GET /v1/customers/{id}/triggers</c>) are on the topic with the same rule, instant and delivery, and the topic
     /// holds no firing of the customer after the oldest remembered one that the state does not know.
     /// </summary>
-    private async Task AssertStateFiringsMatchAsync(HttpClient http, IEnumerable<string> customers, List<Published> distinct)
+    internal async Task AssertStateFiringsMatchAsync(HttpClient http, IEnumerable<string> customers, List<Published> distinct)
     {
         const int kept = 20;
         var topic = distinct.ToLookup(p => p.Subject!, StringComparer.Ordinal);
@@ -659,14 +659,14 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
     /// The stopped engine's outreach queue holds exactly one item per queued firing on the topic (same id, customer and
     /// rule), and no two items for the same customer, rule and firing instant.
     /// </summary>
-    private void AssertOutreachQueue(string dataDir, List<Published> distinct)
+    internal void AssertOutreachQueue(string dataDir, List<Published> distinct)
     {
         using var store = SqliteStateStore.OpenDirectory(dataDir);
         AssertOutreachQueue(store.ListOutreach(), distinct);
     }
 
     /// <summary>The same for the items of a store read directly (a cluster's PostgreSQL).</summary>
-    private void AssertOutreachQueue(IReadOnlyList<Streaming.Connectors.Triggers.OutreachItem> items, List<Published> distinct)
+    internal void AssertOutreachQueue(IReadOnlyList<Streaming.Connectors.Triggers.OutreachItem> items, List<Published> distinct)
     {
         var queued = distinct.Where(p => p.Delivery == "queued").ToDictionary(p => p.OutreachId!, StringComparer.Ordinal);
         var twins = items.GroupBy(i => (i.CustomerId, i.Rule, FiredAt: JsonDocument.Parse(i.Context).RootElement.GetProperty("firedAt").GetString()))
@@ -706,12 +706,12 @@ public sealed partial class TriggerReplayTests(ITestOutputHelper output)
         return result;
     }
 
-    private static string ByType(List<Published> published) =>
+    internal static string ByType(List<Published> published) =>
         string.Join(", ", published.GroupBy(p => p.Rule ?? p.Type ?? "-").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}={g.Count()}"));
 
     private static string Show(long ticks) => new DateTime(ticks, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
-    private static long Produced(CliProcess replay)
+    internal static long Produced(CliProcess replay)
     {
         var match = ProducedLine().Match(replay.StandardOutput);
         Assert.True(match.Success, "no produced=N line in: " + replay.StandardOutput);

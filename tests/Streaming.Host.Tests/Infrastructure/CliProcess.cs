@@ -48,9 +48,11 @@ public sealed partial class CliProcess : IAsyncDisposable
         }
     }
 
-    public static CliProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null, string? workingDirectory = null)
+    /// <param name="launcher">A command the CLI runs under, e.g. <c>ip netns exec NAME</c> (it must exec
+    /// <c>dotnet</c> in place, so that the process's id, signals and exit code are the CLI's own); none by default.</param>
+    public static CliProcess Start(IEnumerable<string> args, IDictionary<string, string>? environment = null, string? workingDirectory = null, IReadOnlyList<string>? launcher = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -58,6 +60,14 @@ public sealed partial class CliProcess : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? Path.GetTempPath(),
         };
+        if (launcher is { Count: > 0 })
+        {
+            foreach (var part in launcher.Skip(1).Append("dotnet"))
+            {
+                info.ArgumentList.Add(part);
+            }
+        }
+
         info.ArgumentList.Add(TestEnvironment.CliDll);
         foreach (var arg in args)
         {
@@ -74,7 +84,7 @@ public sealed partial class CliProcess : IAsyncDisposable
         }
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
-        var cli = new CliProcess(process, string.Join(' ', info.ArgumentList.Skip(1)));
+        var cli = new CliProcess(process, string.Join(' ', info.ArgumentList.SkipWhile(a => a != TestEnvironment.CliDll).Skip(1)));
         process.OutputDataReceived += (_, e) => cli.Append(cli._stdout, e.Data);
         process.ErrorDataReceived += (_, e) => cli.Append(cli._stderr, e.Data);
         process.Exited += (_, _) => cli._exited.TrySetResult();

@@ -108,6 +108,19 @@ public sealed class EngineProcess : IAsyncDisposable
     }
 
     /// <summary>
+    /// Starts <c>streaming run</c> on <paramref name="host"/> (in its network namespace), serving HTTP on the host's
+    /// loopback port <paramref name="httpPort"/>, which the test reaches at <paramref name="backdoor"/>
+    /// (<see cref="TestHost.Backdoor"/>); waits until it answers <c>/readyz</c>.
+    /// </summary>
+    public static async Task<EngineProcess> StartOnAsync(TestHost host, int httpPort, Uri backdoor, string bootstrap, string dataDir, IDictionary<string, string> environment)
+    {
+        var process = CliProcess.Start(["run", "--bootstrap", bootstrap, "--data-dir", dataDir, "--urls", $"http://127.0.0.1:{httpPort}"], environment, launcher: host.Launcher);
+        var engine = new EngineProcess(process, backdoor);
+        await WaitAnswersAsync(process, engine.Http, "/readyz", TimeSpan.FromSeconds(90));
+        return engine;
+    }
+
+    /// <summary>
     /// Waits until <paramref name="process"/> answers <paramref name="path"/> with a success status through
     /// <paramref name="http"/> (connection errors count as "not yet"); fails at once if the process exits.
     /// </summary>

@@ -7,15 +7,21 @@ using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
 using Streaming.Host.Tests.Infrastructure;
 using Streaming.Tests.Shared;
+using Xunit.Abstractions;
 
 namespace Streaming.Host.Tests;
 
 /// <summary>
 /// Engines joined into one Akka.NET cluster (CONTRACTS §8) on one Kafka consumer group and one PostgreSQL database,
-/// as separate processes, checked with the same batch computations as the single engine.
+/// as separate processes, checked with the same batch computations as the single engine. They run beside the other
+/// end-to-end tests (their own collection): most of their time is spent waiting for the cluster (failure detection,
+/// the split-brain resolver's 20 s, Kafka's session timeout) and for a rate-limited replay, not computing.
 /// </summary>
-public sealed partial class TriggerReplayTests
+[Collection(ClusterCollection.Name)]
+public sealed partial class ClusterReplayTests(ITestOutputHelper output)
 {
+    private readonly TriggerReplayTests _replay = new(output);
+
     private const int ClusterPartitions = 8;
     private const string ClusterAdminToken = "cluster-admin-token-4f1e0b7d2c";
 
@@ -23,35 +29,42 @@ public sealed partial class TriggerReplayTests
     private static readonly TimeSpan TakeOverBound = TimeSpan.FromSeconds(60);
 
     /// <summary>
-    /// Online Retail replayed into a cluster that grows and then loses a node. Nodes a (the seed) and b start; a third,
-    /// c, joins at an eighth of the replay and takes partitions over (scale-out); at a third of the replay b is killed with
-    /// SIGKILL. Then: the survivors own all partitions within the contract's 60 s; every customer, read through
-    /// <b>each</b> survivor, equals the batch computation; the win-back firings (distinct CloudEvent ids) are exactly the
-    /// batch's; the outreach queue in PostgreSQL holds one item per queued firing; and only one node published the
-    /// shared outbox (the relay's cluster singleton, on a, the oldest node). Every node mirrors to one Redis prefix: no
+    /// Online Retail replayed (200 events/s) into a cluster that grows, loses a node and is restarted node by node. Nodes a
+    /// and b start (every node lists a, b and c as seed nodes, so a restarted a joins the others rather than forming a
+    /// cluster of its own); a third, c, joins at an eighth of the replay and takes partitions over (scale-out); at a quarter
+    /// b is killed with SIGKILL, and the survivors own all partitions within the contract's 60 s. Then, with the replay
+    /// still running, a rolling restart: b comes back, c and then a are stopped with SIGTERM (exit code 0, the others own
+    /// every partition) and started again, each time until every node's view lists the three. Then: every customer, read
+    /// through <b>each</b> node, equals the batch computation; the win-back firings (distinct CloudEvent ids) are exactly
+    /// the batch's; the outreach queue in PostgreSQL holds one item per queued firing; and only the oldest node published
+    /// the shared outbox (the relay's cluster singleton): a until it left, then b, never c nor the restarted a. Every node
+    /// mirrors to one Redis prefix: no
     /// sampled key's <c>seq</c> ever goes back while customers change owner, and at the end every customer's hash and
     /// set memberships equal its profile, with <c>seq</c> its durable version (its journal's last sequence number in
     /// PostgreSQL).
     /// </summary>
     [Fact]
-    public async Task Cluster_grows_to_three_nodes_and_loses_one_mid_replay_without_losing_or_repeating_anything()
+    public async Task Cluster_grows_loses_a_node_and_restarts_node_by_node_mid_replay_without_losing_or_repeating_anything()
     {
         var total = Stopwatch.StartNew();
-        var histories = s_histories.Value;
+        var histories = TriggerReplayTests.s_histories.Value;
         var invoices = histories.Values.Sum(h => h.Placed.Count + h.Cancelled.Count);
-        var expected = OnlineRetailBatch.Compute(TestEnvironment.DataFile(RetailFile));
+        var expected = OnlineRetailBatch.Compute(TestEnvironment.DataFile(TriggerReplayTests.RetailFile));
         await using var database = await PostgresDatabase.CreateAsync();
         await using var broker = await BrokerProcess.StartAsync(partitions: ClusterPartitions);
         await using var redis = await RedisTestServer.SharedOrPrivateAsync();
         var prefix = "cluster-" + Guid.NewGuid().ToString("N")[..10] + ":";
         using var redisClient = await ConnectionMultiplexer.ConnectAsync(redis.Connection + ",syncTimeout=15000");
-        var seedPort = TestEnvironment.FreePort();
+        var ports = new[] { TestEnvironment.FreePort(), TestEnvironment.FreePort(), TestEnvironment.FreePort() };
+        var dirs = new[] { "streaming-node-a", "streaming-node-b", "streaming-node-c" }.Select(TestEnvironment.NewTempDir).ToArray();
         Dictionary<string, string> Node(int port) => new()
         {
             ["Streaming__Store__Provider"] = "postgresql",
             ["Streaming__Store__ConnectionString"] = database.ConnectionString,
             ["Streaming__Cluster__Port"] = port.ToString(CultureInfo.InvariantCulture),
-            ["Streaming__Cluster__SeedNodes__0"] = "127.0.0.1:" + seedPort.ToString(CultureInfo.InvariantCulture),
+            ["Streaming__Cluster__SeedNodes__0"] = "127.0.0.1:" + ports[0].ToString(CultureInfo.InvariantCulture),
+            ["Streaming__Cluster__SeedNodes__1"] = "127.0.0.1:" + ports[1].ToString(CultureInfo.InvariantCulture),
+            ["Streaming__Cluster__SeedNodes__2"] = "127.0.0.1:" + ports[2].ToString(CultureInfo.InvariantCulture),
             ["Streaming__Kafka__Partitions"] = ClusterPartitions.ToString(CultureInfo.InvariantCulture),
             ["Streaming__Cluster__Preview"] = "true",
             ["Streaming__Rules__PollIntervalMs"] = "200",
@@ -62,9 +75,8 @@ public sealed partial class TriggerReplayTests
         };
 
         // Started together: b keeps trying its seed until a has formed the cluster.
-        var starting = new[] { ("streaming-node-a", seedPort), ("streaming-node-b", TestEnvironment.FreePort()) }
-            .Select(n => EngineProcess.StartAsync(broker.BootstrapServers, TestEnvironment.NewTempDir(n.Item1), Node(n.Item2)))
-            .ToList();
+        Task<EngineProcess> Start(int node) => EngineProcess.StartAsync(broker.BootstrapServers, dirs[node], Node(ports[node]));
+        var starting = new[] { Start(0), Start(1) }.ToList();
         try
         {
             await Task.WhenAll(starting);
@@ -90,16 +102,16 @@ public sealed partial class TriggerReplayTests
             await Kcat.ProduceAsync(broker.BootstrapServers, "customer-updates", consent);
             await WaitClusterProcessedAsync([a, b], "customer-updates", histories.Count, TimeSpan.FromMinutes(1));
 
-            replay = CliProcess.Start(["replay", "online-retail", "--file", TestEnvironment.DataFile(RetailFile), "--bootstrap", broker.BootstrapServers, "--rate", "400"]);
+            replay = CliProcess.Start(["replay", "online-retail", "--file", TestEnvironment.DataFile(TriggerReplayTests.RetailFile), "--bootstrap", broker.BootstrapServers, "--rate", "200"]);
 
             // Scale-out: a third node joins mid-replay; Kafka gives it partitions and their shards move with them.
             await WaitClusterProcessedAsync([a, b], "orders", invoices / 8, TimeSpan.FromMinutes(2));
-            c = await EngineProcess.StartAsync(broker.BootstrapServers, TestEnvironment.NewTempDir("streaming-node-c"), Node(TestEnvironment.FreePort()));
+            c = await Start(2);
             output.WriteLine($"node c ready at {total.ElapsedMilliseconds} ms, owning [{string.Join(",", (await OwnedPartitionsAsync(c)).Order())}]");
             await WaitClusterViewAsync([a, b, c], TimeSpan.FromSeconds(60));
 
             // SIGKILL mid-replay.
-            await WaitClusterProcessedAsync([a, b, c], "orders", invoices / 3, TimeSpan.FromMinutes(2));
+            await WaitClusterProcessedAsync([a, b, c], "orders", invoices / 4, TimeSpan.FromMinutes(2));
             var status = await b.StatusAsync();
             output.WriteLine($"SIGKILL node b at {total.ElapsedMilliseconds} ms (replay {(replay.HasExited ? "done" : "running")}): it owned [{string.Join(",", (await OwnedPartitionsAsync(b)).Order())}], checkpointSeq={status.GetProperty("checkpointSeq").GetInt64()}");
             await b.Process.KillAsync();
@@ -115,40 +127,79 @@ public sealed partial class TriggerReplayTests
             output.WriteLine($"survivors own all partitions {killed.ElapsedMilliseconds} ms after the SIGKILL");
             await WaitClusterViewAsync([a, c], TakeOverBound);
 
+            // Rolling restart while the replay runs: b comes back, then c and a (the relay's holder) leave and return in turn.
+            Assert.False(replay.HasExited, "the replay was over before the rolling restart: it would not run under load");
+            await b.DisposeAsync();
+            b = await Start(1);
+            await WaitClusterViewAsync([a, b, c], TakeOverBound);
+            output.WriteLine($"node b back at {total.ElapsedMilliseconds} ms");
+            async Task<long> PublishedBy(EngineProcess node) => (await node.StatusAsync()).GetProperty("triggersPublished").GetInt64();
+            foreach (var restart in new[] { 2, 0 })
+            {
+                var nodes = new List<EngineProcess> { a, b, c };
+                var leaving = nodes[restart];
+                nodes.RemoveAt(restart);
+                foreach (var node in restart == 0 ? nodes : [leaving])
+                {
+                    // a, the oldest member, holds the relay singleton until it leaves: nobody else has published.
+                    Assert.Equal(0, await PublishedBy(node));
+                }
+
+                var stopping = Stopwatch.StartNew();
+                leaving.Process.Terminate();
+                await leaving.Process.WaitForExitAsync(TimeSpan.FromSeconds(60));
+                Assert.True(leaving.Process.ExitCode == 0, $"node {"abc"[restart]} exited with {leaving.Process.ExitCode} on SIGTERM: {CliProcess.Tail(leaving.Process.StandardError)}");
+                await Eventually.WaitAsync(
+                    async () =>
+                    {
+                        var (one, two) = (await OwnedPartitionsAsync(nodes[0]), await OwnedPartitionsAsync(nodes[1]));
+                        return one.Count + two.Count == ClusterPartitions && !one.Overlaps(two);
+                    },
+                    TakeOverBound,
+                    () => $"the others own all {ClusterPartitions} partitions after node {"abc"[restart]} left");
+                output.WriteLine($"node {"abc"[restart]} left (SIGTERM) at {total.ElapsedMilliseconds} ms; the others own all partitions {stopping.ElapsedMilliseconds} ms after the signal (replay {(replay.HasExited ? "done" : "running")})");
+                await leaving.DisposeAsync();
+                var back = await Start(restart);
+                (a, c) = restart == 0 ? (back, c) : (a, back);
+                await WaitClusterViewAsync([a, b, c], TakeOverBound);
+                output.WriteLine($"node {"abc"[restart]} back at {total.ElapsedMilliseconds} ms");
+            }
+
             await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
             Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
-            Assert.Equal(invoices, Produced(replay));
-            await WaitClusterDrainedAsync([a, c], new() { ["orders"] = invoices, ["customer-updates"] = histories.Count });
+            Assert.Equal(invoices, TriggerReplayTests.Produced(replay));
+            await WaitClusterDrainedAsync([a, b, c], new() { ["orders"] = invoices, ["customer-updates"] = histories.Count });
             output.WriteLine($"processed and drained at {total.ElapsedMilliseconds} ms");
 
             await ProfileAssert.OrdersMatchAsync(a.Http, expected, "read through node a");
+            await ProfileAssert.OrdersMatchAsync(b.Http, expected, "read through node b");
             await ProfileAssert.OrdersMatchAsync(c.Http, expected, "read through node c");
 
-            var published = await ReadTriggersAsync(broker.BootstrapServers);
-            AssertEnvelopes(published);
+            var published = await TriggerReplayTests.ReadTriggersAsync(broker.BootstrapServers);
+            TriggerReplayTests.AssertEnvelopes(published);
             var byId = published.GroupBy(p => p.Id).ToList();
             var differing = byId.Where(g => g.Count() > 1 && g.Select(p => p.Raw).Distinct().Count() > 1).ToList();
-            output.WriteLine($"customer-triggers: {published.Count} records, {byId.Count} distinct ids; by type: {ByType(published)}");
+            output.WriteLine($"customer-triggers: {published.Count} records, {byId.Count} distinct ids; by type: {TriggerReplayTests.ByType(published)}");
             Assert.True(differing.Count == 0, $"{differing.Count} ids were published with different contents, e.g. {string.Join(", ", differing.Take(5).Select(g => g.Key))}");
             var distinct = byId.Select(g => g.First()).ToList();
 
-            // One relay for the cluster: a (the oldest member, holding the relay singleton) published every record on
-            // the topic, c none.
-            var (publishedA, publishedC) = ((await a.StatusAsync()).GetProperty("triggersPublished").GetInt64(), (await c.StatusAsync()).GetProperty("triggersPublished").GetInt64());
-            Assert.True(publishedA == published.Count && publishedC == 0, $"triggersPublished: node a {publishedA}, node c {publishedC}; {published.Count} records on the topic");
+            // One relay for the cluster: since the first a left, b (the oldest member, holding the relay singleton) alone
+            // published; the restarted c and a never did.
+            var (publishedA, publishedB, publishedC) = (await PublishedBy(a), await PublishedBy(b), await PublishedBy(c));
+            Assert.True(publishedA == 0 && publishedC == 0 && publishedB <= published.Count, $"triggersPublished: node a {publishedA}, b {publishedB}, c {publishedC}; {published.Count} records on the topic");
 
-            var asOf = await AsOfAsync(c.Http, histories, ClusterPartitions);
-            AssertWinBacks(histories, asOf, distinct, "cluster with node b killed");
-            AssertOrderRules(histories, distinct);
-            await AssertCountersMatchAsync([a.Http, c.Http], distinct);
-            await AssertStateFiringsMatchAsync(a.Http, histories.Keys, distinct);
+            var asOf = await _replay.AsOfAsync(c.Http, histories, ClusterPartitions);
+            _replay.AssertWinBacks(histories, asOf, distinct, "cluster with node b killed");
+            _replay.AssertOrderRules(histories, distinct);
+            await _replay.AssertCountersMatchAsync([a.Http, b.Http, c.Http], distinct);
+            await _replay.AssertStateFiringsMatchAsync(a.Http, histories.Keys, distinct);
 
             using (var store = EngineStore.Open(new ActorStoreOptions { Provider = StoreProvider.PostgreSql, ConnectionString = database.ConnectionString }))
             {
-                AssertOutreachQueue(store.ListOutreach(), distinct);
+                _replay.AssertOutreachQueue(store.ListOutreach(), distinct);
             }
 
-            await AssertClusterMirrorAsync([a, c], redisClient.GetDatabase(), prefix, database.ConnectionString, sampler);
+            await AssertClusterMirrorAsync([a, b, c], redisClient.GetDatabase(), prefix, database.ConnectionString, sampler);
 
             // Shared configuration: a rule set PUT on c reaches a, and both run it (switched at a checkpoint).
             var pack = await CliProcess.RunAsync(["rules", "default"], TimeSpan.FromSeconds(60));
@@ -163,7 +214,7 @@ public sealed partial class TriggerReplayTests
             using var put = await c.Http.SendAsync(request);
             Assert.Equal(System.Net.HttpStatusCode.Accepted, put.StatusCode);
             var version = (await put.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("version").GetString()!;
-            foreach (var (node, origin) in new[] { (a, "cluster"), (c, "api") })
+            foreach (var (node, origin) in new[] { (a, "cluster"), (b, "cluster"), (c, "api") })
             {
                 var rules = default(JsonElement);
                 await Eventually.WaitAsync(
@@ -355,7 +406,7 @@ public sealed partial class TriggerReplayTests
                         && view.Members.All(m => m.Status == "up" && m.Reachable && owners.TryGetValue(m.Address, out var owned) && owned.SetEquals(m.Partitions));
                 },
                 timeout,
-                () => $"/v1/cluster of {node.Http.BaseAddress}: {last}; expected {want}");
+                () => $"/v1/cluster of {node.Http.BaseAddress}: {last}; expected {want}\n" + string.Join("\n", nodes.Select(n => $"stderr of {n.Http.BaseAddress}: {CliProcess.Tail(n.Process.StandardError, 40)}")));
         }
     }
 
@@ -376,4 +427,11 @@ public sealed partial class TriggerReplayTests
             m.GetProperty("reachable").GetBoolean(),
             m.GetProperty("partitions").EnumerateArray().Select(p => p.GetInt32()).ToList()))]);
     }
+}
+
+/// <summary>The cluster tests: one at a time, beside the <see cref="EndToEnd"/> collection.</summary>
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection
+{
+    public const string Name = "cluster";
 }

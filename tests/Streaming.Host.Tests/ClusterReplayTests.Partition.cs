@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Npgsql;
+using Streaming.Connectors.Persistence;
+using Streaming.Connectors.Sql;
+using Streaming.Host.Tests.Infrastructure;
+using Streaming.Tests.Shared;
+
+namespace Streaming.Host.Tests;
+
+public sealed partial class ClusterReplayTests
+{
+    /// <summary>
+    /// A network partition (CONTRACTS §8): three nodes, each a host of its own (a network namespace with its own address,
+    /// on a bridge the test made), share a replay of Online Retail; at a quarter of it node c's link is cut, so that c and
+    /// the others each see the other side unreachable, and c cannot reach the broker nor PostgreSQL either. Then: a and
+    /// b (the majority) own every partition within the contract's 60 s; c (the minority) stops serving, answering 503
+    /// for a customer of a partition it owned, and is downed by the split-brain resolver, so it exits with code 1 and says
+    /// why. The link restored, c is started again and rejoins. At the end: every customer, read through each node, equals
+    /// the batch computation; the win-back firings (distinct CloudEvent ids) are exactly the batch's, and no outreach
+    /// item exists twice. The test reaches each node's HTTP through a relay into its namespace that the cut leaves alone.
+    /// </summary>
+    [Fact]
+    public async Task Network_partition_cuts_one_node_off_mid_replay_the_majority_takes_over_and_the_node_rejoins_without_losing_or_repeating_anything()
+    {
+        var total = Stopwatch.StartNew();
+        var histories = TriggerReplayTests.s_histories.Value;
+        var invoices = histories.Values.Sum(h => h.Placed.Count + h.Cancelled.Count);
+        var expected = OnlineRetailBatch.Compute(TestEnvironment.DataFile(TriggerReplayTests.RetailFile));
+        await using var network = await TestNetwork.CreateAsync(hosts: 3);
+        await using var database = await PostgresDatabase.CreateAsync();
+        await using var broker = await BrokerProcess.StartAsync(partitions: ClusterPartitions);
+
+        // The broker names itself 127.0.0.1:port to its clients: on each host that port leads to the test's broker over the
+        // host's link; PostgreSQL is reached at the bridge's address.
+        var brokerPort = new Uri("tcp://" + broker.BootstrapServers.Split(',')[0]).Port;
+        var pg = new NpgsqlConnectionStringBuilder(database.ConnectionString);
+        network.Expose(brokerPort);
+        network.Expose(pg.Port);
+        const int HttpPort = 8080;
+        const int AkkaPort = 25520;
+        var backdoors = new List<Uri>();
+        foreach (var host in network.Hosts)
+        {
+            host.ReachLoopback(brokerPort, network.Gateway);
+            backdoors.Add(host.Backdoor(HttpPort));
+        }
+
+        var dirs = new[] { "streaming-node-a", "streaming-node-b", "streaming-node-c" }.Select(TestEnvironment.NewTempDir).ToArray();
+        var nodeStore = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = network.Gateway.ToString() }.ToString();
+        Dictionary<string, string> Node(int i)
+        {
+            var settings = new Dictionary<string, string>
+            {
+                ["Streaming__Store__Provider"] = "postgresql",
+                ["Streaming__Store__ConnectionString"] = nodeStore,
+                ["Streaming__Cluster__Hostname"] = network.Hosts[i].Address.ToString(),
+                ["Streaming__Cluster__Port"] = AkkaPort.ToString(CultureInfo.InvariantCulture),
+                ["Streaming__Kafka__Partitions"] = ClusterPartitions.ToString(CultureInfo.InvariantCulture),
+                ["Streaming__Cluster__Preview"] = "true",
+            };
+            for (var s = 0; s < network.Hosts.Count; s++)
+            {
+                settings[$"Streaming__Cluster__SeedNodes__{s}"] = $"{network.Hosts[s].Address}:{AkkaPort}";
+            }
+
+            return settings;
+        }
+
+        Task<EngineProcess> Start(int i) => EngineProcess.StartOnAsync(network.Hosts[i], HttpPort, backdoors[i], "127.0.0.1:" + brokerPort, dirs[i], Node(i));
+        var starting = new[] { Start(0), Start(1), Start(2) }.ToList();
+        try
+        {
+            await Task.WhenAll(starting);
+        }
+        catch
+        {
+            foreach (var started in starting.Where(t => t.IsCompletedSuccessfully))
+            {
+                await (await started).DisposeAsync();
+            }
+
+            throw;
+        }
+
+        var (a, b, c) = (await starting[0], await starting[1], await starting[2]);
+        CliProcess? replay = null;
+        try
+        {
+            await WaitClusterViewAsync([a, b, c], TimeSpan.FromSeconds(60));
+            output.WriteLine($"three hosts ({string.Join(", ", network.Hosts.Select(h => h.Address))}) formed one cluster at {total.ElapsedMilliseconds} ms");
+            var consent = histories.Keys.Select(id => (id, $$$"""{"eventId":"consent-seed:{{{id}}}","customerId":"{{{id}}}","occurredAt":"2010-11-30T00:00:00Z","type":"consent","consent":{"voice":true,"sms":true}}"""));
+            await Kcat.ProduceAsync(broker.BootstrapServers, "customer-updates", consent);
+            await WaitClusterProcessedAsync([a, b, c], "customer-updates", histories.Count, TimeSpan.FromMinutes(1));
+            replay = CliProcess.Start(["replay", "online-retail", "--file", TestEnvironment.DataFile(TriggerReplayTests.RetailFile), "--bootstrap", broker.BootstrapServers, "--rate", "400"]);
+
+            // The cut, mid-replay.
+            await WaitClusterProcessedAsync([a, b, c], "orders", invoices / 4, TimeSpan.FromMinutes(2));
+            var ownedByC = await OwnedPartitionsAsync(c);
+            Assert.NotEmpty(ownedByC);
+            var probe = histories.Keys.Order(StringComparer.Ordinal).First(id => ownedByC.Contains(ProducerPartitioner.PartitionOf(id, ClusterPartitions)));
+            using (var before = await c.Http.GetAsync("/v1/customers/" + probe))
+            {
+                Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+            }
+
+            await network.CutAsync(2);
+            var cut = Stopwatch.StartNew();
+            output.WriteLine($"node c's link cut at {total.ElapsedMilliseconds} ms (replay {(replay.HasExited ? "done" : "running")}); it owned [{string.Join(",", ownedByC.Order())}]");
+
+            // The majority takes every partition over.
+            await Eventually.WaitAsync(
+                async () =>
+                {
+                    var (ownedA, ownedB) = (await OwnedPartitionsAsync(a), await OwnedPartitionsAsync(b));
+                    return ownedA.Count + ownedB.Count == ClusterPartitions && !ownedA.Overlaps(ownedB);
+                },
+                TakeOverBound,
+                () => $"a and b own all {ClusterPartitions} partitions within {TakeOverBound.TotalSeconds} s of the cut; stderr a: {CliProcess.Tail(a.Process.StandardError)}");
+            output.WriteLine($"a and b own all partitions {cut.ElapsedMilliseconds} ms after the cut");
+
+            // The minority stops serving (503 for its former customer), then is downed: exit code 1, with the reason.
+            var refused = false;
+            await Eventually.WaitAsync(
+                async () =>
+                {
+                    if (c.Process.HasExited)
+                    {
+                        return true;
+                    }
+
+                    try
+                    {
+                        using var answer = await c.Http.GetAsync("/v1/customers/" + probe);
+                        refused |= answer.StatusCode == HttpStatusCode.ServiceUnavailable;
+                    }
+                    catch (HttpRequestException)
+                    {
+                        // Exiting.
+                    }
+
+                    return false;
+                },
+                TakeOverBound,
+                () => $"node c exits after the cut; stderr: {CliProcess.Tail(c.Process.StandardError)}");
+            output.WriteLine($"node c exited with {c.Process.ExitCode} {cut.ElapsedMilliseconds} ms after the cut, having answered 503: {refused}");
+            Assert.True(refused, "node c never answered 503 for a customer of a partition it had owned before it exited");
+            Assert.True(c.Process.ExitCode == 1, $"node c exited with {c.Process.ExitCode}: {CliProcess.Tail(c.Process.StandardError)}");
+            Assert.Contains("was removed from the Akka cluster", c.Process.StandardError, StringComparison.Ordinal);
+            await WaitClusterViewAsync([a, b], TakeOverBound);
+
+            // The link restored, c starts again and rejoins.
+            await network.RestoreAsync(2);
+            await c.DisposeAsync();
+            c = await Start(2);
+            await WaitClusterViewAsync([a, b, c], TakeOverBound);
+            output.WriteLine($"node c back at {total.ElapsedMilliseconds} ms (replay {(replay.HasExited ? "done" : "running")})");
+
+            await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
+            Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
+            Assert.Equal(invoices, TriggerReplayTests.Produced(replay));
+            await WaitClusterDrainedAsync([a, b, c], new() { ["orders"] = invoices, ["customer-updates"] = histories.Count });
+            output.WriteLine($"processed and drained at {total.ElapsedMilliseconds} ms");
+
+            await ProfileAssert.OrdersMatchAsync(a.Http, expected, "read through node a");
+            await ProfileAssert.OrdersMatchAsync(b.Http, expected, "read through node b");
+            await ProfileAssert.OrdersMatchAsync(c.Http, expected, "read through node c");
+
+            var published = await TriggerReplayTests.ReadTriggersAsync(broker.BootstrapServers);
+            TriggerReplayTests.AssertEnvelopes(published);
+            var byId = published.GroupBy(p => p.Id).ToList();
+            var differing = byId.Where(g => g.Count() > 1 && g.Select(p => p.Raw).Distinct().Count() > 1).ToList();
+            output.WriteLine($"customer-triggers: {published.Count} records, {byId.Count} distinct ids; by type: {TriggerReplayTests.ByType(published)}");
+            Assert.True(differing.Count == 0, $"{differing.Count} ids were published with different contents, e.g. {string.Join(", ", differing.Take(5).Select(g => g.Key))}");
+            var distinct = byId.Select(g => g.First()).ToList();
+            var asOf = await _replay.AsOfAsync(a.Http, histories, ClusterPartitions);
+            _replay.AssertWinBacks(histories, asOf, distinct, "cluster with node c cut off");
+            _replay.AssertOrderRules(histories, distinct);
+            await _replay.AssertCountersMatchAsync([a.Http, b.Http, c.Http], distinct);
+            using (var store = EngineStore.Open(new ActorStoreOptions { Provider = StoreProvider.PostgreSql, ConnectionString = database.ConnectionString }))
+            {
+                _replay.AssertOutreachQueue(store.ListOutreach(), distinct);
+            }
+        }
+        finally
+        {
+            if (replay is not null)
+            {
+                await replay.DisposeAsync();
+            }
+
+            foreach (var node in new[] { a, b, c })
+            {
+                await node.DisposeAsync();
+            }
+        }
+
+        output.WriteLine($"total {total.ElapsedMilliseconds} ms");
+    }
+}
