@@ -32,7 +32,9 @@ public sealed class ConsoleBrowser : IAsyncDisposable
         {
             ExecutablePath = Environment.GetEnvironmentVariable("STREAMING_TEST_CHROMIUM") ?? "/usr/bin/chromium",
             Headless = true,
-            Args = ["--no-sandbox", "--disable-dev-shm-usage"],
+            // The flags this machine's notes give for Chromium on a closed network (its background connections are
+            // refused, many at a time, and Google's hosts are looked up at every start): none of it is the console's.
+            Args = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
         });
         return new ConsoleBrowser(playwright, browser);
     }
