@@ -12,12 +12,19 @@ namespace Streaming.Connectors.Tests;
 public sealed class PostgresSessionTests
 {
     [Fact]
-    public async Task A_node_session_ends_an_idle_transaction_after_15_s_unless_the_connection_string_says_otherwise()
+    public async Task A_node_session_ends_an_idle_transaction_after_15_s_and_a_silent_peer_by_keepalives_unless_the_connection_string_says_otherwise()
     {
         await using var database = await PostgresDatabase.CreateAsync();
         var node = ActorStore.ForNode(database.ConnectionString, maxPool: 4);
         Assert.Equal(4, new NpgsqlConnectionStringBuilder(node).MaxPoolSize);
         Assert.Equal("15s", await ShowAsync(node));
+
+        // Keepalives and the user timeout end the session of a node gone silent mid-statement (the server's values, not
+        // the option text: PostgreSQL applied them to the TCP connection).
+        Assert.Equal("10", await ShowAsync(node, "tcp_keepalives_idle"));
+        Assert.Equal("5", await ShowAsync(node, "tcp_keepalives_interval"));
+        Assert.Equal("3", await ShowAsync(node, "tcp_keepalives_count"));
+        Assert.Equal("30000", await ShowAsync(node, "tcp_user_timeout"));
 
         // A value of the operator's own is kept, and other startup options with it.
         var own = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Options = "-c idle_in_transaction_session_timeout=2s -c statement_timeout=0" }.ToString();
@@ -82,11 +89,11 @@ public sealed class PostgresSessionTests
         await Assert.ThrowsAnyAsync<NpgsqlException>(() => tx.CommitAsync());
     }
 
-    private static async Task<string> ShowAsync(string connectionString)
+    private static async Task<string> ShowAsync(string connectionString, string parameter = "idle_in_transaction_session_timeout")
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
-        await using var show = new NpgsqlCommand("SHOW idle_in_transaction_session_timeout", connection);
+        await using var show = new NpgsqlCommand("SHOW " + parameter, connection);
         return (string)(await show.ExecuteScalarAsync())!;
     }
 }
