@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using Npgsql;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Streaming.Connectors.Persistence;
 using Streaming.Connectors.Sql;
 using Streaming.Host.Tests.Infrastructure;
-using Streaming.Tests.Shared;
 
 namespace Streaming.Host.Tests;
 
@@ -13,7 +13,8 @@ public sealed partial class ClusterReplayTests
 {
     /// <summary>
     /// A network partition (CONTRACTS §8): three nodes, each a host of its own (a network namespace with its own address,
-    /// on a bridge the test made), share a replay of Online Retail; at a quarter of it node c's link is cut, so that c and
+    /// on a bridge the test made), find each other through config discovery (Cluster Bootstrap; each management
+    /// endpoint then names its node and the three members) and share a replay of Online Retail; at a quarter of it node c's link is cut, so that c and
     /// the others each see the other side unreachable, and c cannot reach the broker nor PostgreSQL either. Then: a and
     /// b (the majority) own every partition within the contract's 60 s; c (the minority) stops serving, answering 503
     /// for a customer of a partition it owned, and is downed by the split-brain resolver, so it exits with code 1 and says
@@ -29,17 +30,17 @@ public sealed partial class ClusterReplayTests
         var invoices = histories.Values.Sum(h => h.Placed.Count + h.Cancelled.Count);
         var expected = OnlineRetailBatch.Compute(TestEnvironment.DataFile(TriggerReplayTests.RetailFile));
         await using var network = await TestNetwork.CreateAsync(hosts: 3);
-        await using var database = await PostgresDatabase.CreateAsync();
+        // PostgreSQL on the bridge: the hosts reach it over their links, and it sees a cut host's sessions go silent.
+        await using var database = await PrivatePostgres.StartAsync(network.Gateway);
         await using var broker = await BrokerProcess.StartAsync(partitions: ClusterPartitions);
 
         // The broker names itself 127.0.0.1:port to its clients: on each host that port leads to the test's broker over the
-        // host's link; PostgreSQL is reached at the bridge's address.
+        // host's link.
         var brokerPort = new Uri("tcp://" + broker.BootstrapServers.Split(',')[0]).Port;
-        var pg = new NpgsqlConnectionStringBuilder(database.ConnectionString);
         network.Expose(brokerPort);
-        network.Expose(pg.Port);
         const int HttpPort = 8080;
         const int AkkaPort = 25520;
+        const int ManagementPort = 8558;
         var backdoors = new List<Uri>();
         foreach (var host in network.Hosts)
         {
@@ -48,21 +49,25 @@ public sealed partial class ClusterReplayTests
         }
 
         var dirs = new[] { "streaming-node-a", "streaming-node-b", "streaming-node-c" }.Select(TestEnvironment.NewTempDir).ToArray();
-        var nodeStore = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = network.Gateway.ToString() }.ToString();
         Dictionary<string, string> Node(int i)
         {
             var settings = new Dictionary<string, string>
             {
                 ["Streaming__Store__Provider"] = "postgresql",
-                ["Streaming__Store__ConnectionString"] = nodeStore,
+                ["Streaming__Store__ConnectionString"] = database.ConnectionString,
                 ["Streaming__Cluster__Hostname"] = network.Hosts[i].Address.ToString(),
                 ["Streaming__Cluster__Port"] = AkkaPort.ToString(CultureInfo.InvariantCulture),
                 ["Streaming__Kafka__Partitions"] = ClusterPartitions.ToString(CultureInfo.InvariantCulture),
-                ["Streaming__Cluster__Preview"] = "true",
             };
-            for (var s = 0; s < network.Hosts.Count; s++)
+            // No seed nodes: Akka.Management's Cluster Bootstrap finds the others through their management endpoints
+            // (config discovery), the lowest address forms the cluster once all three answered, and a node started again
+            // later joins the running cluster.
+            settings["Streaming__Cluster__Discovery__Method"] = "config";
+            settings["Streaming__Cluster__Discovery__RequiredContactPoints"] = network.Hosts.Count.ToString(CultureInfo.InvariantCulture);
+            settings["Streaming__Cluster__Discovery__ManagementPort"] = ManagementPort.ToString(CultureInfo.InvariantCulture);
+            for (var h = 0; h < network.Hosts.Count; h++)
             {
-                settings[$"Streaming__Cluster__SeedNodes__{s}"] = $"{network.Hosts[s].Address}:{AkkaPort}";
+                settings[$"Streaming__Cluster__Discovery__Endpoints__{h}"] = $"{network.Hosts[h].Address}:{ManagementPort}";
             }
 
             return settings;
@@ -89,7 +94,19 @@ public sealed partial class ClusterReplayTests
         try
         {
             await WaitClusterViewAsync([a, b, c], TimeSpan.FromSeconds(60));
-            output.WriteLine($"three hosts ({string.Join(", ", network.Hosts.Select(h => h.Address))}) formed one cluster at {total.ElapsedMilliseconds} ms");
+            output.WriteLine($"three hosts ({string.Join(", ", network.Hosts.Select(h => h.Address))}) formed one cluster through config discovery at {total.ElapsedMilliseconds} ms");
+
+            // Each management endpoint (the one the others' bootstrap probed, reached over the host's link) names its own
+            // node and the cluster's three members.
+            foreach (var host in network.Hosts)
+            {
+                using var management = new HttpClient { BaseAddress = new Uri($"http://{host.Address}:{ManagementPort}"), Timeout = TimeSpan.FromSeconds(10) };
+                var seeds = await management.GetFromJsonAsync<JsonElement>("/bootstrap/seed-nodes");
+                Assert.Equal(host.Address.ToString(), seeds.GetProperty("SelfNode").GetProperty("Host").GetString());
+                Assert.Equal(
+                    network.Hosts.Select(h => h.Address.ToString()).Order(StringComparer.Ordinal),
+                    seeds.GetProperty("Nodes").EnumerateArray().Select(n => n.GetProperty("Node").GetProperty("Host").GetString()!).Order(StringComparer.Ordinal));
+            }
             var consent = histories.Keys.Select(id => (id, $$$"""{"eventId":"consent-seed:{{{id}}}","customerId":"{{{id}}}","occurredAt":"2010-11-30T00:00:00Z","type":"consent","consent":{"voice":true,"sms":true}}"""));
             await Kcat.ProduceAsync(broker.BootstrapServers, "customer-updates", consent);
             await WaitClusterProcessedAsync([a, b, c], "customer-updates", histories.Count, TimeSpan.FromMinutes(1));

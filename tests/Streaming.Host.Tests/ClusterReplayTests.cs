@@ -66,7 +66,6 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
             ["Streaming__Cluster__SeedNodes__1"] = "127.0.0.1:" + ports[1].ToString(CultureInfo.InvariantCulture),
             ["Streaming__Cluster__SeedNodes__2"] = "127.0.0.1:" + ports[2].ToString(CultureInfo.InvariantCulture),
             ["Streaming__Kafka__Partitions"] = ClusterPartitions.ToString(CultureInfo.InvariantCulture),
-            ["Streaming__Cluster__Preview"] = "true",
             ["Streaming__Rules__PollIntervalMs"] = "200",
             ["Streaming__Auth__Tokens__0__Token"] = ClusterAdminToken,
             ["Streaming__Auth__Tokens__0__Scopes__0"] = "admin",

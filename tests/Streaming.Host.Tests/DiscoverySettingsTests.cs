@@ -7,9 +7,9 @@ namespace Streaming.Host.Tests;
 /// <summary><c>Streaming:Cluster:Discovery:*</c>: cluster formation through Akka.Management's Cluster Bootstrap, its defaults and refusals.</summary>
 public sealed class DiscoverySettingsTests
 {
-    /// <summary>What every cluster needs besides discovery (CONTRACTS §8): PostgreSQL and the preview switch.</summary>
+    /// <summary>What every cluster needs besides discovery (CONTRACTS §8): PostgreSQL.</summary>
     private static readonly (string, string)[] s_cluster =
-        [("Streaming:Store:Provider", "postgresql"), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Cluster:Preview", "true")];
+        [("Streaming:Store:Provider", "postgresql"), ("Streaming:Store:ConnectionString", "Host=db")];
 
     /// <summary>The settings read from these keys; a key given twice takes its later value.</summary>
     private static StreamingSettings Settings(params (string Key, string Value)[] values)
@@ -66,7 +66,6 @@ public sealed class DiscoverySettingsTests
     [InlineData("Method=consul", "Streaming:Cluster:Discovery:Method = 'consul' must be one of 'none', 'kubernetes', 'config'")]
     [InlineData("Method=kubernetes;SeedNodes=10.0.0.5:4053", "Streaming:Cluster:Discovery:Method = 'kubernetes' and Streaming:Cluster:SeedNodes (--seed-node) both say how the node joins")]
     [InlineData("Method=kubernetes;Provider=sqlite", "a cluster (Streaming:Cluster:Discovery:Method = 'kubernetes', --discovery) needs Streaming:Store:Provider = 'postgresql'")]
-    [InlineData("Method=config;Endpoints=127.0.0.1:8558;RequiredContactPoints=1;Preview=false", "a cluster (Streaming:Cluster:Discovery:Method = 'config', --discovery) is a preview in this build")]
     [InlineData("Method=config", "Streaming:Cluster:Discovery:Method = 'config' needs Streaming:Cluster:Discovery:Endpoints:0")]
     [InlineData("Method=config;Endpoints=127.0.0.1", "Streaming:Cluster:Discovery:Endpoints: endpoint '127.0.0.1' must be host:port")]
     [InlineData("Method=config;Endpoints=127.0.0.1:70000", "endpoint '127.0.0.1:70000' must be host:port")]
@@ -91,21 +90,20 @@ public sealed class DiscoverySettingsTests
         var dir = TestEnvironment.NewTempDir("streaming-discovery-options");
         try
         {
-            var preview = new Dictionary<string, string> { ["Streaming__Cluster__Preview"] = "true" };
             var unknown = await CliProcess.RunAsync(["run", "--data-dir", dir, "--discovery", "dns"], TimeSpan.FromSeconds(60));
             Assert.Equal(2, unknown.ExitCode);
             Assert.Contains("Streaming:Cluster:Discovery:Method = 'dns' must be one of 'none', 'kubernetes', 'config'", unknown.StandardError, StringComparison.Ordinal);
 
             // The endpoints and the management port from the command line: this node's own endpoint is checked against them.
-            var sqlite = await CliProcess.RunAsync(["run", "--data-dir", dir, "--discovery", "config", "--discovery-endpoint", "127.0.0.1:9101", "--discovery-endpoint", "127.0.0.1:9102", "--management-port", "9102", "--bootstrap", "127.0.0.1:9"], TimeSpan.FromSeconds(60), preview);
+            var sqlite = await CliProcess.RunAsync(["run", "--data-dir", dir, "--discovery", "config", "--discovery-endpoint", "127.0.0.1:9101", "--discovery-endpoint", "127.0.0.1:9102", "--management-port", "9102", "--bootstrap", "127.0.0.1:9"], TimeSpan.FromSeconds(60));
             Assert.Equal(2, sqlite.ExitCode);
             Assert.Contains("a cluster (Streaming:Cluster:Discovery:Method = 'config', --discovery) needs Streaming:Store:Provider = 'postgresql'", sqlite.StandardError, StringComparison.Ordinal);
 
-            var elsewhere = await CliProcess.RunAsync(["run", "--data-dir", dir, "--discovery", "config", "--discovery-endpoint", "127.0.0.1:9101", "--management-port", "9102", "--store-provider", "postgresql", "--store-connection", "Host=127.0.0.1;Port=9"], TimeSpan.FromSeconds(60), preview);
+            var elsewhere = await CliProcess.RunAsync(["run", "--data-dir", dir, "--discovery", "config", "--discovery-endpoint", "127.0.0.1:9101", "--management-port", "9102", "--store-provider", "postgresql", "--store-connection", "Host=127.0.0.1;Port=9"], TimeSpan.FromSeconds(60));
             Assert.Equal(2, elsewhere.ExitCode);
             Assert.Contains("must list this node's own management endpoint 127.0.0.1:9102", elsewhere.StandardError, StringComparison.Ordinal);
 
-            var embedded = await CliProcess.RunAsync(["run", "--data-dir", dir, "--discovery", "kubernetes", "--store-provider", "postgresql", "--store-connection", "Host=127.0.0.1;Port=9"], TimeSpan.FromSeconds(60), preview);
+            var embedded = await CliProcess.RunAsync(["run", "--data-dir", dir, "--discovery", "kubernetes", "--store-provider", "postgresql", "--store-connection", "Host=127.0.0.1;Port=9"], TimeSpan.FromSeconds(60));
             Assert.Equal(2, embedded.ExitCode);
             Assert.Contains("a cluster (--discovery) needs Kafka bootstrap servers", embedded.StandardError, StringComparison.Ordinal);
         }
@@ -117,7 +115,7 @@ public sealed class DiscoverySettingsTests
 
     /// <summary>
     /// <c>Name=value</c> pairs separated by <c>;</c>: discovery keys by their last name (<c>Endpoints</c>, comma-separated,
-    /// become <c>Endpoints:0</c>, …), and <c>SeedNodes</c>, <c>Provider</c>, <c>Preview</c>, <c>Port</c> and <c>Redis</c>.
+    /// become <c>Endpoints:0</c>, …), and <c>SeedNodes</c>, <c>Provider</c>, <c>Port</c> and <c>Redis</c>.
     /// </summary>
     private static IEnumerable<(string, string)> Keys(string given)
     {
@@ -138,9 +136,6 @@ public sealed class DiscoverySettingsTests
                     break;
                 case "Provider":
                     yield return ("Streaming:Store:Provider", value);
-                    break;
-                case "Preview":
-                    yield return ("Streaming:Cluster:Preview", value);
                     break;
                 case "Port":
                     yield return ("Streaming:Cluster:Port", value);

@@ -56,7 +56,7 @@ public sealed class StoreSettingsTests
     [Fact]
     public void Cluster_settings_are_read_with_loopback_as_the_default_host()
     {
-        var settings = Settings(("Streaming:Cluster:Port", "4053"), ("Streaming:Store:Provider", "postgresql"), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Cluster:Preview", "true"),
+        var settings = Settings(("Streaming:Cluster:Port", "4053"), ("Streaming:Store:Provider", "postgresql"), ("Streaming:Store:ConnectionString", "Host=db"),
             ("Streaming:Cluster:SeedNodes:0", "10.0.0.5:4053"), ("Streaming:Cluster:SeedNodes:1", "node-b.engine:4053"));
         Assert.Equal(("127.0.0.1", 4053), (settings.ClusterHostname, settings.ClusterPort));
         Assert.Equal(["10.0.0.5:4053", "node-b.engine:4053"], settings.SeedNodes);
@@ -65,13 +65,12 @@ public sealed class StoreSettingsTests
     }
 
     [Theory]
-    [InlineData("postgresql", "", "10.0.0.5:4053", "is a preview in this build", false)]
     [InlineData("sqlite", "", "10.0.0.5:4053", "needs Streaming:Store:Provider = 'postgresql'")]
     [InlineData("postgresql", "", "10.0.0.5", "seed node '10.0.0.5' must be host:port")]
     [InlineData("postgresql", "", "10.0.0.5:0", "seed node '10.0.0.5:0' must be host:port")]
-    public void Cluster_settings_this_build_cannot_honour_are_refused_with_the_reason(string provider, string redis, string seed, string reason, bool preview = true)
+    public void Cluster_settings_this_build_cannot_honour_are_refused_with_the_reason(string provider, string redis, string seed, string reason)
     {
-        var ex = Assert.Throws<InvalidOperationException>(() => Settings(("Streaming:Store:Provider", provider), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Redis:Connection", redis), ("Streaming:Cluster:SeedNodes:0", seed), ("Streaming:Cluster:Preview", preview ? "true" : "false")));
+        var ex = Assert.Throws<InvalidOperationException>(() => Settings(("Streaming:Store:Provider", provider), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Redis:Connection", redis), ("Streaming:Cluster:SeedNodes:0", seed)));
         Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
     }
 
@@ -79,7 +78,7 @@ public sealed class StoreSettingsTests
     public void The_mirror_orders_writes_by_customer_version_in_a_cluster_and_by_checkpoint_on_one_node()
     {
         var cluster = Settings(("Streaming:Store:Provider", "postgresql"), ("Streaming:Store:ConnectionString", "Host=db"), ("Streaming:Redis:Connection", "127.0.0.1:6379"),
-            ("Streaming:Cluster:SeedNodes:0", "10.0.0.5:4053"), ("Streaming:Cluster:Preview", "true"));
+            ("Streaming:Cluster:SeedNodes:0", "10.0.0.5:4053"));
         Assert.Equal((Engine.Runtime.MirrorSeqSource.CustomerVersion, "127.0.0.1:6379"), (cluster.MirrorSeqSource, cluster.RedisConnection));
         Assert.Equal(Engine.Runtime.MirrorSeqSource.Checkpoint, Settings(("Streaming:Redis:Connection", "127.0.0.1:6379")).MirrorSeqSource);
     }
@@ -90,12 +89,11 @@ public sealed class StoreSettingsTests
         var dir = TestEnvironment.NewTempDir("streaming-cluster-options");
         try
         {
-            var preview = new Dictionary<string, string> { ["Streaming__Cluster__Preview"] = "true" };
-            var sqlite = await CliProcess.RunAsync(["run", "--data-dir", dir, "--seed-node", "127.0.0.1:4053", "--bootstrap", "127.0.0.1:9"], TimeSpan.FromSeconds(60), preview);
+            var sqlite = await CliProcess.RunAsync(["run", "--data-dir", dir, "--seed-node", "127.0.0.1:4053", "--bootstrap", "127.0.0.1:9"], TimeSpan.FromSeconds(60));
             Assert.Equal(2, sqlite.ExitCode);
             Assert.Contains("a cluster (Streaming:Cluster:SeedNodes, --seed-node) needs Streaming:Store:Provider = 'postgresql'", sqlite.StandardError, StringComparison.Ordinal);
 
-            var embedded = await CliProcess.RunAsync(["run", "--data-dir", dir, "--seed-node", "127.0.0.1:4053", "--store-provider", "postgresql", "--store-connection", "Host=127.0.0.1;Port=9"], TimeSpan.FromSeconds(60), preview);
+            var embedded = await CliProcess.RunAsync(["run", "--data-dir", dir, "--seed-node", "127.0.0.1:4053", "--store-provider", "postgresql", "--store-connection", "Host=127.0.0.1;Port=9"], TimeSpan.FromSeconds(60));
             Assert.Equal(2, embedded.ExitCode);
             Assert.Contains("a cluster (--seed-node) needs Kafka bootstrap servers", embedded.StandardError, StringComparison.Ordinal);
         }

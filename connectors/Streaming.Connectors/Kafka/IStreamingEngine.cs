@@ -41,7 +41,10 @@ public interface IStreamingEngine : IDisposable
     /// <summary>The cluster's members and the partitions each hosts, as this node sees it now (<c>GET /v1/cluster</c>).</summary>
     ClusterMembership Membership { get; }
 
-    /// <summary>Completes when the engine has stopped (cleanly, or faulted by a fatal error).</summary>
+    /// <summary>
+    /// Completes when the engine has stopped (cleanly, or faulted by a fatal error; <see cref="EngineRemovedFromClusterException"/>
+    /// when the cluster removed this node without its asking).
+    /// </summary>
     Task Stopped { get; }
 
     /// <summary>Called after a checkpoint holding firings is durable (the trigger relay's cue).</summary>

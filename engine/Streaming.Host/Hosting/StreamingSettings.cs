@@ -99,12 +99,6 @@ public sealed partial record StreamingSettings
     /// </summary>
     public bool IsCluster => SeedNodes.Count > 0 || Discovery.Method != DiscoveryMethod.None;
 
-    /// <summary>
-    /// <c>Streaming:Cluster:Preview</c>: accept <see cref="SeedNodes"/> although the cluster is not complete in this
-    /// build (rolling restarts and network partitions untested, status per node; see README "Current limits").
-    /// </summary>
-    public bool ClusterPreview { get; init; }
-
     /// <summary>Hybrid mode: seconds without records after which a partition follows the wall clock.</summary>
     public int IdleAfterSeconds { get; init; } = 30;
 
@@ -193,7 +187,7 @@ public sealed partial record StreamingSettings
 
     /// <summary>
     /// Refuses cluster settings this build cannot honour: a cluster (seed nodes or discovery) on SQLite, whose files only
-    /// one node can read (CONTRACTS §8), or without the preview switch; seed nodes and discovery together; discovery
+    /// one node can read (CONTRACTS §8); seed nodes and discovery together; discovery
     /// settings that cannot form a cluster (<see cref="CheckDiscovery"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The reason, naming the keys.</exception>
@@ -221,11 +215,6 @@ public sealed partial record StreamingSettings
         var cluster = SeedNodes.Count > 0
             ? "a cluster (Streaming:Cluster:SeedNodes, --seed-node)"
             : $"a cluster (Streaming:Cluster:Discovery:Method = '{Discovery.MethodName}', --discovery)";
-        if (!ClusterPreview)
-        {
-            throw new InvalidOperationException(cluster + " is a preview in this build: rolling restarts and network partitions are not tested yet; set Streaming:Cluster:Preview = true to run one anyway");
-        }
-
         if (StoreProvider != StoreProvider.PostgreSql)
         {
             throw new InvalidOperationException(cluster + " needs Streaming:Store:Provider = 'postgresql': every node reads the state another node wrote, and SQLite in --data-dir serves one node");
@@ -284,7 +273,6 @@ public sealed partial record StreamingSettings
             ClusterHostname = Blank(s["Cluster:Hostname"]) ?? defaults.ClusterHostname,
             ClusterPort = Int(s, "Cluster:Port", defaults.ClusterPort, 0, 65535),
             SeedNodes = s.GetSection("Cluster:SeedNodes").GetChildren().Select(c => Blank(c.Value)).OfType<string>().ToList(),
-            ClusterPreview = Bool(s, "Cluster:Preview"),
             Discovery = ReadDiscovery(s),
             AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
             RequireReadScope = Bool(s, "Auth:RequireReadScope"),

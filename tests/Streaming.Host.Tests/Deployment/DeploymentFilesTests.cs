@@ -160,7 +160,6 @@ public sealed partial class DeploymentFilesTests
             Assert.Contains(settings.ClusterPort, expose);
             Assert.Equal(name, settings.ClusterHostname);
             Assert.Equal(StoreProvider.PostgreSql, settings.StoreProvider);
-            Assert.True(settings.ClusterPreview);
             Assert.Equal(seeds, settings.SeedNodes);
 
             // Every node mirrors to the compose file's Redis service (one prefix: a cluster's seq is each customer's version).
@@ -257,7 +256,7 @@ public sealed partial class DeploymentFilesTests
             Assert.InRange(settings.Discovery.RequiredContactPoints, 1, replicas);
             Assert.True(settings.Discovery.RequiredContactPoints == 1 || Scalar(spec, "podManagementPolicy") == "Parallel", "pods that must see each other to form a cluster need podManagementPolicy: Parallel");
             Assert.Equal(StoreProvider.PostgreSql, settings.StoreProvider);
-            Assert.True(settings.ClusterPreview && settings.RedisConnection is null && settings.BootstrapServers is not null);
+            Assert.True(settings.RedisConnection is null && settings.BootstrapServers is not null);
         }
 
         // RBAC: the pods' ServiceAccount is bound to a Role in this namespace that may get, list and watch pods.
