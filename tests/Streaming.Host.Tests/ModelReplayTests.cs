@@ -34,8 +34,14 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
     /// the store on their next order, wake-up or query, so every compared value went through the store at least once.
     /// </summary>
     [Fact]
-    public Task Online_retail_profiles_match_the_batch_model() =>
-        ReplayAndCompareAsync("online-retail", "online_retail_2010_2011.csv.gz", ModelBatch.LoadOnlineRetail, expectedEvents: h => h.Placed.Count + h.Cancelled.Count, cacheBound: PassivatingCache);
+    public Task Online_retail_profiles_match_the_batch_model_and_the_restarted_engine_serves_the_same_orders() =>
+        ReplayAndCompareAsync(
+            "online-retail",
+            "online_retail_2010_2011.csv.gz",
+            ModelBatch.LoadOnlineRetail,
+            expectedEvents: h => h.Placed.Count + h.Cancelled.Count,
+            cacheBound: PassivatingCache,
+            afterRestart: http => ProfileAssert.OrdersMatchAsync(http, OnlineRetailBatch.Compute(TestEnvironment.DataFile("online_retail_2010_2011.csv.gz")), "after SIGTERM and restart"));
 
     /// <summary>Buys are orders of amount 0: monetary and points stay 0, recency, frequency, stages and risk move.</summary>
     [Fact]
@@ -49,12 +55,14 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
 
     /// <param name="expectedEvents">Events per customer the replay must produce, when the batch knows them all.</param>
     /// <param name="cacheBound">The engine's <c>MaxCachedCustomers</c>; null for the default (250,000: nobody is passivated).</param>
+    /// <param name="afterRestart">Checks run against the engine started again on the same state after its SIGTERM (none by default).</param>
     private async Task ReplayAndCompareAsync(
         string dataset,
         string file,
         Func<string, IReadOnlyDictionary<string, CustomerHistory>> load,
         Func<CustomerHistory, int>? expectedEvents,
-        int? cacheBound = null)
+        int? cacheBound = null,
+        Func<HttpClient, Task>? afterRestart = null)
     {
         var total = Stopwatch.StartNew();
         var path = TestEnvironment.DataFile(file);
@@ -89,6 +97,7 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
 
                 var status = await engine.StatusAsync();
                 Assert.Equal(0, status.GetProperty("deadLetters").GetInt64());
+                Assert.Equal(0, status.GetProperty("duplicates").GetInt64());
                 output.WriteLine($"{dataset}: status duplicates={status.GetProperty("duplicates").GetInt64()}");
 
                 phase.Restart();
@@ -128,6 +137,12 @@ public sealed partial class ModelReplayTests(ITestOutputHelper output)
 
             // The shutdown checkpoint stored exactly the batch's customers (in the actor runtime's journal).
             Assert.Equal(histories.Count, Streaming.Connectors.Persistence.ActorStore.CountCustomers(dataDir));
+            if (afterRestart is not null)
+            {
+                // Started again on the same state: it serves the same customers from the store.
+                await using var restarted = await EngineProcess.StartAsync(broker.BootstrapServers, dataDir, environment);
+                await afterRestart(restarted.Http);
+            }
 
             output.WriteLine($"{dataset}: total {total.ElapsedMilliseconds} ms");
         }
