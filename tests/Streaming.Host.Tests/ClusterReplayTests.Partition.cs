@@ -3,8 +3,6 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Streaming.Connectors.Persistence;
-using Streaming.Connectors.Sql;
 using Streaming.Host.Tests.Infrastructure;
 
 namespace Streaming.Host.Tests;
@@ -174,31 +172,9 @@ public sealed partial class ClusterReplayTests
             await WaitClusterViewAsync([a, b, c], TakeOverBound);
             output.WriteLine($"node c back at {total.ElapsedMilliseconds} ms (replay {(replay.HasExited ? "done" : "running")})");
 
-            await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
-            Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
-            Assert.Equal(invoices, TriggerReplayTests.Produced(replay));
-            await WaitClusterDrainedAsync([a, b, c], new() { ["orders"] = invoices, ["customer-updates"] = histories.Count });
-            output.WriteLine($"processed and drained at {total.ElapsedMilliseconds} ms");
-
-            await ProfileAssert.OrdersMatchAsync(a.Http, expected, "read through node a");
-            await ProfileAssert.OrdersMatchAsync(b.Http, expected, "read through node b");
-            await ProfileAssert.OrdersMatchAsync(c.Http, expected, "read through node c");
-
-            var published = await TriggerReplayTests.ReadTriggersAsync(broker.BootstrapServers);
-            TriggerReplayTests.AssertEnvelopes(published);
-            var byId = published.GroupBy(p => p.Id).ToList();
-            var differing = byId.Where(g => g.Count() > 1 && g.Select(p => p.Raw).Distinct().Count() > 1).ToList();
-            output.WriteLine($"customer-triggers: {published.Count} records, {byId.Count} distinct ids; by type: {TriggerReplayTests.ByType(published)}");
-            Assert.True(differing.Count == 0, $"{differing.Count} ids were published with different contents, e.g. {string.Join(", ", differing.Take(5).Select(g => g.Key))}");
-            var distinct = byId.Select(g => g.First()).ToList();
-            var asOf = await _replay.AsOfAsync(a.Http, histories, ClusterPartitions);
-            _replay.AssertWinBacks(histories, asOf, distinct, "cluster with node c cut off");
-            _replay.AssertOrderRules(histories, distinct);
-            await _replay.AssertCountersMatchAsync([a.Http, b.Http, c.Http], distinct);
-            using (var store = EngineStore.Open(new ActorStoreOptions { Provider = StoreProvider.PostgreSql, ConnectionString = database.ConnectionString }))
-            {
-                _replay.AssertOutreachQueue(store.ListOutreach(), distinct);
-            }
+            await ReplayDrainedAsync(replay, [a, b, c], invoices, histories.Count, total);
+            var (_, distinct) = await AssertNodesAndTopicAsync([a, b, c], expected, broker.BootstrapServers);
+            await AssertFiringsAsync([a, b, c], histories, distinct, database.ConnectionString, "cluster with node c cut off");
         }
         finally
         {

@@ -164,39 +164,16 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
                 output.WriteLine($"node {"abc"[restart]} back at {total.ElapsedMilliseconds} ms");
             }
 
-            await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
-            Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
-            Assert.Equal(invoices, TriggerReplayTests.Produced(replay));
-            await WaitClusterDrainedAsync([a, b, c], new() { ["orders"] = invoices, ["customer-updates"] = histories.Count });
-            output.WriteLine($"processed and drained at {total.ElapsedMilliseconds} ms");
-
-            await ProfileAssert.OrdersMatchAsync(a.Http, expected, "read through node a");
-            await ProfileAssert.OrdersMatchAsync(b.Http, expected, "read through node b");
-            await ProfileAssert.OrdersMatchAsync(c.Http, expected, "read through node c");
-
-            var published = await TriggerReplayTests.ReadTriggersAsync(broker.BootstrapServers);
-            TriggerReplayTests.AssertEnvelopes(published);
-            var byId = published.GroupBy(p => p.Id).ToList();
-            var differing = byId.Where(g => g.Count() > 1 && g.Select(p => p.Raw).Distinct().Count() > 1).ToList();
-            output.WriteLine($"customer-triggers: {published.Count} records, {byId.Count} distinct ids; by type: {TriggerReplayTests.ByType(published)}");
-            Assert.True(differing.Count == 0, $"{differing.Count} ids were published with different contents, e.g. {string.Join(", ", differing.Take(5).Select(g => g.Key))}");
-            var distinct = byId.Select(g => g.First()).ToList();
+            await ReplayDrainedAsync(replay, [a, b, c], invoices, histories.Count, total);
+            var (published, distinct) = await AssertNodesAndTopicAsync([a, b, c], expected, broker.BootstrapServers);
 
             // One relay for the cluster: since the first a left, b (the oldest member, holding the relay singleton) alone
             // published; the restarted c and a never did.
             var (publishedA, publishedB, publishedC) = (await PublishedBy(a), await PublishedBy(b), await PublishedBy(c));
             Assert.True(publishedA == 0 && publishedC == 0 && publishedB <= published.Count, $"triggersPublished: node a {publishedA}, b {publishedB}, c {publishedC}; {published.Count} records on the topic");
 
-            var asOf = await _replay.AsOfAsync(c.Http, histories, ClusterPartitions);
-            _replay.AssertWinBacks(histories, asOf, distinct, "cluster with node b killed");
-            _replay.AssertOrderRules(histories, distinct);
-            await _replay.AssertCountersMatchAsync([a.Http, b.Http, c.Http], distinct);
+            await AssertFiringsAsync([a, b, c], histories, distinct, database.ConnectionString, "cluster with node b killed and every node restarted");
             await _replay.AssertStateFiringsMatchAsync(a.Http, histories.Keys, distinct);
-
-            using (var store = EngineStore.Open(new ActorStoreOptions { Provider = StoreProvider.PostgreSql, ConnectionString = database.ConnectionString }))
-            {
-                _replay.AssertOutreachQueue(store.ListOutreach(), distinct);
-            }
 
             await AssertClusterMirrorAsync([a, b, c], redisClient.GetDatabase(), prefix, database.ConnectionString, sampler);
 
@@ -246,6 +223,51 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"total {total.ElapsedMilliseconds} ms");
+    }
+
+    /// <summary>Waits for the replay to end having produced every invoice, then for the nodes to process and drain all of it.</summary>
+    private async Task ReplayDrainedAsync(CliProcess replay, IReadOnlyList<EngineProcess> nodes, long invoices, long consents, Stopwatch total)
+    {
+        await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
+        Assert.Equal(invoices, TriggerReplayTests.Produced(replay));
+        await WaitClusterDrainedAsync(nodes, new() { ["orders"] = invoices, ["customer-updates"] = consents });
+        output.WriteLine($"processed and drained at {total.ElapsedMilliseconds} ms");
+    }
+
+    /// <summary>
+    /// Every customer read through each node equals the batch; every record on <c>customer-triggers</c> is a valid
+    /// CloudEvent and an id published twice carries the same contents. Returns the records and one per distinct id.
+    /// </summary>
+    private async Task<(List<TriggerReplayTests.Published> All, List<TriggerReplayTests.Published> Distinct)> AssertNodesAndTopicAsync(
+        IReadOnlyList<EngineProcess> nodes, OnlineRetailBatch.Result expected, string bootstrap)
+    {
+        foreach (var (node, i) in nodes.Select((n, i) => (n, i)))
+        {
+            await ProfileAssert.OrdersMatchAsync(node.Http, expected, $"read through node {"abc"[i]}");
+        }
+
+        var published = await TriggerReplayTests.ReadTriggersAsync(bootstrap);
+        TriggerReplayTests.AssertEnvelopes(published);
+        var byId = published.GroupBy(p => p.Id).ToList();
+        var differing = byId.Where(g => g.Count() > 1 && g.Select(p => p.Raw).Distinct().Count() > 1).ToList();
+        output.WriteLine($"customer-triggers: {published.Count} records, {byId.Count} distinct ids; by type: {TriggerReplayTests.ByType(published)}");
+        Assert.True(differing.Count == 0, $"{differing.Count} ids were published with different contents, e.g. {string.Join(", ", differing.Take(5).Select(g => g.Key))}");
+        return (published, byId.Select(g => g.First()).ToList());
+    }
+
+    /// <summary>
+    /// The distinct firings against the batch (win-backs exactly, the order rules), the nodes' firing counters against
+    /// them, and the outreach queue in PostgreSQL: one item per queued firing.
+    /// </summary>
+    private async Task AssertFiringsAsync(IReadOnlyList<EngineProcess> nodes, IReadOnlyDictionary<string, CustomerHistory> histories, List<TriggerReplayTests.Published> distinct, string connectionString, string context)
+    {
+        var asOf = await _replay.AsOfAsync(nodes[^1].Http, histories, ClusterPartitions);
+        _replay.AssertWinBacks(histories, asOf, distinct, context);
+        _replay.AssertOrderRules(histories, distinct);
+        await _replay.AssertCountersMatchAsync([.. nodes.Select(n => n.Http)], distinct);
+        using var store = EngineStore.Open(new ActorStoreOptions { Provider = StoreProvider.PostgreSql, ConnectionString = connectionString });
+        _replay.AssertOutreachQueue(store.ListOutreach(), distinct);
     }
 
     /// <summary>
