@@ -72,22 +72,8 @@ public sealed partial class ClusterReplayTests
         }
 
         Task<EngineProcess> Start(int i) => EngineProcess.StartOnAsync(network.Hosts[i], HttpPort, backdoors[i], "127.0.0.1:" + brokerPort, dirs[i], Node(i));
-        var starting = new[] { Start(0), Start(1), Start(2) }.ToList();
-        try
-        {
-            await Task.WhenAll(starting);
-        }
-        catch
-        {
-            foreach (var started in starting.Where(t => t.IsCompletedSuccessfully))
-            {
-                await (await started).DisposeAsync();
-            }
-
-            throw;
-        }
-
-        var (a, b, c) = (await starting[0], await starting[1], await starting[2]);
+        var started = await StartTogetherAsync([Start(0), Start(1), Start(2)]);
+        var (a, b, c) = (started[0], started[1], started[2]);
         CliProcess? replay = null;
         try
         {

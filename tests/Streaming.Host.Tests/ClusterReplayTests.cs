@@ -75,22 +75,8 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
 
         // Started together: b keeps trying its seed until a has formed the cluster.
         Task<EngineProcess> Start(int node) => EngineProcess.StartAsync(broker.BootstrapServers, dirs[node], Node(ports[node]));
-        var starting = new[] { Start(0), Start(1) }.ToList();
-        try
-        {
-            await Task.WhenAll(starting);
-        }
-        catch
-        {
-            foreach (var started in starting.Where(t => t.IsCompletedSuccessfully))
-            {
-                await (await started).DisposeAsync();
-            }
-
-            throw;
-        }
-
-        var (a, b) = (await starting[0], await starting[1]);
+        var started = await StartTogetherAsync([Start(0), Start(1)]);
+        var (a, b) = (started[0], started[1]);
         EngineProcess? c = null;
         CliProcess? replay = null;
         var sampler = new RedisMirrorEndToEndTests.SeqSampler(redis.Connection, prefix, maxKeys: 1000);
@@ -223,6 +209,24 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"total {total.ElapsedMilliseconds} ms");
+    }
+
+    /// <summary>Waits for nodes started together; if one fails to start, the others are stopped and the failure thrown.</summary>
+    private static async Task<EngineProcess[]> StartTogetherAsync(IReadOnlyList<Task<EngineProcess>> starting)
+    {
+        try
+        {
+            return await Task.WhenAll(starting);
+        }
+        catch
+        {
+            foreach (var started in starting.Where(t => t.IsCompletedSuccessfully))
+            {
+                await (await started).DisposeAsync();
+            }
+
+            throw;
+        }
     }
 
     /// <summary>Waits for the replay to end having produced every invoice, then for the nodes to process and drain all of it.</summary>
