@@ -111,14 +111,7 @@ public sealed partial class ClusterReplayTests
             output.WriteLine($"node c's link cut at {total.ElapsedMilliseconds} ms (replay {(replay.HasExited ? "done" : "running")}); it owned [{string.Join(",", ownedByC.Order())}]");
 
             // The majority takes every partition over.
-            await Eventually.WaitAsync(
-                async () =>
-                {
-                    var (ownedA, ownedB) = (await OwnedPartitionsAsync(a), await OwnedPartitionsAsync(b));
-                    return ownedA.Count + ownedB.Count == ClusterPartitions && !ownedA.Overlaps(ownedB);
-                },
-                TakeOverBound,
-                () => $"a and b own all {ClusterPartitions} partitions within {TakeOverBound.TotalSeconds} s of the cut; stderr a: {CliProcess.Tail(a.Process.StandardError)}");
+            await WaitOwnAllPartitionsAsync(a, b, "a and b", "the cut");
             output.WriteLine($"a and b own all partitions {cut.ElapsedMilliseconds} ms after the cut");
 
             // The minority stops serving (503 for its former customer), then is downed: exit code 1, with the reason.

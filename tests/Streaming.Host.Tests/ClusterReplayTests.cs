@@ -101,14 +101,7 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
             output.WriteLine($"SIGKILL node b at {total.ElapsedMilliseconds} ms (replay {(replay.HasExited ? "done" : "running")}): it owned [{string.Join(",", (await OwnedPartitionsAsync(b)).Order())}], checkpointSeq={status.GetProperty("checkpointSeq").GetInt64()}");
             await b.Process.KillAsync();
             var killed = Stopwatch.StartNew();
-            await Eventually.WaitAsync(
-                async () =>
-                {
-                    var (ownedA, ownedC) = (await OwnedPartitionsAsync(a), await OwnedPartitionsAsync(c));
-                    return ownedA.Count + ownedC.Count == ClusterPartitions && !ownedA.Overlaps(ownedC);
-                },
-                TakeOverBound,
-                () => $"the survivors own all {ClusterPartitions} partitions within {TakeOverBound.TotalSeconds} s of the SIGKILL; stderr a: {CliProcess.Tail(a.Process.StandardError)}; c: {CliProcess.Tail(c.Process.StandardError)}");
+            await WaitOwnAllPartitionsAsync(a, c, "the survivors", "the SIGKILL");
             output.WriteLine($"survivors own all partitions {killed.ElapsedMilliseconds} ms after the SIGKILL");
             await WaitClusterViewAsync([a, c], TakeOverBound);
 
@@ -134,14 +127,7 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
                 leaving.Process.Terminate();
                 await leaving.Process.WaitForExitAsync(TimeSpan.FromSeconds(60));
                 Assert.True(leaving.Process.ExitCode == 0, $"node {"abc"[restart]} exited with {leaving.Process.ExitCode} on SIGTERM: {CliProcess.Tail(leaving.Process.StandardError)}");
-                await Eventually.WaitAsync(
-                    async () =>
-                    {
-                        var (one, two) = (await OwnedPartitionsAsync(nodes[0]), await OwnedPartitionsAsync(nodes[1]));
-                        return one.Count + two.Count == ClusterPartitions && !one.Overlaps(two);
-                    },
-                    TakeOverBound,
-                    () => $"the others own all {ClusterPartitions} partitions after node {"abc"[restart]} left");
+                await WaitOwnAllPartitionsAsync(nodes[0], nodes[1], "the others", $"node {"abc"[restart]} left");
                 output.WriteLine($"node {"abc"[restart]} left (SIGTERM) at {total.ElapsedMilliseconds} ms; the others own all partitions {stopping.ElapsedMilliseconds} ms after the signal (replay {(replay.HasExited ? "done" : "running")})");
                 await leaving.DisposeAsync();
                 var back = await Start(restart);
@@ -434,6 +420,20 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
                 () => $"/v1/cluster of {node.Http.BaseAddress}: {last}; expected {want}\n" + string.Join("\n", nodes.Select(n => $"stderr of {n.Http.BaseAddress}: {CliProcess.Tail(n.Process.StandardError, 40)}")));
         }
     }
+
+    /// <summary>
+    /// Waits until <paramref name="one"/> and <paramref name="two"/> together own every partition, none twice, within the
+    /// contract's <see cref="TakeOverBound"/> of <paramref name="since"/>.
+    /// </summary>
+    private static Task WaitOwnAllPartitionsAsync(EngineProcess one, EngineProcess two, string who, string since) =>
+        Eventually.WaitAsync(
+            async () =>
+            {
+                var (first, second) = (await OwnedPartitionsAsync(one), await OwnedPartitionsAsync(two));
+                return first.Count + second.Count == ClusterPartitions && !first.Overlaps(second);
+            },
+            TakeOverBound,
+            () => $"{who} own all {ClusterPartitions} partitions within {TakeOverBound.TotalSeconds} s of {since}; stderr: {CliProcess.Tail(one.Process.StandardError)}\n--\n{CliProcess.Tail(two.Process.StandardError)}");
 
     /// <summary>The input partitions a node's <c>/v1/status</c> lists.</summary>
     private static async Task<HashSet<int>> OwnedPartitionsAsync(EngineProcess node)

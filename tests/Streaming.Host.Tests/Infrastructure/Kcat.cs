@@ -1,24 +1,9 @@
-using System.Diagnostics;
-
 namespace Streaming.Host.Tests.Infrastructure;
 
 /// <summary>The external Kafka client <c>kcat</c>, as a user would run it.</summary>
 public static class Kcat
 {
-    public static async Task<(int Code, string Stdout, string Stderr)> RunAsync(IEnumerable<string> args)
-    {
-        var info = new ProcessStartInfo("kcat") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("kcat did not start (apt-get install kcat)");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        return (process.ExitCode, await stdout, await stderr);
-    }
+    public static Task<(int Code, string Stdout, string Stderr)> RunAsync(IEnumerable<string> args) => Programs.RunAsync("kcat", args);
 
     /// <summary>Produces (key, JSON value) records to <paramref name="topic"/>; values must hold no tab or newline.</summary>
     public static async Task ProduceAsync(string bootstrap, string topic, IEnumerable<(string Key, string Value)> records)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 
 namespace Streaming.Host.Tests.Infrastructure;
@@ -38,10 +37,10 @@ public sealed class PrivatePostgres : IAsyncDisposable
         var server = new PrivatePostgres(bin, dir, $"Host={address};Port={port};Username=postgres;Database=postgres");
         try
         {
-            await RunAsync("chmod", "755", dir);
+            await Programs.RunCheckedAsync("chmod", ["755", dir]);
             if (Environment.UserName == "root")
             {
-                await RunAsync("chown", "postgres:postgres", dir);
+                await Programs.RunCheckedAsync("chown", ["postgres:postgres", dir]);
             }
 
             await server.AsPostgresAsync("initdb", "-D", Path.Combine(dir, "data"), "-A", "trust", "-U", "postgres");
@@ -76,24 +75,6 @@ public sealed class PrivatePostgres : IAsyncDisposable
 
     /// <summary>Runs one of the server's programs, as the <c>postgres</c> user when the tests run as root.</summary>
     private Task AsPostgresAsync(string program, params string[] args) => Environment.UserName == "root"
-        ? RunAsync("runuser", ["-u", "postgres", "--", Path.Combine(_bin, program), .. args])
-        : RunAsync(Path.Combine(_bin, program), args);
-
-    private static async Task RunAsync(string program, params string[] args)
-    {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start " + program);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{program} {string.Join(' ', args)} exited with {process.ExitCode}: {(await stderr).Trim()} {(await stdout).Trim()}");
-        }
-    }
+        ? Programs.RunCheckedAsync("runuser", ["-u", "postgres", "--", Path.Combine(_bin, program), .. args])
+        : Programs.RunCheckedAsync(Path.Combine(_bin, program), args);
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -115,25 +114,8 @@ public sealed class TestNetwork : IAsyncDisposable
 
     /// <summary>Runs <c>ip</c> with <paramref name="args"/>; its standard output.</summary>
     /// <exception cref="InvalidOperationException">It exited with an error.</exception>
-    internal static async Task<string> IpAsync(params string[] args)
-    {
-        var info = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info) ?? throw new InvalidOperationException("could not start ip");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"ip {string.Join(' ', args)} exited with {process.ExitCode}: {(await stderr).Trim()} (the network tests need root and iproute2)");
-        }
-
-        return await stdout;
-    }
+    internal static Task<string> IpAsync(params string[] args) =>
+        Programs.RunCheckedAsync("ip", args, " (the network tests need root and iproute2)");
 
     private static async Task IpQuietAsync(params string[] args)
     {
