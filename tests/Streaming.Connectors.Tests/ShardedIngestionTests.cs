@@ -44,6 +44,9 @@ public sealed class ShardedIngestionTests : IDisposable
         _dir.Dispose();
     }
 
+    private static byte[] PageView(string eventId, string customerId, DateTimeOffset at) => Encoding.UTF8.GetBytes(
+        $$"""{"eventId":"{{eventId}}","customerId":"{{customerId}}","occurredAt":"{{at:yyyy-MM-ddTHH:mm:ssZ}}","type":"page_view","sessionId":"s-{{customerId}}"}""");
+
     private static byte[] Order(string eventId, string customerId, DateTimeOffset at, string orderId, string amount, string type = "order_placed") => Encoding.UTF8.GetBytes(
         $$"""{"eventId":"{{eventId}}","customerId":"{{customerId}}","occurredAt":"{{at:yyyy-MM-ddTHH:mm:ssZ}}","type":"{{type}}","orderId":"{{orderId}}","amount":{{amount}},"currency":"GBP","channel":"online","country":"United Kingdom","items":[]}""");
 
@@ -124,6 +127,75 @@ public sealed class ShardedIngestionTests : IDisposable
         {
             await ingestion.StopAsync(Deadline);
             ingestion.Dispose();
+            await system.Terminate();
+        }
+    }
+
+    [Fact]
+    public async Task A_member_joining_the_group_takes_whole_partitions_and_the_partitions_the_first_keeps_run_on()
+    {
+        // Twenty customers, each with an order (orders, the lead topic) and a page view (clickstream, a follower topic)
+        // before the second member joins, and the same again after.
+        var t0 = new DateTimeOffset(2011, 3, 1, 9, 0, 0, TimeSpan.Zero);
+        var customers = Enumerable.Range(0, 20).Select(i => "m" + i.ToString(CultureInfo.InvariantCulture)).ToList();
+        List<(string Topic, string Key, byte[] Value)> Round(int round) => [.. customers.SelectMany((c, i) => new[]
+        {
+            (Topics.Orders, c, Order($"o{round}-{i}", c, t0.AddMinutes(round * 100 + i), $"o{round}-{i}", "2.50")),
+            (Topics.Clickstream, c, PageView($"v{round}-{i}", c, t0.AddMinutes(round * 100 + i))),
+        })];
+
+        var produced = await Produce(Round(0));
+        var system = await StartNode("a");
+        var (a, region) = await StartIngestion(system);
+        ShardedIngestion? b = null;
+        try
+        {
+            await WaitCommitted(produced);
+            var before = a.Coordinators;
+            Assert.Equal(Partitions, before.Count);
+
+            // A second member of the group on the same node: the group moves some partitions to it.
+            (b, _) = await StartIngestion(system, region: region);
+            var member = b;
+            string Owners() => $"a owns [{string.Join(",", a.Coordinators.Keys.Order())}], b owns [{string.Join(",", member.Coordinators.Keys.Order())}]; a reads [{string.Join(", ", a.Positions.Select(x => $"{x.Topic}[{x.Partition}]"))}], b reads [{string.Join(", ", member.Positions.Select(x => $"{x.Topic}[{x.Partition}]"))}]";
+            bool Reads(ShardedIngestion ingestion) =>
+                ingestion.Positions.Select(x => (x.Topic, x.Partition)).Order().SequenceEqual(ingestion.Coordinators.Keys.SelectMany(x => Topics.Inputs.Select(t => (t, x))).Order());
+            await Eventually.Require(
+                Deadline,
+                () => member.Coordinators.Count > 0 && a.Coordinators.Count > 0
+                    && a.Coordinators.Count + member.Coordinators.Count == Partitions
+                    && !a.Coordinators.Keys.Intersect(member.Coordinators.Keys).Any()
+                    && Reads(a) && Reads(member),
+                () => Owners() + "; the ingestions' log:\n" + _log);
+
+            // Cooperative rebalancing: the partitions a kept were never revoked, so their coordinators are the same
+            // actors (an eager rebalance revokes everything and starts a new coordinator for each).
+            foreach (var (p, coordinator) in a.Coordinators)
+            {
+                Assert.Equal(before[p], coordinator);
+            }
+
+            // Both members read and commit their partitions of both topics.
+            var more = await Produce(Round(1));
+            await WaitCommitted([.. produced, .. more]);
+            var partitionOf = produced.Where(r => r.Topic == Topics.Orders).ToDictionary(r => Encoding.UTF8.GetString(r.Message.Key), r => r.Partition.Value);
+            foreach (var c in customers)
+            {
+                var found = await region.Ask<CustomerFound>(new GetCustomer(c, partitionOf[c]), Deadline);
+                Assert.True(found.State is not null, c);
+                Assert.Equal((2, 5.00m, 2), (found.State.OrderCount, found.State.GrossAmount, found.State.PageViews));
+            }
+        }
+        finally
+        {
+            if (b is not null)
+            {
+                await b.StopAsync(Deadline);
+                b.Dispose();
+            }
+
+            await a.StopAsync(Deadline);
+            a.Dispose();
             await system.Terminate();
         }
     }
@@ -316,9 +388,9 @@ public sealed class ShardedIngestionTests : IDisposable
         return system;
     }
 
-    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null, IFiringOutbox? sink = null, TimeSpan? restartDelay = null)
+    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null, IFiringOutbox? sink = null, TimeSpan? restartDelay = null, IActorRef? region = null)
     {
-        var region = await CustomerShards.StartAsync(system, new CustomerEntityOptions(), _book);
+        region ??= await CustomerShards.StartAsync(system, new CustomerEntityOptions(), _book);
         var ingestion = new ShardedIngestion(
             system,
             region,
@@ -339,14 +411,17 @@ public sealed class ShardedIngestionTests : IDisposable
         return (ingestion, region);
     }
 
-    private async Task<List<DeliveryResult<byte[], byte[]>>> Produce(IEnumerable<(string Key, byte[] Value, decimal Net)> records)
+    private Task<List<DeliveryResult<byte[], byte[]>>> Produce(IEnumerable<(string Key, byte[] Value, decimal Net)> records) =>
+        Produce(records.Select(r => (Topics.Orders, r.Key, r.Value)));
+
+    private async Task<List<DeliveryResult<byte[], byte[]>>> Produce(IEnumerable<(string Topic, string Key, byte[] Value)> records)
     {
         var reports = new List<DeliveryResult<byte[], byte[]>>();
         using var producer = new ProducerBuilder<byte[], byte[]>(new ProducerConfig { BootstrapServers = _cluster.BootstrapServers, EnableIdempotence = true })
             .SetLogHandler((_, _) => { }).Build();
-        foreach (var (key, value, _) in records)
+        foreach (var (topic, key, value) in records)
         {
-            reports.Add(await producer.ProduceAsync(Topics.Orders, new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes(key), Value = value }).WaitAsync(Deadline));
+            reports.Add(await producer.ProduceAsync(topic, new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes(key), Value = value }).WaitAsync(Deadline));
         }
 
         return reports;
@@ -355,16 +430,16 @@ public sealed class ShardedIngestionTests : IDisposable
     /// <summary>Waits until the group's committed offsets reach past every record in <paramref name="reports"/>.</summary>
     private async Task WaitCommitted(List<DeliveryResult<byte[], byte[]>> reports)
     {
-        var ends = reports.GroupBy(r => r.Partition.Value).ToDictionary(g => g.Key, g => g.Max(r => r.Offset.Value) + 1);
+        var ends = reports.GroupBy(r => r.TopicPartition).ToDictionary(g => g.Key, g => g.Max(r => r.Offset.Value) + 1);
         using var reader = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = _cluster.BootstrapServers, GroupId = _group })
             .SetLogHandler((_, _) => { }).Build();
-        var tps = ends.Keys.Select(p => new TopicPartition(Topics.Orders, p)).ToList();
-        var committed = new Dictionary<int, long>();
+        var tps = ends.Keys.ToList();
+        var committed = new Dictionary<TopicPartition, long>();
         await Eventually.Require(
             Deadline,
             () =>
             {
-                committed = reader.Committed(tps, TimeSpan.FromSeconds(5)).ToDictionary(c => c.Partition.Value, c => c.Offset.Value);
+                committed = reader.Committed(tps, TimeSpan.FromSeconds(5)).ToDictionary(c => c.TopicPartition, c => c.Offset.Value);
                 return ends.All(e => committed.GetValueOrDefault(e.Key, -1) >= e.Value);
             },
             () => $"committed {string.Join(", ", committed)}; expected {string.Join(", ", ends)}; the ingestion's log:\n{_log}");

@@ -65,6 +65,11 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
             ["Streaming__Cluster__SeedNodes__1"] = "127.0.0.1:" + ports[1].ToString(CultureInfo.InvariantCulture),
             ["Streaming__Cluster__SeedNodes__2"] = "127.0.0.1:" + ports[2].ToString(CultureInfo.InvariantCulture),
             ["Streaming__Kafka__Partitions"] = ClusterPartitions.ToString(CultureInfo.InvariantCulture),
+            // Shorter than the defaults (10 s and 20 s), as for a small cluster on a quiet network: the embedded broker
+            // waits a session timeout less a second in every rebalance round, and the survivors of the SIGKILL take its
+            // partitions once the split-brain resolver has decided.
+            ["Streaming__Kafka__SessionTimeoutMs"] = "5000",
+            ["Streaming__Cluster__StableAfterMs"] = "7000",
             ["Streaming__Rules__PollIntervalMs"] = "200",
             ["Streaming__Auth__Tokens__0__Token"] = ClusterAdminToken,
             ["Streaming__Auth__Tokens__0__Scopes__0"] = "admin",
@@ -219,7 +224,22 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
     /// <summary>Waits for the replay to end having produced every invoice, then for the nodes to process and drain all of it.</summary>
     private async Task ReplayDrainedAsync(CliProcess replay, IReadOnlyList<EngineProcess> nodes, long invoices, long consents, Stopwatch total)
     {
-        await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
+        try
+        {
+            await replay.WaitForExitAsync(TimeSpan.FromMinutes(5));
+        }
+        catch (TimeoutException)
+        {
+            // The replay waits for the group to catch up: say what each node was doing.
+            foreach (var node in nodes)
+            {
+                output.WriteLine($"node on {node.Http.BaseAddress}, warnings and errors:\n" + string.Join('\n', (node.Process.StandardOutput + node.Process.StandardError).Split('\n').Where(l => l.Contains(" warn: ", StringComparison.Ordinal) || l.Contains(" fail: ", StringComparison.Ordinal)).TakeLast(40)));
+                output.WriteLine($"its status: {await node.StatusAsync()}");
+            }
+
+            throw;
+        }
+
         Assert.True(replay.ExitCode == 0, "replay failed: " + replay.StandardError);
         Assert.Equal(invoices, TriggerReplayTests.Produced(replay));
         await WaitClusterDrainedAsync(nodes, new() { ["orders"] = invoices, ["customer-updates"] = consents });

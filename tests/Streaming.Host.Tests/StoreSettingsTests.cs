@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Streaming.Connectors.Kafka;
 using Streaming.Connectors.Persistence;
 using Streaming.Host.Hosting;
 using Streaming.Host.Tests.Infrastructure;
@@ -62,6 +63,17 @@ public sealed class StoreSettingsTests
         Assert.Equal(["10.0.0.5:4053", "node-b.engine:4053"], settings.SeedNodes);
         Assert.Equal(settings.SeedNodes, settings.ToEngineOptions("kafka:9092").SeedNodes);
         Assert.Empty(Settings().SeedNodes);
+    }
+
+    [Fact]
+    public void The_split_brain_resolver_decides_after_the_configured_stable_membership()
+    {
+        TimeSpan StableAfter(StreamingSettings s) =>
+            ShardedEngine.NodeConfigFor(s.ClusterHostname, s.ClusterPort, TimeSpan.FromMilliseconds(s.ClusterStableAfterMs)).GetTimeSpan("akka.cluster.split-brain-resolver.stable-after");
+        Assert.Equal(TimeSpan.FromSeconds(20), StableAfter(Settings()));
+        Assert.Equal(TimeSpan.FromSeconds(7.5), StableAfter(Settings(("Streaming:Cluster:StableAfterMs", "7500"))));
+        var ex = Assert.Throws<InvalidOperationException>(() => Settings(("Streaming:Cluster:StableAfterMs", "500")));
+        Assert.Contains("Streaming:Cluster:StableAfterMs", ex.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -25,7 +25,14 @@ public sealed record EngineOptions
     /// </summary>
     public int MaxWakeUpsInMemory { get; init; } = 100_000;
 
-    public int SessionTimeoutMs { get; init; } = 6000;
+    /// <summary>
+    /// The Kafka consumer's session timeout (librdkafka's <c>session.timeout.ms</c>), in milliseconds: how long the group
+    /// waits to hear from a member before it gives that member's partitions to the others. Null (the default): 6,000 on a
+    /// single node, 10,000 in a cluster, where rebalances happen while nodes are busy. A broker refuses values outside its
+    /// <c>group.min.session.timeout.ms</c> and <c>group.max.session.timeout.ms</c> (6 s and 30 min by default in Apache
+    /// Kafka). The embedded broker waits one session timeout less a second in each rebalance round.
+    /// </summary>
+    public int? SessionTimeoutMs { get; init; }
 
     /// <summary>
     /// The cluster's seed nodes as <c>host:port</c> (CONTRACTS §8 <c>Streaming:Cluster:SeedNodes</c>): the node joins the

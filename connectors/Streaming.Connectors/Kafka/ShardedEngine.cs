@@ -229,23 +229,27 @@ public sealed partial class ShardedEngine : IStreamingEngine
     /// A node's actor-system configuration: a cluster member reached at <paramref name="hostname"/>:<paramref name="port"/>
     /// (0: any free port), shards moved to the node Kafka gave their partition within a second (the sharding
     /// coordinator's rebalance interval; Akka's default of 10 s left a new owner's records going to the old node; a hand-off
-    /// that does not complete gives up after 10 s, not 60 s), Akka's split-brain resolver with <c>keep-majority</c> (after 20 s of stable membership the side
-    /// with more nodes downs the other; a node that finds itself in the minority downs itself and stops serving),
-    /// warnings and errors logged, and the process's exit left to its host.
+    /// that does not complete gives up after 10 s, not 60 s), Akka's split-brain resolver with <c>keep-majority</c> (after
+    /// <paramref name="stableAfter"/> of stable membership, 20 s by default, the side with more nodes downs the other; a
+    /// node that finds itself in the minority downs itself and stops serving), warnings and errors logged, and the
+    /// process's exit left to its host.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A port outside 0 to 65535, or <paramref name="stableAfter"/> under a second.</exception>
     /// <remarks>Keep-majority: Akka.NET's documented default strategy; with the Kafka session timeout (6 s here) a lost node's partitions are served again well within the 60 s of CONTRACTS §8.</remarks>
-    public static Akka.Configuration.Config NodeConfigFor(string hostname, int port)
+    public static Akka.Configuration.Config NodeConfigFor(string hostname, int port, TimeSpan? stableAfter = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(hostname);
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(port, 65535);
+        var stable = stableAfter ?? TimeSpan.FromSeconds(20);
+        ArgumentOutOfRangeException.ThrowIfLessThan(stable, TimeSpan.FromSeconds(1), nameof(stableAfter));
         return ConfigurationFactory.ParseString($$"""
             akka.actor.provider = cluster
             akka.remote.dot-netty.tcp.hostname = "{{hostname}}"
             akka.remote.dot-netty.tcp.port = {{port.ToString(global::System.Globalization.CultureInfo.InvariantCulture)}}
             akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
             akka.cluster.split-brain-resolver.active-strategy = keep-majority
-            akka.cluster.split-brain-resolver.stable-after = 20s
+            akka.cluster.split-brain-resolver.stable-after = {{((long)stable.TotalMilliseconds).ToString(global::System.Globalization.CultureInfo.InvariantCulture)}}ms
             akka.cluster.sharding.rebalance-interval = 1s
             akka.cluster.sharding.handoff-timeout = 10s
             akka.loglevel = WARNING
@@ -345,9 +349,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     GroupId = _options.GroupId,
                     CheckpointEveryRecords = Math.Max(1, _options.CheckpointEveryEvents / Math.Max(1, _partitionCount)),
                     CheckpointInterval = _options.CheckpointInterval,
-                    // In a cluster rebalances happen while nodes are busy: a longer session keeps a slow member in the group
-                    // (the embedded broker's rebalance waits one session timeout), and a dead node is still noticed in 10 s.
-                    SessionTimeoutMs = _options.IsCluster ? Math.Max(_options.SessionTimeoutMs, 10_000) : _options.SessionTimeoutMs,
+                    // In a cluster rebalances happen while nodes are busy: a longer session keeps a slow member in the group,
+                    // and a dead node is still noticed in 10 s.
+                    SessionTimeoutMs = _options.SessionTimeoutMs ?? (_options.IsCluster ? 10_000 : 6000),
                     HandOffGrace = _options.IsCluster ? TimeSpan.FromSeconds(2) : TimeSpan.Zero,
                     ClusterSettled = _options.IsCluster ? () => cluster.State.Unreachable.IsEmpty : null,
                     Decoder = _options.Decoder with { Clock = _options.Decoder.Clock ?? _time },
@@ -418,13 +422,24 @@ public sealed partial class ShardedEngine : IStreamingEngine
             string reason;
             try
             {
-                var metadata = admin.GetMetadata(Topics.Orders, TimeSpan.FromSeconds(5));
+                var metadata = admin.GetMetadata(ShardedIngestion.LeadTopic, TimeSpan.FromSeconds(5));
                 if (metadata.Topics.FirstOrDefault(t => t.Error.Code == ErrorCode.NoError && t.Partitions.Count > 0) is { } topic)
                 {
+                    // Partition p of every input topic goes to the owner of the lead topic's partition p: a topic with
+                    // another count breaks that (its customers' records would reach the wrong partition's customers).
+                    foreach (var other in Topics.Inputs.Where(t => t != ShardedIngestion.LeadTopic))
+                    {
+                        var found = admin.GetMetadata(other, TimeSpan.FromSeconds(5)).Topics.FirstOrDefault(t => t.Error.Code == ErrorCode.NoError);
+                        if (found is not null && found.Partitions.Count != topic.Partitions.Count)
+                        {
+                            LogPartitionCountMismatch(other, found.Partitions.Count, ShardedIngestion.LeadTopic, topic.Partitions.Count);
+                        }
+                    }
+
                     return topic.Partitions.Count;
                 }
 
-                reason = $"the topic {Topics.Orders} does not exist yet";
+                reason = $"the topic {ShardedIngestion.LeadTopic} does not exist yet";
             }
             catch (KafkaException ex)
             {
@@ -1047,6 +1062,9 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rules switched from {From} to {To} on every owned partition")]
     private partial void LogRulesSwitched(string from, string to);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The input topic {Topic} has {Count} partitions and {Lead} has {LeadCount}: the input topics must have equal partition counts (co-partitioned by customer id), or customers' records reach the wrong partition")]
+    private partial void LogPartitionCountMismatch(string topic, int count, string lead, int leadCount);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Waiting for the input topics on {Bootstrap}: {Reason}")]
     private partial void LogWaitingForTopics(string bootstrap, string reason);

@@ -217,8 +217,25 @@ public sealed partial class ShardedIngestion : IDisposable
     /// </summary>
     public bool Joined => _joined;
 
+    /// <summary>
+    /// The topic the consumer group assigns: the input topics are co-partitioned by customer id, and partition p of every
+    /// other input topic is read by the member the group gave partition p of this one (as Kafka Streams does for
+    /// co-partitioned topics; librdkafka takes no custom assignor from .NET, so the group's assignor, cooperative-sticky,
+    /// sees this topic alone). It is also the topic whose partition count is the shard count.
+    /// </summary>
+    public static string LeadTopic => Topics.Orders;
+
     /// <summary>Topic partitions assigned in the last poll, paused by the poll loop until their coordinators recover (consumer thread only).</summary>
     private readonly List<TopicPartition> _toPause = [];
+
+    /// <summary>Set when partitions were released: <see cref="DropFollowers"/> has work (consumer thread only).</summary>
+    private bool _followersToDrop;
+
+    /// <summary>Failed changes of the follower topics' assignment in a row (the first of a run is logged).</summary>
+    private int _followRetries;
+
+    /// <summary>Consume errors already logged, by topic and code (each is logged once).</summary>
+    private readonly HashSet<(string Topic, ErrorCode Code)> _consumeErrors = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private IActorRef? _listener;
@@ -379,10 +396,10 @@ public sealed partial class ShardedIngestion : IDisposable
                 EnableAutoCommit = false,
                 EnableAutoOffsetStore = false,
                 AutoOffsetReset = AutoOffsetReset.Earliest,
-                // Range gives partition p of every input topic to one member (the topics have equal partition counts and
-                // every member subscribes to all): the co-partitioning a coordinator needs. Cooperative-sticky would
-                // spread one partition's topics over members, and librdkafka takes no custom assignor from .NET.
-                PartitionAssignmentStrategy = PartitionAssignmentStrategy.Range,
+                // Incremental rebalances: a member joining or leaving moves only the partitions that change owner, and
+                // every other partition keeps its coordinator and goes on reading. The group subscribes to the lead topic
+                // only; the same partition of every other input topic follows it (see LeadTopic).
+                PartitionAssignmentStrategy = PartitionAssignmentStrategy.CooperativeSticky,
                 SessionTimeoutMs = _options.SessionTimeoutMs,
                 HeartbeatIntervalMs = Math.Max(500, _options.SessionTimeoutMs / 4),
                 QueuedMaxMessagesKbytes = _options.PrefetchMaxKbytes,
@@ -392,22 +409,32 @@ public sealed partial class ShardedIngestion : IDisposable
                 .SetPartitionsRevokedHandler((c, revoked) => Release(c, revoked.Select(t => t.TopicPartition), checkpoint: true, rebalancing: true))
                 .SetPartitionsLostHandler((c, lost) => Release(c, lost.Select(t => t.TopicPartition), checkpoint: false))
                 .Build();
-            consumer.Subscribe(Topics.Inputs);
+            consumer.Subscribe(LeadTopic);
             while (!_stop.IsCancellationRequested)
             {
                 DrainInbox(consumer);
-                ConsumeResult<byte[]?, byte[]?>? result;
+                ConsumeResult<byte[]?, byte[]?>? result = null;
                 try
                 {
                     result = consumer.Consume(TimeSpan.FromMilliseconds(50));
+                }
+                catch (ConsumeException ex) when (!ex.Error.IsFatal && ex.Error.Code is not (ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration or ErrorCode.UnknownMemberId))
+                {
+                    // A partition-level error (an input topic missing, or with fewer partitions than the lead topic):
+                    // librdkafka keeps trying, and the partition's other topics are read meanwhile.
+                    if (_consumeErrors.Add((ex.ConsumerRecord?.Topic ?? "", ex.Error.Code)))
+                    {
+                        LogConsumeError(ex.ConsumerRecord?.Topic ?? "?", ex.ConsumerRecord?.Partition.Value ?? -1, ex.Error.Code.ToString(), ex.Error.Reason);
+                    }
                 }
                 catch (KafkaException ex) when (!ex.Error.IsFatal && ex.Error.Code is ErrorCode.RebalanceInProgress or ErrorCode.IllegalGeneration or ErrorCode.UnknownMemberId)
                 {
                     // The group changed under a rebalance callback (a member joined, left or died): the consumer rejoins
                     // on the next poll, and every partition it gets is recovered from the store as on any assignment.
                     LogRebalanceInterrupted(ex.Error.Code.ToString(), ex.Error.Reason);
-                    continue;
                 }
+
+                DropFollowers(consumer);
 
                 if (_toPause.Count > 0)
                 {
@@ -431,6 +458,7 @@ public sealed partial class ShardedIngestion : IDisposable
             }
 
             Release(consumer, consumer.Assignment, _checkpointOnStop);
+            DropFollowers(consumer);
             consumer.Close();
             _stopped.TrySetResult();
         }
@@ -469,16 +497,56 @@ public sealed partial class ShardedIngestion : IDisposable
             }
         }
 
-        foreach (var tp in assigned)
+        foreach (var p in added)
         {
-            _partitions[tp.Partition.Value].Topics.Add(tp.Topic);
+            // The lead topic's partition came from the group; Resume adds the other input topics' partition p, at the
+            // offsets of the checkpoint the coordinator recovered.
+            _partitions[p].Topics.Add(LeadTopic);
+            _toPause.Add(new TopicPartition(LeadTopic, p));
         }
 
-        _toPause.AddRange(assigned.Where(tp => added.Contains(tp.Partition.Value)));
         LogAssigned(assigned.Count, string.Join(",", added));
 
         // Offset.Unset: the committed offsets (or the earliest); Resume seeks the new partitions before they are read.
         return assigned.Select(tp => new TopicPartitionOffset(tp, Offset.Unset));
+    }
+
+    /// <summary>
+    /// Removes from the consumer's assignment the follower topics' partitions of partitions this node no longer owns
+    /// (consumer thread, after the rebalance callback that released them: Confluent.Kafka allows no assignment change
+    /// inside one). Tried again at the next poll if the consumer refuses.
+    /// </summary>
+    private void DropFollowers(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        if (!_followersToDrop)
+        {
+            return;
+        }
+
+        try
+        {
+            var stale = consumer.Assignment.Where(tp => tp.Topic != LeadTopic && !_partitions.ContainsKey(tp.Partition.Value)).ToList();
+            if (stale.Count > 0)
+            {
+                consumer.IncrementalUnassign(stale);
+            }
+
+            _followersToDrop = false;
+            _followRetries = 0;
+        }
+        catch (KafkaException ex) when (!ex.Error.IsFatal)
+        {
+            FollowRetry(ex);
+        }
+    }
+
+    /// <summary>Logs the first of a run of refused changes to the follower topics' assignment.</summary>
+    private void FollowRetry(KafkaException ex)
+    {
+        if (_followRetries++ == 0)
+        {
+            LogFollowRetry(LeadTopic, ex.Error.Code.ToString(), ex.Error.Reason);
+        }
     }
 
     private void Handle(ConsumeResult<byte[]?, byte[]?> result)
@@ -687,6 +755,7 @@ public sealed partial class ShardedIngestion : IDisposable
 
         foreach (var p in partitions)
         {
+            _followersToDrop = true;
             _system.Stop(_partitions[p].Coordinator);
             _listener!.Tell(new PartitionReleased(p));
             lock (_partitions)
@@ -866,13 +935,46 @@ public sealed partial class ShardedIngestion : IDisposable
         }
 
         var status = partition.Recovering.Result;
+        TopicPartitionOffset From(string topic) =>
+            new(topic, p, status.CommittedOffsets.TryGetValue(topic, out var next) ? new Offset(next) : Offset.Beginning);
+        var missing = Topics.Inputs.Where(t => !partition.Topics.Contains(t)).ToList();
+        if (missing.Count > 0)
+        {
+            // Still assigned when the partition came back before DropFollowers ran: sought like the lead topic.
+            var assigned = consumer.Assignment.Where(tp => tp.Partition.Value == p).Select(tp => tp.Topic).ToHashSet(StringComparer.Ordinal);
+            partition.Topics.UnionWith(missing.Where(assigned.Contains));
+        }
+
+        var followers = Topics.Inputs.Where(t => !partition.Topics.Contains(t)).Select(From).ToList();
+        if (followers.Count > 0)
+        {
+            // The other input topics' partition p joins the assignment where the checkpoint ends (after an assignment;
+            // a restart finds them assigned, and seeks them with the lead topic's).
+            try
+            {
+                consumer.IncrementalAssign(followers);
+                _followRetries = 0;
+            }
+            catch (KafkaException ex) when (!ex.Error.IsFatal)
+            {
+                FollowRetry(ex);
+                return; // tried again at the next pass
+            }
+
+            partition.Topics.UnionWith(followers.Select(f => f.Topic));
+        }
+
         var tps = partition.Topics.Select(t => new TopicPartition(t, p)).ToList();
         foreach (var tp in tps)
         {
-            var committed = status.CommittedOffsets.TryGetValue(tp.Topic, out var next);
-            consumer.Seek(new TopicPartitionOffset(tp, committed ? new Offset(next) : Offset.Beginning));
+            var from = From(tp.Topic);
+            if (!followers.Any(f => f.Topic == tp.Topic))
+            {
+                consumer.Seek(from);
+            }
+
             partition.Sent.Remove(tp.Topic);
-            partition.StartedAt[tp.Topic] = committed ? next : 0;
+            partition.StartedAt[tp.Topic] = from.Offset == Offset.Beginning ? 0 : from.Offset.Value;
         }
 
         var now = _time.GetTimestamp();
@@ -1229,6 +1331,12 @@ public sealed partial class ShardedIngestion : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A rebalance was interrupted ({Code}: {Reason}); the consumer rejoins the group")]
     private partial void LogRebalanceInterrupted(string code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The other input topics' partitions could not follow the {Lead} assignment yet ({Code}: {Reason}); trying again at the next poll")]
+    private partial void LogFollowRetry(string lead, string code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading {Topic}[{Partition}] failed ({Code}: {Reason}); the consumer keeps trying (logged once per topic and error)")]
+    private partial void LogConsumeError(string topic, int partition, string code, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Assigned {Count} topic partitions; coordinators started for partitions [{Partitions}]")]
     private partial void LogAssigned(int count, string partitions);

@@ -98,7 +98,7 @@ public sealed partial class EngineHost : IAsyncDisposable
             // The actor system lives in the Generic Host: created when the engine first asks for it, shut down by the
             // host's stop (CoordinatedShutdown: the node leaves its cluster), its log routed to the host's loggers.
             builder.Services.AddAkka(ShardedEngine.SystemName, akka => akka
-                .AddHocon(ShardedEngine.NodeConfigFor(settings.ClusterHostname, settings.ClusterPort), HoconAddMode.Prepend)
+                .AddHocon(ShardedEngine.NodeConfigFor(settings.ClusterHostname, settings.ClusterPort, TimeSpan.FromMilliseconds(settings.ClusterStableAfterMs)), HoconAddMode.Prepend)
                 .WithActorStore(storeOptions)
                 .WithClusterDiscovery(settings)
                 .ConfigureLoggers(log =>

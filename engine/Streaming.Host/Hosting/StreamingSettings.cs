@@ -56,6 +56,12 @@ public sealed partial record StreamingSettings
     public int DeadLetterTimeoutMs { get; init; } = 30_000;
     public int PrefetchMaxKbytes { get; init; } = 64 * 1024;
 
+    /// <summary>
+    /// <c>Streaming:Kafka:SessionTimeoutMs</c>: the consumer group's session timeout (1,000 to 1,800,000 ms); null, 6,000
+    /// on a single node and 10,000 in a cluster. See <see cref="EngineOptions.SessionTimeoutMs"/>.
+    /// </summary>
+    public int? SessionTimeoutMs { get; init; }
+
     /// <summary>A directory of rule files (*.yaml), watched for changes; null = the stored or the default rule set.</summary>
     public string? RulesDirectory { get; init; }
 
@@ -80,6 +86,15 @@ public sealed partial record StreamingSettings
 
     /// <summary><c>Streaming:Cluster:Port</c> (<c>run --cluster-port</c>): the node's cluster (remoting) port; 0, any free port.</summary>
     public int ClusterPort { get; init; }
+
+    /// <summary>
+    /// <c>Streaming:Cluster:StableAfterMs</c>: how long the cluster's membership must stay unchanged, with a member
+    /// unreachable, before Akka's split-brain resolver decides (the majority side downs the other). Default 20,000 ms;
+    /// 1,000 to 600,000. Shorter serves a lost node's partitions sooner; too short downs nodes that were only slow
+    /// (a long garbage collection, a saturated machine). Akka's split-brain resolver documentation recommends longer
+    /// values for larger clusters.
+    /// </summary>
+    public int ClusterStableAfterMs { get; init; } = 20_000;
 
     /// <summary>
     /// <c>Streaming:Cluster:SeedNodes:0</c>, … (<c>run --seed-node</c>, repeatable): the nodes to join, <c>host:port</c>;
@@ -247,6 +262,7 @@ public sealed partial record StreamingSettings
             MaxRecordBytes = Int(s, "Engine:MaxRecordBytes", defaults.MaxRecordBytes, 1024, 64 * 1024 * 1024),
             DeadLetterTimeoutMs = Int(s, "Engine:DeadLetterTimeoutMs", defaults.DeadLetterTimeoutMs, 100, 3_600_000),
             PrefetchMaxKbytes = Int(s, "Kafka:PrefetchMaxKbytes", defaults.PrefetchMaxKbytes, 1024, 2_097_151),
+            SessionTimeoutMs = s["Kafka:SessionTimeoutMs"] is null ? null : Int(s, "Kafka:SessionTimeoutMs", 0, 1_000, 1_800_000),
             MetricsMeterPrefixes = List(s["Metrics:MeterPrefixes"]) ?? defaults.MetricsMeterPrefixes,
             OtlpEndpoint = Blank(s["Metrics:OtlpEndpoint"]) is { } otlp
                 ? Uri.TryCreate(otlp, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
@@ -272,6 +288,7 @@ public sealed partial record StreamingSettings
             StoreConnectionString = Blank(s["Store:ConnectionString"]),
             ClusterHostname = Blank(s["Cluster:Hostname"]) ?? defaults.ClusterHostname,
             ClusterPort = Int(s, "Cluster:Port", defaults.ClusterPort, 0, 65535),
+            ClusterStableAfterMs = Int(s, "Cluster:StableAfterMs", defaults.ClusterStableAfterMs, 1_000, 600_000),
             SeedNodes = s.GetSection("Cluster:SeedNodes").GetChildren().Select(c => Blank(c.Value)).OfType<string>().ToList(),
             Discovery = ReadDiscovery(s),
             AuthTokens = Tokens(s.GetSection("Auth:Tokens")),
@@ -375,6 +392,7 @@ public sealed partial record StreamingSettings
         MaxCachedCustomers = MaxCachedCustomers,
         MaxWakeUpsInMemory = MaxWakeUpsInMemory,
         PrefetchMaxKbytes = PrefetchMaxKbytes,
+        SessionTimeoutMs = SessionTimeoutMs,
         TimeMode = TimeMode,
         IdleAfter = TimeSpan.FromSeconds(IdleAfterSeconds),
         DeadLetterTimeout = TimeSpan.FromMilliseconds(DeadLetterTimeoutMs),
