@@ -146,7 +146,8 @@ public sealed class ShardedIngestionTests : IDisposable
 
         var produced = await Produce(Round(0));
         var system = await StartNode("a");
-        var (a, region) = await StartIngestion(system);
+        // The embedded broker waits a session timeout less a second in each rebalance round: a short one keeps this quick.
+        var (a, region) = await StartIngestion(system, sessionTimeoutMs: 3000);
         ShardedIngestion? b = null;
         try
         {
@@ -155,7 +156,7 @@ public sealed class ShardedIngestionTests : IDisposable
             Assert.Equal(Partitions, before.Count);
 
             // A second member of the group on the same node: the group moves some partitions to it.
-            (b, _) = await StartIngestion(system, region: region);
+            (b, _) = await StartIngestion(system, region: region, sessionTimeoutMs: 3000);
             var member = b;
             string Owners() => $"a owns [{string.Join(",", a.Coordinators.Keys.Order())}], b owns [{string.Join(",", member.Coordinators.Keys.Order())}]; a reads [{string.Join(", ", a.Positions.Select(x => $"{x.Topic}[{x.Partition}]"))}], b reads [{string.Join(", ", member.Positions.Select(x => $"{x.Topic}[{x.Partition}]"))}]";
             bool Reads(ShardedIngestion ingestion) =>
@@ -388,7 +389,7 @@ public sealed class ShardedIngestionTests : IDisposable
         return system;
     }
 
-    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null, IFiringOutbox? sink = null, TimeSpan? restartDelay = null, IActorRef? region = null)
+    private async Task<(ShardedIngestion Ingestion, IActorRef Region)> StartIngestion(ActorSystem system, int checkpointEvery = 7, TimeSpan? interval = null, IFiringOutbox? sink = null, TimeSpan? restartDelay = null, IActorRef? region = null, int sessionTimeoutMs = 6000)
     {
         region ??= await CustomerShards.StartAsync(system, new CustomerEntityOptions(), _book);
         var ingestion = new ShardedIngestion(
@@ -403,6 +404,7 @@ public sealed class ShardedIngestionTests : IDisposable
                 CheckpointEveryRecords = checkpointEvery,
                 RestartDelay = restartDelay ?? TimeSpan.FromMilliseconds(500),
                 MaxRestartDelay = restartDelay is { } delay ? 4 * delay : TimeSpan.FromSeconds(30),
+                SessionTimeoutMs = sessionTimeoutMs,
             },
             _log,
             TimeProvider.System,
