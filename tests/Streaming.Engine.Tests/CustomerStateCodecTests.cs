@@ -233,6 +233,22 @@ public sealed class CustomerStateCodecTests
     }
 
     [Fact]
+    public void Rows_of_triggers_a_customer_never_met_are_dropped_on_decode()
+    {
+        // Saved before memories became sparse: a row for every trigger of the rule set, most of them empty.
+        var s = new CustomerState("c-rows");
+        s.Triggers["never-held"] = default;
+        s.Triggers["holds"] = new TriggerMemory { Holds = true };
+        s.Triggers["fired"] = new TriggerMemory { LastFiredTicks = 5, LastDelivery = 1 };
+
+        var decoded = CustomerStateCodec.Decode("c-rows", CustomerStateCodec.Encode(s));
+
+        Assert.Equal(["fired", "holds"], decoded.Triggers.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(5, decoded.Triggers["fired"].LastFiredTicks);
+        Assert.True(decoded.Triggers["holds"].Holds);
+    }
+
+    [Fact]
     public void Fresh_state_round_trips()
     {
         var state = new CustomerState("x");

@@ -109,7 +109,10 @@ public sealed class CustomerState
     /// <summary>The rule-set version the derived values were last evaluated with.</summary>
     public string? RuleVersion { get; set; }
 
-    /// <summary>What each trigger last saw and did, by trigger id.</summary>
+    /// <summary>
+    /// What each trigger last saw and did, by trigger id. Only triggers whose memory is not the default
+    /// (<see cref="TriggerMemory.IsDefault"/>) have an entry; a missing one reads as the default.
+    /// </summary>
     public Dictionary<string, TriggerMemory> Triggers { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>Contacts queued for this customer (channel, due instant), newest last; older than the caps' windows dropped.</summary>
@@ -353,6 +356,9 @@ public struct TriggerMemory
 
     /// <summary>An order followed the last firing within the rule's attribution window.</summary>
     public bool Converted;
+
+    /// <summary>The condition does not hold and the trigger never fired: the memory of a trigger the customer never met.</summary>
+    public readonly bool IsDefault => !Holds && LastFiredTicks == 0 && LastDelivery == 0 && !Converted;
 }
 
 /// <summary>A contact counted against caps and the pressure budget.</summary>

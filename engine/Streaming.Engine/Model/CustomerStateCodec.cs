@@ -202,7 +202,13 @@ public static class CustomerStateCodec
         for (var i = 0; i < triggers; i++)
         {
             var id = r.String() ?? "";
-            s.Triggers[id] = new TriggerMemory { Holds = r.Bool() == true, LastFiredTicks = r.Long(), LastDelivery = r.Byte(), Converted = r.Bool() == true };
+            var memory = new TriggerMemory { Holds = r.Bool() == true, LastFiredTicks = r.Long(), LastDelivery = r.Byte(), Converted = r.Bool() == true };
+
+            // States saved before memories became sparse hold an entry for every trigger of the rule set.
+            if (!memory.IsDefault)
+            {
+                s.Triggers[id] = memory;
+            }
         }
 
         var contacts = r.Count(1 << 12);

@@ -75,8 +75,10 @@ public static class RuleEvaluator
             }
         }
 
-        foreach (var ladder in rules.Ladders)
+        // Indexed loops over the rule set's lists: foreach over an IReadOnlyList boxes its enumerator, per event.
+        for (var l = 0; l < rules.Ladders.Count; l++)
         {
+            var ladder = rules.Ladders[l];
             if ((changed & ladder.Reads) == 0)
             {
                 continue;
@@ -160,8 +162,9 @@ public static class RuleEvaluator
 
     private static bool SegmentsRead(RfmRules rfm, Inputs changed)
     {
-        foreach (var segment in rfm.Segments)
+        for (var i = 0; i < rfm.Segments.Count; i++)
         {
+            var segment = rfm.Segments[i];
             if ((segment.When.Reads & changed) != 0)
             {
                 return true;
@@ -173,8 +176,9 @@ public static class RuleEvaluator
 
     private static string? FirstMatch(IReadOnlyList<NamedCondition> conditions, EvalContext ctx)
     {
-        foreach (var condition in conditions)
+        for (var i = 0; i < conditions.Count; i++)
         {
+            var condition = conditions[i];
             if (condition.When.Evaluate(ctx))
             {
                 return condition.Name;
@@ -253,8 +257,9 @@ public static class RuleEvaluator
         var s = ctx.State;
         List<string>? next = null;
         var any = false;
-        foreach (var tag in rules.Tags)
+        for (var t = 0; t < rules.Tags.Count; t++)
         {
+            var tag = rules.Tags[t];
             bool on;
             if ((tag.When.Reads & changed) != 0)
             {

@@ -163,6 +163,25 @@ public sealed class CustomerModelTests
     }
 
     [Fact]
+    public void A_customer_keeps_trigger_memory_only_for_triggers_that_held_or_fired()
+    {
+        // A cart add: cart-abandoned waits 24 h, no other trigger of the pack reads clicks alone.
+        Apply(Click("k1", T0, EventType.AddToCart, "s1"));
+        Assert.Empty(_state.Triggers);
+
+        // A day later the cart is abandoned: the trigger fires (suppressed or not, it remembers the firing).
+        AdvanceTo(T0.AddDays(2));
+        Assert.Equal(["cart-abandoned"], _state.Triggers.Keys.Order(StringComparer.Ordinal));
+
+        // The first order: welcome holds and fires; cart-abandoned no longer holds but keeps its firing.
+        Apply(Placed("o1", T0.AddDays(3), 50m));
+        Assert.Equal(["cart-abandoned", "welcome"], _state.Triggers.Keys.Order(StringComparer.Ordinal));
+        Assert.False(_state.Triggers["cart-abandoned"].Holds);
+        Assert.Equal(T0.AddDays(1).UtcTicks, _state.Triggers["cart-abandoned"].LastFiredTicks);
+        Assert.True(_state.Triggers["welcome"].Holds);
+    }
+
+    [Fact]
     public void Days_older_than_the_retention_are_dropped()
     {
         Apply(Placed("o1", T0, 10m));
