@@ -93,9 +93,9 @@ internal static class CoreBench
         {
             var topic = Topics.Inputs[(int)r.Topic];
             var record = decoder.TryDecode(r.Topic, r.Key, r.Value, out var evt, out var error)
-                ? new PartitionRecord(topic, r.Offset, evt)
-                : new PartitionRecord(topic, r.Offset, null, error);
-            engine.Send(r.Partition, record with { Key = r.Key, Value = r.Value });
+                ? new PartitionRecord(topic, r.Offset, evt) { Key = r.Key, Value = r.Value }
+                : new PartitionRecord(topic, r.Offset, null, error) { Key = r.Key, Value = r.Value };
+            engine.Send(r.Partition, record);
             last[(r.Partition, topic)] = r.Offset;
             if (checkpointEvery > 0 && ++since[r.Partition] == checkpointEvery)
             {

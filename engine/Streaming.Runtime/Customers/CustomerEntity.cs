@@ -94,6 +94,7 @@ public sealed class CustomerEntity : PersistentActor
     public const string PersistencePrefix = "customer-";
 
     private readonly string _customerId;
+    private string? _persistenceId;
     private readonly CustomerEntityOptions _options;
     private readonly RuleBook _rules;
     private readonly Dictionary<string, long> _nextOffsets = new(StringComparer.Ordinal);
@@ -160,7 +161,8 @@ public sealed class CustomerEntity : PersistentActor
     private ILoggingAdapter Logger => _log ??= Context.GetLogger();
 
     /// <inheritdoc />
-    public override string PersistenceId => PersistencePrefix + _customerId;
+    /// <remarks>Built once: Akka.Persistence reads it for every event, every journal request and every log line.</remarks>
+    public override string PersistenceId => _persistenceId ??= PersistencePrefix + _customerId;
 
     /// <inheritdoc />
     /// <remarks>
@@ -318,7 +320,8 @@ public sealed class CustomerEntity : PersistentActor
     {
         if (!Refused(sequence, clock, partition, null, -1))
         {
-            Reply(Advance(clock, -1));
+            var advanced = RunAdvance(clock);
+            Reply(Changed(-1, advanced.Failure is null ? ChangeOutcome.Advanced : ChangeOutcome.Failed, advanced.Failure, advanced.Effects, advanced.Fired, advanced.Late));
         }
     }
 
@@ -332,19 +335,19 @@ public sealed class CustomerEntity : PersistentActor
         Confirm(m.Clock);
         if (_nextOffsets.TryGetValue(m.Topic, out var next) && m.Offset < next)
         {
-            Reply(Changed(m.Partition, m.Offset, ChangeOutcome.Duplicate, null, EffectBundle.Empty, 0, 0) with { Topic = m.Topic });
+            Reply(Changed(m.Offset, ChangeOutcome.Duplicate, null, EffectBundle.Empty, 0, 0, m.Topic));
             return;
         }
 
         // Time first: wake-ups due by the watermark this record was sent under run before it, as they would have had
         // the coordinator's wake-up arrived first.
-        var advanced = Advance(m.Clock, m.Offset) with { Topic = m.Topic };
+        var advanced = RunAdvance(m.Clock);
         var rules = _rules.Get(m.Clock.RuleVersion);
         var fresh = _state is null;
         var state = _state ?? new CustomerState(_customerId);
         if (!Change.TryApply(state, m.Event, fresh, _options.Actor, rules, out var result, out var failure))
         {
-            Reply(advanced with { Outcome = ChangeOutcome.Failed, Failure = failure, Exists = _state is not null });
+            Reply(Changed(m.Offset, ChangeOutcome.Failed, failure, advanced.Effects, advanced.Fired, advanced.Late, m.Topic));
             return;
         }
 
@@ -354,21 +357,21 @@ public sealed class CustomerEntity : PersistentActor
         var effects = EffectBundle.From(Change.Effects);
         _unsaved = _unsaved.Then(effects);
         var outcome = result == ApplyResult.Duplicate ? ChangeOutcome.Duplicate : ChangeOutcome.Applied;
-        Reply(advanced with { Outcome = outcome, Effects = advanced.Effects.Then(effects), WakeTicks = state.WakeTicks, Exists = true, Dirty = true });
+        Reply(Changed(m.Offset, outcome, null, advanced.Effects.Then(effects), advanced.Fired, advanced.Late, m.Topic));
     }
 
     /// <summary>
     /// Re-derives the customer under the clock's rule set when it was last derived under another (the partition switched
     /// while it was not in memory, or a <see cref="Reevaluate"/>), then runs the wake-ups due by the clock's watermark;
-    /// the answer describes what both did.
+    /// the result describes what both did (the answer is built from it once, with the message's own change).
     /// </summary>
-    private CustomerChanged Advance(PartitionClock clock, long offset)
+    private Advanced RunAdvance(PartitionClock clock)
     {
         Confirm(clock);
         var rederived = Rederive(clock);
         if (_state is not { WakeTicks: > 0 } state || state.WakeTicks > clock.WatermarkTicks)
         {
-            return Changed(0, offset, ChangeOutcome.Advanced, null, rederived, 0, 0);
+            return new Advanced(rederived, 0, 0, null);
         }
 
         if (!Change.TryAdvance(state, clock.WatermarkTicks, clock.LateBeforeTicks, _rules.Get(clock.RuleVersion), out var fired, out var late, out var failure))
@@ -378,14 +381,17 @@ public sealed class CustomerEntity : PersistentActor
             Logger.Warning("customer {0}: wake-up failed: {1}", _customerId, failure);
             state.WakeTicks = 0;
             _dirty = true;
-            return Changed(0, offset, ChangeOutcome.Failed, failure, rederived, 0, 0);
+            return new Advanced(rederived, 0, 0, failure ?? "wake-up failed");
         }
 
         _dirty = true;
         var effects = EffectBundle.From(Change.Effects);
         _unsaved = _unsaved.Then(effects);
-        return Changed(0, offset, ChangeOutcome.Advanced, null, rederived.Then(effects), fired, late);
+        return new Advanced(rederived.Then(effects), fired, late, null);
     }
+
+    /// <summary>What a re-derivation and the wake-ups due ran: their effects, wake-ups run and late ones, and why they failed (null: they did not).</summary>
+    private readonly record struct Advanced(EffectBundle Effects, int Fired, int Late, string? Failure);
 
     /// <summary>Re-derives the customer under the clock's rule set if it differs; its stage moves are re-counts.</summary>
     private EffectBundle Rederive(PartitionClock clock)
@@ -515,14 +521,14 @@ public sealed class CustomerEntity : PersistentActor
     }
 
     /// <summary>An answer; effects the coordinator's run has not counted go with its first one (see <see cref="Confirm"/>).</summary>
-    private CustomerChanged Changed(int partition, long offset, ChangeOutcome outcome, string? failure, EffectBundle effects, int fired, int late)
+    private CustomerChanged Changed(long offset, ChangeOutcome outcome, string? failure, EffectBundle effects, int fired, int late, string? topic = null)
     {
         var recovered = _toReport;
         _toReport = [];
-        return new CustomerChanged(_customerId, partition, offset, outcome, failure, _state?.WakeTicks ?? 0, fired, late, effects, recovered, _state is not null, _dirty);
+        return new CustomerChanged(_customerId, _partition, offset, outcome, failure, _state?.WakeTicks ?? 0, fired, late, effects, recovered, _state is not null, _dirty) { Topic = topic };
     }
 
-    private void Reply(CustomerChanged changed) => Sender.Tell(changed with { Partition = _partition });
+    private void Reply(CustomerChanged changed) => Sender.Tell(changed);
 
     /// <inheritdoc />
     protected override bool AroundReceive(Receive receive, object message)
