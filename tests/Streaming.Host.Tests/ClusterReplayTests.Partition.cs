@@ -30,7 +30,7 @@ public sealed partial class ClusterReplayTests
         await using var network = await TestNetwork.CreateAsync(hosts: 3);
         // PostgreSQL on the bridge: the hosts reach it over their links, and it sees a cut host's sessions go silent.
         await using var database = await PrivatePostgres.StartAsync(network.Gateway);
-        await using var broker = await BrokerProcess.StartAsync(partitions: ClusterPartitions);
+        await using var broker = await BrokerProcess.StartAsync(partitions: ClusterPartitions, initialRebalanceDelayMs: 3000);
 
         // The broker names itself 127.0.0.1:port to its clients: on each host that port leads to the test's broker over the
         // host's link.

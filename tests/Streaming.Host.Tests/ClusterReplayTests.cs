@@ -50,7 +50,7 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
         var invoices = histories.Values.Sum(h => h.Placed.Count + h.Cancelled.Count);
         var expected = OnlineRetailBatch.Compute(TestEnvironment.DataFile(TriggerReplayTests.RetailFile));
         await using var database = await PostgresDatabase.CreateAsync();
-        await using var broker = await BrokerProcess.StartAsync(partitions: ClusterPartitions);
+        await using var broker = await BrokerProcess.StartAsync(partitions: ClusterPartitions, initialRebalanceDelayMs: 3000);
         await using var redis = await RedisTestServer.SharedOrPrivateAsync();
         var prefix = "cluster-" + Guid.NewGuid().ToString("N")[..10] + ":";
         using var redisClient = await ConnectionMultiplexer.ConnectAsync(redis.Connection + ",syncTimeout=15000");

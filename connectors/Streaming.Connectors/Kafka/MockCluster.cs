@@ -93,6 +93,21 @@ public sealed partial class MockCluster : IDisposable
         rd_kafka_mock_clear_request_errors(_cluster, ProduceApiKey);
     }
 
+    /// <summary>
+    /// How long a consumer group with no members waits for more members after the first one joins before it assigns
+    /// partitions: Kafka's <c>group.initial.rebalance.delay.ms</c>, 3 s by default there and in this broker. A group
+    /// only one process consumes in gains nothing from it; a group whose members start together spares itself a second
+    /// rebalance.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="delay"/> is negative or over a day.</exception>
+    public void SetGroupInitialRebalanceDelay(TimeSpan delay)
+    {
+        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(delay, TimeSpan.FromDays(1));
+        rd_kafka_mock_group_initial_rebalance_delay_ms(_cluster, (int)delay.TotalMilliseconds);
+    }
+
     public void CreateTopics(IEnumerable<string> topics, int partitions)
     {
         foreach (var topic in topics)
@@ -156,6 +171,9 @@ public sealed partial class MockCluster : IDisposable
 
     [LibraryImport(KafkaNative.LibraryName)]
     private static partial void rd_kafka_mock_clear_request_errors(IntPtr cluster, short apiKey);
+
+    [LibraryImport(KafkaNative.LibraryName)]
+    private static partial void rd_kafka_mock_group_initial_rebalance_delay_ms(IntPtr cluster, int delayMs);
 
     [LibraryImport(KafkaNative.LibraryName, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int rd_kafka_mock_topic_create(IntPtr cluster, string topic, int partitionCount, int replicationFactor);

@@ -16,7 +16,12 @@ public static class BrokerCommand
             Description = "Tests only: while this file holds the line 'refuse-produce', every Produce request is refused (retriable NOT_ENOUGH_REPLICAS)",
             Hidden = true,
         };
-        var command = new Command("broker", "Run an embedded Kafka-protocol broker (librdkafka mock cluster) until SIGTERM/SIGINT") { partitions, bootstrapFile, faultFile };
+        var initialDelay = new Option<int>("--initial-rebalance-delay-ms")
+        {
+            Description = "How long a consumer group with no members waits for more after the first joins (Kafka's group.initial.rebalance.delay.ms; 0 for a group one engine consumes in)",
+            DefaultValueFactory = _ => 3000,
+        };
+        var command = new Command("broker", "Run an embedded Kafka-protocol broker (librdkafka mock cluster) until SIGTERM/SIGINT") { partitions, bootstrapFile, faultFile, initialDelay };
         command.SetAction(async (parse, ct) =>
         {
             var count = parse.GetValue(partitions);
@@ -26,8 +31,16 @@ public static class BrokerCommand
                 return 2;
             }
 
+            var delayMs = parse.GetValue(initialDelay);
+            if (delayMs is < 0 or > 300_000)
+            {
+                await Console.Error.WriteLineAsync("--initial-rebalance-delay-ms must be between 0 and 300000").ConfigureAwait(false);
+                return 2;
+            }
+
             using var signals = new Signals(ct);
             using var cluster = MockCluster.Start();
+            cluster.SetGroupInitialRebalanceDelay(TimeSpan.FromMilliseconds(delayMs));
             cluster.CreateTopics(Topics.All, count);
             await WaitUntilAcceptingAsync(cluster.BootstrapServers, signals.Token).ConfigureAwait(false);
             Console.Out.WriteLine("bootstrap=" + cluster.BootstrapServers);

@@ -117,6 +117,9 @@ public sealed partial class EngineHost : IAsyncDisposable
         if (bootstrap is null)
         {
             broker = MockCluster.Start();
+
+            // This engine is the group's only member: the first join waits for nobody (Kafka's default waits 3 s).
+            broker.SetGroupInitialRebalanceDelay(TimeSpan.Zero);
             broker.CreateTopics(Topics.All, settings.Partitions);
             bootstrap = broker.BootstrapServers;
             LogEmbeddedBroker(logger, bootstrap, settings.Partitions);

@@ -75,6 +75,11 @@ public sealed partial class CliProcess : IAsyncDisposable
         }
 
         info.Environment["STREAMING_DATA_DIR"] = TestEnvironment.DataDir;
+
+        // Engines run with a 3 s consumer-group session (default 6 s): a member killed with SIGKILL leaves the group
+        // when its session ends, and the embedded broker waits a session less a second in each rebalance round, so
+        // every restart after a kill waits for it. A test may set its own.
+        info.Environment["Streaming__Kafka__SessionTimeoutMs"] = "3000";
         if (environment is not null)
         {
             foreach (var (key, value) in environment)
