@@ -48,4 +48,33 @@ public sealed class BenchScenarioTests
         // The seed is fixed: every run gets the same population.
         Assert.Equal(rekeyed.Select(r => r.Key), BenchCommand.ZipfRekey(records, customers).Select(r => r.Key));
     }
+
+    /// <summary>
+    /// <c>bench --core --customers 50</c>: the timed records are the demo population's re-keyed onto 50 customers. The
+    /// rarest has a share of (1/50)/H(50) ≈ 0.445% of the 3,000 draws, so the chance that any of the 50 is never drawn is
+    /// below 50·(1 − 0.00445)^3000 ≈ 8·10⁻⁵ (and the seed is fixed): all 50 appear. Each record sits on the partition
+    /// its key hashes to, at the next offset of its topic there; the warm-up keeps customers of its own.
+    /// </summary>
+    [Fact]
+    public void Core_bench_with_customers_times_records_of_that_many_repeat_customers()
+    {
+        const int n = 3_000;
+        const int partitions = 4;
+        var (records, warmup) = CoreBench.Prepare(n, partitions, Infrastructure.TestEnvironment.DataDir, zipfCustomers: 50);
+
+        Assert.Equal(n, records.Length);
+        var keys = records.Select(r => Encoding.UTF8.GetString(r.Key)).ToList();
+        Assert.Equal(Enumerable.Range(1, 50).Select(k => "zipf-" + k.ToString(CultureInfo.InvariantCulture)).Order(StringComparer.Ordinal), keys.Distinct().Order(StringComparer.Ordinal));
+        var next = new Dictionary<(Streaming.Engine.Events.InputTopic, int), long>();
+        foreach (var (record, key) in records.Zip(keys))
+        {
+            Assert.Equal(Streaming.Connectors.Kafka.KeyPartitioner.Partition(record.Key, partitions), record.Partition);
+            Assert.Equal(key, JsonNode.Parse(record.Value)!["customerId"]!.GetValue<string>());
+            var at = next.GetValueOrDefault((record.Topic, record.Partition));
+            Assert.Equal(at, record.Offset);
+            next[(record.Topic, record.Partition)] = at + 1;
+        }
+
+        Assert.All(warmup, r => Assert.EndsWith("~w", Encoding.UTF8.GetString(r.Key), StringComparison.Ordinal));
+    }
 }

@@ -47,6 +47,8 @@ public sealed class CoreBenchTests
         Assert.Equal(customers, r.GetProperty("cachedCustomers").GetInt64());
         Assert.Equal(customers, r.GetProperty("customers").GetInt64());
 
+        Assert.Equal("datasets", r.GetProperty("scenario").GetString());
+        Assert.Equal(JsonValueKind.Null, r.GetProperty("zipfCustomers").ValueKind);
         Assert.Equal(cli.StandardOutput.Trim(), (await File.ReadAllTextAsync(outFile)).Trim());
         Assert.Contains("core (decode, coordinators, customer entities; no checkpoints)", cli.StandardError, StringComparison.Ordinal);
         Directory.Delete(Path.GetDirectoryName(outFile)!, recursive: true);

@@ -41,7 +41,7 @@ public static class BenchCommand
         var stateSize = new Option<bool>("--state-size") { Description = "Bytes per customer (encoded and in memory) by event-id window and order count; no broker, no data" };
         var customers = new Option<int?>("--customers")
         {
-            Description = "Repeat-customer scenario: re-key the events onto this many customers drawn from a Zipf distribution " +
+            Description = "Repeat-customer scenario (also with --core): re-key the events onto this many customers drawn from a Zipf distribution " +
                 "(exponent 1, fixed seed: every run the same). Default: the datasets' own customers, mostly new ones",
         };
         var latencySeconds = new Option<int>("--latency-seconds")
@@ -71,7 +71,7 @@ public static class BenchCommand
 
             var isCore = parse.GetValue(core);
             var n = parse.GetValue(events) ?? (isCore ? DefaultCoreEvents : DefaultKafkaEvents);
-            if ((Invalid(n, parse.GetValue(partitions), isCore, parse.GetValue(checkpointEvery)) ?? InvalidCustomers(parse.GetValue(customers), isCore)
+            if ((Invalid(n, parse.GetValue(partitions), isCore, parse.GetValue(checkpointEvery)) ?? InvalidCustomers(parse.GetValue(customers))
                 ?? (parse.GetValue(latencySeconds) < 0 ? "--latency-seconds must be 0 or more" : null)) is { } problem)
             {
                 await Console.Error.WriteLineAsync("streaming bench: " + problem).ConfigureAwait(false);
@@ -94,7 +94,7 @@ public static class BenchCommand
             {
                 try
                 {
-                    var coreResult = await CoreBench.RunAsync(n, parse.GetValue(partitions), parse.GetValue(checkpointEvery) ?? new IngestionOptions { BootstrapServers = "" }.CheckpointEveryRecords, dataDir, Progress).ConfigureAwait(false);
+                    var coreResult = await CoreBench.RunAsync(n, parse.GetValue(partitions), parse.GetValue(checkpointEvery) ?? new IngestionOptions { BootstrapServers = "" }.CheckpointEveryRecords, dataDir, Progress, parse.GetValue(customers)).ConfigureAwait(false);
                     Summarize(coreResult);
                     result = coreResult;
                 }
@@ -142,10 +142,9 @@ public static class BenchCommand
         return checkpointEvery is < 1 ? "--checkpoint-every must be at least 1" : null;
     }
 
-    private static string? InvalidCustomers(int? customers, bool core) => customers switch
+    private static string? InvalidCustomers(int? customers) => customers switch
     {
         null => null,
-        _ when core => "--customers applies to the Kafka bench, not --core",
         < 1 => "--customers must be at least 1",
         _ => null,
     };

@@ -32,11 +32,15 @@ internal static class CoreBench
 
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(10);
 
+    /// <param name="zipfCustomers">
+    /// The repeat-customer scenario: the timed events re-keyed onto this many customers (Zipf, exponent 1, fixed seed, as
+    /// the Kafka bench's <c>--customers</c>); null: the demo population's own customers, mostly new ones.
+    /// </param>
     /// <exception cref="ArgumentException"><paramref name="n"/> exceeds <see cref="MaxPasses"/> passes over the population.</exception>
-    public static async Task<CoreBenchResult> RunAsync(int n, int partitions, int checkpointEvery, string dataDir, Action<string> progress)
+    public static async Task<CoreBenchResult> RunAsync(int n, int partitions, int checkpointEvery, string dataDir, Action<string> progress, int? zipfCustomers = null)
     {
-        progress($"preparing {n:N0} events from the demo population, encoded as UTF-8 JSON in memory");
-        var (records, warmup) = Prepare(n, partitions, dataDir);
+        progress($"preparing {n:N0} events from the demo population, encoded as UTF-8 JSON in memory" + (zipfCustomers is { } k ? $", re-keyed onto {k:N0} customers (Zipf, exponent 1)" : ""));
+        var (records, warmup) = Prepare(n, partitions, dataDir, zipfCustomers);
         progress($"warm-up: {warmup.Length:N0} events of other customers through both passes");
         await PassAsync(warmup, partitions, checkpointEvery: 0).ConfigureAwait(false);
         await PassAsync(warmup, partitions, checkpointEvery).ConfigureAwait(false);
@@ -64,6 +68,8 @@ internal static class CoreBench
             Checkpoints = withCheckpoints.Checkpoints,
             CheckpointEveryEvents = checkpointEvery,
             PeakWorkingSetMB = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
+            Scenario = zipfCustomers is null ? "datasets" : "zipf",
+            ZipfCustomers = zipfCustomers,
         };
     }
 
@@ -132,8 +138,9 @@ internal static class CoreBench
     /// The timed records: the demo population, then further passes over it with a <c>~k</c> suffix on customer and event
     /// ids and times moved <see cref="YearsPerPass"/>·k years on (so each pass is a new population, later in event time).
     /// The warm-up records are the population's first events with a <c>~w</c> suffix: customers the timed run never sees.
+    /// With <paramref name="zipfCustomers"/>, the timed records are then re-keyed as <see cref="BenchCommand.ZipfRekey"/> does.
     /// </summary>
-    internal static (Record[] Records, Record[] Warmup) Prepare(int n, int partitions, string dataDir)
+    internal static (Record[] Records, Record[] Warmup) Prepare(int n, int partitions, string dataDir, int? zipfCustomers = null)
     {
         var population = DemoPopulation.Read(dataDir).ToList();
         if ((long)n > (long)population.Count * MaxPasses)
@@ -157,7 +164,7 @@ internal static class CoreBench
         }
 
         var warmup = population.Take(Math.Min(n, MaxWarmupEvents)).Select(r => RecordRewriter.Rewrite(r, r.Key + "~w", "~w", 0).Record);
-        return (Encode(timed, partitions), Encode(warmup, partitions));
+        return (Encode(zipfCustomers is { } k ? BenchCommand.ZipfRekey(timed, k) : timed, partitions), Encode(warmup, partitions));
     }
 
     /// <summary>Key bytes, value bytes, the partition the producer would pick and the offset the record would get there.</summary>
@@ -225,4 +232,10 @@ internal sealed record CoreBenchResult
     public long Checkpoints { get; init; }
     public int CheckpointEveryEvents { get; init; }
     public double PeakWorkingSetMB { get; init; }
+
+    /// <summary>"datasets" (the demo population's own customers, mostly new) or "zipf" (<c>--customers</c>).</summary>
+    public string Scenario { get; init; } = "datasets";
+
+    /// <summary>The Zipf scenario's customer set; null for "datasets".</summary>
+    public int? ZipfCustomers { get; init; }
 }
