@@ -82,6 +82,15 @@ public sealed class ClusterOfOneTests(ITestOutputHelper output) : Akka.TestKit.X
         var shard = Assert.Single(shards.Shards);
         Assert.Equal("2", shard.ShardId);
         Assert.Equal(["k0", "k1"], shard.EntityIds.Order(StringComparer.Ordinal));
+
+        // The home check: shard 2 is hosted here, and its probe leaves no customer behind. (Its false answer needs a
+        // second node: the cluster tests' partitions wait for it after every move.)
+        Assert.True(await CustomerShards.IsHomeAsync(Sys, 2, TimeSpan.FromSeconds(10)));
+        await AwaitAssertAsync(async () =>
+        {
+            var after = await region.Ask<Akka.Cluster.Sharding.CurrentShardRegionState>(Akka.Cluster.Sharding.GetShardRegionState.Instance, TimeSpan.FromSeconds(10));
+            Assert.Equal(["k0", "k1"], after.Shards.Single(s => s.ShardId == "2").EntityIds.Order(StringComparer.Ordinal));
+        }, TimeSpan.FromSeconds(10));
     }
 
     [Fact]

@@ -354,6 +354,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
                     SessionTimeoutMs = _options.SessionTimeoutMs ?? (_options.IsCluster ? 10_000 : 6000),
                     HandOffGrace = _options.IsCluster ? TimeSpan.FromSeconds(2) : TimeSpan.Zero,
                     ClusterSettled = _options.IsCluster ? () => cluster.State.Unreachable.IsEmpty : null,
+                    ShardHome = _options.IsCluster ? p => CustomerShards.IsHomeAsync(_system, p, TimeSpan.FromSeconds(2)) : null,
                     Decoder = _options.Decoder with { Clock = _options.Decoder.Clock ?? _time },
                     IdleAfter = _options.TimeMode == TimeMode.Hybrid ? _options.IdleAfter : null,
                     PrefetchMaxKbytes = _options.PrefetchMaxKbytes,

@@ -51,6 +51,15 @@ public sealed record IngestionOptions
     /// </summary>
     public Func<bool>? ClusterSettled { get; init; }
 
+    /// <summary>
+    /// In a cluster: whether partition p's shard is hosted by this node's region yet (true, or false / a failed task:
+    /// not yet). An assigned or restarting partition is read only once it is: the move from the node that had the shard
+    /// waits for the sharding coordinator, which does not rebalance while a member is unreachable, and records sent to
+    /// the old home meanwhile are dropped at the hand-off (the partition would restart from its checkpoint). Asked again
+    /// every second until true. Null: never asked (a single node, where shards never move).
+    /// </summary>
+    public Func<int, Task<bool>>? ShardHome { get; init; }
+
     /// <summary>How each partition's coordinator runs (in-flight bound, cached customers, lateness).</summary>
     public PartitionCoordinatorOptions Coordinator { get; init; } = new();
 
@@ -876,6 +885,7 @@ public sealed partial class ShardedIngestion : IDisposable
         partition.Paused = true;
         _system.Stop(partition.Coordinator);
         partition.Recovering = null;
+        partition.Home = null;
         partition.Restarts++;
         var delay = TimeSpan.FromTicks(Math.Min(_options.MaxRestartDelay.Ticks, _options.RestartDelay.Ticks * (1L << Math.Min(20, partition.Restarts - 1))));
         partition.RestartAt = _time.GetTimestamp() + (long)(delay.TotalSeconds * _time.TimestampFrequency);
@@ -926,6 +936,22 @@ public sealed partial class ShardedIngestion : IDisposable
         {
             partition.Allocated = null; // asked again at the next pass
             return;
+        }
+
+        if (_options.ShardHome is { } shardHome)
+        {
+            partition.Home ??= shardHome(p);
+            if (!partition.Home.IsCompleted)
+            {
+                return;
+            }
+
+            if (!partition.Home.IsCompletedSuccessfully || !partition.Home.Result)
+            {
+                partition.Home = null;
+                partition.RestartAt = _time.GetTimestamp() + _time.TimestampFrequency; // asked again in a second
+                return;
+            }
         }
 
         if (!partition.Recovering.IsCompletedSuccessfully)
@@ -1021,6 +1047,9 @@ public sealed partial class ShardedIngestion : IDisposable
 
         /// <summary>The update of the external shard allocation that puts this partition's shard on this node (null: not asked yet).</summary>
         public Task? Allocated { get; set; }
+
+        /// <summary>Whether the shard is hosted here yet (<see cref="IngestionOptions.ShardHome"/>; null: not asked since the last restart).</summary>
+        public Task<bool>? Home { get; set; }
 
         public HashSet<string> Topics { get; } = new(StringComparer.Ordinal);
 

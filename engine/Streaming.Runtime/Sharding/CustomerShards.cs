@@ -39,6 +39,35 @@ public static class CustomerShards
         ClusterShardingSettings.Create(system).WithPassivateIdleAfter(TimeSpan.Zero);
 
     /// <summary>
+    /// The customer id of the read-only message <see cref="IsHomeAsync"/> sends through the region. An unknown customer
+    /// (no real one is expected to bear it; a real one would only be asked its next wake-up): its entity stops again.
+    /// </summary>
+    public const string HomeProbeId = "~shard-home-probe";
+
+    /// <summary>
+    /// Whether <paramref name="partition"/>'s shard is hosted by this node's region: a read-only message
+    /// (<see cref="GetWakeUp"/> for <see cref="HomeProbeId"/>) goes through the region, which starts the shard where the
+    /// sharding coordinator says it lives, then the region lists the shards it hosts. False while the coordinator still
+    /// places the shard on the node that had it (it moves shards every <c>rebalance-interval</c>, and not while a member
+    /// is unreachable) or when either answer takes longer than <paramref name="timeout"/>.
+    /// </summary>
+    public static async Task<bool> IsHomeAsync(ActorSystem system, int partition, TimeSpan timeout)
+    {
+        var region = ClusterSharding.Get(system).ShardRegion(TypeName);
+        try
+        {
+            await region.Ask<CustomerWakeUp>(new GetWakeUp(HomeProbeId, partition), timeout).ConfigureAwait(false);
+            var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, timeout).ConfigureAwait(false);
+            var shard = PartitionMessageExtractor.ShardOf(partition);
+            return state.Shards.Any(s => s.ShardId == shard);
+        }
+        catch (AskTimeoutException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
     /// The consumer on this node was assigned <paramref name="partitions"/>: their shards are to live here. Completes
     /// when the locations are replicated (distributed data, majority).
     /// </summary>
