@@ -166,10 +166,7 @@ public sealed partial class ClusterReplayTests
                 await replay.DisposeAsync();
             }
 
-            foreach (var node in new[] { a, b, c })
-            {
-                await node.DisposeAsync();
-            }
+            await StopTogetherAsync(a, b, c);
         }
 
         output.WriteLine($"total {total.ElapsedMilliseconds} ms");
