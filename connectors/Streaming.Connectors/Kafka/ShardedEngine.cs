@@ -386,7 +386,17 @@ public sealed partial class ShardedEngine : IStreamingEngine
             while (!_stop.IsCancellationRequested && !_ingestion.Stopped.IsCompleted)
             {
                 var wake = _wake = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                await RefreshAsync().ConfigureAwait(false);
+                try
+                {
+                    await RefreshAsync().ConfigureAwait(false);
+                }
+                catch (System.Data.Common.DbException ex)
+                {
+                    // The store is away (a cut link, a restarting server): the refresh is tried again in half a second;
+                    // the partitions pause on their own checkpoints meanwhile. It never stops the runtime.
+                    LogRefreshFailed(ex.Message);
+                }
+
                 await Task.WhenAny(Task.Delay(TimeSpan.FromMilliseconds(500), _time, _stop.Token), _ingestion.Stopped, wake.Task).ConfigureAwait(false);
             }
 
@@ -1072,4 +1082,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The actor runtime stopped on an error")]
     private partial void LogFailed(Exception ex);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refreshing the partitions' status failed on the store ({Reason}); trying again")]
+    private partial void LogRefreshFailed(string reason);
 }
