@@ -14,7 +14,8 @@ public sealed class CoreBenchTests
     /// <summary>
     /// <c>bench --core</c>: every timed event reaches its customer (one entity per distinct key of the demo population's
     /// first 20,000 records, counted here), wake-ups fire (new customers turn active after 30 days of event time, which
-    /// those records span), no record is a dead letter, and each partition checkpoints at least once.
+    /// those records span), no record is a dead letter, each partition checkpoints at least once, and the baseline pass
+    /// starts one entity per customer too.
     /// </summary>
     [Fact]
     public async Task Core_bench_applies_every_event_to_its_customers_and_reports_consistent_json()
@@ -47,10 +48,16 @@ public sealed class CoreBenchTests
         Assert.Equal(customers, r.GetProperty("cachedCustomers").GetInt64());
         Assert.Equal(customers, r.GetProperty("customers").GetInt64());
 
+        // The baseline pass sends the same records through the actor path with no product logic: one entity per customer.
+        Assert.Equal(customers, r.GetProperty("baselineEntities").GetInt64());
+        Assert.True(r.GetProperty("baselineEventsPerSec").GetDouble() > 0);
+        Assert.True(r.GetProperty("baselineAllocatedBytesPerEvent").GetDouble() > 0);
+
         Assert.Equal("datasets", r.GetProperty("scenario").GetString());
         Assert.Equal(JsonValueKind.Null, r.GetProperty("zipfCustomers").ValueKind);
         Assert.Equal(cli.StandardOutput.Trim(), (await File.ReadAllTextAsync(outFile)).Trim());
         Assert.Contains("core (decode, coordinators, customer entities; no checkpoints)", cli.StandardError, StringComparison.Ordinal);
+        Assert.Contains("baseline (decode, a relay per partition, the shard region, one persistent entity per customer that only answers)", cli.StandardError, StringComparison.Ordinal);
         Directory.Delete(Path.GetDirectoryName(outFile)!, recursive: true);
     }
 

@@ -18,7 +18,8 @@ namespace Streaming.Host.Cli;
 /// one, the customers' shard region, Akka.Persistence's in-memory journal; default rule set, event-time wake-ups on).
 /// Two passes, each on a fresh actor system after a warm-up run on another population: every record applied without
 /// checkpoints, then with a checkpoint of each partition every <c>checkpointEvery</c> of its records, timed until the
-/// last checkpoint is complete.
+/// last checkpoint is complete. Then the <see cref="ShardingBaseline"/> pass: the same records through the actor path
+/// alone, Akka.NET's own cost for them.
 /// </summary>
 internal static class CoreBench
 {
@@ -49,6 +50,9 @@ internal static class CoreBench
         var core = await PassAsync(records, partitions, checkpointEvery: 0).ConfigureAwait(false);
         progress($"checkpoint pass: the same with a checkpoint of each partition every {checkpointEvery:N0} of its records (in-memory journal)");
         var withCheckpoints = await PassAsync(records, partitions, checkpointEvery).ConfigureAwait(false);
+        progress("baseline pass: the same records through a relay per partition and the shard region to an entity per customer that only answers (no core, no checkpoints)");
+        await ShardingBaseline.RunAsync(warmup, partitions, Patience).ConfigureAwait(false);
+        var baseline = await ShardingBaseline.RunAsync(records, partitions, Patience).ConfigureAwait(false);
         return new CoreBenchResult
         {
             Events = n,
@@ -70,13 +74,24 @@ internal static class CoreBench
             PeakWorkingSetMB = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
             Scenario = zipfCustomers is null ? "datasets" : "zipf",
             ZipfCustomers = zipfCustomers,
+            BaselineEventsPerSec = Math.Round(n / baseline.Seconds),
+            BaselineAllocatedBytesPerEvent = Math.Round((double)baseline.AllocatedBytes / n),
+            BaselineEntities = baseline.Entities,
         };
     }
+
 
     private static async Task<Pass> PassAsync(Record[] records, int partitions, int checkpointEvery)
     {
         var customers = new HashSet<string>(StringComparer.Ordinal);
+        // Without checkpoints means none: a coordinator otherwise checkpoints changes a second after they happen when no
+        // checkpoint was asked for (QuietCheckpointAfter), which made the pass save every partition once a second.
         var options = new PartitionCoordinatorOptions { MaxCachedCustomers = int.MaxValue };
+        if (checkpointEvery == 0)
+        {
+            options = options with { QuietCheckpointAfter = Patience * 2 };
+        }
+
         await using var engine = await LocalEngine.StartAsync("bench-core", partitions, RuleSetLoader.Default, options, done =>
         {
             lock (customers)
@@ -238,4 +253,13 @@ internal sealed record CoreBenchResult
 
     /// <summary>The Zipf scenario's customer set; null for "datasets".</summary>
     public int? ZipfCustomers { get; init; }
+
+    /// <summary>Events per second of the baseline pass (<see cref="ShardingBaseline"/>): Akka's own cost of the runtime's actor path, no product logic.</summary>
+    public double BaselineEventsPerSec { get; init; }
+
+    /// <summary>Bytes allocated per event in the baseline pass, every thread included.</summary>
+    public double BaselineAllocatedBytesPerEvent { get; init; }
+
+    /// <summary>Entities the baseline pass started: one per distinct customer of the timed records.</summary>
+    public long BaselineEntities { get; init; }
 }

@@ -49,18 +49,9 @@ public sealed class LocalEngine : IAsyncDisposable
     public static async Task<LocalEngine> StartAsync(string name, int partitions, RuleSet rules, PartitionCoordinatorOptions options, Action<CheckpointCompleted>? onCheckpoint, TimeSpan patience)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(partitions, 1);
-        var config = ConfigurationFactory.ParseString("""
-            akka.actor.provider = cluster
-            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
-            akka.remote.dot-netty.tcp.port = 0
-            akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
-            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
-            """).WithFallback(ConfigurationFactory.ParseString(StandardErrorLogger.Hocon)).WithFallback(ConfigurationFactory.ParseString(RuntimeSerialization.Hocon));
-        var system = ActorSystem.Create(name, config);
+        var system = await StartSystemAsync(name, patience).ConfigureAwait(false);
         try
         {
-            var cluster = Cluster.Get(system);
-            await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(patience).ConfigureAwait(false);
             var book = new RuleBook(rules);
             // As in the engine: a customer its partition never saved starts without a read of the journal.
             var known = new KnownCustomerRegistry();
@@ -76,6 +67,35 @@ public sealed class LocalEngine : IAsyncDisposable
 
             await engine.StatusAsync(patience).ConfigureAwait(false);
             return engine;
+        }
+        catch
+        {
+            await system.Terminate().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A local actor system named <paramref name="name"/> (remoting on a free loopback port, Akka.Persistence's in-memory
+    /// journal and snapshot store, the runtime's serializers) joined to itself: a cluster of one, ready for shard regions.
+    /// The caller terminates it.
+    /// </summary>
+    /// <exception cref="TimeoutException">The cluster of one did not come up within <paramref name="patience"/> (the system is terminated).</exception>
+    public static async Task<ActorSystem> StartSystemAsync(string name, TimeSpan patience)
+    {
+        var config = ConfigurationFactory.ParseString("""
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+            akka.remote.dot-netty.tcp.port = 0
+            akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+            akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+            """).WithFallback(ConfigurationFactory.ParseString(StandardErrorLogger.Hocon)).WithFallback(ConfigurationFactory.ParseString(RuntimeSerialization.Hocon));
+        var system = ActorSystem.Create(name, config);
+        try
+        {
+            var cluster = Cluster.Get(system);
+            await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(patience).ConfigureAwait(false);
+            return system;
         }
         catch
         {
