@@ -166,7 +166,7 @@ public sealed partial class ClusterReplayTests
                 await replay.DisposeAsync();
             }
 
-            await StopTogetherAsync(a, b, c);
+            await KillTogetherAsync(a, b, c);
         }
 
         output.WriteLine($"total {total.ElapsedMilliseconds} ms");
