@@ -254,6 +254,37 @@ public sealed class ShardedIngestionTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// A broker refuses the commits of the checkpoints (as during a rebalance) and no record comes after them: each
+    /// partition commits its last checkpoint on a later try. Before, its committed offsets stayed behind until new
+    /// records came, so its lag never reached 0 and a producer paced by the group's commits waited for ever.
+    /// </summary>
+    [Fact]
+    public async Task Commits_the_broker_refused_are_made_on_a_later_try_with_no_new_record()
+    {
+        var t0 = new DateTimeOffset(2011, 6, 1, 9, 0, 0, TimeSpan.Zero);
+        var produced = await Produce(Enumerable.Range(0, 40).Select(i => ("r" + (i % 8), Order("re" + i, "r" + (i % 8), t0.AddMinutes(i), "ro" + i, "10.5"), 10.5m)));
+        var partitions = produced.Select(r => r.Partition.Value).Distinct().Count();
+
+        // Enough refusals for every partition's first checkpoints (the records are all there before the node starts, so
+        // each partition checkpoints once or twice) and their first tries again.
+        _cluster.RefuseCommits(4 * partitions);
+        var system = await StartNode("r");
+        var (ingestion, _) = await StartIngestion(system, checkpointEvery: 1000);
+        try
+        {
+            await WaitCommitted(produced);
+            Assert.True(_log.Count("were not committed") >= 1, "no commit was refused: the test did not test anything\n" + _log);
+            Assert.True(_log.Count("were committed on a later try") >= 1, "no refused commit was made again\n" + _log);
+        }
+        finally
+        {
+            await ingestion.StopAsync(Deadline);
+            ingestion.Dispose();
+            await system.Terminate();
+        }
+    }
+
     [Fact]
     public async Task A_journal_that_fails_for_a_while_pauses_its_partitions_which_resume_without_losing_or_counting_twice()
     {

@@ -15,6 +15,8 @@ public sealed partial class MockCluster : IDisposable
     // Kafka protocol: the Produce request's API key, and the error code NOT_ENOUGH_REPLICAS.
     private const short ProduceApiKey = 0;
     private const int NotEnoughReplicas = 19;
+    private const short OffsetCommitApiKey = 8;
+    private const int RebalanceInProgress = 27;
 
     private IntPtr _client;
     private IntPtr _cluster;
@@ -84,6 +86,20 @@ public sealed partial class MockCluster : IDisposable
         var errors = new int[count];
         Array.Fill(errors, NotEnoughReplicas);
         rd_kafka_mock_push_request_errors_array(_cluster, ProduceApiKey, (nuint)errors.Length, errors);
+    }
+
+    /// <summary>
+    /// Fault injection for tests: the next <paramref name="count"/> OffsetCommit requests, from any consumer, are answered
+    /// with <c>REBALANCE_IN_PROGRESS</c> and commit nothing, as a broker answers while its group rebalances. librdkafka
+    /// hands that error to the caller without retrying or leaving the group.
+    /// </summary>
+    public void RefuseCommits(int count)
+    {
+        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        var errors = new int[count];
+        Array.Fill(errors, RebalanceInProgress);
+        rd_kafka_mock_push_request_errors_array(_cluster, OffsetCommitApiKey, (nuint)errors.Length, errors);
     }
 
     /// <summary>Drops the refusals <see cref="RefuseProduce"/> queued and not used yet: Produce requests succeed again.</summary>

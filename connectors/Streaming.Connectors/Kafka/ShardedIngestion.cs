@@ -600,6 +600,15 @@ public sealed partial class ShardedIngestion : IDisposable
                 partition.LastRecordAt = _time.GetTimestamp() - (long)(idle.TotalSeconds * _time.TimestampFrequency) + _time.TimestampFrequency;
             }
 
+            if (partition.Uncommitted is { } uncommitted && _time.GetTimestamp() >= partition.CommitRetryAt)
+            {
+                Commit(consumer, partition, uncommitted);
+                if (partition.Uncommitted is null)
+                {
+                    LogCommitRetried(p, uncommitted.Seq);
+                }
+            }
+
             var due = partition.SinceCheckpoint >= _options.CheckpointEveryRecords
                 || (partition.SinceCheckpoint > 0 && _time.GetElapsedTime(partition.LastCheckpointAt) >= _options.CheckpointInterval);
             if (due && partition.Requested is null)
@@ -649,14 +658,14 @@ public sealed partial class ShardedIngestion : IDisposable
         {
             switch (message)
             {
-                case CheckpointCompleted { Recovered: true } done when _partitions.ContainsKey(done.Partition):
+                case CheckpointCompleted { Recovered: true } done when _partitions.TryGetValue(done.Partition, out var recovered):
                     // A recovered coordinator's last checkpoint, reported again for its firings: nothing to pace.
-                    Commit(consumer, done);
+                    Commit(consumer, recovered, done);
                     break;
                 case CheckpointCompleted done when _partitions.TryGetValue(done.Partition, out var partition):
                     // Durable, so committed even when it comes from a coordinator stopped since (the offsets it covers
                     // are not re-read); the pacing is the current coordinator's.
-                    Commit(consumer, done);
+                    Commit(consumer, partition, done);
                     if (partition.RestartAt != 0)
                     {
                         break;
@@ -699,7 +708,33 @@ public sealed partial class ShardedIngestion : IDisposable
         }
     }
 
-    private void Commit(IConsumer<byte[]?, byte[]?> consumer, CheckpointCompleted done)
+    /// <summary>
+    /// Commits <paramref name="done"/>'s offsets; if the broker refuses, they are committed again later (<see cref="Pace"/>)
+    /// unless a later checkpoint's commit covers them first. Without that, a partition whose last checkpoint's commit fell
+    /// in a rebalance kept its committed offsets behind until new records came: its lag never reached 0, and a producer
+    /// paced by the group's commits (<c>streaming replay</c>) waited for ever.
+    /// </summary>
+    private void Commit(IConsumer<byte[]?, byte[]?> consumer, Partition partition, CheckpointCompleted done)
+    {
+        if (Commit(consumer, done))
+        {
+            if (partition.Uncommitted is { } older && older.Seq <= done.Seq)
+            {
+                partition.Uncommitted = null;
+            }
+        }
+        else if (partition.Uncommitted is null || partition.Uncommitted.Seq <= done.Seq)
+        {
+            partition.Uncommitted = done;
+            partition.CommitRetryAt = _time.GetTimestamp() + (long)(CommitRetryAfter.TotalSeconds * _time.TimestampFrequency);
+        }
+    }
+
+    /// <summary>How long after a refused commit it is tried again.</summary>
+    private static readonly TimeSpan CommitRetryAfter = TimeSpan.FromSeconds(1);
+
+    /// <summary>Commits <paramref name="done"/>'s offsets of the partitions still assigned here; false when the broker refused.</summary>
+    private bool Commit(IConsumer<byte[]?, byte[]?> consumer, CheckpointCompleted done)
     {
         var owned = consumer.Assignment.ToHashSet();
         var offsets = done.NextOffsets
@@ -718,12 +753,13 @@ public sealed partial class ShardedIngestion : IDisposable
                 // durable, so the next checkpoint (or the next owner, skipping what its customers applied) goes on
                 // from the older committed offsets. Failing here used to stop the node's ingestion.
                 LogCommitFailed(done.Partition, done.Seq, ex.Error.Code.ToString(), ex.Error.Reason);
-                return;
+                return false;
             }
         }
 
         Interlocked.Increment(ref _commits);
         Interlocked.Exchange(ref _lastCommitAt, _time.GetTimestamp());
+        return true;
     }
 
     /// <summary>
@@ -1073,6 +1109,14 @@ public sealed partial class ShardedIngestion : IDisposable
 
         public CheckpointCompleted? Completed { get; set; }
 
+        /// <summary>
+        /// The latest checkpoint whose offsets the broker refused to commit (e.g. during a rebalance) and no later commit
+        /// covered; committed again from <see cref="CommitRetryAt"/> (<see cref="TimeProvider.GetTimestamp"/>). Null: none.
+        /// </summary>
+        public CheckpointCompleted? Uncommitted { get; set; }
+
+        public long CommitRetryAt { get; set; }
+
         public bool Paused { get; set; }
     }
 
@@ -1355,8 +1399,11 @@ public sealed partial class ShardedIngestion : IDisposable
     /// <summary>A coordinator stopped (the listener saw it terminate).</summary>
     private sealed record CoordinatorStopped(IActorRef Coordinator);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the offsets of checkpoint {Seq} were not committed ({Code}: {Reason}); its state is durable, a later commit or the next owner goes on from there")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Partition {Partition}: the offsets of checkpoint {Seq} were not committed ({Code}: {Reason}); its state is durable, and the commit is tried again each second until it or a later checkpoint's commit succeeds")]
     private partial void LogCommitFailed(int partition, long seq, string code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partition {Partition}: the offsets of checkpoint {Seq} were committed on a later try")]
+    private partial void LogCommitRetried(int partition, long seq);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A rebalance was interrupted ({Code}: {Reason}); the consumer rejoins the group")]
     private partial void LogRebalanceInterrupted(string code, string reason);
