@@ -79,27 +79,24 @@ public sealed partial class MockCluster : IDisposable
     /// Producers treat that error as retriable (the records are not persisted) and keep retrying until their message
     /// timeout. Reads (Fetch, offsets, group membership) are not affected. <see cref="AcceptProduce"/> ends it.
     /// </summary>
-    public void RefuseProduce(int count)
-    {
-        ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
-        var errors = new int[count];
-        Array.Fill(errors, NotEnoughReplicas);
-        rd_kafka_mock_push_request_errors_array(_cluster, ProduceApiKey, (nuint)errors.Length, errors);
-    }
+    public void RefuseProduce(int count) => PushErrors(ProduceApiKey, NotEnoughReplicas, count);
 
     /// <summary>
     /// Fault injection for tests: the next <paramref name="count"/> OffsetCommit requests, from any consumer, are answered
     /// with <c>REBALANCE_IN_PROGRESS</c> and commit nothing, as a broker answers while its group rebalances. librdkafka
     /// hands that error to the caller without retrying or leaving the group.
     /// </summary>
-    public void RefuseCommits(int count)
+    public void RefuseCommits(int count) => PushErrors(OffsetCommitApiKey, RebalanceInProgress, count);
+
+    /// <summary>Answers the next <paramref name="count"/> requests of <paramref name="apiKey"/> with <paramref name="error"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="count"/> is not positive.</exception>
+    private void PushErrors(short apiKey, int error, int count)
     {
         ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
         var errors = new int[count];
-        Array.Fill(errors, RebalanceInProgress);
-        rd_kafka_mock_push_request_errors_array(_cluster, OffsetCommitApiKey, (nuint)errors.Length, errors);
+        Array.Fill(errors, error);
+        rd_kafka_mock_push_request_errors_array(_cluster, apiKey, (nuint)errors.Length, errors);
     }
 
     /// <summary>Drops the refusals <see cref="RefuseProduce"/> queued and not used yet: Produce requests succeed again.</summary>
