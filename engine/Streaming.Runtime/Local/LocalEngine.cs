@@ -88,6 +88,9 @@ public sealed class LocalEngine : IAsyncDisposable
             akka.remote.dot-netty.tcp.hostname = 127.0.0.1
             akka.remote.dot-netty.tcp.port = 0
             akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+            # As on the engine's SQL journal (ActorStore): sharding keeps one writer per customer, and the filter would
+            # start an actor for every recovery, that is for every customer loaded.
+            akka.persistence.journal.inmem.replay-filter.mode = off
             akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
             """).WithFallback(ConfigurationFactory.ParseString(StandardErrorLogger.Hocon)).WithFallback(ConfigurationFactory.ParseString(RuntimeSerialization.Hocon));
         var system = ActorSystem.Create(name, config);
