@@ -146,7 +146,22 @@ public sealed class EngineProcess : IAsyncDisposable
             timeout,
             () => $"engine answers {path}; stderr: " + CliProcess.Tail(process.StandardError));
 
-    public async Task<JsonElement> StatusAsync() => await Http.GetFromJsonAsync<JsonElement>("/v1/status");
+    /// <summary>
+    /// <c>GET /v1/status</c>. When nothing answers, fails with how the engine ended and the tail of its stderr (a bare
+    /// "connection refused" said neither).
+    /// </summary>
+    public async Task<JsonElement> StatusAsync()
+    {
+        try
+        {
+            return await Http.GetFromJsonAsync<JsonElement>("/v1/status");
+        }
+        catch (HttpRequestException ex)
+        {
+            var state = Process.HasExited ? $"exited with {Process.ExitCode}" : "is still running";
+            throw new Xunit.Sdk.XunitException($"GET {Http.BaseAddress}v1/status failed ({ex.Message}); the engine {state}; stderr:\n{CliProcess.Tail(Process.StandardError)}");
+        }
+    }
 
     /// <summary>Sum of the next offsets of <paramref name="topic"/>'s partitions: records processed since the log began.</summary>
     public async Task<long> ProcessedOffsetsAsync(string topic)
