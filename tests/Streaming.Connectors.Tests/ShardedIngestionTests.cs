@@ -416,7 +416,7 @@ public sealed class ShardedIngestionTests : IDisposable
             """);
         var system = persistence is null
             ? ActorSystem.Create("ingestion-" + name, ActorStore.Setup(new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = _dir.Path }, config))
-            : ActorSystem.Create("ingestion-" + name, ConfigurationFactory.ParseString(persistence).WithFallback(config).WithFallback(ConfigurationFactory.ParseString(Streaming.Runtime.Serialization.RuntimeSerialization.Hocon)));
+            : ActorSystem.Create("ingestion-" + name, ConfigurationFactory.ParseString(persistence).WithFallback(config).WithFallback(ConfigurationFactory.ParseString(Streaming.Runtime.RuntimeConfiguration.Hocon)));
         var cluster = Cluster.Get(system);
         await cluster.JoinAsync(cluster.SelfAddress).WaitAsync(Deadline);
         return system;

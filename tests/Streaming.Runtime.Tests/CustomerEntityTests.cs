@@ -20,7 +20,7 @@ namespace Streaming.Runtime.Tests;
 /// </summary>
 public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit.Xunit2.TestKit(RuntimeConfig, nameof(CustomerEntityTests), output)
 {
-    /// <summary>In-memory journal and snapshot store, and the runtime's serializer bound to its journal event.</summary>
+    /// <summary>In-memory journal and snapshot store, and the runtime's configuration (serializers, customer mailbox).</summary>
     /// <remarks>
     /// Expectations wait up to 30 s (TestKit's default is 3 s): they return as soon as the message arrives, and a whole
     /// test run on two loaded cores delayed answers past 3 s.
@@ -29,7 +29,7 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
         akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
         akka.test.single-expect-default = 30s
-        """ + "\n" + RuntimeSerialization.Hocon;
+        """ + "\n" + RuntimeConfiguration.Hocon;
 
     private static readonly DateTimeOffset T0 = new(2024, 3, 1, 12, 0, 0, TimeSpan.Zero);
     private static readonly RuleSet Rules = RuleSetLoader.Default;

@@ -5,7 +5,6 @@ using Streaming.Engine.Events;
 using Streaming.Engine.Rules;
 using Streaming.Runtime.Customers;
 using Streaming.Runtime.Rules;
-using Streaming.Runtime.Serialization;
 using Streaming.Runtime.Telemetry;
 using Xunit.Abstractions;
 
@@ -23,7 +22,7 @@ public sealed class PersistenceObserverTests(ITestOutputHelper output) : Akka.Te
         akka.persistence.journal.test.class = "Akka.Persistence.TestKit.TestJournal, Akka.Persistence.TestKit"
         akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
         akka.test.single-expect-default = 30s
-        """ + "\n" + RuntimeSerialization.Hocon;
+        """ + "\n" + RuntimeConfiguration.Hocon;
 
     private static readonly DateTimeOffset T0 = new(2024, 5, 1, 9, 0, 0, TimeSpan.Zero);
     private static readonly RuleSet Rules = RuleSetLoader.Default;

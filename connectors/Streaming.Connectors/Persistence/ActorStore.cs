@@ -9,7 +9,7 @@ using Akka.Persistence.Sql.Config;
 using LinqToDB;
 using LinqToDB.Interceptors;
 using Microsoft.Data.Sqlite;
-using Streaming.Runtime.Serialization;
+using Streaming.Runtime;
 
 namespace Streaming.Connectors.Persistence;
 
@@ -149,7 +149,7 @@ public static class ActorStore
               read-isolation-level = {{ReadIsolation(options)}}
             }
             """)
-            .WithFallback(ConfigurationFactory.ParseString(RuntimeSerialization.Hocon))
+            .WithFallback(ConfigurationFactory.ParseString(RuntimeConfiguration.Hocon))
             .WithFallback(SqlPersistence.DefaultConfiguration);
     }
 

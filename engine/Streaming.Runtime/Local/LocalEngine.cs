@@ -6,7 +6,6 @@ using Streaming.Engine.Rules;
 using Streaming.Runtime.Customers;
 using Streaming.Runtime.Partitions;
 using Streaming.Runtime.Rules;
-using Streaming.Runtime.Serialization;
 using Streaming.Runtime.Sharding;
 using Streaming.Runtime.Telemetry;
 
@@ -92,7 +91,7 @@ public sealed class LocalEngine : IAsyncDisposable
             # start an actor for every recovery, that is for every customer loaded.
             akka.persistence.journal.inmem.replay-filter.mode = off
             akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
-            """).WithFallback(ConfigurationFactory.ParseString(StandardErrorLogger.Hocon)).WithFallback(ConfigurationFactory.ParseString(RuntimeSerialization.Hocon));
+            """).WithFallback(ConfigurationFactory.ParseString(StandardErrorLogger.Hocon)).WithFallback(ConfigurationFactory.ParseString(RuntimeConfiguration.Hocon));
         var system = ActorSystem.Create(name, config);
         try
         {
