@@ -186,7 +186,7 @@ public sealed class CustomerEntity : PersistentActor
     /// Through a producer, not <c>Props.Create(() =&gt; new …)</c>: that form reads the expression's arguments by
     /// reflection and builds the actor through the activator, which for one entity per customer cost about a tenth of
     /// the runtime's CPU (measured with dotnet-trace over 30,000 new customers). In <see cref="CustomerMailbox"/>, which
-    /// the actor system must define (<see cref="RuntimeConfiguration.Hocon"/>).
+    /// the actor system must define (<see cref="CustomerMailbox.Hocon"/>).
     /// </remarks>
     public static Props Props(string customerId, CustomerEntityOptions options, RuleBook rules) =>
         Akka.Actor.Props.CreateBy(new Producer(customerId, options, rules)).WithMailbox(CustomerMailbox.Id);
