@@ -31,6 +31,7 @@ public sealed class CoreBenchTests
         Assert.Equal(4, r.GetProperty("partitions").GetInt32());
         Assert.True(r.GetProperty("coreEventsPerSec").GetDouble() > 0);
         Assert.True(r.GetProperty("coreWithCheckpointsEventsPerSec").GetDouble() > 0);
+        Assert.True(r.GetProperty("coreColdHeapEventsPerSec").GetDouble() > 0);
         Assert.True(r.GetProperty("allocatedBytesPerEvent").GetDouble() > 0);
         Assert.True(r.GetProperty("timersFired").GetInt64() > 0, "no wake-up fired");
         Assert.Equal(0, r.GetProperty("deadLetters").GetInt64());
@@ -57,6 +58,7 @@ public sealed class CoreBenchTests
         Assert.Equal(JsonValueKind.Null, r.GetProperty("zipfCustomers").ValueKind);
         Assert.Equal(cli.StandardOutput.Trim(), (await File.ReadAllTextAsync(outFile)).Trim());
         Assert.Contains("core (decode, coordinators, customer entities; no checkpoints)", cli.StandardError, StringComparison.Ordinal);
+        Assert.Contains("cold-heap pass", cli.StandardError, StringComparison.Ordinal);
         Assert.Contains("baseline (decode, a relay per partition, the shard region, one persistent entity per customer that only answers)", cli.StandardError, StringComparison.Ordinal);
         Directory.Delete(Path.GetDirectoryName(outFile)!, recursive: true);
     }

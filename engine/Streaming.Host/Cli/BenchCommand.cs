@@ -152,7 +152,7 @@ public static class BenchCommand
     private static void Summarize(CoreBenchResult r)
     {
         Progress($"{r.Events:N0} events, {r.Partitions} partitions, {r.Customers:N0} customers, {r.TimersFired:N0} wake-ups, {r.DeadLetters:N0} dead letters");
-        Progress($"core (decode, coordinators, customer entities; no checkpoints): {r.CoreEventsPerSec:N0} events/s");
+        Progress($"core (decode, coordinators, customer entities; no checkpoints): {r.CoreEventsPerSec:N0} events/s ({r.CoreColdHeapEventsPerSec:N0} on a heap not yet grown)");
         Progress($"with a checkpoint every {r.CheckpointEveryEvents:N0} records of a partition (in-memory journal): {r.CoreWithCheckpointsEventsPerSec:N0} events/s, {r.Checkpoints:N0} checkpoints");
         Progress($"baseline (decode, a relay per partition, the shard region, one persistent entity per customer that only answers): {r.BaselineEventsPerSec:N0} events/s, {r.BaselineAllocatedBytesPerEvent:N0} bytes/event; the core pass runs at {r.CoreEventsPerSec / r.BaselineEventsPerSec:P0} of it");
         Progress($"allocated {r.AllocatedBytesPerEvent:N0} bytes/event; collections gen0 {r.Gen0Collections}, gen1 {r.Gen1Collections}, gen2 {r.Gen2Collections}; peak working set {r.PeakWorkingSetMB:N0} MB");
