@@ -429,6 +429,38 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         Assert.Equal(ChangeOutcome.Advanced, ExpectMsg<CustomerChanged>().Outcome);
     }
 
+    /// <summary>
+    /// A read of a customer its partition has never saved asks the shard to passivate the empty entity. The customer's
+    /// first record can reach the entity before the shard acts on that request. The entity applies the record and saves
+    /// it before it stops. The next incarnation must then read the journal: it must not start empty, as a customer
+    /// outside the partition's known set otherwise does, or it would refuse the coordinator's next message as a gap.
+    /// The partition would restart, and the next save would reuse a sequence number the journal already holds.
+    /// </summary>
+    [Fact]
+    public void A_record_that_overtakes_a_read_passivation_is_saved_and_the_next_incarnation_recovers_it()
+    {
+        var registry = new KnownCustomerRegistry();
+        registry.Register(3, new KnownCustomers());
+        var shard = Sys.ActorOf(Props.Create(() => new RacingShardStandIn("r1", _book, new CustomerEntityOptions { Known = registry })), "3");
+
+        shard.Tell(new GetCustomer("r1", 3));
+        Assert.Null(ExpectMsg<CustomerFound>().State);
+
+        // The entity has asked to passivate; the shard has not acted yet, so the first record still reaches it.
+        var run = Clock(T0, committed: 0, run: 7);
+        shard.Tell(new ApplyRecord("r1", 3, "orders", 0, Order("r1", "r-a", 25m, T0), run) { Sequence = 1 });
+        Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
+        shard.Tell(RacingShardStandIn.ActOnPassivation.Instance);
+        ExpectMsg<RacingShardStandIn.EntityStopped>();
+
+        // A new incarnation takes message 2 of the same run, with the order the first one applied.
+        shard.Tell(new WakeUp("r1", 3, run) { Sequence = 2 });
+        var next = ExpectMsg<CustomerChanged>();
+        Assert.True(next.Outcome == ChangeOutcome.Advanced, $"{next.Outcome}: {next.Failure}");
+        shard.Tell(new GetCustomer("r1", 3));
+        Assert.Equal(1, ExpectMsg<CustomerFound>().State?.OrderCount);
+    }
+
     [Fact]
     public void Effects_saved_at_a_passivation_are_not_reported_again_to_the_run_that_counted_them()
     {
@@ -657,6 +689,68 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         bytes[10] = 0xFF;
         bytes[11] = 0x0F;
         Assert.Throws<InvalidDataException>(() => RuntimeSerializer.DecodeKnown(bytes));
+    }
+
+    /// <summary>
+    /// Plays the shard (named after its partition, as Akka.Cluster.Sharding names it) for one entity, with the shard's
+    /// race left open: a passivation request waits for <see cref="ActOnPassivation"/>, and messages meanwhile still reach
+    /// the entity. From then on, messages wait until the entity has stopped, and a new incarnation gets them.
+    /// </summary>
+    private sealed class RacingShardStandIn : ReceiveActor
+    {
+        public sealed record EntityStopped;
+
+        public sealed record ActOnPassivation
+        {
+            public static readonly ActOnPassivation Instance = new();
+        }
+
+        private readonly Queue<(object Message, IActorRef Sender)> _buffered = new();
+        private IActorRef? _entity;
+        private object? _stopMessage;
+        private bool _stopping;
+
+        public RacingShardStandIn(string customer, RuleBook book, CustomerEntityOptions options)
+        {
+            IActorRef? requester = null;
+            Receive<Passivate>(p => _stopMessage = p.StopMessage);
+            Receive<ActOnPassivation>(_ =>
+            {
+                requester = Sender;
+                _stopping = true;
+                _entity!.Tell(_stopMessage!);
+            });
+            Receive<Terminated>(_ =>
+            {
+                (_entity, _stopping) = (null, false);
+                requester?.Tell(new EntityStopped());
+                while (_buffered.TryDequeue(out var held))
+                {
+                    Deliver(customer, book, options, held.Message, held.Sender);
+                }
+            });
+            Receive<ICustomerCommand>(m =>
+            {
+                if (_stopping)
+                {
+                    _buffered.Enqueue((m, Sender));
+                    return;
+                }
+
+                Deliver(customer, book, options, m, Sender);
+            });
+        }
+
+        private void Deliver(string customer, RuleBook book, CustomerEntityOptions options, object message, IActorRef sender)
+        {
+            if (_entity is null)
+            {
+                _entity = Context.ActorOf(CustomerEntity.Props(customer, options, book));
+                Context.Watch(_entity);
+            }
+
+            _entity.Tell(message, sender);
+        }
     }
 
     /// <summary>

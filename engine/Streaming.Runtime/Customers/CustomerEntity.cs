@@ -107,6 +107,9 @@ public sealed class CustomerEntity : PersistentActor
     /// <summary>The partition has never saved this customer: nothing to recover.</summary>
     private readonly bool _new;
 
+    /// <summary>The partition the parent shard stands for (its name), or -1 outside a shard (tests).</summary>
+    private readonly int _shard;
+
     /// <summary>
     /// The core's change runner of this thread: a message is handled start to end on one thread, so entities share one
     /// per thread instead of each keeping its own undo copy of a customer.
@@ -156,9 +159,8 @@ public sealed class CustomerEntity : PersistentActor
         _startedAt = options.Persistence is null ? 0 : options.Time.GetTimestamp();
 
         // Akka.Cluster.Sharding names an entity's parent after its shard, which is the customer's partition.
-        _new = options.Known is { } known
-            && int.TryParse(Context.Parent.Path.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var partition)
-            && known.IsNew(partition, customerId);
+        _shard = int.TryParse(Context.Parent.Path.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var partition) ? partition : -1;
+        _new = options.Known is { } known && _shard >= 0 && known.IsNew(_shard, customerId);
     }
 
     private static CustomerChange Change => t_change ??= new CustomerChange();
@@ -301,11 +303,14 @@ public sealed class CustomerEntity : PersistentActor
             // The shard hands the customer off (its partition moved to another node): what changed since the last
             // checkpoint is saved under the next checkpoint's number, so the new owner reports it once as recovered.
             case StopEntity:
-                Save(_lastCommitted + 1, saved =>
-                {
-                    SavedOutsideCheckpoint(saved);
-                    Context.Stop(Self);
-                });
+                Save(
+                    _lastCommitted + 1,
+                    saved =>
+                    {
+                        SavedOutsideCheckpoint(saved);
+                        Context.Stop(Self);
+                    },
+                    outsideCheckpoint: true);
                 return true;
             case DeleteMessagesSuccess:
                 return true;
@@ -464,7 +469,12 @@ public sealed class CustomerEntity : PersistentActor
     }
 
     /// <summary>Persists the changes since the last save under checkpoint <paramref name="seq"/>, then calls <paramref name="done"/>.</summary>
-    private void Save(long seq, Action<CustomerSaved> done)
+    /// <param name="outsideCheckpoint">
+    /// A save that neither a checkpoint nor the coordinator's passivation asked for (the shard stops the entity), so the
+    /// customer may be missing from the partition's known customers: it is recorded on the node first, so that the next
+    /// incarnation here reads the journal instead of starting empty.
+    /// </param>
+    private void Save(long seq, Action<CustomerSaved> done, bool outsideCheckpoint = false)
     {
         // Messages that changed nothing (duplicates, wake-ups with nothing due) still move the numbering: saved too, else
         // the next incarnation would take the coordinator's next message for a gap.
@@ -477,6 +487,11 @@ public sealed class CustomerEntity : PersistentActor
         // Unsaved effects were counted live by the run that last messaged the customer: that run's checkpoint confirms them.
         var unconfirmed = _unsaved.IsEmpty ? _unconfirmed : [.. _unconfirmed, _unsaved with { Seq = seq, Run = _reportedRun }];
         var saved = new CustomerCheckpointed(seq, CustomerStateCodec.Encode(_state), _nextOffsets.ToDictionary(o => o.Topic, o => o.Next, StringComparer.Ordinal), _reportedRun, unconfirmed, _sequenceRun, _sequence, _partition);
+        if (outsideCheckpoint && _shard >= 0)
+        {
+            _options.Known?.SavedOutsideCheckpoint(_shard, _customerId);
+        }
+
         var asked = _options.Persistence is null ? 0 : _options.Time.GetTimestamp();
         Persist(saved, e =>
         {

@@ -30,9 +30,6 @@ public sealed class KnownCustomers
     /// <summary>The hash under which <paramref name="customerId"/> is held.</summary>
     public static ulong Hash(string customerId) => XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(customerId));
 
-    /// <summary>False only when <paramref name="customerId"/> was never added (so never saved).</summary>
-    public bool MightExist(string customerId) => Contains(Hash(customerId));
-
     /// <summary>Whether <paramref name="hash"/> is held.</summary>
     public bool Contains(ulong hash)
     {
@@ -66,9 +63,16 @@ public sealed class KnownCustomers
 /// (and removed when it stops). Entities consult it when they start: a partition without a registered set answers
 /// "not new", so a customer recovers normally whenever the node does not know better.
 /// </summary>
+/// <remarks>
+/// It also holds the customers an entity saved outside any checkpoint on this node (<see cref="SavedOutsideCheckpoint"/>):
+/// kept apart from the coordinators' sets, which must still make them durable at their next checkpoint, and kept across
+/// coordinator restarts. A few hashes: such a save happens when the shard stops an entity the coordinator did not ask to
+/// stop (a read passivated it while its first record was on the way).
+/// </remarks>
 public sealed class KnownCustomerRegistry
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<int, KnownCustomers> _partitions = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(int Partition, ulong Hash), byte> _savedOutside = new();
 
     /// <summary>Makes <paramref name="known"/> the set of <paramref name="partition"/>.</summary>
     public void Register(int partition, KnownCustomers known) => _partitions[partition] = known;
@@ -76,6 +80,21 @@ public sealed class KnownCustomerRegistry
     /// <summary>Removes the set of <paramref name="partition"/> if it is still <paramref name="known"/>.</summary>
     public void Unregister(int partition, KnownCustomers known) => _partitions.TryRemove(new KeyValuePair<int, KnownCustomers>(partition, known));
 
+    /// <summary>
+    /// Records that <paramref name="customerId"/> of <paramref name="partition"/> is about to be saved outside a checkpoint:
+    /// from then on <see cref="IsNew"/> is false for it on this node.
+    /// </summary>
+    public void SavedOutsideCheckpoint(int partition, string customerId) => _savedOutside.TryAdd((partition, KnownCustomers.Hash(customerId)), 0);
+
     /// <summary>True when <paramref name="customerId"/> of <paramref name="partition"/> has surely never been saved.</summary>
-    public bool IsNew(int partition, string customerId) => _partitions.TryGetValue(partition, out var known) && !known.MightExist(customerId);
+    public bool IsNew(int partition, string customerId)
+    {
+        if (!_partitions.TryGetValue(partition, out var known))
+        {
+            return false;
+        }
+
+        var hash = KnownCustomers.Hash(customerId);
+        return !known.Contains(hash) && (_savedOutside.IsEmpty || !_savedOutside.ContainsKey((partition, hash)));
+    }
 }
