@@ -95,6 +95,6 @@ public sealed class KnownCustomerRegistry
         }
 
         var hash = KnownCustomers.Hash(customerId);
-        return !known.Contains(hash) && (_savedOutside.IsEmpty || !_savedOutside.ContainsKey((partition, hash)));
+        return !known.Contains(hash) && !_savedOutside.ContainsKey((partition, hash));
     }
 }
