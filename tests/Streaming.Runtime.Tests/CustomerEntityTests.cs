@@ -441,7 +441,7 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     {
         var registry = new KnownCustomerRegistry();
         registry.Register(3, new KnownCustomers());
-        var shard = Sys.ActorOf(Props.Create(() => new RacingShardStandIn("r1", _book, new CustomerEntityOptions { Known = registry })), "3");
+        var shard = Sys.ActorOf(Props.Create(() => new ShardStandIn("r1", _book, new CustomerEntityOptions { Known = registry }, true)), "3");
 
         shard.Tell(new GetCustomer("r1", 3));
         Assert.Null(ExpectMsg<CustomerFound>().State);
@@ -450,8 +450,8 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         var run = Clock(T0, committed: 0, run: 7);
         shard.Tell(new ApplyRecord("r1", 3, "orders", 0, Order("r1", "r-a", 25m, T0), run) { Sequence = 1 });
         Assert.Equal(ChangeOutcome.Applied, ExpectMsg<CustomerChanged>().Outcome);
-        shard.Tell(RacingShardStandIn.ActOnPassivation.Instance);
-        ExpectMsg<RacingShardStandIn.EntityStopped>();
+        shard.Tell(ShardStandIn.ActOnPassivation.Instance);
+        ExpectMsg<ShardStandIn.EntityStopped>();
 
         // A new incarnation takes message 2 of the same run, with the order the first one applied.
         shard.Tell(new WakeUp("r1", 3, run) { Sequence = 2 });
@@ -692,11 +692,13 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
     }
 
     /// <summary>
-    /// Plays the shard (named after its partition, as Akka.Cluster.Sharding names it) for one entity, with the shard's
-    /// race left open: a passivation request waits for <see cref="ActOnPassivation"/>, and messages meanwhile still reach
-    /// the entity. From then on, messages wait until the entity has stopped, and a new incarnation gets them.
+    /// Plays the shard for one entity: starts it, forwards messages, answers its passivation request with the stop
+    /// message, buffers what arrives until the entity has stopped, and starts it again for them (as the shard does).
+    /// With <c>holdPassivation</c>, the request waits for <see cref="ActOnPassivation"/> and messages meanwhile still
+    /// reach the entity: the shard's race, left open. Create it named after its partition (as Akka.Cluster.Sharding
+    /// names a shard) for the entity to consult <see cref="CustomerEntityOptions.Known"/>.
     /// </summary>
-    private sealed class RacingShardStandIn : ReceiveActor
+    private sealed class ShardStandIn : ReceiveActor
     {
         public sealed record EntityStopped;
 
@@ -709,21 +711,32 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         private IActorRef? _entity;
         private object? _stopMessage;
         private bool _stopping;
+        private IActorRef? _requester;
 
-        public RacingShardStandIn(string customer, RuleBook book, CustomerEntityOptions options)
+        public ShardStandIn(string customer, RuleBook book)
+            : this(customer, book, new CustomerEntityOptions(), holdPassivation: false)
         {
-            IActorRef? requester = null;
-            Receive<Passivate>(p => _stopMessage = p.StopMessage);
+        }
+
+        public ShardStandIn(string customer, RuleBook book, CustomerEntityOptions options, bool holdPassivation)
+        {
+            Receive<Passivate>(p =>
+            {
+                _stopMessage = p.StopMessage;
+                if (!holdPassivation)
+                {
+                    Stop();
+                }
+            });
             Receive<ActOnPassivation>(_ =>
             {
-                requester = Sender;
-                _stopping = true;
-                _entity!.Tell(_stopMessage!);
+                _requester = Sender;
+                Stop();
             });
             Receive<Terminated>(_ =>
             {
                 (_entity, _stopping) = (null, false);
-                requester?.Tell(new EntityStopped());
+                _requester?.Tell(new EntityStopped());
                 while (_buffered.TryDequeue(out var held))
                 {
                     Deliver(customer, book, options, held.Message, held.Sender);
@@ -731,6 +744,7 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
             });
             Receive<ICustomerCommand>(m =>
             {
+                _requester = Sender;
                 if (_stopping)
                 {
                     _buffered.Enqueue((m, Sender));
@@ -739,6 +753,12 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
 
                 Deliver(customer, book, options, m, Sender);
             });
+        }
+
+        private void Stop()
+        {
+            _stopping = true;
+            _entity!.Tell(_stopMessage!);
         }
 
         private void Deliver(string customer, RuleBook book, CustomerEntityOptions options, object message, IActorRef sender)
@@ -750,39 +770,6 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
             }
 
             _entity.Tell(message, sender);
-        }
-    }
-
-    /// <summary>
-    /// Plays the shard for one entity: starts it, forwards messages, answers its passivation request with the stop
-    /// message, and starts it again on the next message (as the shard does).
-    /// </summary>
-    private sealed class ShardStandIn : ReceiveActor
-    {
-        public sealed record EntityStopped;
-
-        private IActorRef? _entity;
-
-        public ShardStandIn(string customer, RuleBook book)
-        {
-            IActorRef? requester = null;
-            Receive<Passivate>(p => Sender.Tell(p.StopMessage));
-            Receive<Terminated>(_ =>
-            {
-                _entity = null;
-                requester?.Tell(new EntityStopped());
-            });
-            Receive<ICustomerCommand>(m =>
-            {
-                requester = Sender;
-                if (_entity is null)
-                {
-                    _entity = Context.ActorOf(CustomerEntity.Props(customer, new CustomerEntityOptions(), book));
-                    Context.Watch(_entity);
-                }
-
-                _entity.Forward(m);
-            });
         }
     }
 }
