@@ -582,6 +582,26 @@ public sealed partial class ShardedIngestion : IDisposable
     }
 
     /// <summary>Asks for checkpoints when due, and pauses partitions that hold two checkpoints' worth of records.</summary>
+    /// <summary>
+    /// Pauses or resumes fetching partition <paramref name="p"/> of every topic the partition reads. Apart from
+    /// <see cref="Pace"/>, which runs after every record, so that its loop allocates nothing (a lambda over the loop's
+    /// partition number would allocate its closure on every pass).
+    /// </summary>
+    private static void Hold(IConsumer<byte[]?, byte[]?> consumer, int p, Partition partition, bool hold)
+    {
+        var tps = partition.Topics.Select(t => new TopicPartition(t, p)).ToList();
+        if (hold)
+        {
+            consumer.Pause(tps);
+        }
+        else
+        {
+            consumer.Resume(tps);
+        }
+
+        partition.Paused = hold;
+    }
+
     private void Pace(IConsumer<byte[]?, byte[]?> consumer)
     {
         var paused = false;
@@ -622,17 +642,7 @@ public sealed partial class ShardedIngestion : IDisposable
             var hold = partition.SinceCheckpoint >= 2L * _options.CheckpointEveryRecords;
             if (hold != partition.Paused)
             {
-                var tps = partition.Topics.Select(t => new TopicPartition(t, p)).ToList();
-                if (hold)
-                {
-                    consumer.Pause(tps);
-                }
-                else
-                {
-                    consumer.Resume(tps);
-                }
-
-                partition.Paused = hold;
+                Hold(consumer, p, partition, hold);
             }
 
             paused |= partition.Paused;
