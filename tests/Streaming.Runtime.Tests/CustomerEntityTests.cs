@@ -691,6 +691,39 @@ public sealed class CustomerEntityTests(ITestOutputHelper output) : Akka.TestKit
         Assert.Throws<InvalidDataException>(() => RuntimeSerializer.DecodeKnown(bytes));
     }
 
+    [Fact]
+    public void Events_encoded_after_a_large_snapshot_on_the_same_thread_hold_only_their_own_bytes()
+    {
+        // A snapshot of 3 MiB of population and 20,000 wake-ups: more than a thread's encoding buffer keeps.
+        var population = Enumerable.Range(0, 3 << 20).Select(i => (byte)(i * 7)).ToArray();
+        var wakes = Enumerable.Range(0, 20_000).ToDictionary(i => "c-" + i, i => T0.UtcTicks + i);
+        var large = new PartitionCheckpointed(11, new Dictionary<string, long> { ["orders"] = 5 }, T0.UtcTicks, 0, population, wakes, "v2", [], 3, new Dictionary<long, long>());
+        var small = new PartitionCheckpointed(12, new Dictionary<string, long> { ["orders"] = 6 }, T0.UtcTicks, 0, [9], new Dictionary<string, long> { ["c-1"] = T0.UtcTicks }, "v2", [], 3, new Dictionary<long, long>());
+        var known = new CustomersKnown(4, [1UL, 2UL]);
+
+        // The same events encoded first on a thread of their own, whose buffer has held nothing.
+        byte[] smallAlone = [], knownAlone = [];
+        var fresh = new Thread(() => (smallAlone, knownAlone) = (RuntimeSerializer.Encode(small), RuntimeSerializer.Encode(known)));
+        fresh.Start();
+        Assert.True(fresh.Join(TimeSpan.FromSeconds(30)));
+
+        var largeBytes = RuntimeSerializer.Encode(large);
+        var smallBytes = RuntimeSerializer.Encode(small);
+        var knownBytes = RuntimeSerializer.Encode(known);
+        var largeAgain = RuntimeSerializer.Encode(large);
+
+        Assert.True(largeBytes.Length > population.Length + (20_000 * 12), $"{largeBytes.Length} bytes");
+        Assert.Equal(smallAlone, smallBytes);
+        Assert.Equal(knownAlone, knownBytes);
+        Assert.Equal(largeBytes, largeAgain);
+        var largeBack = RuntimeSerializer.DecodePartition(largeBytes);
+        Assert.Equal(population, largeBack.Population);
+        Assert.Equal(wakes, largeBack.Wakes);
+        var smallBack = RuntimeSerializer.DecodePartition(smallBytes);
+        Assert.Equal((12L, (byte)9, 1), (smallBack.Seq, Assert.Single(smallBack.Population), smallBack.Wakes.Count));
+        Assert.Equal([1UL, 2UL], RuntimeSerializer.DecodeKnown(knownBytes).Hashes);
+    }
+
     /// <summary>
     /// Plays the shard for one entity: starts it, forwards messages, answers its passivation request with the stop
     /// message, buffers what arrives until the entity has stopped, and starts it again for them (as the shard does).

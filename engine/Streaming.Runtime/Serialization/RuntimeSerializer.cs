@@ -68,6 +68,21 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         return buffer;
     }
 
+    /// <summary>Bytes a thread's buffer may keep between events; a larger one (a partition's snapshot) is dropped.</summary>
+    private const int KeptBufferBytes = 1 << 20;
+
+    /// <summary>What <paramref name="buffer"/> (this thread's, from <see cref="Buffer"/>) holds, as a new array.</summary>
+    private static byte[] Written(ArrayBufferWriter<byte> buffer)
+    {
+        var bytes = buffer.WrittenSpan.ToArray();
+        if (buffer.Capacity > KeptBufferBytes)
+        {
+            s_buffer = null;
+        }
+
+        return bytes;
+    }
+
     /// <summary>Encodes a journal event.</summary>
     public static byte[] Encode(CustomerCheckpointed saved)
     {
@@ -124,7 +139,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             }
         }
 
-        return buffer.WrittenSpan.ToArray();
+        return Written(buffer);
     }
 
     /// <summary>Decodes a journal event.</summary>
@@ -193,7 +208,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     /// <summary>Encodes a partition's journal event or snapshot.</summary>
     public static byte[] Encode(PartitionCheckpointed saved)
     {
-        var buffer = new ArrayBufferWriter<byte>(256 + saved.Population.Length + saved.Wakes.Count * 24);
+        var buffer = Buffer();
         var w = new FieldWriter(buffer);
         w.Long(saved.Seq);
         w.Long(saved.MaxEventTicks);
@@ -228,17 +243,17 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
 
         // Appended later: events written before end here, and decode with every wake-up held.
         w.Long(saved.PageEnd);
-        return buffer.WrittenSpan.ToArray();
+        return Written(buffer);
     }
 
     /// <summary>Encodes the customers a partition makes known before their first save.</summary>
     public static byte[] Encode(CustomersKnown known)
     {
-        var buffer = new ArrayBufferWriter<byte>(16 + known.Hashes.Count * 9);
+        var buffer = Buffer();
         var w = new FieldWriter(buffer);
         w.Long(known.Seq);
         Hashes(w, known.Hashes);
-        return buffer.WrittenSpan.ToArray();
+        return Written(buffer);
     }
 
     /// <summary>Decodes the customers a partition makes known.</summary>
