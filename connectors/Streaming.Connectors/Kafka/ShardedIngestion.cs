@@ -581,7 +581,6 @@ public sealed partial class ShardedIngestion : IDisposable
         Interlocked.Increment(ref _records);
     }
 
-    /// <summary>Asks for checkpoints when due, and pauses partitions that hold two checkpoints' worth of records.</summary>
     /// <summary>
     /// Pauses or resumes fetching partition <paramref name="p"/> of every topic the partition reads. Apart from
     /// <see cref="Pace"/>, which runs after every record, so that its loop allocates nothing (a lambda over the loop's
@@ -602,6 +601,7 @@ public sealed partial class ShardedIngestion : IDisposable
         partition.Paused = hold;
     }
 
+    /// <summary>Asks for checkpoints when due, and pauses partitions that hold two checkpoints' worth of records.</summary>
     private void Pace(IConsumer<byte[]?, byte[]?> consumer)
     {
         var paused = false;
