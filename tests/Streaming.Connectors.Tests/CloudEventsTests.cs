@@ -6,8 +6,8 @@ namespace Streaming.Connectors.Tests;
 
 /// <summary>
 /// The CloudEvents record of a firing (CONTRACTS.md §3), read back with a JSON parser. The serializer reuses one buffer
-/// per thread, so these records are made one after another on a thread and on several threads at once: each must hold
-/// exactly its own firing.
+/// per thread (<see cref="Streaming.Engine.Model.ThreadBuffer"/>), so these records are made one after another on a
+/// thread and on several threads at once: each must hold exactly its own firing.
 /// </summary>
 public sealed class CloudEventsTests
 {
@@ -32,7 +32,7 @@ public sealed class CloudEventsTests
     [Fact]
     public void A_small_record_after_a_large_one_on_the_same_thread_holds_only_its_own_fields()
     {
-        // 3,000 tags of 40 characters: about 130 KB, more than the buffer a thread keeps.
+        // 3,000 tags of 40 characters: about 130 KB, a hundred times a usual record, left in the thread's buffer.
         var tags = Enumerable.Range(0, 3000).Select(i => $"tag-{i:D4}-" + new string('x', 30)).ToList();
         var large = Firing("f-large", Delivery.Queued, new Dictionary<string, object?> { ["tags"] = tags, ["tier"] = "gold" });
         var small = Firing("f-small", Delivery.Notify, new Dictionary<string, object?> { ["orders"] = 3 });
@@ -86,7 +86,7 @@ public sealed class CloudEventsTests
             for (var i = 0; i < PerThread; i++)
             {
                 var n = (t * PerThread) + i;
-                // Every seventh firing is large, so buffers are dropped and made again in between.
+                // Every seventh firing is large (70 KB), so the threads' buffers grow in between.
                 var profile = new Dictionary<string, object?> { ["n"] = n, ["pad"] = new string('p', n % 7 == 0 ? 70_000 : 10) };
                 records[n] = CloudEvents.Serialize(Firing("f-" + n, n % 2 == 0 ? Delivery.Queued : Delivery.Notify, profile));
             }

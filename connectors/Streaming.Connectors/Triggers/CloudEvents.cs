@@ -1,6 +1,6 @@
-using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
+using Streaming.Engine.Model;
 using Streaming.Engine.Rules;
 
 namespace Streaming.Connectors.Triggers;
@@ -10,15 +10,9 @@ public static class CloudEvents
 {
     public const string Source = "streaming";
 
-    /// <summary>A thread's buffer is dropped after a record larger than this (bytes), so one huge firing is not kept.</summary>
-    private const int KeptBufferBytes = 64 * 1024;
-
-    // One writer and buffer per thread, reused: a writer over a stream allocates a 4 KiB buffer of its own and the stream
-    // another, for a record of about a kilobyte (17% of the bytes sampled in an allocation trace of the end-to-end bench,
-    // 2026-12-03; README "Where the time goes").
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? t_buffer;
-
+    // The thread's buffer and a writer per thread, reused: a writer over a stream allocates a 4 KiB buffer of its own and
+    // the stream another, for a record of about a kilobyte (17% of the bytes sampled in an allocation trace of the
+    // end-to-end bench, 2026-12-03; README "Where the time goes").
     [ThreadStatic]
     private static Utf8JsonWriter? t_writer;
 
@@ -29,20 +23,12 @@ public static class CloudEvents
     /// </summary>
     public static byte[] Serialize(TriggerFiring f)
     {
-        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(2048);
-        buffer.ResetWrittenCount();
+        var buffer = ThreadBuffer.Take();
         var w = t_writer ??= new Utf8JsonWriter(buffer);
         w.Reset(buffer);
         Write(w, f);
         w.Flush();
-        var record = buffer.WrittenSpan.ToArray();
-        if (buffer.Capacity > KeptBufferBytes)
-        {
-            t_buffer = null;
-            t_writer = null;
-        }
-
-        return record;
+        return ThreadBuffer.ToArray(buffer);
     }
 
     private static void Write(Utf8JsonWriter w, TriggerFiring f)

@@ -11,19 +11,15 @@ public static class CustomerStateCodec
     /// <summary>The version written by this build.</summary>
     public const byte CurrentVersion = 4;
 
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? s_buffer;
-
     /// <summary>
-    /// The encoding of <paramref name="s"/> as an array of exactly its length. It is written into a buffer kept per
-    /// thread, so growing to a large customer's size happens once per thread rather than at every call.
+    /// The encoding of <paramref name="s"/> as an array of exactly its length. It is written into the thread's
+    /// <see cref="ThreadBuffer"/>, so growing to a large customer's size happens once per thread rather than at every call.
     /// </summary>
     public static byte[] Encode(CustomerState s)
     {
-        var w = s_buffer ??= new ArrayBufferWriter<byte>(1024);
-        w.ResetWrittenCount();
+        var w = ThreadBuffer.Take();
         Encode(s, w);
-        return w.WrittenSpan.ToArray();
+        return ThreadBuffer.ToArray(w);
     }
 
     public static void Encode(CustomerState s, ArrayBufferWriter<byte> w)

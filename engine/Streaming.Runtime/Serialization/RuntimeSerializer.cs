@@ -54,39 +54,10 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
         _ => throw new System.Runtime.Serialization.SerializationException($"unknown runtime manifest '{manifest}'"),
     };
 
-    [ThreadStatic]
-    private static ArrayBufferWriter<byte>? s_buffer;
-
-    /// <summary>
-    /// This thread's encoding buffer, emptied: events are encoded there and copied out once, at their exact length, so a
-    /// save allocates its result and nothing to grow into.
-    /// </summary>
-    private static ArrayBufferWriter<byte> Buffer()
-    {
-        var buffer = s_buffer ??= new ArrayBufferWriter<byte>(4096);
-        buffer.ResetWrittenCount();
-        return buffer;
-    }
-
-    /// <summary>Bytes a thread's buffer may keep between events; a larger one (a partition's snapshot) is dropped.</summary>
-    private const int KeptBufferBytes = 1 << 20;
-
-    /// <summary>What <paramref name="buffer"/> (this thread's, from <see cref="Buffer"/>) holds, as a new array.</summary>
-    private static byte[] Written(ArrayBufferWriter<byte> buffer)
-    {
-        var bytes = buffer.WrittenSpan.ToArray();
-        if (buffer.Capacity > KeptBufferBytes)
-        {
-            s_buffer = null;
-        }
-
-        return bytes;
-    }
-
     /// <summary>Encodes a journal event.</summary>
     public static byte[] Encode(CustomerCheckpointed saved)
     {
-        var buffer = Buffer();
+        var buffer = ThreadBuffer.Take();
         var w = new FieldWriter(buffer);
         w.Long(saved.Seq);
         w.Long(saved.ReportedRun);
@@ -139,7 +110,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
             }
         }
 
-        return Written(buffer);
+        return ThreadBuffer.ToArray(buffer);
     }
 
     /// <summary>Decodes a journal event.</summary>
@@ -208,7 +179,7 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
     /// <summary>Encodes a partition's journal event or snapshot.</summary>
     public static byte[] Encode(PartitionCheckpointed saved)
     {
-        var buffer = Buffer();
+        var buffer = ThreadBuffer.Take();
         var w = new FieldWriter(buffer);
         w.Long(saved.Seq);
         w.Long(saved.MaxEventTicks);
@@ -243,17 +214,17 @@ public sealed class RuntimeSerializer(ExtendedActorSystem system) : SerializerWi
 
         // Appended later: events written before end here, and decode with every wake-up held.
         w.Long(saved.PageEnd);
-        return Written(buffer);
+        return ThreadBuffer.ToArray(buffer);
     }
 
     /// <summary>Encodes the customers a partition makes known before their first save.</summary>
     public static byte[] Encode(CustomersKnown known)
     {
-        var buffer = Buffer();
+        var buffer = ThreadBuffer.Take();
         var w = new FieldWriter(buffer);
         w.Long(known.Seq);
         Hashes(w, known.Hashes);
-        return Written(buffer);
+        return ThreadBuffer.ToArray(buffer);
     }
 
     /// <summary>Decodes the customers a partition makes known.</summary>
