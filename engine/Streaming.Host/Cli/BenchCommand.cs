@@ -18,7 +18,8 @@ namespace Streaming.Host.Cli;
 
 /// <summary>
 /// <c>streaming bench</c>: in one process and one run, on the same embedded broker and the same events, a consume-only
-/// loop (the baseline) and the engine end to end (decode, actors, SQLite checkpoints). Reports the ratio. With
+/// loop (the baseline) and the engine end to end (decode, actors, SQLite checkpoints), twice: a cold run in a process
+/// that has not run an engine yet, then the timed run. Reports the timed run's ratio to the baseline. With
 /// <c>--core</c>, the engine alone without a broker (<see cref="CoreBench"/>).
 /// </summary>
 public static class BenchCommand
@@ -180,11 +181,15 @@ public static class BenchCommand
 
         Progress("consume-only baseline");
         var consumeOnly = ConsumeOnly(cluster.BootstrapServers, produced, ct);
-        Progress("engine end to end");
+        Progress("engine end to end, first run in this process (cold: the JIT compiles the engine's code and the heap grows meanwhile)");
+        var coldSeconds = await ColdEngineAsync(cluster.BootstrapServers, produced, ct).ConfigureAwait(false);
+        Progress($"cold run: {produced / coldSeconds:N0} events/s");
+        Progress("engine end to end, timed run (a new engine, consumer group and SQLite store)");
         var stateDir = Path.Combine(Path.GetTempPath(), "streaming-bench-" + Guid.NewGuid().ToString("N"));
         try
         {
             var (engineSeconds, checkpoints, customers, store, latency) = await EngineAsync(cluster.BootstrapServers, partitions, stateDir, produced, records, zipfCustomers is not null, latencyFor, ct).ConfigureAwait(false);
+            Progress($"timed run: {produced / engineSeconds:N0} events/s");
             Array.Sort(checkpoints);
             var consumeRate = produced / consumeOnly;
             var engineRate = produced / engineSeconds;
@@ -195,6 +200,7 @@ public static class BenchCommand
                 ProduceEventsPerSec = Math.Round(produced / produceWatch.Elapsed.TotalSeconds),
                 ConsumeOnlyEventsPerSec = Math.Round(consumeRate),
                 EngineEventsPerSec = Math.Round(engineRate),
+                EngineColdEventsPerSec = Math.Round(produced / coldSeconds),
                 Ratio = Math.Round(engineRate / consumeRate, 3),
                 Checkpoints = checkpoints.Length,
                 CheckpointP50Ms = Math.Round(Percentile(checkpoints, 0.50), 2),
@@ -338,24 +344,7 @@ public static class BenchCommand
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
         using var engine = new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, instruments);
         engine.Start();
-        var first = 0L;
-        while (engine.EventsProcessed < expected)
-        {
-            if (engine.Stopped.IsCompleted)
-            {
-                await engine.Stopped.ConfigureAwait(false);
-            }
-
-            if (first == 0 && engine.EventsProcessed > 0)
-            {
-                first = Stopwatch.GetTimestamp();
-            }
-
-            // Sampling every 2 ms bounds the timing error well below the run's length.
-            await Task.Delay(2, ct).ConfigureAwait(false);
-        }
-
-        var seconds = Stopwatch.GetElapsedTime(first).TotalSeconds;
+        var seconds = await SecondsToApplyAsync(engine, expected, ct).ConfigureAwait(false);
         var allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
 
         // Every event is applied; the cached customers are what the engine keeps (the broker's copy of the events was in
@@ -373,6 +362,61 @@ public static class BenchCommand
             : null;
         await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         return (seconds, engine.CheckpointDurationsMs(), customers, figures, latency);
+    }
+
+    /// <summary>
+    /// The cold run: an engine started in this process for the first time consumes the <paramref name="expected"/>
+    /// records under a consumer group of its own, into a SQLite store of its own (deleted after), and stops. It runs the
+    /// timed run's code, so the timed run finds it compiled and the heap grown, as in an engine that has been running.
+    /// </summary>
+    /// <returns>Seconds from its first record applied to its last.</returns>
+    private static async Task<double> ColdEngineAsync(string bootstrap, long expected, CancellationToken ct)
+    {
+        var stateDir = Path.Combine(Path.GetTempPath(), "streaming-bench-cold-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var store = SqliteStateStore.OpenDirectory(stateDir);
+            using var meters = new BenchMeters();
+            var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = EngineGroup + "-cold" };
+            using var engine = new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, new EngineInstruments(meters));
+            engine.Start();
+            var seconds = await SecondsToApplyAsync(engine, expected, ct).ConfigureAwait(false);
+            await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            return seconds;
+        }
+        finally
+        {
+            if (Directory.Exists(stateDir))
+            {
+                Directory.Delete(stateDir, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Seconds from the first record <paramref name="engine"/> (started) applied to the <paramref name="expected"/>-th.
+    /// </summary>
+    /// <exception cref="Exception">Whatever stopped the engine before then.</exception>
+    private static async Task<double> SecondsToApplyAsync(ShardedEngine engine, long expected, CancellationToken ct)
+    {
+        var first = 0L;
+        while (engine.EventsProcessed < expected)
+        {
+            if (engine.Stopped.IsCompleted)
+            {
+                await engine.Stopped.ConfigureAwait(false);
+            }
+
+            if (first == 0 && engine.EventsProcessed > 0)
+            {
+                first = Stopwatch.GetTimestamp();
+            }
+
+            // Sampling every 2 ms bounds the timing error well below the run's length.
+            await Task.Delay(2, ct).ConfigureAwait(false);
+        }
+
+        return Stopwatch.GetElapsedTime(first).TotalSeconds;
     }
 
     /// <summary>
@@ -508,7 +552,14 @@ public static class BenchCommand
         public int Partitions { get; init; }
         public double ProduceEventsPerSec { get; init; }
         public double ConsumeOnlyEventsPerSec { get; init; }
+        /// <summary>Events per second of the timed run: an engine started after the cold run, in the same process.</summary>
         public double EngineEventsPerSec { get; init; }
+
+        /// <summary>
+        /// Events per second of the cold run: the first engine in the process, its code compiled by the JIT and its heap
+        /// grown while it runs (as after a restart).
+        /// </summary>
+        public double EngineColdEventsPerSec { get; init; }
         public double Ratio { get; init; }
         public int Checkpoints { get; init; }
         public double CheckpointP50Ms { get; init; }
