@@ -552,6 +552,7 @@ public static class BenchCommand
         public int Partitions { get; init; }
         public double ProduceEventsPerSec { get; init; }
         public double ConsumeOnlyEventsPerSec { get; init; }
+
         /// <summary>Events per second of the timed run: an engine started after the cold run, in the same process.</summary>
         public double EngineEventsPerSec { get; init; }
 
@@ -560,6 +561,7 @@ public static class BenchCommand
         /// grown while it runs (as after a restart).
         /// </summary>
         public double EngineColdEventsPerSec { get; init; }
+
         public double Ratio { get; init; }
         public int Checkpoints { get; init; }
         public double CheckpointP50Ms { get; init; }
