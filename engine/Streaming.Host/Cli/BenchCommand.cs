@@ -189,7 +189,6 @@ public static class BenchCommand
         try
         {
             var (engineSeconds, checkpoints, customers, store, latency) = await EngineAsync(cluster.BootstrapServers, partitions, stateDir, produced, records, zipfCustomers is not null, latencyFor, ct).ConfigureAwait(false);
-            Progress($"timed run: {produced / engineSeconds:N0} events/s");
             Array.Sort(checkpoints);
             var consumeRate = produced / consumeOnly;
             var engineRate = produced / engineSeconds;
@@ -345,6 +344,7 @@ public static class BenchCommand
         using var engine = new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, instruments);
         engine.Start();
         var seconds = await SecondsToApplyAsync(engine, expected, ct).ConfigureAwait(false);
+        Progress($"timed run: {expected / seconds:N0} events/s");
         var allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore;
 
         // Every event is applied; the cached customers are what the engine keeps (the broker's copy of the events was in
