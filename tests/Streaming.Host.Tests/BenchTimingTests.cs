@@ -18,7 +18,7 @@ public sealed class BenchTimingTests
         var seconds = await BenchCommand.SecondsToApplyAsync(() => ++reads <= 5 ? 0 : 4000, Task.Delay(Timeout.Infinite), 4000, CancellationToken.None);
         var wall = watch.Elapsed.TotalSeconds;
 
-        // Four waits of at least 2 ms separate the first read from the sixth; the run is timed from the fifth.
+        // A wait of at least 2 ms follows each of the five reads of none; the run is timed from the fifth.
         Assert.Equal(6, reads);
         Assert.InRange(seconds, double.Epsilon, wall);
     }
