@@ -58,4 +58,13 @@ public sealed class BenchTimingTests
         var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => BenchCommand.SecondsToApplyAsync(() => 10, failed, 4000, CancellationToken.None));
         Assert.Equal("the store is gone", ex.Message);
     }
+
+    [Fact]
+    public async Task An_engine_that_stops_cleanly_before_the_count_is_reached_is_an_error_not_a_wait()
+    {
+        // A deadline, so that a timing that waited on would fail here (cancelled) instead of hanging the suite.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => BenchCommand.SecondsToApplyAsync(() => 1234, Task.CompletedTask, 4000, deadline.Token));
+        Assert.Contains("1,234 of 4,000", ex.Message, StringComparison.Ordinal);
+    }
 }

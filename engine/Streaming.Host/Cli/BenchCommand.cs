@@ -402,6 +402,7 @@ public static class BenchCommand
     /// <param name="applied">The engine's count of applied events (<see cref="IStreamingEngine.EventsProcessed"/>).</param>
     /// <param name="stopped">Completes when the engine stops (<see cref="ShardedEngine.Stopped"/>).</param>
     /// <exception cref="Exception">Whatever stopped the engine before then.</exception>
+    /// <exception cref="InvalidOperationException">The engine stopped without an error before then.</exception>
     internal static async Task<double> SecondsToApplyAsync(Func<long> applied, Task stopped, long expected, CancellationToken ct)
     {
         var first = 0L;
@@ -411,6 +412,7 @@ public static class BenchCommand
             if (stopped.IsCompleted)
             {
                 await stopped.ConfigureAwait(false);
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"the engine stopped after applying {processed:N0} of {expected:N0} events"));
             }
 
             if (processed == 0)
