@@ -29,7 +29,8 @@ public static class ProfileAssert
             using var answered = response;
             if (response.StatusCode != HttpStatusCode.OK)
             {
-                Add(mismatches, $"{id}: HTTP {(int)response.StatusCode}");
+                // With the problem's title and detail: a 503 says whether no owner was found or the owner did not answer.
+                Add(mismatches, $"{id}: HTTP {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
                 return;
             }
 
