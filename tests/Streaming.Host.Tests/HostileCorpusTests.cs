@@ -306,8 +306,11 @@ public sealed class HostileCorpusTests
             Assert.Equal(HttpStatusCode.ServiceUnavailable, customer.StatusCode);
             Assert.Equal("application/problem+json", customer.Content.Headers.ContentType?.MediaType);
             Assert.True(customer.Headers.RetryAfter?.Delta > TimeSpan.Zero, "Retry-After in seconds");
+            var detail = JsonNode.Parse(await customer.Content.ReadAsStringAsync())!["detail"]!.GetValue<string>();
+            Assert.Equal("this node owns no partition yet (start-up or rebalance); retry later", detail);
             using var triggers = await http.GetAsync("v1/customers/anyone/triggers");
             Assert.Equal(HttpStatusCode.ServiceUnavailable, triggers.StatusCode);
+            Assert.Equal(detail, JsonNode.Parse(await triggers.Content.ReadAsStringAsync())!["detail"]!.GetValue<string>());
 
             var status = JsonNode.Parse(await http.GetStringAsync("v1/status"))!;
             Assert.Equal(JsonValueKind.Null, status["consumerLag"]?.GetValueKind() ?? JsonValueKind.Null);

@@ -89,6 +89,12 @@ public interface IStreamingEngine : IDisposable
 /// <param name="Rules">The rule set the state was evaluated with.</param>
 public sealed record CustomerLookup(bool Served, CustomerState? State, int Partition, long WatermarkTicks, RuleSet Rules)
 {
+    /// <summary>
+    /// Why the customer is not served here now, in a sentence for the 503 problem's detail (null when
+    /// <see cref="Served"/>, or when the engine gives no reason).
+    /// </summary>
+    public string? NotServedReason { get; init; }
+
     /// <summary>The customer's profile as the API shows it, or null when there is no state.</summary>
     public CustomerProfile? Profile => State is null ? null : CustomerProfile.From(State, Partition, WatermarkTicks, Rules);
 }

@@ -739,7 +739,7 @@ public sealed partial class ShardedEngine : IStreamingEngine
         var coordinators = _coordinators;
         if (_region is not { } region || _partitionCount == 0 || coordinators.Count == 0)
         {
-            return new CustomerLookup(false, null, -1, 0, _rules);
+            return new CustomerLookup(false, null, -1, 0, _rules) { NotServedReason = "this node owns no partition yet (start-up or rebalance)" };
         }
 
         var partition = KeyPartitioner.Partition(Encoding.UTF8.GetBytes(customerId), _partitionCount);
@@ -760,7 +760,10 @@ public sealed partial class ShardedEngine : IStreamingEngine
 
             if (remote is not { } owned)
             {
-                return new CustomerLookup(false, null, partition, 0, _rules);
+                return new CustomerLookup(false, null, partition, 0, _rules)
+                {
+                    NotServedReason = string.Create(CultureInfo.InvariantCulture, $"no node of the cluster owns partition {partition} now (start-up or rebalance), or its owner did not answer within {AskTimeout.TotalSeconds:0} s"),
+                };
             }
 
             watermark = owned;
@@ -775,7 +778,10 @@ public sealed partial class ShardedEngine : IStreamingEngine
         {
             // The customer's node did not answer in time (overloaded, or its shard is moving): not served now, which
             // the API answers with 503 (retry), as for a partition without an owner, rather than an error.
-            return new CustomerLookup(false, null, partition, 0, _rules);
+            return new CustomerLookup(false, null, partition, 0, _rules)
+            {
+                NotServedReason = string.Create(CultureInfo.InvariantCulture, $"the node hosting partition {partition}'s customers did not answer within {AskTimeout.TotalSeconds:0} s (overloaded, or the shard is moving)"),
+            };
         }
 
         // A customer saved under a set this node never loaded (stored before a restart that came up with a newer one,

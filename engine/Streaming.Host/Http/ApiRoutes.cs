@@ -102,7 +102,7 @@ public static class ApiRoutes
             var found = await host.Engine.LookupAsync(customerId, ct).ConfigureAwait(false);
             return found.Profile is { } profile ? Results.Ok(profile)
                 : found.Served ? CustomerIdRoute.NotFound(customerId)
-                : CustomerIdRoute.NotOwned(context);
+                : CustomerIdRoute.NotOwned(context, found.NotServedReason);
         })
             .Produces<CustomerProfile>()
             .ProducesProblem(400)

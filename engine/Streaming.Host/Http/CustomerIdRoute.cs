@@ -119,14 +119,18 @@ public static class CustomerIdRoute
     public static IResult NotFound(string customerId) =>
         Results.Problem(statusCode: 404, title: "customer not found", detail: $"no customer '{customerId}'");
 
-    /// <summary>503 problem+json with <c>Retry-After</c>: the customer's partition has no owner on this node yet.</summary>
-    public static IResult NotOwned(HttpContext context)
+    /// <summary>
+    /// 503 problem+json with <c>Retry-After</c>: the customer's partition has no owner on this node yet, or its owner did
+    /// not answer. <paramref name="reason"/> (the engine's <see cref="Connectors.Kafka.CustomerLookup.NotServedReason"/>)
+    /// says which; without one the detail names start-up or rebalance.
+    /// </summary>
+    public static IResult NotOwned(HttpContext context, string? reason = null)
     {
         context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return Results.Problem(
             statusCode: 503,
             title: "partition not owned yet",
-            detail: "the customer's partition has no owner on this node yet (start-up or rebalance); retry later");
+            detail: (reason ?? "the customer's partition has no owner on this node yet (start-up or rebalance)") + "; retry later");
     }
 
     /// <summary>Longest customer id (characters), as in CONTRACTS.md §2 v1.1.</summary>

@@ -112,9 +112,13 @@ public static class TriggerRoutes
             }
 
             var body = await TriggersBody(host, customerId, ct).ConfigureAwait(false);
-            return body is not null ? Results.Ok(body)
-                : (await host.Engine.LookupAsync(customerId, ct).ConfigureAwait(false)).Served ? CustomerIdRoute.NotFound(customerId)
-                : CustomerIdRoute.NotOwned(context);
+            if (body is not null)
+            {
+                return Results.Ok(body);
+            }
+
+            var found = await host.Engine.LookupAsync(customerId, ct).ConfigureAwait(false);
+            return found.Served ? CustomerIdRoute.NotFound(customerId) : CustomerIdRoute.NotOwned(context, found.NotServedReason);
         })
             .Produces<CustomerTriggersBody>()
             .ProducesProblem(400)
