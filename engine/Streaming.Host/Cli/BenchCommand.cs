@@ -338,10 +338,9 @@ public static class BenchCommand
         using var store = SqliteStateStore.OpenDirectory(stateDir);
         using var meters = new BenchMeters();
         var instruments = new EngineInstruments(meters);
-        var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = EngineGroup };
         var baseline = HeapAfterFullCollection();
         var allocatedBefore = GC.GetTotalAllocatedBytes(precise: false);
-        using var engine = new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, instruments);
+        using var engine = NewEngine(bootstrap, EngineGroup, stateDir, store, instruments);
         engine.Start();
         var seconds = await SecondsToApplyAsync(() => engine.EventsProcessed, engine.Stopped, expected, ct).ConfigureAwait(false);
         Progress($"timed run: {expected / seconds:N0} events/s");
@@ -377,8 +376,7 @@ public static class BenchCommand
         {
             using var store = SqliteStateStore.OpenDirectory(stateDir);
             using var meters = new BenchMeters();
-            var options = new EngineOptions { BootstrapServers = bootstrap, GroupId = EngineGroup + "-cold" };
-            using var engine = new ShardedEngine(options, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, new EngineInstruments(meters));
+            using var engine = NewEngine(bootstrap, EngineGroup + "-cold", stateDir, store, new EngineInstruments(meters));
             engine.Start();
             var seconds = await SecondsToApplyAsync(() => engine.EventsProcessed, engine.Stopped, expected, ct).ConfigureAwait(false);
             await engine.StopAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
@@ -392,6 +390,14 @@ public static class BenchCommand
             }
         }
     }
+
+    /// <summary>
+    /// An engine as the bench runs it: default options, consuming from <paramref name="bootstrap"/> in consumer group
+    /// <paramref name="group"/>, its actors' journal in SQLite under <paramref name="stateDir"/> and its firings'
+    /// outbox in <paramref name="store"/>, measured through <paramref name="instruments"/>. Not started.
+    /// </summary>
+    private static ShardedEngine NewEngine(string bootstrap, string group, string stateDir, SqliteStateStore store, EngineInstruments instruments) =>
+        new(new EngineOptions { BootstrapServers = bootstrap, GroupId = group }, new ActorStoreOptions { Provider = StoreProvider.Sqlite, DataDir = stateDir }, TimeProvider.System, NullLogger.Instance, RuleSetLoader.Default, store, instruments);
 
     /// <summary>
     /// Seconds from the first record an engine applied to the <paramref name="expected"/>-th, as its count of applied
