@@ -263,7 +263,9 @@ public sealed partial class ClusterReplayTests(ITestOutputHelper output)
         IReadOnlyList<EngineProcess> nodes, OnlineRetailBatch.Result expected, string bootstrap)
     {
         // Through the nodes at once: each read is a round trip through its node's shard region, often to another node.
-        await Task.WhenAll(nodes.Select((node, i) => ProfileAssert.OrdersMatchAsync(node.Http, expected, $"read through node {"abc"[i]}")));
+        // A read answered 503 (its partition's owner not known to this node yet, or not answering) is asked again for up
+        // to 15 s, as the Retry-After tells a client to.
+        await Task.WhenAll(nodes.Select((node, i) => ProfileAssert.OrdersMatchAsync([node.Http], expected, $"read through node {"abc"[i]}", TimeSpan.FromSeconds(15), output.WriteLine)));
 
         var published = await TriggerReplayTests.ReadTriggersAsync(bootstrap);
         TriggerReplayTests.AssertEnvelopes(published);
