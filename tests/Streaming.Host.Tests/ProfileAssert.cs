@@ -28,7 +28,7 @@ public static class ProfileAssert
         {
             var deadline = DateTime.UtcNow + (retryUnavailable ?? TimeSpan.Zero);
             HttpResponseMessage response;
-            for (var attempt = 0; ; attempt++)
+            for (var first = true; ; first = false)
             {
                 response = await nodes[0].GetAsync("/v1/customers/" + id, ct);
                 for (var n = 1; n < nodes.Count && response.StatusCode == HttpStatusCode.ServiceUnavailable; n++)
@@ -42,15 +42,21 @@ public static class ProfileAssert
                     break;
                 }
 
-                if (attempt == 0)
+                if (first)
                 {
                     Interlocked.Increment(ref retried);
                 }
 
                 // The answer's Retry-After, at most a second and never past the deadline.
-                var after = response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1);
+                var wait = response.Headers.RetryAfter?.Delta is { } after && after < TimeSpan.FromSeconds(1) ? after : TimeSpan.FromSeconds(1);
+                var left = deadline - DateTime.UtcNow;
+                if (left < wait)
+                {
+                    wait = left > TimeSpan.Zero ? left : TimeSpan.Zero;
+                }
+
                 response.Dispose();
-                await Task.Delay(TimeSpan.FromTicks(Math.Min(Math.Min(after.Ticks, TimeSpan.TicksPerSecond), Math.Max(0, (deadline - DateTime.UtcNow).Ticks))), ct);
+                await Task.Delay(wait, ct);
             }
 
             using var answered = response;
